@@ -1,0 +1,34 @@
+"""jobdesk: user-owned background jobs for web applications.
+
+Open a :class:`JobDesk` on SQLite (the default) or PostgreSQL, create jobs for
+your users within their limits, and let workers claim, report on and finish
+them. ``jobdesk.sync`` offers the same operations to synchronous code.
+"""
+
+from jobdesk.desk import JobDesk
+from jobdesk.limits import Limits
+from jobdesk.models import (
+    Job,
+    JobEvent,
+    JobPage,
+    JobStatus,
+    ProgressReply,
+    UserUsage,
+    Worker,
+    WorkerTokenInfo,
+)
+
+__all__ = [
+    "Job",
+    "JobDesk",
+    "JobEvent",
+    "JobPage",
+    "JobStatus",
+    "Limits",
+    "ProgressReply",
+    "UserUsage",
+    "Worker",
+    "WorkerTokenInfo",
+]
+
+__version__ = "0.1.0"

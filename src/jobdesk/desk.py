@@ -1,0 +1,471 @@
+"""JobDesk: every jobdesk operation, async, over one store.
+
+The host application authenticates its users; jobdesk authorises: every user
+operation names the acting ``user_id`` and sees only that user's jobs. Worker
+operations need the :class:`~jobdesk.models.Worker` that ``verify_worker_token``
+returns. Arguments are validated here, before anything reaches the store.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Generator, Sequence
+from datetime import datetime
+from functools import partial
+from types import TracebackType
+from typing import Any
+
+from jobdesk import cursors, lifecycle, tokens, validation
+from jobdesk.errors import InvalidInput, JobNotFound, Unauthorized
+from jobdesk.ids import new_job_id
+from jobdesk.limits import Limits
+from jobdesk.models import (
+    Job,
+    JobEvent,
+    JobPage,
+    JobStatus,
+    JSONValue,
+    NewJob,
+    ProgressReply,
+    TokenRecord,
+    UserLimits,
+    UserUsage,
+    Worker,
+    WorkerTokenInfo,
+)
+from jobdesk.store import Clock, Store, open_store
+
+__all__ = ["DEFAULT_URL", "JobDesk"]
+
+DEFAULT_URL = "sqlite:///jobdesk.db"
+_REAPER_BATCH = 500
+
+
+class JobDesk:
+    """The jobdesk operations over one store. Open with :meth:`JobDesk.open`."""
+
+    def __init__(
+        self,
+        store: Store,
+        *,
+        limits: Limits | None = None,
+        types: Collection[str] | None = None,
+    ) -> None:
+        self.store = store
+        self.limits = limits or Limits()
+        #: the registered job types; None accepts any well-formed type
+        self.types = None if types is None else validation.job_types(types, field="types")
+        self._secret = b""
+
+    @classmethod
+    def open(
+        cls,
+        url: str = DEFAULT_URL,
+        *,
+        limits: Limits | None = None,
+        types: Collection[str] | None = None,
+        clock: Clock | None = None,
+    ) -> _Opening:
+        """Open a desk on a database URL, applying pending migrations.
+
+        Use as ``async with JobDesk.open(url) as desk:`` or ``desk = await
+        JobDesk.open(url)`` followed by ``await desk.close()``. ``types`` registers
+        the job types that ``create_job`` accepts; ``clock`` replaces the store's
+        clock (tests use it to move time).
+        """
+        if limits is not None and not isinstance(limits, Limits):
+            raise InvalidInput("limits", "must be a jobdesk.Limits")
+        return _Opening(cls(open_store(url, clock=clock), limits=limits, types=types))
+
+    async def start(self) -> None:
+        """Open the store (connect, migrate). :meth:`open` does this for you."""
+        await self.store.open()
+        self._secret = await self.store.secret()
+
+    async def close(self) -> None:
+        """Close the store's connections."""
+        await self.store.close()
+
+    async def __aenter__(self) -> JobDesk:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    # -- user operations ------------------------------------------------------------------
+
+    async def create_job(
+        self,
+        user_id: str,
+        type: str,  # noqa: A002 - the operation's contract names it "type"
+        input: JSONValue,  # noqa: A002 - the operation's contract names it "input"
+        project_id: str | None = None,
+        *,
+        priority: int = 0,
+        run_at: datetime | None = None,
+        max_attempts: int | None = None,
+        idempotency_key: str | None = None,
+    ) -> Job:
+        """Store a ``pending`` job for ``user_id`` within that user's limits.
+
+        Raises :class:`~jobdesk.errors.InvalidInput` for a bad argument and
+        :class:`~jobdesk.errors.RateLimited` when the user has too many active jobs
+        or created too many today. With ``idempotency_key``, a repeated call for the
+        same user returns the first job and counts once.
+        """
+        spec = NewJob(
+            id=new_job_id(),
+            user_id=validation.principal_id("user_id", user_id),
+            project_id=validation.optional_principal_id("project_id", project_id),
+            type=validation.job_type(type, self.types),
+            input=input,
+            input_json=validation.json_document(
+                "input", input, self.limits.max_input_bytes, self.limits.max_input_depth
+            ),
+            priority=validation.integer(
+                "priority", priority, -validation.MAX_PRIORITY, validation.MAX_PRIORITY
+            ),
+            run_at=None if run_at is None else validation.aware_datetime("run_at", run_at),
+            max_attempts=(
+                self.limits.max_attempts
+                if max_attempts is None
+                else validation.integer("max_attempts", max_attempts, 1, validation.MAX_ATTEMPTS)
+            ),
+            idempotency_key=validation.idempotency_key(idempotency_key),
+        )
+        job, _ = await self.store.insert_job(spec, self.limits)
+        return job
+
+    async def get_job_status(self, job_id: str, user_id: str) -> Job:
+        """One of the user's jobs; :class:`~jobdesk.errors.JobNotFound` for any other id."""
+        job_id = validation.job_id(job_id)
+        user_id = validation.principal_id("user_id", user_id)
+        job = await self.store.get_job(job_id, user_id)
+        if job is None:
+            raise JobNotFound(job_id)
+        return job
+
+    async def get_user_jobs(
+        self,
+        user_id: str,
+        *,
+        status: JobStatus | str | Sequence[JobStatus | str] | None = None,
+        type: str | Sequence[str] | None = None,  # noqa: A002 - the contract's name
+        project_id: str | None = None,
+        limit: int = 20,
+        cursor: str | None = None,
+    ) -> JobPage:
+        """The user's jobs, newest first, filtered, one page at a time.
+
+        Pass the returned ``next_cursor`` back as ``cursor`` for the next page; it
+        is None on the last page. Cursors are signed: an altered one, or one issued
+        to another user, raises :class:`~jobdesk.errors.InvalidInput`.
+        """
+        user_id = validation.principal_id("user_id", user_id)
+        limit = validation.page_limit(limit)
+        before_id = None if cursor is None else cursors.decode(self._secret, user_id, cursor)
+        jobs = await self.store.list_jobs(
+            user_id,
+            statuses=validation.statuses(status),
+            types=validation.job_types(type, field="type"),
+            project_id=validation.optional_principal_id("project_id", project_id),
+            before_id=before_id,
+            limit=limit + 1,
+        )
+        if len(jobs) <= limit:
+            return JobPage(jobs, None)
+        items = jobs[:limit]
+        return JobPage(items, cursors.encode(self._secret, user_id, items[-1].id))
+
+    async def get_job_history(self, job_id: str, user_id: str) -> list[JobEvent]:
+        """The status changes of one of the user's jobs, oldest first: its attempts and errors."""
+        job = await self.get_job_status(job_id, user_id)
+        return await self.store.job_events(job.id)
+
+    async def cancel_job(self, job_id: str, user_id: str) -> Job:
+        """Cancel a pending or processing job at once; its active slot is free.
+
+        A processing job's worker learns of it on its next progress report or
+        heartbeat, and its later writes are refused. Cancelling a cancelled job
+        returns it unchanged; a completed or failed one raises
+        :class:`~jobdesk.errors.InvalidTransition`.
+        """
+        job_id = validation.job_id(job_id)
+        user_id = validation.principal_id("user_id", user_id)
+        _, job = await self.store.update_job(job_id, lifecycle.cancel, self.limits, user_id=user_id)
+        return job
+
+    async def retry_job(self, job_id: str, user_id: str) -> Job:
+        """Put a failed or cancelled job back to ``pending`` with a fresh budget of attempts.
+
+        It counts against the active-job limit again (:class:`~jobdesk.errors.RateLimited`);
+        its history keeps the earlier attempts.
+        """
+        job_id = validation.job_id(job_id)
+        user_id = validation.principal_id("user_id", user_id)
+        _, job = await self.store.update_job(job_id, lifecycle.retry, self.limits, user_id=user_id)
+        return job
+
+    async def get_user_usage(self, user_id: str) -> UserUsage:
+        """The user's effective limits and how much of them is in use."""
+        return await self.store.user_usage(validation.principal_id("user_id", user_id), self.limits)
+
+    async def set_user_limits(
+        self, user_id: str, *, max_active: int | None = None, max_daily: int | None = None
+    ) -> None:
+        """Override the default limits for one user (a paid plan, say); None restores a default."""
+        user_id = validation.principal_id("user_id", user_id)
+        overrides = UserLimits(
+            None
+            if max_active is None
+            else validation.integer("max_active", max_active, 0, 1_000_000),
+            None
+            if max_daily is None
+            else validation.integer("max_daily", max_daily, 0, 100_000_000),
+        )
+        await self.store.set_user_limits(user_id, overrides)
+
+    # -- worker operations ----------------------------------------------------------------
+
+    async def verify_worker_token(self, token: str) -> Worker:
+        """The :class:`Worker` a token stands for, or :class:`~jobdesk.errors.Unauthorized`."""
+        record = await self._verify(token, "worker")
+        return Worker(record.subject, record.types)
+
+    def _worker_types(self, worker: Worker, types: object) -> frozenset[str] | None:
+        asked = validation.job_types(types)
+        if worker.types is None:
+            return asked
+        return worker.types if asked is None else worker.types & asked
+
+    async def get_pending_jobs(
+        self, worker: Worker, *, types: str | Sequence[str] | None = None, limit: int = 10
+    ) -> list[Job]:
+        """The due pending jobs this worker may take, in the order they would be claimed."""
+        worker = validation.worker(worker)
+        limit = validation.page_limit(limit)
+        allowed = self._worker_types(worker, types)
+        if allowed is not None and not allowed:
+            return []
+        return await self.store.ready_jobs(allowed, limit)
+
+    async def start_job(self, worker: Worker, job_id: str) -> Job:
+        """Start one pending, due job for this worker: a new attempt under a new lease.
+
+        :class:`~jobdesk.errors.InvalidTransition` if the job is no longer pending
+        (another worker started it, say).
+        """
+        worker = validation.worker(worker)
+        job_id = validation.job_id(job_id)
+        change = partial(lifecycle.start, worker=worker, lease_seconds=self.limits.lease_seconds)
+        _, job = await self.store.update_job(job_id, change, self.limits)
+        return job
+
+    async def claim_jobs(
+        self, worker: Worker, *, types: str | Sequence[str] | None = None, limit: int = 1
+    ) -> list[Job]:
+        """Atomically start up to ``limit`` due jobs in queue order (the fast path)."""
+        worker = validation.worker(worker)
+        limit = validation.page_limit(limit)
+        allowed = self._worker_types(worker, types)
+        if allowed is not None and not allowed:
+            return []
+        return await self.store.claim(worker, allowed, limit, self.limits.lease_seconds)
+
+    async def update_job_progress(
+        self,
+        worker: Worker,
+        job_id: str,
+        progress: float,
+        message: str | None = None,
+        *,
+        attempt: int,
+    ) -> ProgressReply:
+        """Record progress (0-100) and renew the lease; answers whether the user cancelled.
+
+        ``attempt`` is the attempt the worker holds (``job.attempt`` from the claim);
+        a stale one raises :class:`~jobdesk.errors.LeaseLost`.
+        """
+        return await self._report(worker, job_id, attempt, validation.progress(progress), message)
+
+    async def heartbeat_job(self, worker: Worker, job_id: str, *, attempt: int) -> ProgressReply:
+        """Renew the lease without new progress; answers whether the user cancelled."""
+        return await self._report(worker, job_id, attempt, None, None)
+
+    async def _report(
+        self, worker: Worker, job_id: str, attempt: int, progress: float | None, message: str | None
+    ) -> ProgressReply:
+        worker = validation.worker(worker)
+        job_id = validation.job_id(job_id)
+        change = partial(
+            lifecycle.report_progress,
+            worker=worker,
+            attempt=validation.integer("attempt", attempt, 1, 2**31),
+            lease_seconds=self.limits.lease_seconds,
+            progress=progress,
+            message=validation.message(message),
+        )
+        _, job = await self.store.update_job(job_id, change, self.limits)
+        return ProgressReply(job.status is JobStatus.CANCELLED, job.lease_expires_at)
+
+    async def complete_job(
+        self, worker: Worker, job_id: str, result: JSONValue = None, *, attempt: int
+    ) -> Job:
+        """``processing`` -> ``completed`` with ``result`` (JSON)."""
+        worker = validation.worker(worker)
+        job_id = validation.job_id(job_id)
+        validation.json_document(
+            "result", result, self.limits.max_result_bytes, self.limits.max_input_depth
+        )
+        change = partial(
+            lifecycle.complete,
+            worker=worker,
+            attempt=validation.integer("attempt", attempt, 1, 2**31),
+            result=result,
+        )
+        _, job = await self.store.update_job(job_id, change, self.limits)
+        return job
+
+    async def fail_job(
+        self,
+        worker: Worker,
+        job_id: str,
+        error: str | dict[str, Any] | BaseException,
+        *,
+        retryable: bool = True,
+        attempt: int,
+    ) -> Job:
+        """Report a failure: ``pending`` after a backoff while attempts remain, else ``failed``.
+
+        ``error`` is a message or ``{"message", "code"?, "details"?}``; with
+        ``retryable=False`` the job fails at once.
+        """
+        worker = validation.worker(worker)
+        job_id = validation.job_id(job_id)
+        if not isinstance(retryable, bool):
+            raise InvalidInput("retryable", "must be True or False")
+        change = partial(
+            lifecycle.fail,
+            worker=worker,
+            attempt=validation.integer("attempt", attempt, 1, 2**31),
+            error=validation.error_payload(error),
+            retryable=retryable,
+            limits=self.limits,
+        )
+        _, job = await self.store.update_job(job_id, change, self.limits)
+        return job
+
+    async def requeue_expired(self) -> int:
+        """Return jobs whose lease ran out to the queue (or fail them); how many.
+
+        Safe to run from many processes at once; workers and servers call it
+        periodically.
+        """
+        total = 0
+        while True:
+            count = await self.store.requeue_expired(self.limits, _REAPER_BATCH)
+            total += count
+            if count < _REAPER_BATCH:
+                return total
+
+    # -- tokens ---------------------------------------------------------------------------
+
+    async def create_worker_token(
+        self,
+        name: str,
+        *,
+        types: str | Sequence[str] | None = None,
+        expires_at: datetime | None = None,
+    ) -> str:
+        """A new worker token named ``name``, optionally limited to job types.
+
+        The plaintext is returned once and never stored; keep it secret.
+        """
+        name = validation.token_name(name)
+        allowed = validation.job_types(types, self.types)
+        return await self._issue("worker", name, allowed, expires_at)
+
+    async def revoke_worker_token(self, name: str) -> int:
+        """Revoke every live token named ``name``; how many were revoked."""
+        return await self.store.revoke_tokens("worker", validation.token_name(name))
+
+    async def list_worker_tokens(self) -> list[WorkerTokenInfo]:
+        """Every worker token, newest first, without secrets."""
+        return [
+            WorkerTokenInfo(r.subject, r.types, r.created_at, r.expires_at, r.revoked_at)
+            for r in await self.store.list_tokens("worker")
+        ]
+
+    async def create_user_token(self, user_id: str, *, expires_at: datetime | None = None) -> str:
+        """A bearer token for ``user_id`` (for the HTTP API); shown once, stored hashed."""
+        return await self._issue(
+            "user", validation.principal_id("user_id", user_id), None, expires_at
+        )
+
+    async def verify_user_token(self, token: str) -> str:
+        """The user id a user token stands for; :class:`~jobdesk.errors.Unauthorized` otherwise."""
+        return (await self._verify(token, "user")).subject
+
+    async def revoke_user_tokens(self, user_id: str) -> int:
+        """Revoke every token of ``user_id``; how many were revoked."""
+        return await self.store.revoke_tokens("user", validation.principal_id("user_id", user_id))
+
+    async def _issue(
+        self,
+        kind: tokens.TokenKind,
+        subject: str,
+        types: frozenset[str] | None,
+        expires_at: datetime | None,
+    ) -> str:
+        now = await self.store.now()
+        if expires_at is not None:
+            expires_at = validation.aware_datetime("expires_at", expires_at)
+            if expires_at <= now:
+                raise InvalidInput("expires_at", "must be in the future")
+        token, parsed = tokens.generate(kind)
+        record = TokenRecord(
+            parsed.key_id, kind, subject, parsed.secret_hash, now, types, expires_at
+        )
+        await self.store.insert_token(record)
+        return token
+
+    async def _verify(self, token: object, kind: tokens.TokenKind) -> TokenRecord:
+        parsed = tokens.parse(token, kind)
+        record = await self.store.get_token(kind, parsed.key_id)
+        if not tokens.matches(parsed, None if record is None else record.secret_hash):
+            raise Unauthorized(f"unknown {kind} token")
+        assert record is not None  # matches() is False for a missing record
+        if record.revoked_at is not None:
+            raise Unauthorized(f"this {kind} token was revoked")
+        if record.expires_at is not None and record.expires_at <= await self.store.now():
+            raise Unauthorized(f"this {kind} token expired at {record.expires_at.isoformat()}")
+        return record
+
+
+class _Opening:
+    """What :meth:`JobDesk.open` returns: await it, or use it with ``async with``."""
+
+    def __init__(self, desk: JobDesk) -> None:
+        self._desk = desk
+
+    def __await__(self) -> Generator[Any, None, JobDesk]:
+        return self._open().__await__()
+
+    async def _open(self) -> JobDesk:
+        await self._desk.start()
+        return self._desk
+
+    async def __aenter__(self) -> JobDesk:
+        return await self._open()
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        await self._desk.close()

@@ -1,0 +1,120 @@
+"""Every error jobdesk raises, under one root.
+
+```
+JobdeskError
+├── InvalidInput        a public argument broke a rule; ``.field`` and ``.rule`` say which
+├── JobNotFound         no such job for this caller (another user's job looks exactly the same)
+├── RateLimited         a per-user limit refused the request; ``.limit``, ``.retry_after``
+├── Unauthorized        a token is missing, malformed, unknown, revoked or expired
+├── InvalidTransition   the job's status does not allow this operation now
+├── LeaseLost           the worker no longer holds the job under the attempt it named
+└── StoreUnavailable    the database could not be reached or stayed busy; safe to try again
+```
+
+Messages say what to do. Driver errors are translated once, at the store
+boundary, with ``raise ... from exc``.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+__all__ = [
+    "InvalidInput",
+    "InvalidTransition",
+    "JobNotFound",
+    "JobdeskError",
+    "LeaseLost",
+    "RateLimited",
+    "StoreUnavailable",
+    "Unauthorized",
+]
+
+
+class JobdeskError(Exception):
+    """The root of every error jobdesk raises on purpose."""
+
+
+class InvalidInput(JobdeskError, ValueError):
+    """A public argument broke a rule before anything reached the database."""
+
+    def __init__(self, field: str, rule: str) -> None:
+        self.field = field
+        self.rule = rule
+        super().__init__(f"{field}: {rule}")
+
+
+class JobNotFound(JobdeskError, LookupError):
+    """No job with this id belongs to the caller.
+
+    Raised identically for a job that does not exist and for another user's job,
+    so that the error never reveals that someone else's job exists.
+    """
+
+    def __init__(self, job_id: str) -> None:
+        self.job_id = job_id
+        super().__init__(f"job {job_id!r} not found")
+
+
+class RateLimited(JobdeskError):
+    """A per-user limit refused the request.
+
+    ``limit`` is ``"active"`` (too many pending + processing jobs: finish or cancel
+    one) or ``"daily"`` (too many jobs created this UTC day). ``retry_after`` is the
+    number of seconds until the limit resets, when that can be known.
+    """
+
+    def __init__(
+        self,
+        limit: Literal["active", "daily"],
+        allowed: int,
+        retry_after: int | None = None,
+    ) -> None:
+        self.limit = limit
+        self.allowed = allowed
+        self.retry_after = retry_after
+        if limit == "active":
+            message = (
+                f"at most {allowed} active jobs per user; wait for one to finish or cancel one"
+            )
+        else:
+            message = (
+                f"at most {allowed} jobs created per user per UTC day; "
+                f"try again in {retry_after} seconds"
+            )
+        super().__init__(message)
+
+
+class Unauthorized(JobdeskError):
+    """A token is missing, malformed, unknown, revoked or expired."""
+
+
+class InvalidTransition(JobdeskError):
+    """The job's current status does not allow the requested operation."""
+
+    def __init__(self, job_id: str, status: str, action: str, reason: str | None = None) -> None:
+        self.job_id = job_id
+        self.status = status
+        self.action = action
+        detail = reason or f"a {status} job cannot be {action}"
+        super().__init__(f"job {job_id!r}: {detail}")
+
+
+class LeaseLost(JobdeskError):
+    """The worker no longer holds the job under the attempt it named.
+
+    Another attempt took the job over, it was cancelled, or the lease ran out.
+    The worker must stop working on the job and must not report for it again.
+    """
+
+    def __init__(self, job_id: str, reason: str) -> None:
+        self.job_id = job_id
+        self.reason = reason
+        super().__init__(f"job {job_id!r}: lease lost ({reason}); stop working on it")
+
+
+class StoreUnavailable(JobdeskError):
+    """The database could not be reached, or stayed locked past the timeout.
+
+    Nothing was applied; the same call may be tried again.
+    """

@@ -1,0 +1,99 @@
+"""Limits: the defaults, the per-user checks and the retry backoff.
+
+The checks are pure functions; a store calls them inside the transaction that
+holds the user's row, which is what makes them atomic.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from jobdesk.errors import InvalidInput, RateLimited
+from jobdesk.models import UserLimits
+
+__all__ = ["Limits", "check_active", "check_daily", "next_midnight", "retry_backoff"]
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    """Defaults for every user and job; per-user overrides come from ``set_user_limits``."""
+
+    #: pending + processing jobs one user may have at once
+    max_active_per_user: int = 10
+    #: jobs one user may create per UTC day
+    max_created_per_day: int = 1000
+    #: seconds a worker holds a job without a progress report or heartbeat
+    lease_seconds: float = 300.0
+    #: starts per job before a failure is final (``create_job`` may override)
+    max_attempts: int = 3
+    #: first retry delay in seconds; doubles with every attempt, with jitter
+    retry_backoff_seconds: float = 5.0
+    #: the longest retry delay in seconds
+    retry_backoff_max_seconds: float = 3600.0
+    #: serialized JSON input size limit in bytes
+    max_input_bytes: int = 256 * 1024
+    #: JSON input nesting depth limit (results too)
+    max_input_depth: int = 32
+    #: serialized JSON result size limit in bytes
+    max_result_bytes: int = 1024 * 1024
+
+    def __post_init__(self) -> None:
+        for name in ("max_active_per_user", "max_created_per_day", "max_attempts"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise InvalidInput(name, "must be an integer of at least 1")
+        for name in ("lease_seconds", "retry_backoff_seconds", "retry_backoff_max_seconds"):
+            value = getattr(self, name)
+            if not isinstance(value, int | float) or isinstance(value, bool) or value <= 0:
+                raise InvalidInput(name, "must be a positive number of seconds")
+        if self.max_input_bytes < 2 or self.max_input_depth < 1:
+            raise InvalidInput("max_input_bytes", "input limits must allow at least '{}'")
+
+    def for_user(self, overrides: UserLimits | None) -> tuple[int, int]:
+        """``(max_active, max_daily)`` for a user with these overrides."""
+        if overrides is None:
+            return self.max_active_per_user, self.max_created_per_day
+        return (
+            self.max_active_per_user if overrides.max_active is None else overrides.max_active,
+            self.max_created_per_day if overrides.max_daily is None else overrides.max_daily,
+        )
+
+
+def next_midnight(now: datetime) -> datetime:
+    """The next UTC midnight after ``now``: when the daily count starts again."""
+    today = now.astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+    return today + timedelta(days=1)
+
+
+def usage_day(now: datetime) -> str:
+    """The UTC day ``now`` falls on, as ``YYYY-MM-DD``: the key of the daily count."""
+    return now.astimezone(UTC).date().isoformat()
+
+
+def check_active(active: int, max_active: int) -> None:
+    """Refuse one more active job when ``active`` already fills the limit."""
+    if active >= max_active:
+        raise RateLimited("active", max_active)
+
+
+def check_daily(created_today: int, max_daily: int, now: datetime) -> None:
+    """Refuse one more job today when ``created_today`` already fills the limit."""
+    if created_today >= max_daily:
+        wait = next_midnight(now) - now
+        raise RateLimited("daily", max_daily, retry_after=max(1, int(wait.total_seconds() + 0.999)))
+
+
+def retry_backoff(limits: Limits, attempts_made: int, rng: random.Random | None = None) -> float:
+    """Seconds to wait before the next attempt: exponential, capped, with "equal jitter".
+
+    Half of the delay is fixed and half random, so retries of jobs that failed
+    together spread out but never come back sooner than half the nominal delay.
+    """
+    nominal = min(
+        limits.retry_backoff_max_seconds,
+        limits.retry_backoff_seconds * 2 ** max(0, attempts_made - 1),
+    )
+    draw: float = (rng or random).random()
+    return nominal / 2 + nominal / 2 * draw

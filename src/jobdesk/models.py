@@ -1,0 +1,234 @@
+"""The job, its statuses and the one table of allowed transitions.
+
+Every status change anywhere in jobdesk goes through :func:`next_status`; both
+stores obey this table and nothing else.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+from jobdesk.errors import InvalidTransition
+
+JSONValue = Any
+"""Anything :func:`json.dumps` accepts: dict, list, str, int, float, bool, None."""
+
+
+class JobStatus(StrEnum):
+    """Where a job is in its life."""
+
+    #: stored, waiting for a worker (possibly until ``run_at``)
+    PENDING = "pending"
+    #: held by a worker under a lease
+    PROCESSING = "processing"
+    #: finished with a result; terminal
+    COMPLETED = "completed"
+    #: gave up: attempts spent or a non-retryable error; ``retry_job`` revives it
+    FAILED = "failed"
+    #: cancelled by its user; ``retry_job`` revives it
+    CANCELLED = "cancelled"
+
+    @property
+    def is_active(self) -> bool:
+        """Whether the job counts against its user's active-job limit."""
+        return self in _ACTIVE
+
+    @property
+    def is_finished(self) -> bool:
+        """Whether the job is in a terminal status (completed, failed, cancelled)."""
+        return self not in _ACTIVE
+
+
+_ACTIVE = frozenset({JobStatus.PENDING, JobStatus.PROCESSING})
+ACTIVE_STATUSES: tuple[JobStatus, ...] = (JobStatus.PENDING, JobStatus.PROCESSING)
+
+
+class Action(StrEnum):
+    """What can happen to a job; the keys of the transition table."""
+
+    #: a worker starts (or claims) a pending job
+    START = "started"
+    #: the worker reports success
+    COMPLETE = "completed"
+    #: the worker reports a failure that ends the job
+    FAIL = "failed"
+    #: back to the queue: retryable failure, expired lease or hand-back
+    REQUEUE = "requeued"
+    #: the user cancels
+    CANCEL = "cancelled"
+    #: the user asks for a failed or cancelled job to run again
+    RETRY = "retried"
+
+
+TRANSITIONS: Mapping[tuple[JobStatus, Action], JobStatus] = {
+    (JobStatus.PENDING, Action.START): JobStatus.PROCESSING,
+    (JobStatus.PENDING, Action.CANCEL): JobStatus.CANCELLED,
+    (JobStatus.PROCESSING, Action.COMPLETE): JobStatus.COMPLETED,
+    (JobStatus.PROCESSING, Action.FAIL): JobStatus.FAILED,
+    (JobStatus.PROCESSING, Action.REQUEUE): JobStatus.PENDING,
+    (JobStatus.PROCESSING, Action.CANCEL): JobStatus.CANCELLED,
+    (JobStatus.FAILED, Action.RETRY): JobStatus.PENDING,
+    (JobStatus.CANCELLED, Action.RETRY): JobStatus.PENDING,
+}
+"""The only allowed status changes: ``(from, action) -> to``."""
+
+
+def next_status(job_id: str, status: JobStatus, action: Action) -> JobStatus:
+    """The status ``action`` leads to from ``status``, or :class:`InvalidTransition`."""
+    try:
+        return TRANSITIONS[(status, action)]
+    except KeyError:
+        raise InvalidTransition(job_id, status.value, action.value) from None
+
+
+def sources(action: Action) -> tuple[JobStatus, ...]:
+    """The statuses from which ``action`` is allowed."""
+    return tuple(status for (status, act) in TRANSITIONS if act is action)
+
+
+@dataclass(frozen=True, slots=True)
+class Job:
+    """One job, as stored. Times are timezone-aware UTC."""
+
+    id: str
+    user_id: str
+    type: str
+    status: JobStatus
+    input: JSONValue
+    created_at: datetime
+    run_at: datetime
+    updated_at: datetime
+    project_id: str | None = None
+    result: JSONValue = None
+    #: ``{"message": ..., "code": ..., "details": ...}`` of the last failure, or None
+    error: dict[str, JSONValue] | None = None
+    progress: float = 0.0
+    progress_message: str | None = None
+    priority: int = 0
+    #: how many times the job was started; never repeats, fences worker writes
+    attempt: int = 0
+    max_attempts: int = 3
+    #: attempts made before the user's last ``retry_job``; the budget restarts there
+    attempt_offset: int = 0
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    worker_id: str | None = None
+    lease_expires_at: datetime | None = None
+    cancel_requested: bool = False
+    idempotency_key: str | None = None
+
+    @property
+    def attempts_left(self) -> int:
+        """Starts still allowed before a failure becomes final."""
+        return max(0, self.max_attempts - (self.attempt - self.attempt_offset))
+
+
+@dataclass(frozen=True, slots=True)
+class NewJob:
+    """A validated request for a job, before the store stamps its times."""
+
+    id: str
+    user_id: str
+    type: str
+    input: JSONValue
+    #: ``input`` serialized once, by validation, for the store to write
+    input_json: str
+    max_attempts: int
+    project_id: str | None = None
+    priority: int = 0
+    #: None means as soon as possible
+    run_at: datetime | None = None
+    idempotency_key: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class JobPage:
+    """One page of a user's jobs, newest first."""
+
+    items: list[Job]
+    #: pass to ``get_user_jobs(cursor=...)`` for the next page; None on the last page
+    next_cursor: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class JobEvent:
+    """One status change in a job's history (its timeline and attempts)."""
+
+    job_id: str
+    at: datetime
+    status: JobStatus
+    attempt: int
+    worker_id: str | None = None
+    error: dict[str, JSONValue] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Worker:
+    """A verified worker: the name of its token and the job types it may touch."""
+
+    name: str
+    #: None means every type
+    types: frozenset[str] | None = None
+
+    def may_handle(self, job_type: str) -> bool:
+        """Whether this worker's token allows jobs of ``job_type``."""
+        return self.types is None or job_type in self.types
+
+
+@dataclass(frozen=True, slots=True)
+class ProgressReply:
+    """What a worker learns from a progress report or a heartbeat."""
+
+    #: the user cancelled the job: stop working on it and report nothing more
+    cancel_requested: bool
+    lease_expires_at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class WorkerTokenInfo:
+    """A stored worker token, without its secret."""
+
+    name: str
+    types: frozenset[str] | None
+    created_at: datetime
+    expires_at: datetime | None = None
+    revoked_at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class UserUsage:
+    """A user's limits and how much of them is in use."""
+
+    user_id: str
+    active: int
+    max_active: int
+    created_today: int
+    max_daily: int
+    #: next UTC midnight, when ``created_today`` starts again from zero
+    resets_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class UserLimits:
+    """Per-user overrides of the default limits; None keeps the default."""
+
+    max_active: int | None = None
+    max_daily: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class TokenRecord:
+    """A token row as the store keeps it (hash only, never the secret)."""
+
+    key_id: str
+    kind: str
+    subject: str
+    secret_hash: bytes
+    created_at: datetime
+    types: frozenset[str] | None = None
+    expires_at: datetime | None = None
+    revoked_at: datetime | None = None

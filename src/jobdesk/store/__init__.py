@@ -1,0 +1,149 @@
+"""The ``Store`` protocol: job operations, not SQL, between the core and a database.
+
+A store keeps jobs, their history, tokens and per-user limits, and makes each
+operation atomic. The rules themselves stay in :mod:`jobdesk.lifecycle` and
+:mod:`jobdesk.limits`: a store runs them inside the transaction that holds the
+rows they read. Two stores implement this protocol and pass one contract test
+suite: :class:`~jobdesk.store.sqlite.SQLiteStore` and (for scale-out)
+a PostgreSQL store.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from datetime import UTC, datetime
+from importlib import resources
+from typing import Protocol
+
+from jobdesk.errors import InvalidInput
+from jobdesk.limits import Limits
+from jobdesk.models import (
+    Job,
+    JobEvent,
+    JobStatus,
+    NewJob,
+    TokenRecord,
+    UserLimits,
+    UserUsage,
+    Worker,
+)
+
+__all__ = ["Change", "Clock", "Store", "load_queries", "open_store", "system_clock"]
+
+Clock = Callable[[], datetime]
+"""Returns the current time, timezone-aware; injected in tests to move time."""
+
+Change = Callable[[Job, datetime], Job]
+"""A pure function from a job and the store's current time to the job's next state."""
+
+
+def system_clock() -> datetime:
+    """The machine's clock, in UTC."""
+    return datetime.now(UTC)
+
+
+class Store(Protocol):
+    """What jobdesk needs from a database. Every method is one atomic operation."""
+
+    async def open(self) -> None:
+        """Connect and apply pending migrations."""
+
+    async def close(self) -> None:
+        """Release every connection."""
+
+    async def now(self) -> datetime:
+        """The store's clock: the time every rule is judged by."""
+
+    async def secret(self) -> bytes:
+        """The deployment's random secret (signs cursors), made once at migration."""
+
+    async def insert_job(self, spec: NewJob, limits: Limits) -> tuple[Job, bool]:
+        """Store a new job, or return the one with the same idempotency key.
+
+        Within one transaction, serialised per user: an idempotent replay returns
+        ``(jobdesk.lifecycle.replay(existing, spec), False)``; otherwise the user's
+        daily and active limits are checked (:func:`jobdesk.limits.check_daily`,
+        :func:`~jobdesk.limits.check_active`) and the job made by
+        :func:`jobdesk.lifecycle.create` is stored and returned with True.
+        """
+
+    async def get_job(self, job_id: str, user_id: str | None = None) -> Job | None:
+        """One job; with ``user_id``, only if that user owns it."""
+
+    async def update_job(
+        self, job_id: str, change: Change, limits: Limits, *, user_id: str | None = None
+    ) -> tuple[Job, Job]:
+        """Apply ``change`` to the locked job and write the result: ``(before, after)``.
+
+        Missing (or not ``user_id``'s) raises ``JobNotFound``. When the change makes
+        the job active again (a retry), the user's active limit is checked in the
+        same transaction. A status change is appended to the job's history. When
+        ``change`` returns the job unchanged nothing is written.
+        """
+
+    async def list_jobs(
+        self,
+        user_id: str,
+        *,
+        statuses: tuple[JobStatus, ...] | None,
+        types: frozenset[str] | None,
+        project_id: str | None,
+        before_id: str | None,
+        limit: int,
+    ) -> list[Job]:
+        """A user's jobs with ids below ``before_id``, newest first, at most ``limit``."""
+
+    async def ready_jobs(self, types: frozenset[str] | None, limit: int) -> list[Job]:
+        """Pending jobs that are due, in claim order (priority, then age)."""
+
+    async def claim(
+        self, worker: Worker, types: frozenset[str] | None, limit: int, lease_seconds: float
+    ) -> list[Job]:
+        """Start up to ``limit`` ready jobs for ``worker`` in one transaction, in claim order."""
+
+    async def requeue_expired(self, limits: Limits, batch_size: int) -> int:
+        """Apply :func:`jobdesk.lifecycle.expire` to up to ``batch_size`` expired leases."""
+
+    async def job_events(self, job_id: str) -> list[JobEvent]:
+        """A job's status changes, oldest first."""
+
+    async def insert_token(self, record: TokenRecord) -> None:
+        """Store a token (its hash). A live worker token's name must be unused."""
+
+    async def get_token(self, kind: str, key_id: str) -> TokenRecord | None:
+        """The token row with this key id, revoked or not."""
+
+    async def revoke_tokens(self, kind: str, subject: str) -> int:
+        """Revoke every live token of ``subject``; how many were revoked."""
+
+    async def list_tokens(self, kind: str) -> list[TokenRecord]:
+        """Every token of ``kind``, newest first."""
+
+    async def set_user_limits(self, user_id: str, user_limits: UserLimits) -> None:
+        """Store per-user overrides of the default limits."""
+
+    async def user_usage(self, user_id: str, limits: Limits) -> UserUsage:
+        """A user's effective limits and current use."""
+
+
+def open_store(url: str, clock: Clock | None = None) -> Store:
+    """The store for a database URL: ``sqlite:///path.db`` (or ``sqlite:///:memory:``)."""
+    if not isinstance(url, str):
+        raise InvalidInput("url", "must be a database URL such as sqlite:///jobdesk.db")
+    if url.startswith("sqlite://"):
+        # Imported here: jobdesk.store.sqlite imports this module.
+        from jobdesk.store.sqlite import SQLiteStore  # noqa: PLC0415
+
+        return SQLiteStore.from_url(url, clock=clock)
+    raise InvalidInput("url", "must start with sqlite:/// (PostgreSQL support: postgresql://)")
+
+
+_QUERY_HEADER = re.compile(r"^-- name: ([a-z_]+)\s*$", re.MULTILINE)
+
+
+def load_queries(package: str, filename: str) -> dict[str, str]:
+    """The named queries of a ``.sql`` file: blocks headed ``-- name: query_name``."""
+    text = resources.files(package).joinpath(filename).read_text(encoding="utf-8")
+    parts = _QUERY_HEADER.split(text)
+    return {name: body.strip() for name, body in zip(parts[1::2], parts[2::2], strict=True)}

@@ -1,0 +1,100 @@
+-- Every query SQLiteStore runs, by name. Parameters are always bound (:name), never
+-- formatted in. The active statuses written here are those of JobStatus.is_active.
+
+-- name: select_job
+SELECT * FROM jobs WHERE id = :id;
+
+-- name: select_user_job
+SELECT * FROM jobs WHERE id = :id AND user_id = :user_id;
+
+-- name: select_job_by_idempotency_key
+SELECT * FROM jobs WHERE user_id = :user_id AND idempotency_key = :idempotency_key;
+
+-- name: insert_job
+INSERT INTO jobs (
+    id, user_id, project_id, type, status, input, priority, attempt, max_attempts,
+    attempt_offset, created_at, run_at, updated_at, cancel_requested, idempotency_key
+) VALUES (
+    :id, :user_id, :project_id, :type, :status, :input, :priority, 0, :max_attempts,
+    0, :created_at, :run_at, :updated_at, 0, :idempotency_key
+);
+
+-- name: update_job
+UPDATE jobs SET
+    status = :status, result = :result, error = :error, progress = :progress,
+    progress_message = :progress_message, attempt = :attempt, max_attempts = :max_attempts,
+    attempt_offset = :attempt_offset, run_at = :run_at, started_at = :started_at,
+    finished_at = :finished_at, updated_at = :updated_at, worker_id = :worker_id,
+    lease_expires_at = :lease_expires_at, cancel_requested = :cancel_requested
+WHERE id = :id;
+
+-- name: insert_event
+INSERT INTO job_events (job_id, at, status, attempt, worker_id, error)
+VALUES (:job_id, :at, :status, :attempt, :worker_id, :error);
+
+-- name: select_events
+SELECT job_id, at, status, attempt, worker_id, error FROM job_events
+WHERE job_id = :job_id ORDER BY id;
+
+-- name: count_active
+SELECT count(*) FROM jobs
+WHERE user_id = :user_id AND status IN ('pending', 'processing');
+
+-- name: count_created_today
+-- Adds one to the user's count for the day (starting the day at one) and returns the
+-- limits to check it against; the caller rolls back if the count went over.
+INSERT INTO users (user_id, usage_day, created_on_day) VALUES (:user_id, :day, 1)
+ON CONFLICT (user_id) DO UPDATE SET
+    created_on_day = CASE WHEN usage_day = excluded.usage_day THEN created_on_day + 1 ELSE 1 END,
+    usage_day = excluded.usage_day
+RETURNING max_active, max_daily, created_on_day;
+
+-- name: select_user
+SELECT max_active, max_daily, usage_day, created_on_day FROM users WHERE user_id = :user_id;
+
+-- name: upsert_user_limits
+INSERT INTO users (user_id, max_active, max_daily) VALUES (:user_id, :max_active, :max_daily)
+ON CONFLICT (user_id) DO UPDATE SET
+    max_active = excluded.max_active, max_daily = excluded.max_daily;
+
+-- name: list_user_jobs
+-- :before_id is '8' (above every id) for the first page, so the index range always applies.
+SELECT * FROM jobs
+WHERE user_id = :user_id
+  AND id < :before_id
+  AND (:project_id IS NULL OR project_id = :project_id)
+  AND (:statuses IS NULL OR status IN (SELECT value FROM json_each(:statuses)))
+  AND (:types IS NULL OR type IN (SELECT value FROM json_each(:types)))
+ORDER BY id DESC
+LIMIT :limit;
+
+-- name: ready_jobs
+SELECT * FROM jobs INDEXED BY jobs_queue
+WHERE status = 'pending'
+  AND run_at <= :now
+  AND (:types IS NULL OR type IN (SELECT value FROM json_each(:types)))
+ORDER BY priority DESC, id
+LIMIT :limit;
+
+-- name: expired_leases
+SELECT * FROM jobs
+WHERE status = 'processing' AND lease_expires_at <= :now
+ORDER BY lease_expires_at
+LIMIT :limit;
+
+-- name: select_secret
+SELECT value FROM meta WHERE key = 'secret';
+
+-- name: insert_token
+INSERT INTO tokens (key_id, kind, subject, secret_hash, types, created_at, expires_at)
+VALUES (:key_id, :kind, :subject, :secret_hash, :types, :created_at, :expires_at);
+
+-- name: select_token
+SELECT * FROM tokens WHERE kind = :kind AND key_id = :key_id;
+
+-- name: revoke_tokens
+UPDATE tokens SET revoked_at = :now
+WHERE kind = :kind AND subject = :subject AND revoked_at IS NULL;
+
+-- name: list_tokens
+SELECT * FROM tokens WHERE kind = :kind ORDER BY created_at DESC, key_id;
