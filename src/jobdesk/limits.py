@@ -93,7 +93,7 @@ def retry_backoff(limits: Limits, attempts_made: int, rng: random.Random | None 
     """
     nominal = min(
         limits.retry_backoff_max_seconds,
-        limits.retry_backoff_seconds * 2 ** max(0, attempts_made - 1),
+        limits.retry_backoff_seconds * 2.0 ** max(0, attempts_made - 1),
     )
     draw: float = (rng or random).random()
     return nominal / 2 + nominal / 2 * draw

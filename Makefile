@@ -1,0 +1,44 @@
+# One command per task. Each sets up .venv first (once, and again when pyproject.toml changes).
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-stamp
+
+.PHONY: run test lint typecheck unit bench clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+## run: the demo — two users, limits, a worker with live progress, on a fresh SQLite file
+run: $(STAMP)
+	$(BIN)/python -m jobdesk.demo
+
+## test: lint, types, then every test (unit, integration on each store, acceptance)
+test: lint typecheck
+	$(BIN)/python -m pytest --cov=jobdesk --cov-report=term --cov-fail-under=$(COVERAGE_FLOOR)
+
+## lint: ruff format check and ruff lint
+lint: $(STAMP)
+	$(BIN)/ruff format --check .
+	$(BIN)/ruff check .
+
+## typecheck: mypy --strict over src, tests and bench
+typecheck: $(STAMP)
+	$(BIN)/mypy
+
+## unit: the fast tests only (no I/O)
+unit: $(STAMP)
+	$(BIN)/python -m pytest tests/unit -q
+
+## bench: the SQLite benchmark (see bench/README.md for the peer comparison)
+bench: $(STAMP)
+	$(BIN)/python bench/bench_sqlite.py
+
+clean:
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .coverage jobdesk-demo.db*
+
+# The coverage floor only goes up.
+COVERAGE_FLOOR := 85
