@@ -7,17 +7,23 @@ parameter here and nothing else. There is no fake store: SQLite is the fake.
 
 from __future__ import annotations
 
+import asyncio
+import os
+import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import AbstractAsyncContextManager
 from datetime import UTC, datetime
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
+import psycopg
 import pytest
 
 from jobdesk import JobDesk, Limits, Worker
 from jobdesk.testing import ManualClock
 
-STORES = ["sqlite"]
+STORES = ["sqlite", "postgres"]
+POSTGRES_URL_VARIABLE = "JOBDESK_TEST_POSTGRES_URL"
 
 OpenDesk = Callable[..., AbstractAsyncContextManager[JobDesk]]
 
@@ -28,13 +34,69 @@ def clock() -> ManualClock:
     return ManualClock(datetime(2026, 3, 1, 12, 0, tzinfo=UTC))
 
 
+def database_url(server_url: str, database: str) -> str:
+    """``server_url`` with its database replaced by ``database``."""
+    return urlunsplit(urlsplit(server_url)._replace(path=f"/{database}"))
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> str:
+    """The URL of a PostgreSQL server the tests may create databases on.
+
+    From ``JOBDESK_TEST_POSTGRES_URL``. Without it the PostgreSQL tests are skipped,
+    except under CI (``CI=true``), where a missing or unreachable server fails them.
+    """
+    url = os.environ.get(POSTGRES_URL_VARIABLE)
+    in_ci = os.environ.get("CI", "").lower() == "true"
+    if not url:
+        if in_ci:
+            pytest.fail(f"{POSTGRES_URL_VARIABLE} must be set in CI")
+        pytest.skip(f"set {POSTGRES_URL_VARIABLE} to run the PostgreSQL tests")
+    try:
+        psycopg.connect(url, connect_timeout=5).close()
+    except psycopg.OperationalError as exc:
+        if in_ci:
+            pytest.fail(f"PostgreSQL at {POSTGRES_URL_VARIABLE} is unreachable: {exc}")
+        pytest.skip(f"PostgreSQL unreachable: {exc}")
+    return url
+
+
+def _admin(server_url: str, statement: str) -> None:
+    with psycopg.connect(server_url, autocommit=True) as connection:
+        connection.execute(statement)  # type: ignore[arg-type]  # names are ours, not input
+
+
+@pytest.fixture(scope="session")
+def postgres_template(postgres_server: str) -> Iterator[str]:
+    """A database migrated once per test session, copied for each test."""
+    template = f"jobdesk_template_{uuid.uuid4().hex[:12]}"
+    _admin(postgres_server, f"CREATE DATABASE {template}")
+
+    async def migrate() -> None:
+        async with JobDesk.open(database_url(postgres_server, template)):
+            pass
+
+    asyncio.run(migrate())
+    yield template
+    _admin(postgres_server, f"DROP DATABASE IF EXISTS {template} WITH (FORCE)")
+
+
+@pytest.fixture
+def postgres_url(postgres_server: str, postgres_template: str) -> Iterator[str]:
+    """A fresh database for one test, copied from the migrated template."""
+    database = f"jobdesk_test_{uuid.uuid4().hex[:12]}"
+    _admin(postgres_server, f"CREATE DATABASE {database} TEMPLATE {postgres_template}")
+    yield database_url(postgres_server, database) + "?pool_max=4"
+    _admin(postgres_server, f"DROP DATABASE IF EXISTS {database} WITH (FORCE)")
+
+
 @pytest.fixture(params=STORES)
-def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     """A fresh, empty database of each store kind."""
     if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'jobdesk.db'}"
-    else:  # pragma: no cover - every kind is listed above
-        raise AssertionError(request.param)
+        return f"sqlite:///{tmp_path / 'jobdesk.db'}"
+    url: str = request.getfixturevalue("postgres_url")
+    return url
 
 
 @pytest.fixture

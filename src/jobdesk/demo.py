@@ -51,7 +51,9 @@ async def extract_characters(
         progress.update(bar, description=f"{job.user_id} {job.id[-6:]} [red]lease lost")
 
 
-async def run_worker(desk: JobDesk, worker: Worker, progress: Progress, stop: asyncio.Event) -> None:
+async def run_worker(
+    desk: JobDesk, worker: Worker, progress: Progress, stop: asyncio.Event
+) -> None:
     """Claim one job at a time until ``stop`` is set and the queue is empty."""
     while True:
         claimed = await desk.claim_jobs(worker, limit=1)
@@ -89,10 +91,7 @@ async def bob_cancels_half_way(desk: JobDesk, job: Job) -> None:
 
 
 async def main(path: Path) -> None:
-    """Run the demo on a fresh database at ``path``."""
-    for suffix in ("", "-wal", "-shm"):
-        with contextlib.suppress(FileNotFoundError):
-            Path(f"{path}{suffix}").unlink()
+    """Run the demo on the (fresh) database at ``path``."""
     limits = Limits(max_active_per_user=10, retry_backoff_seconds=0.2)
     async with JobDesk.open(f"sqlite:///{path}", limits=limits) as desk:
         console.rule("[bold]jobdesk demo")
@@ -116,7 +115,9 @@ async def main(path: Path) -> None:
                 console.print(f"[yellow]alice's job {number + 1} refused:[/] {refused}")
         for number in range(3):
             episodes = [f"bob-{number}-{step}" for step in range(8)]
-            jobs.append(await desk.create_job("bob", "character_extraction", {"episode_ids": episodes}))
+            jobs.append(
+                await desk.create_job("bob", "character_extraction", {"episode_ids": episodes})
+            )
         console.print(f"created {len(jobs)} jobs for alice and bob; 3 workers start\n")
 
         stop = asyncio.Event()
@@ -155,7 +156,10 @@ def cli() -> None:
     """Entry point of ``python -m jobdesk.demo``."""
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--db", type=Path, default=Path("jobdesk-demo.db"), help="SQLite file")
-    asyncio.run(main(parser.parse_args().db))
+    path = parser.parse_args().db
+    for suffix in ("", "-wal", "-shm"):
+        Path(f"{path}{suffix}").unlink(missing_ok=True)
+    asyncio.run(main(path))
 
 
 if __name__ == "__main__":

@@ -9,12 +9,14 @@ returns. Arguments are validated here, before anything reaches the store.
 from __future__ import annotations
 
 from collections.abc import Collection, Generator, Sequence
-from datetime import datetime
+from contextlib import AbstractAsyncContextManager
+from datetime import datetime, timedelta
 from functools import partial
 from types import TracebackType
 from typing import Any
 
 from jobdesk import cursors, lifecycle, tokens, validation
+from jobdesk.changes import Subscription
 from jobdesk.errors import InvalidInput, JobNotFound, Unauthorized
 from jobdesk.ids import new_job_id
 from jobdesk.limits import Limits
@@ -38,6 +40,7 @@ __all__ = ["DEFAULT_URL", "JobDesk"]
 
 DEFAULT_URL = "sqlite:///jobdesk.db"
 _REAPER_BATCH = 500
+_PRUNE_BATCH = 1000
 
 
 class JobDesk:
@@ -371,6 +374,30 @@ class JobDesk:
             total += count
             if count < _REAPER_BATCH:
                 return total
+
+    async def prune_finished(self, older_than: timedelta) -> int:
+        """Delete jobs that finished more than ``older_than`` ago, in bounded batches; how many.
+
+        Their history goes with them. Pending and processing jobs are never pruned.
+        """
+        if not isinstance(older_than, timedelta) or older_than < timedelta(0):
+            raise InvalidInput("older_than", "must be a non-negative timedelta")
+        cutoff = await self.store.now() - older_than
+        total = 0
+        while True:
+            count = await self.store.prune_finished(cutoff, _PRUNE_BATCH)
+            total += count
+            if count < _PRUNE_BATCH:
+                return total
+
+    def subscribe(self) -> AbstractAsyncContextManager[Subscription]:
+        """Live job changes, for ``async with desk.subscribe() as changes:``.
+
+        On PostgreSQL every process's changes arrive (LISTEN/NOTIFY); on SQLite,
+        this process's. Notifications speed things up; they are not a guarantee:
+        after :data:`jobdesk.changes.RESYNC`, re-read.
+        """
+        return self.store.subscribe()
 
     # -- tokens ---------------------------------------------------------------------------
 

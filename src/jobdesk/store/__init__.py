@@ -12,10 +12,12 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
+from contextlib import AbstractAsyncContextManager
 from datetime import UTC, datetime
 from importlib import resources
 from typing import Protocol
 
+from jobdesk.changes import ChangeHub, Subscription
 from jobdesk.errors import InvalidInput
 from jobdesk.limits import Limits
 from jobdesk.models import (
@@ -44,7 +46,13 @@ def system_clock() -> datetime:
 
 
 class Store(Protocol):
-    """What jobdesk needs from a database. Every method is one atomic operation."""
+    """What jobdesk needs from a database. Every method is one atomic operation.
+
+    After each committed change a store publishes the changed jobs to ``hub``
+    (PostgreSQL: to every process, through NOTIFY).
+    """
+
+    hub: ChangeHub
 
     async def open(self) -> None:
         """Connect and apply pending migrations."""
@@ -105,6 +113,12 @@ class Store(Protocol):
     async def requeue_expired(self, limits: Limits, batch_size: int) -> int:
         """Apply :func:`jobdesk.lifecycle.expire` to up to ``batch_size`` expired leases."""
 
+    async def prune_finished(self, older_than: datetime, batch_size: int) -> int:
+        """Delete up to ``batch_size`` jobs finished before ``older_than``, with their history."""
+
+    def subscribe(self) -> AbstractAsyncContextManager[Subscription]:
+        """Changes to jobs as they commit, for the ``async with`` block."""
+
     async def job_events(self, job_id: str) -> list[JobEvent]:
         """A job's status changes, oldest first."""
 
@@ -128,15 +142,19 @@ class Store(Protocol):
 
 
 def open_store(url: str, clock: Clock | None = None) -> Store:
-    """The store for a database URL: ``sqlite:///path.db`` (or ``sqlite:///:memory:``)."""
+    """The store for a database URL: ``sqlite:///path.db`` or ``postgresql://...``."""
     if not isinstance(url, str):
         raise InvalidInput("url", "must be a database URL such as sqlite:///jobdesk.db")
-    if url.startswith("sqlite://"):
-        # Imported here: jobdesk.store.sqlite imports this module.
+    # Imported here: the store modules import this one, and psycopg loads only when needed.
+    if url.startswith("sqlite:"):
         from jobdesk.store.sqlite import SQLiteStore  # noqa: PLC0415
 
         return SQLiteStore.from_url(url, clock=clock)
-    raise InvalidInput("url", "must start with sqlite:/// (PostgreSQL support: postgresql://)")
+    if url.startswith(("postgresql:", "postgres:")):
+        from jobdesk.store.postgres import PostgresStore  # noqa: PLC0415
+
+        return PostgresStore.from_url(url, clock=clock)
+    raise InvalidInput("url", "must start with sqlite:/// or postgresql://")
 
 
 _QUERY_HEADER = re.compile(r"^-- name: ([a-z_]+)\s*$", re.MULTILINE)

@@ -10,15 +10,17 @@ writer, in this process or another. That is what makes the limits atomic here.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import sqlite3
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from importlib import resources
 from typing import Any, TypeVar
 
 from jobdesk import lifecycle
+from jobdesk.changes import ChangeHub, Subscription
 from jobdesk.errors import InvalidInput, JobdeskError, JobNotFound, StoreUnavailable
 from jobdesk.limits import Limits, check_active, check_daily, next_midnight, usage_day
 from jobdesk.models import (
@@ -180,6 +182,7 @@ class SQLiteStore:
         self._executor: ThreadPoolExecutor | None = None
         self._connection: sqlite3.Connection | None = None
         self._secret = b""
+        self.hub = ChangeHub()
 
     @classmethod
     def from_url(cls, url: str, *, clock: Clock | None = None) -> SQLiteStore:
@@ -304,6 +307,12 @@ class SQLiteStore:
         """The random secret made by the first migration."""
         return bytes(self._secret)
 
+    @contextlib.asynccontextmanager
+    async def subscribe(self) -> AsyncIterator[Subscription]:
+        """Changes committed through this store (this process's writes)."""
+        async with self.hub.subscribe() as subscription:
+            yield subscription
+
     # -- jobs -------------------------------------------------------------------------------
 
     def _check_active(self, connection: sqlite3.Connection, user_id: str, limits: Limits) -> None:
@@ -351,7 +360,10 @@ class SQLiteStore:
             connection.execute(Q["insert_event"], _event_params(job))
             return job, True
 
-        return await self._write(work)
+        job, created = await self._write(work)
+        if created:
+            self.hub.publish_jobs([job])
+        return job, created
 
     async def get_job(self, job_id: str, user_id: str | None = None) -> Job | None:
         def work(connection: sqlite3.Connection) -> Job | None:
@@ -389,7 +401,10 @@ class SQLiteStore:
                 connection.execute(Q["insert_event"], _event_params(after))
             return before, after
 
-        return await self._write(work)
+        before, after = await self._write(work)
+        if after is not before:
+            self.hub.publish_jobs([after])
+        return before, after
 
     async def list_jobs(
         self,
@@ -437,10 +452,12 @@ class SQLiteStore:
             connection.executemany(Q["insert_event"], [_event_params(job) for job in started])
             return started
 
-        return await self._write(work)
+        started = await self._write(work)
+        self.hub.publish_jobs(started)
+        return started
 
     async def requeue_expired(self, limits: Limits, batch_size: int) -> int:
-        def work(connection: sqlite3.Connection) -> int:
+        def work(connection: sqlite3.Connection) -> list[Job]:
             now = self._clock()
             rows = connection.execute(
                 Q["expired_leases"], {"now": _ts(now), "limit": batch_size}
@@ -448,7 +465,18 @@ class SQLiteStore:
             expired = [lifecycle.expire(job_from_row(row), now, limits=limits) for row in rows]
             connection.executemany(Q["update_job"], [_job_params(job) for job in expired])
             connection.executemany(Q["insert_event"], [_event_params(job) for job in expired])
-            return len(expired)
+            return expired
+
+        expired = await self._write(work)
+        self.hub.publish_jobs(expired)
+        return len(expired)
+
+    async def prune_finished(self, older_than: datetime, batch_size: int) -> int:
+        def work(connection: sqlite3.Connection) -> int:
+            params = {"older_than": _ts(older_than), "limit": batch_size}
+            ids = json.dumps([row[0] for row in connection.execute(Q["finished_before"], params)])
+            connection.execute(Q["delete_events_of"], {"ids": ids})
+            return connection.execute(Q["delete_jobs"], {"ids": ids}).rowcount
 
         return await self._write(work)
 

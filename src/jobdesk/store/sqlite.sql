@@ -98,3 +98,15 @@ WHERE kind = :kind AND subject = :subject AND revoked_at IS NULL;
 
 -- name: list_tokens
 SELECT * FROM tokens WHERE kind = :kind ORDER BY created_at DESC, key_id;
+
+-- name: finished_before
+SELECT id FROM jobs
+WHERE status IN ('completed', 'failed', 'cancelled') AND finished_at < :older_than
+ORDER BY finished_at
+LIMIT :limit;
+
+-- name: delete_events_of
+DELETE FROM job_events WHERE job_id IN (SELECT value FROM json_each(:ids));
+
+-- name: delete_jobs
+DELETE FROM jobs WHERE id IN (SELECT value FROM json_each(:ids));

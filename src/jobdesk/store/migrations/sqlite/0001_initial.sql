@@ -37,6 +37,9 @@ CREATE INDEX jobs_by_user_status ON jobs (user_id, status, id);
 CREATE INDEX jobs_queue ON jobs (priority DESC, id) WHERE status = 'pending';
 -- The reaper: leases that may have run out.
 CREATE INDEX jobs_leases ON jobs (lease_expires_at) WHERE status = 'processing';
+-- Pruning finished jobs by age.
+CREATE INDEX jobs_finished ON jobs (finished_at)
+    WHERE status IN ('completed', 'failed', 'cancelled');
 CREATE UNIQUE INDEX jobs_idempotency ON jobs (user_id, idempotency_key)
     WHERE idempotency_key IS NOT NULL;
 

@@ -1,0 +1,662 @@
+"""PostgresStore: many API processes and many workers on one PostgreSQL database.
+
+psycopg 3 with a connection pool; no ORM. Read-modify-write operations lock the
+rows they read (``FOR UPDATE``); a user's creates and retries are serialised by
+the lock on that user's row in ``jobdesk.users``; claims are one statement with
+``FOR UPDATE SKIP LOCKED``. Time is the database's ``now()`` unless a test
+injects a clock. Each committed change is announced with ``NOTIFY`` on the
+``jobdesk_changes`` channel; one listening connection per process feeds the
+process's :class:`~jobdesk.changes.ChangeHub` and comes back by itself after the
+connection or the server goes away.
+
+A connection lost before COMMIT was sent leaves nothing applied, and the
+operation is tried once more on a fresh connection. A connection lost during
+COMMIT leaves the outcome unknown: that surfaces as
+:class:`~jobdesk.errors.StoreUnavailable` saying so.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import secrets
+from collections.abc import AsyncIterator, Awaitable, Callable
+from datetime import datetime
+from importlib import resources
+from typing import Any, TypeVar
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+import psycopg
+from psycopg.rows import dict_row
+from psycopg.types.json import Jsonb
+from psycopg_pool import AsyncConnectionPool, PoolTimeout
+
+from jobdesk import lifecycle
+from jobdesk.changes import RESYNC, ChangeHub, JobChange, Subscription
+from jobdesk.errors import InvalidInput, JobdeskError, JobNotFound, StoreUnavailable
+from jobdesk.limits import Limits, check_active, check_daily, next_midnight, usage_day
+from jobdesk.models import (
+    Job,
+    JobEvent,
+    JobStatus,
+    NewJob,
+    TokenRecord,
+    UserLimits,
+    UserUsage,
+    Worker,
+)
+from jobdesk.store import Change, Clock, load_queries
+
+__all__ = ["PostgresStore"]
+
+T = TypeVar("T")
+Row = dict[str, Any]
+Connection = psycopg.AsyncConnection[Row]
+Q = load_queries("jobdesk.store", "postgres.sql")
+CHANNEL = "jobdesk_changes"
+_ABOVE_EVERY_ID = "8"  # job ids start with 0-7
+_MIGRATION_LOCK = 0x6A6F626465736B  # "jobdesk": one advisory lock id for every migrator
+_POOL_OPTIONS = {"pool_min": 1, "pool_max": 10}
+_log = logging.getLogger("jobdesk.store.postgres")
+
+
+def job_from_row(row: Row) -> Job:
+    """The one place a row becomes a :class:`Job`."""
+    return Job(
+        id=row["id"],
+        user_id=row["user_id"],
+        project_id=row["project_id"],
+        type=row["type"],
+        status=JobStatus(row["status"]),
+        input=row["input"],
+        result=row["result"],
+        error=row["error"],
+        progress=row["progress"],
+        progress_message=row["progress_message"],
+        priority=row["priority"],
+        attempt=row["attempt"],
+        max_attempts=row["max_attempts"],
+        attempt_offset=row["attempt_offset"],
+        created_at=row["created_at"],
+        run_at=row["run_at"],
+        started_at=row["started_at"],
+        finished_at=row["finished_at"],
+        updated_at=row["updated_at"],
+        worker_id=row["worker_id"],
+        lease_expires_at=row["lease_expires_at"],
+        cancel_requested=row["cancel_requested"],
+        idempotency_key=row["idempotency_key"],
+    )
+
+
+def _jsonb(value: Any) -> Jsonb | None:
+    return None if value is None else Jsonb(value)
+
+
+def _job_params(job: Job) -> dict[str, Any]:
+    return {
+        "id": job.id,
+        "status": job.status.value,
+        "result": _jsonb(job.result),
+        "error": _jsonb(job.error),
+        "progress": job.progress,
+        "progress_message": job.progress_message,
+        "attempt": job.attempt,
+        "max_attempts": job.max_attempts,
+        "attempt_offset": job.attempt_offset,
+        "run_at": job.run_at,
+        "started_at": job.started_at,
+        "finished_at": job.finished_at,
+        "updated_at": job.updated_at,
+        "worker_id": job.worker_id,
+        "lease_expires_at": job.lease_expires_at,
+        "cancel_requested": job.cancel_requested,
+    }
+
+
+def _event_params(job: Job) -> dict[str, Any]:
+    return {
+        "job_id": job.id,
+        "at": job.updated_at,
+        "status": job.status.value,
+        "attempt": job.attempt,
+        "worker_id": job.worker_id,
+        "error": _jsonb(job.error) if job.status is not JobStatus.COMPLETED else None,
+    }
+
+
+def _notify_params(job: Job) -> dict[str, Any]:
+    payload = {
+        "id": job.id,
+        "user_id": job.user_id,
+        "type": job.type,
+        "status": job.status.value,
+        "progress": job.progress,
+        "message": (job.progress_message or "")[:1000] or None,
+        "attempt": job.attempt,
+        "at": job.updated_at.isoformat(),
+    }
+    return {"payload": json.dumps(payload, separators=(",", ":"))}
+
+
+def _change_from_payload(payload: str) -> JobChange:
+    data = json.loads(payload)
+    return JobChange(
+        job_id=data["id"],
+        user_id=data["user_id"],
+        type=data["type"],
+        status=JobStatus(data["status"]),
+        progress=data["progress"],
+        progress_message=data["message"],
+        attempt=data["attempt"],
+        updated_at=datetime.fromisoformat(data["at"]),
+    )
+
+
+def _types_param(types: frozenset[str] | None) -> list[str] | None:
+    return None if types is None else sorted(types)
+
+
+def _token_from_row(row: Row) -> TokenRecord:
+    return TokenRecord(
+        key_id=row["key_id"],
+        kind=row["kind"],
+        subject=row["subject"],
+        secret_hash=bytes(row["secret_hash"]),
+        types=None if row["types"] is None else frozenset(row["types"]),
+        created_at=row["created_at"],
+        expires_at=row["expires_at"],
+        revoked_at=row["revoked_at"],
+    )
+
+
+def migrations() -> list[tuple[int, str]]:
+    """``(version, script)`` of every PostgreSQL migration, in order."""
+    folder = resources.files("jobdesk.store.migrations.postgres")
+    found = []
+    for entry in folder.iterdir():
+        if entry.name.endswith(".sql"):
+            found.append((int(entry.name.split("_", 1)[0]), entry.read_text(encoding="utf-8")))
+    return sorted(found)
+
+
+class PostgresStore:
+    """The :class:`~jobdesk.store.Store` on PostgreSQL (``postgresql://user@host/db``)."""
+
+    def __init__(
+        self,
+        conninfo: str,
+        *,
+        clock: Clock | None = None,
+        pool_min: int = 1,
+        pool_max: int = 10,
+    ) -> None:
+        self.conninfo = conninfo
+        self._clock = clock
+        self._pool: AsyncConnectionPool[Connection] = AsyncConnectionPool(
+            conninfo,
+            connection_class=Connection,
+            min_size=pool_min,
+            max_size=pool_max,
+            kwargs={"row_factory": dict_row, "options": "-c timezone=UTC"},
+            open=False,
+        )
+        self._secret = b""
+        self.hub = ChangeHub()
+        self._listener: asyncio.Task[None] | None = None
+        self._listening = asyncio.Event()
+
+    @classmethod
+    def from_url(cls, url: str, *, clock: Clock | None = None) -> PostgresStore:
+        """``postgresql://user:password@host:port/database?pool_min=1&pool_max=10``.
+
+        ``pool_min``/``pool_max`` size this process's connection pool; every other
+        query option is passed to libpq (``sslmode``, ``connect_timeout``...).
+        """
+        parts = urlsplit(url)
+        if parts.scheme not in {"postgresql", "postgres"}:
+            raise InvalidInput("url", "must look like postgresql://user@host:5432/database")
+        options: dict[str, int] = {}
+        passed: list[tuple[str, str]] = []
+        for key, value in parse_qsl(parts.query):
+            if key in _POOL_OPTIONS:
+                try:
+                    options[key] = int(value)
+                except ValueError:
+                    raise InvalidInput("url", f"{key} must be an integer") from None
+            else:
+                passed.append((key, value))
+        pool_min = options.get("pool_min", _POOL_OPTIONS["pool_min"])
+        pool_max = options.get("pool_max", max(pool_min, _POOL_OPTIONS["pool_max"]))
+        if not 0 <= pool_min <= pool_max or pool_max < 1:
+            raise InvalidInput(
+                "url", "pool sizes must satisfy 0 <= pool_min <= pool_max, 1 <= pool_max"
+            )
+        conninfo = urlunsplit(parts._replace(scheme="postgresql", query=urlencode(passed)))
+        return cls(conninfo, clock=clock, pool_min=pool_min, pool_max=pool_max)
+
+    # -- plumbing ---------------------------------------------------------------------------
+
+    def _now_param(self) -> datetime | None:
+        return None if self._clock is None else self._clock()
+
+    async def _run(self, work: Callable[[Connection], Awaitable[T]], *, write: bool = True) -> T:
+        """Run ``work`` in one transaction; once more if the connection broke before COMMIT."""
+        for try_number in (1, 2):
+            committing = False
+            try:
+                async with self._pool.connection() as connection:
+                    async with connection.transaction():
+                        result = await work(connection)
+                        committing = write
+                    return result
+            except JobdeskError:
+                raise
+            except psycopg.OperationalError as exc:
+                if committing:
+                    raise StoreUnavailable(
+                        "the connection to PostgreSQL broke while committing, so the outcome "
+                        "is unknown: read the job back before trying again"
+                    ) from exc
+                if try_number == 2:
+                    raise StoreUnavailable(f"PostgreSQL is unreachable: {exc}") from exc
+                _log.warning("PostgreSQL connection lost before commit; trying once more: %s", exc)
+            except psycopg.Error as exc:
+                raise StoreUnavailable(f"PostgreSQL refused the operation: {exc}") from exc
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    async def _fetch_one(
+        self, connection: Connection, query: str, params: dict[str, Any]
+    ) -> Row | None:
+        cursor = await connection.execute(query, params)
+        return await cursor.fetchone()
+
+    async def open(self) -> None:
+        """Open the pool and apply pending migrations (one process at a time)."""
+        try:
+            await self._pool.open(wait=True, timeout=30)
+        except (psycopg.Error, PoolTimeout) as exc:
+            await self._pool.close()
+            raise StoreUnavailable(f"cannot connect to PostgreSQL at {self._safe_url()}") from exc
+        await self._run(self._migrate)
+        self._secret = await self._run(self._read_secret, write=False)
+
+    def _safe_url(self) -> str:
+        parts = urlsplit(self.conninfo)
+        host = parts.hostname or "localhost"
+        return f"{host}:{parts.port or 5432}{parts.path}"
+
+    async def _migrate(self, connection: Connection) -> None:
+        # The advisory lock makes concurrent starters apply each migration exactly once.
+        await connection.execute("SELECT pg_advisory_xact_lock(%s)", (_MIGRATION_LOCK,))
+        await connection.execute("CREATE SCHEMA IF NOT EXISTS jobdesk")
+        await connection.execute(
+            "CREATE TABLE IF NOT EXISTS jobdesk.migrations "
+            "(version integer PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())"
+        )
+        cursor = await connection.execute("SELECT version FROM jobdesk.migrations")
+        applied = {row["version"] for row in await cursor.fetchall()}
+        for version, script in migrations():
+            if version not in applied:
+                await connection.execute(script.encode())
+                await connection.execute(
+                    "INSERT INTO jobdesk.migrations (version) VALUES (%s)", (version,)
+                )
+        await connection.execute(
+            "INSERT INTO jobdesk.meta (key, value) VALUES ('secret', %s) ON CONFLICT DO NOTHING",
+            (secrets.token_bytes(32),),
+        )
+
+    async def _read_secret(self, connection: Connection) -> bytes:
+        row = await self._fetch_one(connection, Q["select_secret"], {})
+        assert row is not None
+        return bytes(row["value"])
+
+    async def close(self) -> None:
+        """Stop listening and close every connection."""
+        if self._listener is not None:
+            self._listener.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._listener
+            self._listener = None
+        await self._pool.close()
+
+    async def now(self) -> datetime:
+        """The database's ``now()`` (or the injected clock)."""
+
+        async def work(connection: Connection) -> datetime:
+            row = await self._fetch_one(connection, Q["now"], {"now": self._now_param()})
+            assert row is not None
+            value: datetime = row["coalesce"]
+            return value
+
+        return await self._run(work, write=False)
+
+    async def secret(self) -> bytes:
+        """The random secret stored by the first start."""
+        return self._secret
+
+    # -- change notifications ---------------------------------------------------------------
+
+    @contextlib.asynccontextmanager
+    async def subscribe(self) -> AsyncIterator[Subscription]:
+        """Changes made by every process, as NOTIFY delivers them; starts listening if needed."""
+        if self._listener is None or self._listener.done():
+            self._listening.clear()
+            self._listener = asyncio.create_task(self._listen(), name="jobdesk-listener")
+        async with self.hub.subscribe() as subscription:
+            with contextlib.suppress(TimeoutError):
+                # Changes committed before LISTEN took effect would be missed; the first
+                # subscriber waits (briefly) until it has.
+                await asyncio.wait_for(self._listening.wait(), timeout=5)
+            yield subscription
+
+    async def _listen(self) -> None:
+        delay = 0.1
+        while True:
+            try:
+                async with await psycopg.AsyncConnection.connect(
+                    self.conninfo, autocommit=True
+                ) as connection:
+                    await connection.execute(f"LISTEN {CHANNEL}")
+                    self._listening.set()
+                    # Anything committed while we were away was not heard: say so.
+                    self.hub.publish(RESYNC)
+                    delay = 0.1
+                    async for notification in connection.notifies():
+                        try:
+                            self.hub.publish(_change_from_payload(notification.payload))
+                        except (ValueError, KeyError) as exc:
+                            _log.warning("ignoring a malformed notification: %s", exc)
+            except psycopg.Error as exc:
+                self._listening.clear()
+                _log.warning("listening connection lost (%s); reconnecting in %.1fs", exc, delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 5.0)
+
+    async def _announce(self, connection: Connection, jobs: list[Job]) -> None:
+        for job in jobs:
+            await connection.execute(Q["notify"], _notify_params(job))
+
+    # -- jobs -------------------------------------------------------------------------------
+
+    async def _check_active(self, connection: Connection, user_id: str, limits: Limits) -> None:
+        row = await self._fetch_one(connection, Q["lock_user"], {"user_id": user_id})
+        assert row is not None
+        max_active, _ = limits.for_user(UserLimits(row["max_active"], row["max_daily"]))
+        count = await self._fetch_one(connection, Q["count_active"], {"user_id": user_id})
+        assert count is not None
+        check_active(count["count"], max_active)
+
+    async def insert_job(self, spec: NewJob, limits: Limits) -> tuple[Job, bool]:
+        async def work(connection: Connection) -> tuple[Job, bool]:
+            now_param = self._now_param()
+            if spec.idempotency_key is not None:
+                row = await self._fetch_one(
+                    connection,
+                    Q["select_job_by_idempotency_key"],
+                    {
+                        "user_id": spec.user_id,
+                        "idempotency_key": spec.idempotency_key,
+                        "now": now_param,
+                    },
+                )
+                if row is not None:
+                    return lifecycle.replay(job_from_row(row), spec), False
+            user = await self._fetch_one(
+                connection, Q["count_created_today"], {"user_id": spec.user_id, "now": now_param}
+            )
+            assert user is not None
+            now: datetime = user["coalesce"]
+            active_limit, daily_limit = limits.for_user(
+                UserLimits(user["max_active"], user["max_daily"])
+            )
+            check_daily(user["created_on_day"] - 1, daily_limit, now)
+            count = await self._fetch_one(connection, Q["count_active"], {"user_id": spec.user_id})
+            assert count is not None
+            check_active(count["count"], active_limit)
+            job = lifecycle.create(spec, now)
+            await connection.execute(
+                Q["insert_job"],
+                {
+                    "id": job.id,
+                    "user_id": job.user_id,
+                    "project_id": job.project_id,
+                    "type": job.type,
+                    "status": job.status.value,
+                    "input": spec.input_json,
+                    "priority": job.priority,
+                    "max_attempts": job.max_attempts,
+                    "created_at": job.created_at,
+                    "run_at": job.run_at,
+                    "updated_at": job.updated_at,
+                    "idempotency_key": job.idempotency_key,
+                },
+            )
+            await self._announce(connection, [job])
+            return job, True
+
+        try:
+            return await self._run(work)
+        except StoreUnavailable as exc:
+            if isinstance(exc.__cause__, psycopg.errors.UniqueViolation):
+                # Two creates with one idempotency key raced: the other committed first.
+                return await self._run(work)
+            raise
+
+    async def get_job(self, job_id: str, user_id: str | None = None) -> Job | None:
+        async def work(connection: Connection) -> Job | None:
+            params = {"id": job_id, "user_id": user_id, "now": None}
+            query = Q["select_job"] if user_id is None else Q["select_user_job"]
+            row = await self._fetch_one(connection, query, params)
+            return None if row is None else job_from_row(row)
+
+        return await self._run(work, write=False)
+
+    async def update_job(
+        self, job_id: str, change: Change, limits: Limits, *, user_id: str | None = None
+    ) -> tuple[Job, Job]:
+        async def work(connection: Connection) -> tuple[Job, Job]:
+            params = {"id": job_id, "user_id": user_id, "now": self._now_param()}
+            query = (
+                Q["select_job_for_update"] if user_id is None else Q["select_user_job_for_update"]
+            )
+            row = await self._fetch_one(connection, query, params)
+            if row is None:
+                raise JobNotFound(job_id)
+            before = job_from_row(row)
+            after = change(before, row["store_now"])
+            if after is before:
+                return before, after
+            if after.status.is_active and not before.status.is_active:
+                await self._check_active(connection, before.user_id, limits)
+            await connection.execute(Q["update_job"], _job_params(after))
+            if after.status is not before.status:
+                await connection.execute(Q["insert_event"], _event_params(after))
+            await self._announce(connection, [after])
+            return before, after
+
+        return await self._run(work)
+
+    async def list_jobs(
+        self,
+        user_id: str,
+        *,
+        statuses: tuple[JobStatus, ...] | None,
+        types: frozenset[str] | None,
+        project_id: str | None,
+        before_id: str | None,
+        limit: int,
+    ) -> list[Job]:
+        params = {
+            "user_id": user_id,
+            "before_id": before_id or _ABOVE_EVERY_ID,
+            "project_id": project_id,
+            "statuses": None if statuses is None else [status.value for status in statuses],
+            "types": _types_param(types),
+            "limit": limit,
+        }
+
+        async def work(connection: Connection) -> list[Job]:
+            cursor = await connection.execute(Q["list_user_jobs"], params)
+            return [job_from_row(row) for row in await cursor.fetchall()]
+
+        return await self._run(work, write=False)
+
+    async def ready_jobs(self, types: frozenset[str] | None, limit: int) -> list[Job]:
+        async def work(connection: Connection) -> list[Job]:
+            params = {"now": self._now_param(), "types": _types_param(types), "limit": limit}
+            cursor = await connection.execute(Q["ready_jobs"], params)
+            return [job_from_row(row) for row in await cursor.fetchall()]
+
+        return await self._run(work, write=False)
+
+    async def claim(
+        self, worker: Worker, types: frozenset[str] | None, limit: int, lease_seconds: float
+    ) -> list[Job]:
+        async def work(connection: Connection) -> list[Job]:
+            params = {
+                "now": self._now_param(),
+                "types": _types_param(types),
+                "limit": limit,
+                "worker_id": worker.name,
+                "lease_seconds": lease_seconds,
+            }
+            cursor = await connection.execute(Q["claim"], params)
+            started = [job_from_row(row) for row in await cursor.fetchall()]
+            await self._announce(connection, started)
+            return started
+
+        return await self._run(work)
+
+    async def requeue_expired(self, limits: Limits, batch_size: int) -> int:
+        async def work(connection: Connection) -> int:
+            cursor = await connection.execute(
+                Q["expired_leases"], {"now": self._now_param(), "limit": batch_size}
+            )
+            rows = await cursor.fetchall()
+            expired = [
+                lifecycle.expire(job_from_row(row), row["store_now"], limits=limits) for row in rows
+            ]
+            if expired:
+                async with connection.cursor() as batch:
+                    await batch.executemany(Q["update_job"], [_job_params(job) for job in expired])
+                    await batch.executemany(
+                        Q["insert_event"], [_event_params(job) for job in expired]
+                    )
+                await self._announce(connection, expired)
+            return len(expired)
+
+        return await self._run(work)
+
+    async def prune_finished(self, older_than: datetime, batch_size: int) -> int:
+        async def work(connection: Connection) -> int:
+            cursor = await connection.execute(
+                Q["prune_finished"], {"older_than": older_than, "limit": batch_size}
+            )
+            return cursor.rowcount
+
+        return await self._run(work)
+
+    async def job_events(self, job_id: str) -> list[JobEvent]:
+        async def work(connection: Connection) -> list[JobEvent]:
+            cursor = await connection.execute(Q["select_events"], {"job_id": job_id})
+            return [
+                JobEvent(
+                    job_id=row["job_id"],
+                    at=row["at"],
+                    status=JobStatus(row["status"]),
+                    attempt=row["attempt"],
+                    worker_id=row["worker_id"],
+                    error=row["error"],
+                )
+                for row in await cursor.fetchall()
+            ]
+
+        return await self._run(work, write=False)
+
+    # -- tokens and users -------------------------------------------------------------------
+
+    async def insert_token(self, record: TokenRecord) -> None:
+        async def work(connection: Connection) -> None:
+            await connection.execute(
+                Q["insert_token"],
+                {
+                    "key_id": record.key_id,
+                    "kind": record.kind,
+                    "subject": record.subject,
+                    "secret_hash": record.secret_hash,
+                    "types": _types_param(record.types),
+                    "created_at": record.created_at,
+                    "expires_at": record.expires_at,
+                },
+            )
+
+        try:
+            await self._run(work)
+        except StoreUnavailable as exc:
+            if isinstance(exc.__cause__, psycopg.errors.UniqueViolation):
+                raise InvalidInput(
+                    "name", f"a live worker token named {record.subject!r} exists; revoke it first"
+                ) from None
+            raise
+
+    async def get_token(self, kind: str, key_id: str) -> TokenRecord | None:
+        async def work(connection: Connection) -> TokenRecord | None:
+            row = await self._fetch_one(
+                connection, Q["select_token"], {"kind": kind, "key_id": key_id}
+            )
+            return None if row is None else _token_from_row(row)
+
+        return await self._run(work, write=False)
+
+    async def revoke_tokens(self, kind: str, subject: str) -> int:
+        async def work(connection: Connection) -> int:
+            params = {"kind": kind, "subject": subject, "now": self._now_param()}
+            cursor = await connection.execute(Q["revoke_tokens"], params)
+            return cursor.rowcount
+
+        return await self._run(work)
+
+    async def list_tokens(self, kind: str) -> list[TokenRecord]:
+        async def work(connection: Connection) -> list[TokenRecord]:
+            cursor = await connection.execute(Q["list_tokens"], {"kind": kind})
+            return [_token_from_row(row) for row in await cursor.fetchall()]
+
+        return await self._run(work, write=False)
+
+    async def set_user_limits(self, user_id: str, user_limits: UserLimits) -> None:
+        params = {
+            "user_id": user_id,
+            "max_active": user_limits.max_active,
+            "max_daily": user_limits.max_daily,
+        }
+
+        async def work(connection: Connection) -> None:
+            await connection.execute(Q["upsert_user_limits"], params)
+
+        await self._run(work)
+
+    async def user_usage(self, user_id: str, limits: Limits) -> UserUsage:
+        async def work(connection: Connection) -> UserUsage:
+            now_param = self._now_param()
+            row = await self._fetch_one(
+                connection, Q["select_user"], {"user_id": user_id, "now": now_param}
+            )
+            count = await self._fetch_one(connection, Q["count_active"], {"user_id": user_id})
+            clock = await self._fetch_one(connection, Q["now"], {"now": now_param})
+            assert count is not None
+            assert clock is not None
+            now: datetime = clock["coalesce"]
+            overrides = None if row is None else UserLimits(row["max_active"], row["max_daily"])
+            max_active, max_daily = limits.for_user(overrides)
+            today = usage_day(now)
+            same_day = row is not None and str(row["usage_day"]) == today
+            created = row["created_on_day"] if row is not None and same_day else 0
+            return UserUsage(
+                user_id, count["count"], max_active, created, max_daily, next_midnight(now)
+            )
+
+        return await self._run(work, write=False)

@@ -1,0 +1,185 @@
+-- Every query PostgresStore runs, by name. Parameters are always bound (%(name)s), never
+-- formatted in. The active statuses written here are those of JobStatus.is_active.
+-- %(now)s is the injected test clock, or NULL for the database's own now().
+
+-- name: now
+SELECT coalesce(%(now)s::timestamptz, now());
+
+-- name: select_job
+SELECT *, coalesce(%(now)s::timestamptz, now()) AS store_now FROM jobdesk.jobs
+WHERE id = %(id)s;
+
+-- name: select_job_for_update
+SELECT *, coalesce(%(now)s::timestamptz, now()) AS store_now FROM jobdesk.jobs
+WHERE id = %(id)s
+FOR UPDATE;
+
+-- name: select_user_job
+SELECT *, coalesce(%(now)s::timestamptz, now()) AS store_now FROM jobdesk.jobs
+WHERE id = %(id)s AND user_id = %(user_id)s;
+
+-- name: select_user_job_for_update
+SELECT *, coalesce(%(now)s::timestamptz, now()) AS store_now FROM jobdesk.jobs
+WHERE id = %(id)s AND user_id = %(user_id)s
+FOR UPDATE;
+
+-- name: select_job_by_idempotency_key
+SELECT *, coalesce(%(now)s::timestamptz, now()) AS store_now FROM jobdesk.jobs
+WHERE user_id = %(user_id)s AND idempotency_key = %(idempotency_key)s;
+
+-- name: count_created_today
+-- Adds one to the user's count for the day (starting the day at one), locking the user's
+-- row until commit, and returns the limits to check against; the caller rolls back if
+-- the count went over. The row lock serialises one user's creates across processes.
+INSERT INTO jobdesk.users AS u (user_id, usage_day, created_on_day)
+VALUES (%(user_id)s, (coalesce(%(now)s::timestamptz, now()) AT TIME ZONE 'UTC')::date, 1)
+ON CONFLICT (user_id) DO UPDATE SET
+    created_on_day = CASE WHEN u.usage_day = excluded.usage_day
+                          THEN u.created_on_day + 1 ELSE 1 END,
+    usage_day = excluded.usage_day
+RETURNING max_active, max_daily, created_on_day, coalesce(%(now)s::timestamptz, now());
+
+-- name: lock_user
+-- Locks the user's row (making it if needed) before an active count that must not race.
+INSERT INTO jobdesk.users AS u (user_id) VALUES (%(user_id)s)
+ON CONFLICT (user_id) DO UPDATE SET user_id = u.user_id
+RETURNING max_active, max_daily;
+
+-- name: count_active
+SELECT count(*) FROM jobdesk.jobs
+WHERE user_id = %(user_id)s AND status IN ('pending', 'processing');
+
+-- name: insert_job
+WITH job AS (
+    INSERT INTO jobdesk.jobs (
+        id, user_id, project_id, type, status, input, priority, attempt, max_attempts,
+        attempt_offset, created_at, run_at, updated_at, cancel_requested, idempotency_key
+    ) VALUES (
+        %(id)s, %(user_id)s, %(project_id)s, %(type)s, %(status)s, %(input)s::jsonb,
+        %(priority)s, 0, %(max_attempts)s, 0, %(created_at)s, %(run_at)s, %(updated_at)s,
+        false, %(idempotency_key)s
+    )
+    RETURNING id
+)
+INSERT INTO jobdesk.job_events (job_id, at, status, attempt)
+SELECT id, %(created_at)s, %(status)s, 0 FROM job;
+
+-- name: update_job
+UPDATE jobdesk.jobs SET
+    status = %(status)s, result = %(result)s, error = %(error)s, progress = %(progress)s,
+    progress_message = %(progress_message)s, attempt = %(attempt)s,
+    max_attempts = %(max_attempts)s, attempt_offset = %(attempt_offset)s, run_at = %(run_at)s,
+    started_at = %(started_at)s, finished_at = %(finished_at)s, updated_at = %(updated_at)s,
+    worker_id = %(worker_id)s, lease_expires_at = %(lease_expires_at)s,
+    cancel_requested = %(cancel_requested)s
+WHERE id = %(id)s;
+
+-- name: insert_event
+INSERT INTO jobdesk.job_events (job_id, at, status, attempt, worker_id, error)
+VALUES (%(job_id)s, %(at)s, %(status)s, %(attempt)s, %(worker_id)s, %(error)s);
+
+-- name: notify
+SELECT pg_notify('jobdesk_changes', %(payload)s);
+
+-- name: select_events
+SELECT job_id, at, status, attempt, worker_id, error FROM jobdesk.job_events
+WHERE job_id = %(job_id)s ORDER BY id;
+
+-- name: select_user
+SELECT max_active, max_daily, usage_day, created_on_day FROM jobdesk.users
+WHERE user_id = %(user_id)s;
+
+-- name: upsert_user_limits
+INSERT INTO jobdesk.users AS u (user_id, max_active, max_daily)
+VALUES (%(user_id)s, %(max_active)s, %(max_daily)s)
+ON CONFLICT (user_id) DO UPDATE SET
+    max_active = excluded.max_active, max_daily = excluded.max_daily;
+
+-- name: list_user_jobs
+-- %(before_id)s is '8' (above every id) for the first page, so the index range always applies.
+SELECT *, NULL::timestamptz AS store_now FROM jobdesk.jobs
+WHERE user_id = %(user_id)s
+  AND id < %(before_id)s
+  AND (%(project_id)s::text IS NULL OR project_id = %(project_id)s)
+  AND (%(statuses)s::text[] IS NULL OR status = ANY(%(statuses)s))
+  AND (%(types)s::text[] IS NULL OR type = ANY(%(types)s))
+ORDER BY id DESC
+LIMIT %(limit)s;
+
+-- name: ready_jobs
+SELECT *, NULL::timestamptz AS store_now FROM jobdesk.jobs
+WHERE status = 'pending'
+  AND run_at <= coalesce(%(now)s::timestamptz, now())
+  AND (%(types)s::text[] IS NULL OR type = ANY(%(types)s))
+ORDER BY priority DESC, id
+LIMIT %(limit)s;
+
+-- name: claim
+-- One round trip. The MATERIALIZED CTE is an optimisation fence: it locks at most
+-- %(limit)s ready rows, skipping rows other claimers hold, and only those are updated.
+-- The UPDATE does what jobdesk.lifecycle.start does (the contract suite holds both to it).
+WITH ready AS MATERIALIZED (
+    SELECT id FROM jobdesk.jobs
+    WHERE status = 'pending'
+      AND run_at <= coalesce(%(now)s::timestamptz, now())
+      AND (%(types)s::text[] IS NULL OR type = ANY(%(types)s))
+    ORDER BY priority DESC, id
+    LIMIT %(limit)s
+    FOR UPDATE SKIP LOCKED
+), started AS (
+    UPDATE jobdesk.jobs AS j SET
+        status = 'processing',
+        attempt = j.attempt + 1,
+        worker_id = %(worker_id)s,
+        started_at = coalesce(%(now)s::timestamptz, now()),
+        lease_expires_at = coalesce(%(now)s::timestamptz, now())
+                           + make_interval(secs => %(lease_seconds)s),
+        progress = 0,
+        progress_message = NULL,
+        cancel_requested = false,
+        updated_at = coalesce(%(now)s::timestamptz, now())
+    FROM ready
+    WHERE j.id = ready.id
+    RETURNING j.*
+), events AS (
+    INSERT INTO jobdesk.job_events (job_id, at, status, attempt, worker_id)
+    SELECT id, updated_at, status, attempt, worker_id FROM started
+)
+SELECT *, NULL::timestamptz AS store_now FROM started ORDER BY priority DESC, id;
+
+-- name: expired_leases
+SELECT *, coalesce(%(now)s::timestamptz, now()) AS store_now FROM jobdesk.jobs
+WHERE status = 'processing' AND lease_expires_at <= coalesce(%(now)s::timestamptz, now())
+ORDER BY lease_expires_at
+LIMIT %(limit)s
+FOR UPDATE SKIP LOCKED;
+
+-- name: prune_finished
+WITH doomed AS MATERIALIZED (
+    SELECT id FROM jobdesk.jobs
+    WHERE status IN ('completed', 'failed', 'cancelled') AND finished_at < %(older_than)s
+    ORDER BY finished_at
+    LIMIT %(limit)s
+    FOR UPDATE SKIP LOCKED
+), events AS (
+    DELETE FROM jobdesk.job_events AS e USING doomed WHERE e.job_id = doomed.id
+)
+DELETE FROM jobdesk.jobs AS j USING doomed WHERE j.id = doomed.id;
+
+-- name: select_secret
+SELECT value FROM jobdesk.meta WHERE key = 'secret';
+
+-- name: insert_token
+INSERT INTO jobdesk.tokens (key_id, kind, subject, secret_hash, types, created_at, expires_at)
+VALUES (%(key_id)s, %(kind)s, %(subject)s, %(secret_hash)s, %(types)s, %(created_at)s,
+        %(expires_at)s);
+
+-- name: select_token
+SELECT * FROM jobdesk.tokens WHERE kind = %(kind)s AND key_id = %(key_id)s;
+
+-- name: revoke_tokens
+UPDATE jobdesk.tokens SET revoked_at = coalesce(%(now)s::timestamptz, now())
+WHERE kind = %(kind)s AND subject = %(subject)s AND revoked_at IS NULL;
+
+-- name: list_tokens
+SELECT * FROM jobdesk.tokens WHERE kind = %(kind)s ORDER BY created_at DESC, key_id;
