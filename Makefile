@@ -6,6 +6,9 @@ STAMP := $(VENV)/.installed-stamp
 
 .PHONY: run test lint typecheck unit bench clean
 
+# The PostgreSQL server the tests create their databases on (trust auth on this machine).
+export JOBDESK_TEST_POSTGRES_URL ?= postgresql://root@127.0.0.1:5432/postgres
+
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip

@@ -263,6 +263,10 @@ class PostgresStore:
                 if try_number == 2:
                     raise StoreUnavailable(f"PostgreSQL is unreachable: {exc}") from exc
                 _log.warning("PostgreSQL connection lost before commit; trying once more: %s", exc)
+                # After a server restart every pooled connection is dead: drop them all
+                # so the second try gets a fresh one.
+                with contextlib.suppress(psycopg.Error, PoolTimeout):
+                    await self._pool.check()
             except psycopg.Error as exc:
                 raise StoreUnavailable(f"PostgreSQL refused the operation: {exc}") from exc
         raise AssertionError("unreachable")  # pragma: no cover
