@@ -63,7 +63,7 @@ def postgres_server() -> str:
 
 def _admin(server_url: str, statement: str) -> None:
     with psycopg.connect(server_url, autocommit=True) as connection:
-        connection.execute(statement)  # type: ignore[arg-type]  # names are ours, not input
+        connection.execute(statement)  # names are ours, never input
 
 
 @pytest.fixture(scope="session")
@@ -101,9 +101,11 @@ def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
 
 @pytest.fixture
 def open_desk(store_url: str, clock: ManualClock) -> OpenDesk:
-    """Open another desk (another connection) on the test's database: ``async with open_desk():``."""
+    """Another desk (another connection) on the test's database: ``async with open_desk():``."""
 
-    def opener(limits: Limits | None = None, **options: object) -> AbstractAsyncContextManager[JobDesk]:
+    def opener(
+        limits: Limits | None = None, **options: object
+    ) -> AbstractAsyncContextManager[JobDesk]:
         return JobDesk.open(store_url, limits=limits, clock=clock, **options)  # type: ignore[arg-type]
 
     return opener

@@ -8,6 +8,7 @@ returns. Arguments are validated here, before anything reaches the store.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Collection, Generator, Sequence
 from contextlib import AbstractAsyncContextManager
 from datetime import datetime, timedelta
@@ -120,15 +121,18 @@ class JobDesk:
         or created too many today. With ``idempotency_key``, a repeated call for the
         same user returns the first job and counts once.
         """
+        input_json = validation.json_document(
+            "input", input, self.limits.max_input_bytes, self.limits.max_input_depth
+        )
         spec = NewJob(
             id=new_job_id(),
             user_id=validation.principal_id("user_id", user_id),
             project_id=validation.optional_principal_id("project_id", project_id),
             type=validation.job_type(type, self.types),
-            input=input,
-            input_json=validation.json_document(
-                "input", input, self.limits.max_input_bytes, self.limits.max_input_depth
-            ),
+            # The job holds the input as every later read returns it (tuples become
+            # lists), not the caller's object, which the caller may go on changing.
+            input=json.loads(input_json),
+            input_json=input_json,
             priority=validation.integer(
                 "priority", priority, -validation.MAX_PRIORITY, validation.MAX_PRIORITY
             ),

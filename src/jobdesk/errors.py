@@ -8,7 +8,7 @@ JobdeskError
 ├── Unauthorized        a token is missing, malformed, unknown, revoked or expired
 ├── InvalidTransition   the job's status does not allow this operation now
 ├── LeaseLost           the worker no longer holds the job under the attempt it named
-└── StoreUnavailable    the database could not be reached or stayed busy; safe to try again
+└── StoreUnavailable    the database could not be reached, stayed busy or failed
 ```
 
 Messages say what to do. Driver errors are translated once, at the store
@@ -114,7 +114,10 @@ class LeaseLost(JobdeskError):
 
 
 class StoreUnavailable(JobdeskError):
-    """The database could not be reached, or stayed locked past the timeout.
+    """The database could not be reached, stayed locked past the timeout, or failed.
 
-    Nothing was applied; the same call may be tried again.
+    Nothing was applied, and the same call may be tried again, unless the message
+    says that the connection broke while committing: then the outcome is unknown,
+    and the job should be read back first (an ``idempotency_key`` makes a repeated
+    ``create_job`` safe either way).
     """

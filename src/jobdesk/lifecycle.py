@@ -8,6 +8,7 @@ live here once and hold on every store. Every status change goes through
 from __future__ import annotations
 
 import dataclasses
+import json
 from datetime import datetime, timedelta
 
 from jobdesk.errors import InvalidInput, InvalidTransition, JobNotFound, LeaseLost
@@ -40,13 +41,18 @@ def create(spec: NewJob, now: datetime) -> Job:
 
 def replay(existing: Job, spec: NewJob) -> Job:
     """The job an idempotent replay returns; a different request under the same key is refused."""
-    if (existing.type, existing.project_id, existing.input) != (
+    if (existing.type, existing.project_id, _canonical(existing.input)) != (
         spec.type,
         spec.project_id,
-        spec.input,
+        _canonical(spec.input),
     ):
         raise InvalidInput("idempotency_key", "was already used for a different job; use a new key")
     return existing
+
+
+def _canonical(document: JSONValue) -> str:
+    # Python finds 1 == 1.0 == True; JSON, and the worker reading the input, does not.
+    return json.dumps(document, sort_keys=True, separators=(",", ":"))
 
 
 def start(job: Job, now: datetime, *, worker: Worker, lease_seconds: float) -> Job:
@@ -68,6 +74,7 @@ def start(job: Job, now: datetime, *, worker: Worker, lease_seconds: float) -> J
         progress=0.0,
         progress_message=None,
         cancel_requested=False,
+        error=None,
         updated_at=now,
     )
 
@@ -102,6 +109,7 @@ def retry(job: Job, now: datetime) -> Job:
         progress=0.0,
         progress_message=None,
         result=None,
+        error=None,
         updated_at=now,
     )
 
@@ -113,7 +121,7 @@ def hold(job: Job, worker: Worker, attempt: int, now: datetime) -> None:
     if job.worker_id != worker.name:
         raise LeaseLost(job.id, "the job is not held by this worker")
     if job.attempt != attempt:
-        raise LeaseLost(job.id, f"attempt {attempt} was replaced by attempt {job.attempt}")
+        raise LeaseLost(job.id, f"attempt {attempt} is not the job's current attempt {job.attempt}")
     if job.status is JobStatus.CANCELLED:
         raise LeaseLost(job.id, "the job was cancelled")
     if job.status is not JobStatus.PROCESSING:
@@ -193,12 +201,12 @@ def fail(
 
 
 def expire(job: Job, now: datetime, *, limits: Limits) -> Job:
-    """A lease ran out: the attempt is spent; back to the queue at once, or ``failed``."""
+    """A lease ran out: the attempt is spent; back to the queue after a backoff, or ``failed``."""
     if job.status is not JobStatus.PROCESSING or job.lease_expires_at is None:
         return job
     if job.lease_expires_at > now:
         return job
-    return _give_up_or_requeue(job, now, LEASE_EXPIRED_ERROR, True, limits, backoff=False)
+    return _give_up_or_requeue(job, now, LEASE_EXPIRED_ERROR, True, limits)
 
 
 def _give_up_or_requeue(
@@ -207,11 +215,9 @@ def _give_up_or_requeue(
     error: dict[str, JSONValue],
     retryable: bool,
     limits: Limits,
-    *,
-    backoff: bool = True,
 ) -> Job:
     if retryable and job.attempts_left > 0:
-        delay = retry_backoff(limits, job.attempt - job.attempt_offset) if backoff else 0.0
+        delay = retry_backoff(limits, job.attempt - job.attempt_offset)
         return dataclasses.replace(
             job,
             status=next_status(job.id, job.status, Action.REQUEUE),

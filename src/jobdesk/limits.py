@@ -6,6 +6,7 @@ holds the user's row, which is what makes them atomic.
 
 from __future__ import annotations
 
+import math
 import random
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -40,16 +41,28 @@ class Limits:
     max_result_bytes: int = 1024 * 1024
 
     def __post_init__(self) -> None:
-        for name in ("max_active_per_user", "max_created_per_day", "max_attempts"):
+        # The smallest value of each integer limit: 2 bytes hold '{}', 4 hold 'null'.
+        smallest = {
+            "max_active_per_user": 1,
+            "max_created_per_day": 1,
+            "max_attempts": 1,
+            "max_input_depth": 1,
+            "max_input_bytes": 2,
+            "max_result_bytes": 4,
+        }
+        for name, low in smallest.items():
             value = getattr(self, name)
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise InvalidInput(name, "must be an integer of at least 1")
+            if not isinstance(value, int) or isinstance(value, bool) or value < low:
+                raise InvalidInput(name, f"must be an integer of at least {low}")
         for name in ("lease_seconds", "retry_backoff_seconds", "retry_backoff_max_seconds"):
             value = getattr(self, name)
-            if not isinstance(value, int | float) or isinstance(value, bool) or value <= 0:
-                raise InvalidInput(name, "must be a positive number of seconds")
-        if self.max_input_bytes < 2 or self.max_input_depth < 1:
-            raise InvalidInput("max_input_bytes", "input limits must allow at least '{}'")
+            if (
+                not isinstance(value, int | float)
+                or isinstance(value, bool)
+                or not math.isfinite(value)
+                or value <= 0
+            ):
+                raise InvalidInput(name, "must be a positive, finite number of seconds")
 
     def for_user(self, overrides: UserLimits | None) -> tuple[int, int]:
         """``(max_active, max_daily)`` for a user with these overrides."""
@@ -82,7 +95,7 @@ def check_daily(created_today: int, max_daily: int, now: datetime) -> None:
     """Refuse one more job today when ``created_today`` already fills the limit."""
     if created_today >= max_daily:
         wait = next_midnight(now) - now
-        raise RateLimited("daily", max_daily, retry_after=max(1, int(wait.total_seconds() + 0.999)))
+        raise RateLimited("daily", max_daily, retry_after=max(1, math.ceil(wait.total_seconds())))
 
 
 def retry_backoff(limits: Limits, attempts_made: int, rng: random.Random | None = None) -> float:
@@ -91,9 +104,8 @@ def retry_backoff(limits: Limits, attempts_made: int, rng: random.Random | None 
     Half of the delay is fixed and half random, so retries of jobs that failed
     together spread out but never come back sooner than half the nominal delay.
     """
-    nominal = min(
-        limits.retry_backoff_max_seconds,
-        limits.retry_backoff_seconds * 2.0 ** max(0, attempts_made - 1),
-    )
+    # Past 1000 doublings every delay is capped; 2.0 ** 1024 would raise OverflowError.
+    doublings = min(max(0, attempts_made - 1), 1000)
+    nominal = min(limits.retry_backoff_max_seconds, limits.retry_backoff_seconds * 2.0**doublings)
     draw: float = (rng or random).random()
     return nominal / 2 + nominal / 2 * draw

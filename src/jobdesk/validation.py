@@ -24,6 +24,9 @@ MAX_PRIORITY = 1000
 MAX_ATTEMPTS = 100
 MAX_PAGE = 100
 MAX_MESSAGE = 1000
+# PostgreSQL cannot store U+0000 in text or jsonb; refusing it everywhere keeps the
+# stores alike.
+_NUL_RULE = "must not contain the NUL character (U+0000)"
 
 
 def principal_id(field: str, value: object) -> str:
@@ -132,6 +135,8 @@ def message(value: object, field: str = "message") -> str | None:
         raise InvalidInput(field, "must be a string")
     if len(value) > MAX_MESSAGE:
         raise InvalidInput(field, f"must be at most {MAX_MESSAGE} characters long")
+    if "\x00" in value:
+        raise InvalidInput(field, _NUL_RULE)
     return value
 
 
@@ -174,7 +179,8 @@ def json_document(field: str, value: object, max_bytes: int, max_depth: int) -> 
         text = json.dumps(value, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
     except (TypeError, ValueError) as exc:
         raise InvalidInput(field, f"must be JSON-serialisable ({exc})") from None
-    if len(text) > max_bytes and len(text.encode()) > max_bytes:
+    # Limits are in bytes: a character may take up to four of them in UTF-8.
+    if len(text) > max_bytes or len(text.encode()) > max_bytes:
         raise InvalidInput(field, f"must be at most {max_bytes} bytes of JSON")
     return text
 
@@ -189,9 +195,13 @@ def _check_depth(field: str, value: object, max_depth: int) -> None:
             for key in item:
                 if not isinstance(key, str):
                     raise InvalidInput(field, "object keys must be strings")
+                if "\x00" in key:
+                    raise InvalidInput(field, _NUL_RULE)
         elif isinstance(item, list | tuple):
             children = item
         else:
+            if isinstance(item, str) and "\x00" in item:
+                raise InvalidInput(field, _NUL_RULE)
             continue
         if depth > max_depth:
             raise InvalidInput(field, f"must be nested at most {max_depth} levels deep")
@@ -209,11 +219,13 @@ def error_payload(value: object) -> dict[str, JSONValue]:
     unknown = set(value) - {"message", "code", "details"}
     if unknown:
         raise InvalidInput(
-            "error", f"unknown keys {sorted(unknown)}; allowed: message, code, details"
+            "error", f"unknown keys {sorted(unknown, key=repr)}; allowed: message, code, details"
         )
     text = value.get("message")
     if not isinstance(text, str) or not text:
         raise InvalidInput("error.message", "must be a non-empty string")
+    if "\x00" in text:
+        raise InvalidInput("error.message", _NUL_RULE)
     payload: dict[str, JSONValue] = {"message": text[:MAX_MESSAGE]}
     code = value.get("code")
     if code is not None:

@@ -75,7 +75,9 @@ async def test_a_claim_is_one_statement_that_skips_locked_rows(pg_url: str) -> N
         worker = await desk.verify_worker_token(await desk.create_worker_token("w"))
         # Another transaction holds the oldest job's row: the claim takes the next one
         # instead of waiting for it.
-        async with await psycopg.AsyncConnection.connect(pg_url.split("?")[0]) as holder:
+        async with await psycopg.AsyncConnection.connect(
+            pg_url.split("?", maxsplit=1)[0]
+        ) as holder:
             await holder.execute("SELECT 1 FROM jobdesk.jobs WHERE id = %s FOR UPDATE", (first.id,))
             [claimed] = await asyncio.wait_for(desk.claim_jobs(worker, limit=1), 10)
             assert claimed.id == second.id
@@ -182,10 +184,10 @@ async def wait_for_resync(changes: Subscription) -> None:
 
 
 def terminate(url: str, condition: str) -> int:
-    database = url.split("?")[0].rsplit("/", 1)[1]
-    with psycopg.connect(url.split("?")[0], autocommit=True) as connection:
+    database = url.split("?", maxsplit=1)[0].rsplit("/", 1)[1]
+    with psycopg.connect(url.split("?", maxsplit=1)[0], autocommit=True) as connection:
         rows = connection.execute(
-            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "  # type: ignore[arg-type]
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
             f"WHERE datname = %s AND pid <> pg_backend_pid() AND {condition}",
             (database,),
         ).fetchall()
@@ -283,7 +285,7 @@ async def test_processes_starting_at_once_apply_each_migration_once(
 ) -> None:
     database = f"jobdesk_migrate_{os.getpid()}_{random.randrange(10**6)}"
     with psycopg.connect(postgres_server, autocommit=True) as admin:
-        admin.execute(f"CREATE DATABASE {database}")  # type: ignore[arg-type]
+        admin.execute(f"CREATE DATABASE {database}")
     url = database_url(postgres_server, database)
     try:
         context = multiprocessing.get_context("spawn")
@@ -296,5 +298,4 @@ async def test_processes_starting_at_once_apply_each_migration_once(
         assert secrets == (1,)
     finally:
         with psycopg.connect(postgres_server, autocommit=True) as admin:
-            admin.execute(f"DROP DATABASE IF EXISTS {database} WITH (FORCE)")  # type: ignore[arg-type]
-
+            admin.execute(f"DROP DATABASE IF EXISTS {database} WITH (FORCE)")

@@ -4,10 +4,10 @@ psycopg 3 with a connection pool; no ORM. Read-modify-write operations lock the
 rows they read (``FOR UPDATE``); a user's creates and retries are serialised by
 the lock on that user's row in ``jobdesk.users``; claims are one statement with
 ``FOR UPDATE SKIP LOCKED``. Time is the database's ``now()`` unless a test
-injects a clock. Each committed change is announced with ``NOTIFY`` on the
-``jobdesk_changes`` channel; one listening connection per process feeds the
-process's :class:`~jobdesk.changes.ChangeHub` and comes back by itself after the
-connection or the server goes away.
+injects a clock. A trigger on ``jobdesk.jobs`` announces each committed change
+with ``NOTIFY`` on the ``jobdesk_changes`` channel; one listening connection per
+process feeds the process's :class:`~jobdesk.changes.ChangeHub` and comes back by
+itself after the connection or the server goes away.
 
 A connection lost before COMMIT was sent leaves nothing applied, and the
 operation is tried once more on a fresh connection. A connection lost during
@@ -57,6 +57,8 @@ Connection = psycopg.AsyncConnection[Row]
 Q = load_queries("jobdesk.store", "postgres.sql")
 CHANNEL = "jobdesk_changes"
 _ABOVE_EVERY_ID = "8"  # job ids start with 0-7
+# A history entry keeps the error when the change is a failure: failed, or back to pending.
+_FAILURE_STATUSES = (JobStatus.FAILED, JobStatus.PENDING)
 _MIGRATION_LOCK = 0x6A6F626465736B  # "jobdesk": one advisory lock id for every migrator
 _POOL_OPTIONS = {"pool_min": 1, "pool_max": 10}
 _log = logging.getLogger("jobdesk.store.postgres")
@@ -123,22 +125,8 @@ def _event_params(job: Job) -> dict[str, Any]:
         "status": job.status.value,
         "attempt": job.attempt,
         "worker_id": job.worker_id,
-        "error": _jsonb(job.error) if job.status is not JobStatus.COMPLETED else None,
+        "error": _jsonb(job.error) if job.status in _FAILURE_STATUSES else None,
     }
-
-
-def _notify_params(job: Job) -> dict[str, Any]:
-    payload = {
-        "id": job.id,
-        "user_id": job.user_id,
-        "type": job.type,
-        "status": job.status.value,
-        "progress": job.progress,
-        "message": (job.progress_message or "")[:1000] or None,
-        "attempt": job.attempt,
-        "at": job.updated_at.isoformat(),
-    }
-    return {"payload": json.dumps(payload, separators=(",", ":"))}
 
 
 def _change_from_payload(payload: str) -> JobChange:
@@ -242,13 +230,25 @@ class PostgresStore:
     def _now_param(self) -> datetime | None:
         return None if self._clock is None else self._clock()
 
-    async def _run(self, work: Callable[[Connection], Awaitable[T]], *, write: bool = True) -> T:
+    async def _run(
+        self,
+        work: Callable[[Connection], Awaitable[T]],
+        *,
+        write: bool = True,
+        pipeline: bool = True,
+    ) -> T:
         """Run ``work`` in one transaction; once more if the connection broke before COMMIT."""
         for try_number in (1, 2):
             committing = False
             try:
                 async with self._pool.connection() as connection:
-                    async with connection.transaction():
+                    # Pipeline mode: BEGIN rides with the first statement and COMMIT with
+                    # the last writes, so a typical operation costs two round trips.
+                    # (Migrations are multi-statement scripts, which pipelines refuse.)
+                    async with (
+                        connection.pipeline() if pipeline else contextlib.nullcontext(),
+                        connection.transaction(),
+                    ):
                         result = await work(connection)
                         committing = write
                     return result
@@ -284,7 +284,7 @@ class PostgresStore:
         except (psycopg.Error, PoolTimeout) as exc:
             await self._pool.close()
             raise StoreUnavailable(f"cannot connect to PostgreSQL at {self._safe_url()}") from exc
-        await self._run(self._migrate)
+        await self._run(self._migrate, pipeline=False)
         self._secret = await self._run(self._read_secret, write=False)
 
     def _safe_url(self) -> str:
@@ -380,10 +380,6 @@ class PostgresStore:
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 5.0)
 
-    async def _announce(self, connection: Connection, jobs: list[Job]) -> None:
-        for job in jobs:
-            await connection.execute(Q["notify"], _notify_params(job))
-
     # -- jobs -------------------------------------------------------------------------------
 
     async def _check_active(self, connection: Connection, user_id: str, limits: Limits) -> None:
@@ -439,7 +435,6 @@ class PostgresStore:
                     "idempotency_key": job.idempotency_key,
                 },
             )
-            await self._announce(connection, [job])
             return job, True
 
         try:
@@ -479,7 +474,6 @@ class PostgresStore:
             await connection.execute(Q["update_job"], _job_params(after))
             if after.status is not before.status:
                 await connection.execute(Q["insert_event"], _event_params(after))
-            await self._announce(connection, [after])
             return before, after
 
         return await self._run(work)
@@ -529,9 +523,7 @@ class PostgresStore:
                 "lease_seconds": lease_seconds,
             }
             cursor = await connection.execute(Q["claim"], params)
-            started = [job_from_row(row) for row in await cursor.fetchall()]
-            await self._announce(connection, started)
-            return started
+            return [job_from_row(row) for row in await cursor.fetchall()]
 
         return await self._run(work)
 
@@ -550,7 +542,6 @@ class PostgresStore:
                     await batch.executemany(
                         Q["insert_event"], [_event_params(job) for job in expired]
                     )
-                await self._announce(connection, expired)
             return len(expired)
 
         return await self._run(work)
@@ -562,7 +553,8 @@ class PostgresStore:
             )
             return cursor.rowcount
 
-        return await self._run(work)
+        # Outside a pipeline: the deleted row count is known only once the statement ran.
+        return await self._run(work, pipeline=False)
 
     async def job_events(self, job_id: str) -> list[JobEvent]:
         async def work(connection: Connection) -> list[JobEvent]:
@@ -622,7 +614,7 @@ class PostgresStore:
             cursor = await connection.execute(Q["revoke_tokens"], params)
             return cursor.rowcount
 
-        return await self._run(work)
+        return await self._run(work, pipeline=False)
 
     async def list_tokens(self, kind: str) -> list[TokenRecord]:
         async def work(connection: Connection) -> list[TokenRecord]:

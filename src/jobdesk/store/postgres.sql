@@ -78,9 +78,6 @@ WHERE id = %(id)s;
 INSERT INTO jobdesk.job_events (job_id, at, status, attempt, worker_id, error)
 VALUES (%(job_id)s, %(at)s, %(status)s, %(attempt)s, %(worker_id)s, %(error)s);
 
--- name: notify
-SELECT pg_notify('jobdesk_changes', %(payload)s);
-
 -- name: select_events
 SELECT job_id, at, status, attempt, worker_id, error FROM jobdesk.job_events
 WHERE job_id = %(job_id)s ORDER BY id;

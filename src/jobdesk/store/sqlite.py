@@ -40,6 +40,8 @@ __all__ = ["SQLiteStore"]
 T = TypeVar("T")
 Q = load_queries("jobdesk.store", "sqlite.sql")
 _ABOVE_EVERY_ID = "8"  # job ids start with 0-7
+# A history entry keeps the error when the change is a failure: failed, or back to pending.
+_FAILURE_STATUSES = (JobStatus.FAILED, JobStatus.PENDING)
 _SYNCHRONOUS = {"full", "normal", "extra", "off"}
 
 
@@ -120,7 +122,7 @@ def _event_params(job: Job) -> dict[str, Any]:
         "status": job.status.value,
         "attempt": job.attempt,
         "worker_id": job.worker_id,
-        "error": _json_text(job.error) if job.status is not JobStatus.COMPLETED else None,
+        "error": _json_text(job.error) if job.status in _FAILURE_STATUSES else None,
     }
 
 
@@ -209,7 +211,9 @@ class SQLiteStore:
         try:
             busy_timeout = float(options.get("busy_timeout", "10"))
         except ValueError:
-            raise InvalidInput("url", "busy_timeout must be a number of seconds") from None
+            busy_timeout = -1.0
+        if not 0 <= busy_timeout < 3600:
+            raise InvalidInput("url", "busy_timeout must be a number of seconds from 0 to 3600")
         return cls(
             path,
             clock=clock,

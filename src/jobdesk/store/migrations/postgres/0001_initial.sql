@@ -83,3 +83,19 @@ CREATE TABLE jobdesk.meta (
     key   text PRIMARY KEY,
     value bytea NOT NULL
 );
+
+-- Every committed insert or update of a job is announced on the jobdesk_changes channel
+-- (NOTIFY is delivered at commit, and not at all on rollback). Listeners use it to wake
+-- workers and to stream progress; it is a speed-up, never the guarantee.
+CREATE FUNCTION jobdesk.announce_change() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM pg_notify('jobdesk_changes', json_build_object(
+        'id', NEW.id, 'user_id', NEW.user_id, 'type', NEW.type, 'status', NEW.status,
+        'progress', NEW.progress, 'message', left(NEW.progress_message, 1000),
+        'attempt', NEW.attempt, 'at', NEW.updated_at)::text);
+    RETURN NULL;
+END
+$$;
+
+CREATE TRIGGER jobs_announce_change AFTER INSERT OR UPDATE ON jobdesk.jobs
+    FOR EACH ROW EXECUTE FUNCTION jobdesk.announce_change();
