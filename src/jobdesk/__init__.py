@@ -8,6 +8,7 @@ them. ``jobdesk.sync`` offers the same operations to synchronous code.
 from jobdesk.desk import JobDesk
 from jobdesk.limits import Limits
 from jobdesk.models import (
+    Completion,
     Job,
     JobEvent,
     JobPage,
@@ -19,6 +20,7 @@ from jobdesk.models import (
 )
 
 __all__ = [
+    "Completion",
     "Job",
     "JobDesk",
     "JobEvent",

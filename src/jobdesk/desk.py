@@ -18,10 +18,11 @@ from typing import Any
 
 from jobdesk import cursors, lifecycle, tokens, validation
 from jobdesk.changes import Subscription
-from jobdesk.errors import InvalidInput, JobNotFound, Unauthorized
+from jobdesk.errors import InvalidInput, JobdeskError, JobNotFound, Unauthorized
 from jobdesk.ids import new_job_id
 from jobdesk.limits import Limits
 from jobdesk.models import (
+    Completion,
     Job,
     JobEvent,
     JobPage,
@@ -35,13 +36,14 @@ from jobdesk.models import (
     Worker,
     WorkerTokenInfo,
 )
-from jobdesk.store import Clock, Store, open_store
+from jobdesk.store import Change, Clock, Store, open_store
 
 __all__ = ["DEFAULT_URL", "JobDesk"]
 
 DEFAULT_URL = "sqlite:///jobdesk.db"
 _REAPER_BATCH = 500
 _PRUNE_BATCH = 1000
+MAX_BATCH = 1000
 
 
 class JobDesk:
@@ -99,6 +101,12 @@ class JobDesk:
         traceback: TracebackType | None,
     ) -> None:
         await self.close()
+
+    async def _update(self, job_id: str, change: Change, user_id: str | None = None) -> Job:
+        [outcome] = await self.store.update_jobs([(job_id, change)], self.limits, user_id=user_id)
+        if isinstance(outcome, JobdeskError):
+            raise outcome
+        return outcome
 
     # -- user operations ------------------------------------------------------------------
 
@@ -203,8 +211,7 @@ class JobDesk:
         """
         job_id = validation.job_id(job_id)
         user_id = validation.principal_id("user_id", user_id)
-        _, job = await self.store.update_job(job_id, lifecycle.cancel, self.limits, user_id=user_id)
-        return job
+        return await self._update(job_id, lifecycle.cancel, user_id)
 
     async def retry_job(self, job_id: str, user_id: str) -> Job:
         """Put a failed or cancelled job back to ``pending`` with a fresh budget of attempts.
@@ -214,8 +221,7 @@ class JobDesk:
         """
         job_id = validation.job_id(job_id)
         user_id = validation.principal_id("user_id", user_id)
-        _, job = await self.store.update_job(job_id, lifecycle.retry, self.limits, user_id=user_id)
-        return job
+        return await self._update(job_id, lifecycle.retry, user_id)
 
     async def get_user_usage(self, user_id: str) -> UserUsage:
         """The user's effective limits and how much of them is in use."""
@@ -269,8 +275,7 @@ class JobDesk:
         worker = validation.worker(worker)
         job_id = validation.job_id(job_id)
         change = partial(lifecycle.start, worker=worker, lease_seconds=self.limits.lease_seconds)
-        _, job = await self.store.update_job(job_id, change, self.limits)
-        return job
+        return await self._update(job_id, change)
 
     async def claim_jobs(
         self, worker: Worker, *, types: str | Sequence[str] | None = None, limit: int = 1
@@ -316,7 +321,7 @@ class JobDesk:
             progress=progress,
             message=validation.message(message),
         )
-        _, job = await self.store.update_job(job_id, change, self.limits)
+        job = await self._update(job_id, change)
         return ProgressReply(job.status is JobStatus.CANCELLED, job.lease_expires_at)
 
     async def complete_job(
@@ -334,8 +339,39 @@ class JobDesk:
             attempt=validation.integer("attempt", attempt, 1, 2**31),
             result=result,
         )
-        _, job = await self.store.update_job(job_id, change, self.limits)
-        return job
+        return await self._update(job_id, change)
+
+    async def complete_jobs(
+        self, worker: Worker, completions: Sequence[Completion]
+    ) -> list[Job | JobdeskError]:
+        """Complete several jobs in one transaction: one commit for the whole batch.
+
+        Outcomes come back in order: the completed job, or the error that refused
+        that one (:class:`~jobdesk.errors.LeaseLost`, :class:`~jobdesk.errors.JobNotFound`);
+        a refusal does not hold back the others. Nothing is acknowledged before the
+        commit. Workers use it to group jobs that finish together.
+        """
+        worker = validation.worker(worker)
+        if not isinstance(completions, Sequence) or not 1 <= len(completions) <= MAX_BATCH:
+            raise InvalidInput("completions", f"must be a list of 1-{MAX_BATCH} Completion")
+        changes: list[tuple[str, Change]] = []
+        for completion in completions:
+            if not isinstance(completion, Completion):
+                raise InvalidInput("completions", "must hold jobdesk.Completion items")
+            validation.json_document(
+                "result",
+                completion.result,
+                self.limits.max_result_bytes,
+                self.limits.max_input_depth,
+            )
+            change = partial(
+                lifecycle.complete,
+                worker=worker,
+                attempt=validation.integer("attempt", completion.attempt, 1, 2**31),
+                result=completion.result,
+            )
+            changes.append((validation.job_id(completion.job_id), change))
+        return await self.store.update_jobs(changes, self.limits)
 
     async def fail_job(
         self,
@@ -363,8 +399,7 @@ class JobDesk:
             retryable=retryable,
             limits=self.limits,
         )
-        _, job = await self.store.update_job(job_id, change, self.limits)
-        return job
+        return await self._update(job_id, change)
 
     async def requeue_expired(self) -> int:
         """Return jobs whose lease ran out to the queue (or fail them); how many.

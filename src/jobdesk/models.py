@@ -180,6 +180,16 @@ class Worker:
 
 
 @dataclass(frozen=True, slots=True)
+class Completion:
+    """One finished job in a batch for ``complete_jobs``."""
+
+    job_id: str
+    #: the attempt the worker holds (``job.attempt`` from the claim)
+    attempt: int
+    result: JSONValue = None
+
+
+@dataclass(frozen=True, slots=True)
 class ProgressReply:
     """What a worker learns from a progress report or a heartbeat."""
 

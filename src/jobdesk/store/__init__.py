@@ -11,14 +11,14 @@ a PostgreSQL store.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from contextlib import AbstractAsyncContextManager
 from datetime import UTC, datetime
 from importlib import resources
 from typing import Protocol
 
 from jobdesk.changes import ChangeHub, Subscription
-from jobdesk.errors import InvalidInput
+from jobdesk.errors import InvalidInput, JobdeskError
 from jobdesk.limits import Limits
 from jobdesk.models import (
     Job,
@@ -79,15 +79,22 @@ class Store(Protocol):
     async def get_job(self, job_id: str, user_id: str | None = None) -> Job | None:
         """One job; with ``user_id``, only if that user owns it."""
 
-    async def update_job(
-        self, job_id: str, change: Change, limits: Limits, *, user_id: str | None = None
-    ) -> tuple[Job, Job]:
-        """Apply ``change`` to the locked job and write the result: ``(before, after)``.
+    async def update_jobs(
+        self,
+        changes: Sequence[tuple[str, Change]],
+        limits: Limits,
+        *,
+        user_id: str | None = None,
+    ) -> list[Job | JobdeskError]:
+        """Apply each change to its locked job, all in one transaction, in order.
 
-        Missing (or not ``user_id``'s) raises ``JobNotFound``. When the change makes
-        the job active again (a retry), the user's active limit is checked in the
-        same transaction. A status change is appended to the job's history. When
-        ``change`` returns the job unchanged nothing is written.
+        Each entry's outcome is the job as it now stands, or the
+        :class:`~jobdesk.errors.JobdeskError` its change raised (``JobNotFound``
+        for a missing job, or one not ``user_id``'s); a refused entry writes
+        nothing, the others commit together. A change that makes a job active again
+        (a retry) is checked against the user's active limit in the same
+        transaction. Status changes are appended to the jobs' history; a change
+        that returns the job unchanged writes nothing.
         """
 
     async def list_jobs(

@@ -22,7 +22,7 @@ import contextlib
 import json
 import logging
 import secrets
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from datetime import datetime
 from importlib import resources
 from typing import Any, TypeVar
@@ -454,27 +454,57 @@ class PostgresStore:
 
         return await self._run(work, write=False)
 
-    async def update_job(
-        self, job_id: str, change: Change, limits: Limits, *, user_id: str | None = None
-    ) -> tuple[Job, Job]:
-        async def work(connection: Connection) -> tuple[Job, Job]:
-            params = {"id": job_id, "user_id": user_id, "now": self._now_param()}
-            query = (
-                Q["select_job_for_update"] if user_id is None else Q["select_user_job_for_update"]
-            )
-            row = await self._fetch_one(connection, query, params)
-            if row is None:
-                raise JobNotFound(job_id)
-            before = job_from_row(row)
-            after = change(before, row["store_now"])
-            if after is before:
-                return before, after
-            if after.status.is_active and not before.status.is_active:
-                await self._check_active(connection, before.user_id, limits)
-            await connection.execute(Q["update_job"], _job_params(after))
-            if after.status is not before.status:
-                await connection.execute(Q["insert_event"], _event_params(after))
-            return before, after
+    async def update_jobs(
+        self,
+        changes: Sequence[tuple[str, Change]],
+        limits: Limits,
+        *,
+        user_id: str | None = None,
+    ) -> list[Job | JobdeskError]:
+        async def work(connection: Connection) -> list[Job | JobdeskError]:
+            # Lock every row first, in id order, so two batches never deadlock.
+            params = {
+                "ids": sorted({job_id for job_id, _ in changes}),
+                "user_id": user_id,
+                "now": self._now_param(),
+            }
+            cursor = await connection.execute(Q["select_jobs_for_update"], params)
+            rows = await cursor.fetchall()
+            current = {row["id"]: job_from_row(row) for row in rows}
+            now: datetime | None = rows[0]["store_now"] if rows else None
+            outcomes: list[Job | JobdeskError] = []
+            written: dict[str, Job] = {}
+            events: list[Job] = []
+            for job_id, change in changes:
+                before = current.get(job_id)
+                try:
+                    if before is None or now is None:
+                        raise JobNotFound(job_id)
+                    after = change(before, now)
+                    if (
+                        after is not before
+                        and after.status.is_active
+                        and not before.status.is_active
+                    ):
+                        await self._check_active(connection, before.user_id, limits)
+                except JobdeskError as refusal:
+                    outcomes.append(refusal)
+                    continue
+                outcomes.append(after)
+                if after is not before:
+                    current[job_id] = written[job_id] = after
+                    if after.status is not before.status:
+                        events.append(after)
+            if written:
+                async with connection.cursor() as batch:
+                    await batch.executemany(
+                        Q["update_job"], [_job_params(job) for job in written.values()]
+                    )
+                    if events:
+                        await batch.executemany(
+                            Q["insert_event"], [_event_params(job) for job in events]
+                        )
+            return outcomes
 
         return await self._run(work)
 

@@ -18,6 +18,13 @@ FOR UPDATE;
 SELECT *, coalesce(%(now)s::timestamptz, now()) AS store_now FROM jobdesk.jobs
 WHERE id = %(id)s AND user_id = %(user_id)s;
 
+-- name: select_jobs_for_update
+SELECT *, coalesce(%(now)s::timestamptz, now()) AS store_now FROM jobdesk.jobs
+WHERE id = ANY(%(ids)s)
+  AND (%(user_id)s::text IS NULL OR user_id = %(user_id)s)
+ORDER BY id
+FOR UPDATE;
+
 -- name: select_user_job_for_update
 SELECT *, coalesce(%(now)s::timestamptz, now()) AS store_now FROM jobdesk.jobs
 WHERE id = %(id)s AND user_id = %(user_id)s

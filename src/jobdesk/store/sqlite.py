@@ -13,7 +13,7 @@ import asyncio
 import contextlib
 import json
 import sqlite3
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from importlib import resources
@@ -381,34 +381,62 @@ class SQLiteStore:
 
         return await self._run(work)
 
-    async def update_job(
-        self, job_id: str, change: Change, limits: Limits, *, user_id: str | None = None
-    ) -> tuple[Job, Job]:
-        def work(connection: sqlite3.Connection) -> tuple[Job, Job]:
-            now = self._clock()
-            if user_id is None:
-                row = connection.execute(Q["select_job"], {"id": job_id}).fetchone()
-            else:
-                row = connection.execute(
-                    Q["select_user_job"], {"id": job_id, "user_id": user_id}
-                ).fetchone()
-            if row is None:
-                raise JobNotFound(job_id)
-            before = job_from_row(row)
-            after = change(before, now)
-            if after is before:
-                return before, after
-            if after.status.is_active and not before.status.is_active:
-                self._check_active(connection, before.user_id, limits)
-            connection.execute(Q["update_job"], _job_params(after))
-            if after.status is not before.status:
-                connection.execute(Q["insert_event"], _event_params(after))
-            return before, after
+    def _apply(
+        self,
+        connection: sqlite3.Connection,
+        job_id: str,
+        change: Change,
+        *,
+        limits: Limits,
+        user_id: str | None,
+        now: datetime,
+    ) -> tuple[Job, bool]:
+        if user_id is None:
+            row = connection.execute(Q["select_job"], {"id": job_id}).fetchone()
+        else:
+            row = connection.execute(
+                Q["select_user_job"], {"id": job_id, "user_id": user_id}
+            ).fetchone()
+        if row is None:
+            raise JobNotFound(job_id)
+        before = job_from_row(row)
+        after = change(before, now)
+        if after is before:
+            return before, False
+        if after.status.is_active and not before.status.is_active:
+            self._check_active(connection, before.user_id, limits)
+        connection.execute(Q["update_job"], _job_params(after))
+        if after.status is not before.status:
+            connection.execute(Q["insert_event"], _event_params(after))
+        return after, True
 
-        before, after = await self._write(work)
-        if after is not before:
-            self.hub.publish_jobs([after])
-        return before, after
+    async def update_jobs(
+        self,
+        changes: Sequence[tuple[str, Change]],
+        limits: Limits,
+        *,
+        user_id: str | None = None,
+    ) -> list[Job | JobdeskError]:
+        def work(connection: sqlite3.Connection) -> tuple[list[Job | JobdeskError], list[Job]]:
+            now = self._clock()
+            outcomes: list[Job | JobdeskError] = []
+            written: list[Job] = []
+            for job_id, change in changes:
+                try:
+                    job, changed = self._apply(
+                        connection, job_id, change, limits=limits, user_id=user_id, now=now
+                    )
+                except JobdeskError as refusal:
+                    outcomes.append(refusal)
+                    continue
+                outcomes.append(job)
+                if changed:
+                    written.append(job)
+            return outcomes, written
+
+        outcomes, written = await self._write(work)
+        self.hub.publish_jobs(written)
+        return outcomes
 
     async def list_jobs(
         self,
