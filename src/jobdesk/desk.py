@@ -401,6 +401,20 @@ class JobDesk:
         )
         return await self._update(job_id, change)
 
+    async def release_job(self, worker: Worker, job_id: str, *, attempt: int) -> Job:
+        """Hand a job back unfinished (the worker is shutting down): ``pending`` at once.
+
+        The attempt does not count against the job's ``max_attempts``.
+        """
+        worker = validation.worker(worker)
+        job_id = validation.job_id(job_id)
+        change = partial(
+            lifecycle.release,
+            worker=worker,
+            attempt=validation.integer("attempt", attempt, 1, 2**31),
+        )
+        return await self._update(job_id, change)
+
     async def requeue_expired(self) -> int:
         """Return jobs whose lease ran out to the queue (or fail them); how many.
 

@@ -200,6 +200,24 @@ def fail(
     return _give_up_or_requeue(job, now, error, retryable, limits)
 
 
+def release(job: Job, now: datetime, *, worker: Worker, attempt: int) -> Job:
+    """The worker hands the job back unfinished (it is shutting down): ``pending`` at once.
+
+    The attempt is not spent: ``attempt_offset`` moves up with it, so the job
+    keeps its budget. ``attempt`` itself still never repeats.
+    """
+    hold(job, worker, attempt, now)
+    return dataclasses.replace(
+        job,
+        status=next_status(job.id, job.status, Action.REQUEUE),
+        attempt_offset=job.attempt_offset + 1,
+        run_at=now,
+        worker_id=None,
+        lease_expires_at=None,
+        updated_at=now,
+    )
+
+
 def expire(job: Job, now: datetime, *, limits: Limits) -> Job:
     """A lease ran out: the attempt is spent; back to the queue after a backoff, or ``failed``."""
     if job.status is not JobStatus.PROCESSING or job.lease_expires_at is None:

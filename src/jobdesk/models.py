@@ -112,7 +112,8 @@ class Job:
     #: how many times the job was started; never repeats, fences worker writes
     attempt: int = 0
     max_attempts: int = 3
-    #: attempts made before the user's last ``retry_job``; the budget restarts there
+    #: attempts that do not count against ``max_attempts``: those before the user's last
+    #: ``retry_job`` (the budget restarts there) and those a worker handed back unfinished
     attempt_offset: int = 0
     started_at: datetime | None = None
     finished_at: datetime | None = None

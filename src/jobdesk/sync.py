@@ -146,6 +146,7 @@ class JobDesk:
     complete_job = _Blocking(AsyncJobDesk.complete_job)
     complete_jobs = _Blocking(AsyncJobDesk.complete_jobs)
     fail_job = _Blocking(AsyncJobDesk.fail_job)
+    release_job = _Blocking(AsyncJobDesk.release_job)
     requeue_expired = _Blocking(AsyncJobDesk.requeue_expired)
     prune_finished = _Blocking(AsyncJobDesk.prune_finished)
     create_worker_token = _Blocking(AsyncJobDesk.create_worker_token)

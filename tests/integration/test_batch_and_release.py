@@ -1,4 +1,4 @@
-"""complete_jobs: one transaction for a batch, with each refusal reported in its place."""
+"""complete_jobs (one transaction for a batch) and release_job (hand back unspent)."""
 
 from __future__ import annotations
 
@@ -62,3 +62,22 @@ async def test_a_batch_is_validated_before_anything_is_written(
     with pytest.raises(InvalidInput) as empty:
         await desk.complete_jobs(worker, [])
     assert empty.value.field == "completions"
+
+
+async def test_a_released_job_is_pending_at_once_and_keeps_its_budget(
+    desk: JobDesk, worker: Worker
+) -> None:
+    job = await desk.create_job("user-1", "render", {}, max_attempts=1)
+    [held] = await desk.claim_jobs(worker)
+    released = await desk.release_job(worker, job.id, attempt=held.attempt)
+    assert (released.status, released.attempts_left, released.worker_id) == (
+        JobStatus.PENDING,
+        1,
+        None,
+    )
+    with pytest.raises(LeaseLost):
+        await desk.complete_job(worker, job.id, "late", attempt=held.attempt)
+    [again] = await desk.claim_jobs(worker)
+    assert again.attempt == held.attempt + 1
+    failed = await desk.fail_job(worker, job.id, "boom", attempt=again.attempt)
+    assert failed.status is JobStatus.FAILED  # its one counted attempt is now spent
