@@ -8,6 +8,8 @@ returns. Arguments are validated here, before anything reaches the store.
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
 from collections.abc import Collection, Generator, Sequence
 from contextlib import AbstractAsyncContextManager
@@ -245,9 +247,26 @@ class JobDesk:
     # -- worker operations ----------------------------------------------------------------
 
     async def verify_worker_token(self, token: str) -> Worker:
-        """The :class:`Worker` a token stands for, or :class:`~jobdesk.errors.Unauthorized`."""
+        """The :class:`Worker` a token stands for, or :class:`~jobdesk.errors.Unauthorized`.
+
+        Verify once per connection or request: a token revoked later stops working
+        at its next verification.
+        """
         record = await self._verify(token, "worker")
-        return Worker(record.subject, record.types)
+        return Worker(
+            record.subject, record.types, self._worker_proof(record.subject, record.types)
+        )
+
+    def _worker_proof(self, name: str, types: frozenset[str] | None) -> bytes:
+        scope = "*" if types is None else ",".join(sorted(types))
+        message = f"worker\x1f{name}\x1f{scope}".encode()
+        return hmac.new(self._secret, message, hashlib.sha256).digest()
+
+    def _verified(self, worker: object) -> Worker:
+        worker = validation.worker(worker)
+        if not hmac.compare_digest(worker.proof, self._worker_proof(worker.name, worker.types)):
+            raise Unauthorized("this Worker was not made by verify_worker_token on this deployment")
+        return worker
 
     def _worker_types(self, worker: Worker, types: object) -> frozenset[str] | None:
         asked = validation.job_types(types)
@@ -259,7 +278,7 @@ class JobDesk:
         self, worker: Worker, *, types: str | Sequence[str] | None = None, limit: int = 10
     ) -> list[Job]:
         """The due pending jobs this worker may take, in the order they would be claimed."""
-        worker = validation.worker(worker)
+        worker = self._verified(worker)
         limit = validation.page_limit(limit)
         allowed = self._worker_types(worker, types)
         if allowed is not None and not allowed:
@@ -272,7 +291,7 @@ class JobDesk:
         :class:`~jobdesk.errors.InvalidTransition` if the job is no longer pending
         (another worker started it, say).
         """
-        worker = validation.worker(worker)
+        worker = self._verified(worker)
         job_id = validation.job_id(job_id)
         change = partial(lifecycle.start, worker=worker, lease_seconds=self.limits.lease_seconds)
         return await self._update(job_id, change)
@@ -281,7 +300,7 @@ class JobDesk:
         self, worker: Worker, *, types: str | Sequence[str] | None = None, limit: int = 1
     ) -> list[Job]:
         """Atomically start up to ``limit`` due jobs in queue order (the fast path)."""
-        worker = validation.worker(worker)
+        worker = self._verified(worker)
         limit = validation.page_limit(limit)
         allowed = self._worker_types(worker, types)
         if allowed is not None and not allowed:
@@ -311,7 +330,7 @@ class JobDesk:
     async def _report(
         self, worker: Worker, job_id: str, attempt: int, progress: float | None, message: str | None
     ) -> ProgressReply:
-        worker = validation.worker(worker)
+        worker = self._verified(worker)
         job_id = validation.job_id(job_id)
         change = partial(
             lifecycle.report_progress,
@@ -328,7 +347,7 @@ class JobDesk:
         self, worker: Worker, job_id: str, result: JSONValue = None, *, attempt: int
     ) -> Job:
         """``processing`` -> ``completed`` with ``result`` (JSON)."""
-        worker = validation.worker(worker)
+        worker = self._verified(worker)
         job_id = validation.job_id(job_id)
         validation.json_document(
             "result", result, self.limits.max_result_bytes, self.limits.max_input_depth
@@ -351,7 +370,7 @@ class JobDesk:
         a refusal does not hold back the others. Nothing is acknowledged before the
         commit. Workers use it to group jobs that finish together.
         """
-        worker = validation.worker(worker)
+        worker = self._verified(worker)
         if not isinstance(completions, Sequence) or not 1 <= len(completions) <= MAX_BATCH:
             raise InvalidInput("completions", f"must be a list of 1-{MAX_BATCH} Completion")
         changes: list[tuple[str, Change]] = []
@@ -387,7 +406,7 @@ class JobDesk:
         ``error`` is a message or ``{"message", "code"?, "details"?}``; with
         ``retryable=False`` the job fails at once.
         """
-        worker = validation.worker(worker)
+        worker = self._verified(worker)
         job_id = validation.job_id(job_id)
         if not isinstance(retryable, bool):
             raise InvalidInput("retryable", "must be True or False")
@@ -406,7 +425,7 @@ class JobDesk:
 
         The attempt does not count against the job's ``max_attempts``.
         """
-        worker = validation.worker(worker)
+        worker = self._verified(worker)
         job_id = validation.job_id(job_id)
         change = partial(
             lifecycle.release,

@@ -41,11 +41,15 @@ def create(spec: NewJob, now: datetime) -> Job:
 
 def replay(existing: Job, spec: NewJob) -> Job:
     """The job an idempotent replay returns; a different request under the same key is refused."""
-    if (existing.type, existing.project_id, _canonical(existing.input)) != (
-        spec.type,
-        spec.project_id,
-        _canonical(spec.input),
-    ):
+    same = (
+        existing.type == spec.type
+        and existing.project_id == spec.project_id
+        and existing.priority == spec.priority
+        and existing.max_attempts == spec.max_attempts
+        and (spec.run_at is None or spec.run_at == existing.run_at)
+        and _canonical(existing.input) == _canonical(spec.input)
+    )
+    if not same:
         raise InvalidInput("idempotency_key", "was already used for a different job; use a new key")
     return existing
 

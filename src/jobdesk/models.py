@@ -7,7 +7,7 @@ stores obey this table and nothing else.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
 from typing import Any
@@ -169,11 +169,17 @@ class JobEvent:
 
 @dataclass(frozen=True, slots=True)
 class Worker:
-    """A verified worker: the name of its token and the job types it may touch."""
+    """A verified worker: the name of its token and the job types it may touch.
+
+    Only ``JobDesk.verify_worker_token`` makes one that worker operations accept:
+    it carries a proof, keyed by the deployment's secret, that a valid token was
+    shown. A ``Worker`` made by hand (or with other types) is refused.
+    """
 
     name: str
     #: None means every type
     types: frozenset[str] | None = None
+    proof: bytes = field(default=b"", repr=False, compare=False)
 
     def may_handle(self, job_type: str) -> bool:
         """Whether this worker's token allows jobs of ``job_type``."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from contextlib import AsyncExitStack
+from typing import Any
 
 import pytest
 
@@ -110,3 +111,26 @@ def test_concurrent_creates_with_one_key_from_threads_make_one_job(
     with SyncJobDesk.open(store_url, clock=clock) as desk:
         assert desk.get_user_usage("alice").created_today == 1
         assert len(desk.get_user_jobs("alice").items) == 1
+
+
+@pytest.mark.parametrize(
+    "changed",
+    [{"priority": 5}, {"max_attempts": 1}, {"project_id": "other"}],
+    ids=["priority", "max_attempts", "project"],
+)
+async def test_a_replay_that_asks_for_something_else_is_refused(
+    desk: JobDesk, changed: dict[str, Any]
+) -> None:
+    await desk.create_job("alice", "demo", {"n": 1}, idempotency_key="k-1")
+    options: dict[str, Any] = {"project_id": None, "priority": 0, "max_attempts": None} | changed
+    with pytest.raises(InvalidInput) as caught:
+        await desk.create_job(
+            "alice",
+            "demo",
+            {"n": 1},
+            options["project_id"],
+            priority=options["priority"],
+            max_attempts=options["max_attempts"],
+            idempotency_key="k-1",
+        )
+    assert caught.value.field == "idempotency_key"

@@ -252,3 +252,17 @@ async def test_user_tokens_do_not_appear_among_worker_tokens(desk: JobDesk) -> N
     await desk.create_user_token("alice")
     assert await desk.list_worker_tokens() == []
     assert await desk.revoke_worker_token("alice") == 0
+
+
+async def test_a_worker_made_by_hand_is_refused(desk: JobDesk) -> None:
+    await desk.create_job("alice", "demo", {})
+    verified = await desk.verify_worker_token(await desk.create_worker_token("gpu-1", types="demo"))
+    forged = [
+        Worker("gpu-1", frozenset({"demo"})),
+        Worker("gpu-1", None, verified.proof),  # a real proof, stretched to every type
+        Worker("gpu-2", frozenset({"demo"}), verified.proof),
+    ]
+    for worker in forged:
+        with pytest.raises(Unauthorized):
+            await desk.claim_jobs(worker)
+    assert len(await desk.claim_jobs(verified)) == 1
