@@ -1,0 +1,64 @@
+"""One jobdesk worker process for the peer harness: ``jobdesk_worker.py DATABASE_URL [VARIANT]``.
+
+One asyncio loop: claim up to 10 due jobs (``claim_jobs(limit=10)``), run them
+concurrently (each records its start with ``common.record(enq_ts)``), complete
+them, claim again. Variant ``c10`` completes each job with ``complete_job`` (one
+transaction each); ``c10_batch`` completes the claimed batch with one
+``complete_jobs`` call (one transaction). When the queue is empty it sleeps 5 ms
+and polls again: this bench worker has no wake-up notification across processes.
+Stops on SIGTERM or SIGINT. ``common`` is the harness's module (on ``PYTHONPATH``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+import os
+import signal
+import sys
+from collections.abc import Callable
+from typing import cast
+
+from jobdesk import Completion, Job, JobDesk, Worker
+from lib_jobdesk import BATCH, LIMITS, POLL_SECONDS, URL
+
+record = cast(Callable[[float], None], importlib.import_module("common").record)
+
+
+async def handle(desk: JobDesk, worker: Worker, job: Job) -> None:
+    """The no-op handler every library runs: record the start, then complete."""
+    record(enqueue_time(job))
+    await desk.complete_job(worker, job.id, None, attempt=job.attempt)
+
+
+def enqueue_time(job: Job) -> float:
+    """The producer's ``time.time()`` when it enqueued ``job``."""
+    enq_ts = job.input.get("enq_ts", 0.0) if isinstance(job.input, dict) else 0.0
+    return float(enq_ts)
+
+
+async def work(url: str, variant: str = "c10") -> None:
+    """Claim, run, complete, until told to stop."""
+    if variant not in {"c10", "c10_batch"}:
+        raise SystemExit(f"unknown variant {variant!r}")
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+    async with JobDesk.open(url, limits=LIMITS) as desk:
+        token = await desk.create_worker_token(f"bench-worker-{os.getpid()}")
+        worker = await desk.verify_worker_token(token)
+        while not stop.is_set():
+            jobs = await desk.claim_jobs(worker, limit=BATCH)
+            if not jobs:
+                await asyncio.sleep(POLL_SECONDS)
+            elif variant == "c10_batch":
+                for job in jobs:
+                    record(enqueue_time(job))
+                await desk.complete_jobs(worker, [Completion(job.id, job.attempt) for job in jobs])
+            else:
+                await asyncio.gather(*(handle(desk, worker, job) for job in jobs))
+
+
+if __name__ == "__main__":
+    asyncio.run(work(sys.argv[1] if len(sys.argv) > 1 else URL, *sys.argv[2:3]))

@@ -1,0 +1,144 @@
+"""Side-by-side table of the peer harness results, with jobdesk / peer ratios (Markdown).
+
+    .venv/bin/python bench/peers_report.py RESULTS.jsonl > bench/results/peers.md
+
+Reads the ``results.jsonl`` that the harness's ``bench.py`` appends to. Cells are
+median (min-max) over the repetitions. A ratio is jobdesk / peer: above 1 means
+jobdesk does more per second (enqueue, drain) or waits longer (latency). Each
+ratio is the median of the per-repetition ratios, since a repetition runs every
+library back to back, followed by their range.
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+import sys
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+Result = dict[str, Any]
+Key = tuple[str, str]  # (lib, variant)
+
+JOBDESKS = ("jobdesk", "jobdesk_normal")
+DESCRIPTION = {
+    "jobdesk": "SQLite synchronous=full; 1 process, claim_jobs(limit=10), 5 ms idle poll",
+    "jobdesk_normal": "as jobdesk, SQLite synchronous=normal",
+    "pgqueuer": "PostgreSQL; 1 process, batch 10, LISTEN/NOTIFY",
+    "procrastinate": "PostgreSQL; 1 process, -c 10, LISTEN/NOTIFY",
+    "celery": "Redis broker, no result backend",
+    "rq": "Redis",
+}
+#: (column title, scenario, metric, decimals, higher is better)
+COLUMNS = (
+    ("enqueue/s (1 by 1)", "enqueue", "enqueue_per_s", 0, True),
+    ("bulk enqueue/s", "enqueue", "bulk_enqueue_per_s", 0, True),
+    ("drain jobs/s (from spawn)", "drain", "drain_per_s", 0, True),
+    ("drain steady jobs/s", "drain", "steady_per_s", 0, True),
+    ("latency p50 ms", "latency", "p50_ms", 1, False),
+    ("latency p95 ms", "latency", "p95_ms", 1, False),
+    ("latency p99 ms", "latency", "p99_ms", 1, False),
+)
+
+
+def load(path: Path) -> list[Result]:
+    """Every successful, complete measurement of a numbered repetition."""
+    rows = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        if line.strip():
+            row: Result = json.loads(line)
+            if row.get("rep", 0) >= 1 and "error" not in row and row.get("completed", True):
+                rows.append(row)
+    return rows
+
+
+def cell(values: Sequence[float], decimals: int) -> str:
+    """``median (min-max)``, or the one value, or n/a."""
+    if not values:
+        return "n/a"
+    text = f"{{:,.{decimals}f}}"
+    median = text.format(statistics.median(values))
+    if len(values) == 1:
+        return median
+    return f"{median} ({text.format(min(values))}-{text.format(max(values))})"
+
+
+class Results:
+    """Measurements indexed by library, variant, scenario and repetition."""
+
+    def __init__(self, rows: Iterable[Result]) -> None:
+        self.by: dict[tuple[str, str, str], dict[int, Result]] = defaultdict(dict)
+        self.keys: list[Key] = []
+        for row in rows:
+            self.by[(row["lib"], row["scenario"], row["variant"])][row["rep"]] = row
+            if row["scenario"] != "enqueue" and (row["lib"], row["variant"]) not in self.keys:
+                self.keys.append((row["lib"], row["variant"]))
+        order = [*JOBDESKS, "pgqueuer", "procrastinate", "celery", "rq"]
+        self.keys.sort(key=lambda key: (order.index(key[0]) if key[0] in order else 99, key[1]))
+
+    def values(self, key: Key, scenario: str, metric: str) -> dict[int, float]:
+        """The metric per repetition (enqueue is measured once per library, not per variant)."""
+        variant = "-" if scenario == "enqueue" else key[1]
+        found = self.by.get((key[0], scenario, variant), {})
+        return {rep: row[metric] for rep, row in found.items() if row.get(metric) is not None}
+
+
+def main_table(results: Results) -> list[str]:
+    """Every library and variant, median (min-max) per column."""
+    lines = [
+        "| library | variant | " + " | ".join(title for title, *_ in COLUMNS) + " | reps |",
+        "|---|---|" + "---|" * len(COLUMNS) + "---|",
+    ]
+    for key in results.keys:
+        cells = [
+            cell(list(results.values(key, scenario, metric).values()), decimals)
+            for _, scenario, metric, decimals, _ in COLUMNS
+        ]
+        reps = max(
+            (len(results.values(key, scenario, metric)) for _, scenario, metric, *_ in COLUMNS),
+            default=0,
+        )
+        lines.append(f"| {key[0]} | {key[1]} | " + " | ".join(cells) + f" | {reps} |")
+    lines.append("")
+    lines.append("Setups: " + "; ".join(f"**{lib}**: {text}" for lib, text in DESCRIPTION.items()))
+    return lines
+
+
+def ratio_table(results: Results, mine: Key) -> list[str]:
+    """jobdesk / peer for every column, per repetition, then median (min-max)."""
+    lines = [
+        f"Ratios **{mine[0]} {mine[1]} / peer** (per-repetition ratios: median (min-max)). "
+        "Throughput: above 1 = jobdesk faster. Latency: below 1 = jobdesk faster.",
+        "",
+        "| peer | variant | " + " | ".join(title for title, *_ in COLUMNS) + " |",
+        "|---|---|" + "---|" * len(COLUMNS),
+    ]
+    for key in results.keys:
+        if key[0] in JOBDESKS:
+            continue
+        cells = []
+        for _, scenario, metric, _, _ in COLUMNS:
+            ours = results.values(mine, scenario, metric)
+            theirs = results.values(key, scenario, metric)
+            ratios = [ours[rep] / theirs[rep] for rep in ours if theirs.get(rep)]
+            cells.append(cell(ratios, 2))
+        lines.append(f"| {key[0]} | {key[1]} | " + " | ".join(cells) + " |")
+    return lines
+
+
+def report(path: Path) -> str:
+    """The whole Markdown report of one results file."""
+    results = Results(load(path))
+    lines = [f"Source: `{path}`", "", *main_table(results), ""]
+    for mine in results.keys:
+        if mine[0] in JOBDESKS:
+            lines += [*ratio_table(results, mine), ""]
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    if len(sys.argv) != 2:
+        sys.exit(__doc__)
+    print(report(Path(sys.argv[1])))
