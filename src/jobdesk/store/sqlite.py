@@ -448,17 +448,22 @@ class SQLiteStore:
         before_id: str | None,
         limit: int,
     ) -> list[Job]:
-        params = {
+        params: dict[str, object] = {
             "user_id": user_id,
             "before_id": before_id or _ABOVE_EVERY_ID,
             "project_id": project_id,
-            "statuses": None if statuses is None else json.dumps([s.value for s in statuses]),
             "types": _types_param(types),
             "limit": limit,
         }
+        query = Q["list_user_jobs"]
+        if statuses is not None:
+            query = Q["list_user_jobs_by_status"]
+            asked = [status.value for status in statuses]
+            for number in range(1, len(JobStatus) + 1):
+                params[f"status_{number}"] = asked[number - 1] if number <= len(asked) else None
 
         def work(connection: sqlite3.Connection) -> list[Job]:
-            return [job_from_row(row) for row in connection.execute(Q["list_user_jobs"], params)]
+            return [job_from_row(row) for row in connection.execute(query, params)]
 
         return await self._run(work)
 
