@@ -7,6 +7,7 @@ runs on every store.
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
 import subprocess
 import sys
@@ -16,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from jobdesk import JobDesk, JobStatus
+from jobdesk.changes import RESYNC, JobChange
 from jobdesk.testing import ManualClock
 
 # Opens a desk on argv[1] and creates a job for user argv[2], but only once the
@@ -137,3 +139,19 @@ def test_reopening_from_other_processes_keeps_the_data(tmp_path: Path) -> None:
     rows = inspect(path, "SELECT id FROM jobs")
     assert sorted(str(row[0]) for row in rows) == sorted(first + second)
     assert inspect(path, "PRAGMA user_version") == [(1,)]
+
+
+async def test_a_commit_from_another_connection_wakes_subscribers(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'shared.db'}"
+    async with (
+        JobDesk.open(url) as listener,
+        JobDesk.open(url) as other,
+        listener.subscribe() as changes,
+    ):
+        await other.create_job("user-1", "render", {})
+        assert await asyncio.wait_for(changes.next_change(), 5) is RESYNC
+        own = await listener.create_job("user-1", "render", {})
+        change = await asyncio.wait_for(changes.next_change(), 5)
+        assert isinstance(change, JobChange)
+        assert change.job_id == own.id
+        assert await changes.next_change(within=0.2) is None  # no RESYNC for its own write

@@ -20,7 +20,7 @@ from importlib import resources
 from typing import Any, TypeVar
 
 from jobdesk import lifecycle
-from jobdesk.changes import ChangeHub, Subscription
+from jobdesk.changes import RESYNC, ChangeHub, Subscription
 from jobdesk.errors import InvalidInput, JobdeskError, JobNotFound, StoreUnavailable
 from jobdesk.limits import Limits, check_active, check_daily, next_midnight, usage_day
 from jobdesk.models import (
@@ -43,6 +43,7 @@ _ABOVE_EVERY_ID = "8"  # job ids start with 0-7
 # A history entry keeps the error when the change is a failure: failed, or back to pending.
 _FAILURE_STATUSES = (JobStatus.FAILED, JobStatus.PENDING)
 _SYNCHRONOUS = {"full", "normal", "extra", "off"}
+_WATCH_SECONDS = 0.025
 
 
 def _ts(value: datetime | None) -> str | None:
@@ -185,6 +186,7 @@ class SQLiteStore:
         self._connection: sqlite3.Connection | None = None
         self._secret = b""
         self.hub = ChangeHub()
+        self._watcher: asyncio.Task[None] | None = None
 
     @classmethod
     def from_url(cls, url: str, *, clock: Clock | None = None) -> SQLiteStore:
@@ -295,6 +297,11 @@ class SQLiteStore:
 
     async def close(self) -> None:
         """Close the connection and stop the store's thread."""
+        if self._watcher is not None:
+            self._watcher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._watcher
+            self._watcher = None
         executor, connection = self._executor, self._connection
         self._executor, self._connection = None, None
         if executor is None:
@@ -313,9 +320,32 @@ class SQLiteStore:
 
     @contextlib.asynccontextmanager
     async def subscribe(self) -> AsyncIterator[Subscription]:
-        """Changes committed through this store (this process's writes)."""
+        """Changes: this store's own as they commit; other processes' as ``RESYNC``.
+
+        While anyone is subscribed, the store checks ``PRAGMA data_version`` every
+        25 ms; it moves only when another connection (another process, say a worker)
+        committed, and then subscribers get :data:`~jobdesk.changes.RESYNC` and re-read.
+        """
         async with self.hub.subscribe() as subscription:
+            if self._watcher is None or self._watcher.done():
+                self._watcher = asyncio.create_task(self._watch(), name="jobdesk-sqlite-watch")
             yield subscription
+
+    async def _watch(self) -> None:
+        def data_version(connection: sqlite3.Connection) -> int:
+            (version,) = connection.execute("PRAGMA data_version").fetchone()
+            return int(version)
+
+        last = await self._run(data_version)
+        while self.hub.subscriber_count:
+            await asyncio.sleep(_WATCH_SECONDS)
+            try:
+                version = await self._run(data_version)
+            except StoreUnavailable:
+                return  # the store closed
+            if version != last:
+                last = version
+                self.hub.publish(RESYNC)
 
     # -- jobs -------------------------------------------------------------------------------
 
