@@ -14,8 +14,11 @@ from jobdesk.models import (
     JobPage,
     JobStatus,
     ProgressReply,
+    QueueCount,
+    QueueStats,
     UserUsage,
     Worker,
+    WorkerSeen,
     WorkerTokenInfo,
 )
 
@@ -28,8 +31,11 @@ __all__ = [
     "JobStatus",
     "Limits",
     "ProgressReply",
+    "QueueCount",
+    "QueueStats",
     "UserUsage",
     "Worker",
+    "WorkerSeen",
     "WorkerTokenInfo",
 ]
 

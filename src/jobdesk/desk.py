@@ -32,6 +32,7 @@ from jobdesk.models import (
     JSONValue,
     NewJob,
     ProgressReply,
+    QueueStats,
     TokenRecord,
     UserLimits,
     UserUsage,
@@ -400,11 +401,13 @@ class JobDesk:
         *,
         retryable: bool = True,
         attempt: int,
+        retry_after: float | None = None,
     ) -> Job:
         """Report a failure: ``pending`` after a backoff while attempts remain, else ``failed``.
 
         ``error`` is a message or ``{"message", "code"?, "details"?}``; with
-        ``retryable=False`` the job fails at once.
+        ``retryable=False`` the job fails at once. ``retry_after`` (seconds, at most
+        ``Limits.retry_backoff_max_seconds``) replaces the backoff before the next attempt.
         """
         worker = self._verified(worker)
         job_id = validation.job_id(job_id)
@@ -417,6 +420,13 @@ class JobDesk:
             error=validation.error_payload(error),
             retryable=retryable,
             limits=self.limits,
+            retry_after=(
+                None
+                if retry_after is None
+                else validation.seconds(
+                    "retry_after", retry_after, self.limits.retry_backoff_max_seconds
+                )
+            ),
         )
         return await self._update(job_id, change)
 
@@ -461,6 +471,19 @@ class JobDesk:
             total += count
             if count < _PRUNE_BATCH:
                 return total
+
+    async def get_queue_stats(self, window: timedelta = timedelta(minutes=5)) -> QueueStats:
+        """For operators: queue depth by type and status, workers seen, recent throughput.
+
+        Counts every pending and processing job, and the jobs that finished within
+        ``window`` (completed ones are the throughput). A worker is seen if it holds
+        a job now or finished one within ``window``.
+        """
+        if not isinstance(window, timedelta) or window <= timedelta(0):
+            raise InvalidInput("window", "must be a positive timedelta")
+        now = await self.store.now()
+        counts, workers = await self.store.queue_stats(now - window)
+        return QueueStats(now, window.total_seconds(), counts, workers)
 
     def subscribe(self) -> AbstractAsyncContextManager[Subscription]:
         """Live job changes, for ``async with desk.subscribe() as changes:``.

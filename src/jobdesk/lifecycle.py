@@ -198,10 +198,14 @@ def fail(
     error: dict[str, JSONValue],
     retryable: bool,
     limits: Limits,
+    retry_after: float | None = None,
 ) -> Job:
-    """Back to ``pending`` after a backoff while attempts remain, else ``failed``."""
+    """Back to ``pending`` after a backoff while attempts remain, else ``failed``.
+
+    ``retry_after`` (seconds) replaces the backoff when the worker asked for a delay.
+    """
     hold(job, worker, attempt, now)
-    return _give_up_or_requeue(job, now, error, retryable, limits)
+    return _give_up_or_requeue(job, now, error, retryable, limits, retry_after)
 
 
 def release(job: Job, now: datetime, *, worker: Worker, attempt: int) -> Job:
@@ -228,18 +232,20 @@ def expire(job: Job, now: datetime, *, limits: Limits) -> Job:
         return job
     if job.lease_expires_at > now:
         return job
-    return _give_up_or_requeue(job, now, LEASE_EXPIRED_ERROR, True, limits)
+    return _give_up_or_requeue(job, now, LEASE_EXPIRED_ERROR, True, limits, None)
 
 
-def _give_up_or_requeue(
+def _give_up_or_requeue(  # noqa: PLR0917 - private; every caller passes all six
     job: Job,
     now: datetime,
     error: dict[str, JSONValue],
     retryable: bool,
     limits: Limits,
+    delay: float | None,
 ) -> Job:
     if retryable and job.attempts_left > 0:
-        delay = retry_backoff(limits, job.attempt - job.attempt_offset)
+        if delay is None:
+            delay = retry_backoff(limits, job.attempt - job.attempt_offset)
         return dataclasses.replace(
             job,
             status=next_status(job.id, job.status, Action.REQUEUE),

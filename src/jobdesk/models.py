@@ -206,6 +206,45 @@ class ProgressReply:
 
 
 @dataclass(frozen=True, slots=True)
+class QueueCount:
+    """How many jobs of one type are in one status."""
+
+    type: str
+    status: JobStatus
+    count: int
+
+
+@dataclass(frozen=True, slots=True)
+class WorkerSeen:
+    """A worker (by its token's name) that held a job within the stats window."""
+
+    name: str
+    #: jobs it is processing now
+    processing: int
+    #: its latest write to any of those jobs: claim, progress, heartbeat, end
+    last_seen: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class QueueStats:
+    """A snapshot of the queue for operators: depth, workers seen, throughput."""
+
+    #: the store's time of the snapshot
+    at: datetime
+    #: how far back "recent" looks, in seconds
+    window_seconds: float
+    #: every pending and processing job, and the jobs that finished within the window,
+    #: by type and status
+    counts: list[QueueCount]
+    #: workers holding a job now or that finished one within the window
+    workers: list[WorkerSeen]
+
+    def finished(self, status: JobStatus) -> int:
+        """How many jobs ended in ``status`` within the window."""
+        return sum(count.count for count in self.counts if count.status is status)
+
+
+@dataclass(frozen=True, slots=True)
 class WorkerTokenInfo:
     """A stored worker token, without its secret."""
 

@@ -148,6 +148,7 @@ class JobDesk:
     fail_job = _Blocking(AsyncJobDesk.fail_job)
     release_job = _Blocking(AsyncJobDesk.release_job)
     requeue_expired = _Blocking(AsyncJobDesk.requeue_expired)
+    get_queue_stats = _Blocking(AsyncJobDesk.get_queue_stats)
     prune_finished = _Blocking(AsyncJobDesk.prune_finished)
     create_worker_token = _Blocking(AsyncJobDesk.create_worker_token)
     revoke_worker_token = _Blocking(AsyncJobDesk.revoke_worker_token)

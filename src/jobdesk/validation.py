@@ -113,6 +113,15 @@ def integer(field: str, value: object, low: int, high: int) -> int:
     return value
 
 
+def seconds(field: str, value: object, high: float) -> float:
+    """A finite number of seconds (int or float, not a bool) from 0 to ``high``."""
+    if not isinstance(value, int | float) or isinstance(value, bool) or not math.isfinite(value):
+        raise InvalidInput(field, "must be a number of seconds")
+    if not 0 <= value <= high:
+        raise InvalidInput(field, f"must be between 0 and {high:g} seconds")
+    return float(value)
+
+
 def page_limit(value: object) -> int:
     """A page size or claim batch: 1-100."""
     return integer("limit", value, 1, MAX_PAGE)
@@ -180,7 +189,11 @@ def json_document(field: str, value: object, max_bytes: int, max_depth: int) -> 
     except (TypeError, ValueError) as exc:
         raise InvalidInput(field, f"must be JSON-serialisable ({exc})") from None
     # Limits are in bytes: a character may take up to four of them in UTF-8.
-    if len(text) > max_bytes or len(text.encode()) > max_bytes:
+    try:
+        size = len(text.encode())
+    except UnicodeEncodeError:
+        raise InvalidInput(field, "must be valid Unicode (no lone surrogates)") from None
+    if size > max_bytes:
         raise InvalidInput(field, f"must be at most {max_bytes} bytes of JSON")
     return text
 

@@ -6,6 +6,7 @@ import pytest
 
 from jobdesk import Completion, JobDesk, JobStatus, Worker
 from jobdesk.errors import InvalidInput, JobNotFound, LeaseLost
+from jobdesk.testing import ManualClock
 from tests.integration.support import MISSING_ID
 
 
@@ -81,3 +82,18 @@ async def test_a_released_job_is_pending_at_once_and_keeps_its_budget(
     assert again.attempt == held.attempt + 1
     failed = await desk.fail_job(worker, job.id, "boom", attempt=again.attempt)
     assert failed.status is JobStatus.FAILED  # its one counted attempt is now spent
+
+
+async def test_a_new_attempt_starts_without_the_previous_error(
+    desk: JobDesk, worker: Worker, clock: ManualClock
+) -> None:
+    job = await desk.create_job("user-1", "render", {})
+    [first] = await desk.claim_jobs(worker)
+    failed = await desk.fail_job(worker, job.id, "flaky", attempt=first.attempt)
+    assert failed.error == {"message": "flaky"}
+    clock.set(failed.run_at)
+    [second] = await desk.claim_jobs(worker)
+    assert second.error is None
+    assert (await desk.get_job_status(job.id, "user-1")).error is None
+    history = await desk.get_job_history(job.id, "user-1")
+    assert [event.error for event in history][-2] == {"message": "flaky"}

@@ -204,6 +204,13 @@ CASES: list[tuple[str, str, Call]] = [
     # maintenance
     ("prune_finished", "older_than", lambda d, w, j: d.prune_finished(bad(3600))),
     ("prune_finished", "older_than", lambda d, w, j: d.prune_finished(timedelta(seconds=-1))),
+    ("get_queue_stats", "window", lambda d, w, j: d.get_queue_stats(bad(300))),
+    ("get_queue_stats", "window", lambda d, w, j: d.get_queue_stats(timedelta(0))),
+    (
+        "fail_job",
+        "retry_after",
+        lambda d, w, j: d.fail_job(w, j.id, "m", attempt=1, retry_after=-1),
+    ),
 ]
 
 

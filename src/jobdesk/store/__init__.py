@@ -25,10 +25,12 @@ from jobdesk.models import (
     JobEvent,
     JobStatus,
     NewJob,
+    QueueCount,
     TokenRecord,
     UserLimits,
     UserUsage,
     Worker,
+    WorkerSeen,
 )
 
 __all__ = ["Change", "Clock", "Store", "load_queries", "open_store", "system_clock"]
@@ -122,6 +124,10 @@ class Store(Protocol):
 
     async def prune_finished(self, older_than: datetime, batch_size: int) -> int:
         """Delete up to ``batch_size`` jobs finished before ``older_than``, with their history."""
+
+    async def queue_stats(self, since: datetime) -> tuple[list[QueueCount], list[WorkerSeen]]:
+        """Counts of pending and processing jobs, and of jobs finished since ``since``, by
+        type and status (ordered); workers holding a job or that finished one since then."""
 
     def subscribe(self) -> AbstractAsyncContextManager[Subscription]:
         """Changes to jobs as they commit, for the ``async with`` block."""

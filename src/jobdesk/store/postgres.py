@@ -42,10 +42,12 @@ from jobdesk.models import (
     JobEvent,
     JobStatus,
     NewJob,
+    QueueCount,
     TokenRecord,
     UserLimits,
     UserUsage,
     Worker,
+    WorkerSeen,
 )
 from jobdesk.store import Change, Clock, load_queries
 
@@ -585,6 +587,22 @@ class PostgresStore:
 
         # Outside a pipeline: the deleted row count is known only once the statement ran.
         return await self._run(work, pipeline=False)
+
+    async def queue_stats(self, since: datetime) -> tuple[list[QueueCount], list[WorkerSeen]]:
+        async def work(connection: Connection) -> tuple[list[QueueCount], list[WorkerSeen]]:
+            cursor = await connection.execute(Q["stats_counts"], {"since": since})
+            counts = [
+                QueueCount(row["type"], JobStatus(row["status"]), row["count"])
+                for row in await cursor.fetchall()
+            ]
+            cursor = await connection.execute(Q["stats_workers"], {"since": since})
+            workers = [
+                WorkerSeen(row["worker_id"], row["processing"], row["last_seen"])
+                for row in await cursor.fetchall()
+            ]
+            return counts, workers
+
+        return await self._run(work, write=False)
 
     async def job_events(self, job_id: str) -> list[JobEvent]:
         async def work(connection: Connection) -> list[JobEvent]:

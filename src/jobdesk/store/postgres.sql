@@ -141,6 +141,7 @@ WITH ready AS MATERIALIZED (
         progress = 0,
         progress_message = NULL,
         cancel_requested = false,
+        error = NULL,
         updated_at = coalesce(%(now)s::timestamptz, now())
     FROM ready
     WHERE j.id = ready.id
@@ -187,3 +188,24 @@ WHERE kind = %(kind)s AND subject = %(subject)s AND revoked_at IS NULL;
 
 -- name: list_tokens
 SELECT * FROM jobdesk.tokens WHERE kind = %(kind)s ORDER BY created_at DESC, key_id;
+
+-- name: stats_counts
+-- Queue depth (every pending and processing job) and what finished since %(since)s.
+SELECT type, status, count(*) AS count FROM jobdesk.jobs
+WHERE status IN ('pending', 'processing')
+GROUP BY type, status
+UNION ALL
+SELECT type, status, count(*) AS count FROM jobdesk.jobs
+WHERE status IN ('completed', 'failed', 'cancelled') AND finished_at >= %(since)s
+GROUP BY type, status
+ORDER BY type, status;
+
+-- name: stats_workers
+SELECT worker_id, count(*) FILTER (WHERE status = 'processing') AS processing,
+       max(updated_at) AS last_seen
+FROM jobdesk.jobs
+WHERE worker_id IS NOT NULL
+  AND (status = 'processing'
+       OR (status IN ('completed', 'failed', 'cancelled') AND finished_at >= %(since)s))
+GROUP BY worker_id
+ORDER BY worker_id;

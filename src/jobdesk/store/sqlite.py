@@ -28,10 +28,12 @@ from jobdesk.models import (
     JobEvent,
     JobStatus,
     NewJob,
+    QueueCount,
     TokenRecord,
     UserLimits,
     UserUsage,
     Worker,
+    WorkerSeen,
 )
 from jobdesk.store import Change, Clock, load_queries, system_clock
 
@@ -336,16 +338,16 @@ class SQLiteStore:
             (version,) = connection.execute("PRAGMA data_version").fetchone()
             return int(version)
 
-        last = await self._run(data_version)
-        while self.hub.subscriber_count:
-            await asyncio.sleep(_WATCH_SECONDS)
-            try:
+        try:
+            last = await self._run(data_version)
+            while self.hub.subscriber_count:
+                await asyncio.sleep(_WATCH_SECONDS)
                 version = await self._run(data_version)
-            except StoreUnavailable:
-                return  # the store closed
-            if version != last:
-                last = version
-                self.hub.publish(RESYNC)
+                if version != last:
+                    last = version
+                    self.hub.publish(RESYNC)
+        except StoreUnavailable:
+            return  # the store closed
 
     # -- jobs -------------------------------------------------------------------------------
 
@@ -546,6 +548,23 @@ class SQLiteStore:
             return connection.execute(Q["delete_jobs"], {"ids": ids}).rowcount
 
         return await self._write(work)
+
+    async def queue_stats(self, since: datetime) -> tuple[list[QueueCount], list[WorkerSeen]]:
+        def work(connection: sqlite3.Connection) -> tuple[list[QueueCount], list[WorkerSeen]]:
+            params = {"since": _ts(since)}
+            counts = [
+                QueueCount(row["type"], JobStatus(row["status"]), row["count"])
+                for row in connection.execute(Q["stats_counts"], params)
+            ]
+            workers = [
+                WorkerSeen(
+                    row["worker_id"], row["processing"], datetime.fromisoformat(row["last_seen"])
+                )
+                for row in connection.execute(Q["stats_workers"], params)
+            ]
+            return counts, workers
+
+        return await self._run(work)
 
     async def job_events(self, job_id: str) -> list[JobEvent]:
         def work(connection: sqlite3.Connection) -> list[JobEvent]:

@@ -157,3 +157,23 @@ DELETE FROM job_events WHERE job_id IN (SELECT value FROM json_each(:ids));
 
 -- name: delete_jobs
 DELETE FROM jobs WHERE id IN (SELECT value FROM json_each(:ids));
+
+-- name: stats_counts
+-- Queue depth (every pending and processing job) and what finished since :since.
+SELECT type, status, count(*) AS count FROM jobs
+WHERE status IN ('pending', 'processing')
+GROUP BY type, status
+UNION ALL
+SELECT type, status, count(*) AS count FROM jobs
+WHERE status IN ('completed', 'failed', 'cancelled') AND finished_at >= :since
+GROUP BY type, status
+ORDER BY type, status;
+
+-- name: stats_workers
+SELECT worker_id, sum(status = 'processing') AS processing, max(updated_at) AS last_seen
+FROM jobs
+WHERE worker_id IS NOT NULL
+  AND (status = 'processing'
+       OR (status IN ('completed', 'failed', 'cancelled') AND finished_at >= :since))
+GROUP BY worker_id
+ORDER BY worker_id;
