@@ -6,7 +6,9 @@ them, claim again. Variant ``c10`` completes each job with ``complete_job`` (one
 transaction each); ``c10_batch`` completes the claimed batch with one
 ``complete_jobs`` call (one transaction). When the queue is empty it sleeps 5 ms
 and polls again: this bench worker has no wake-up notification across processes.
-Stops on SIGTERM or SIGINT. ``common`` is the harness's module (on ``PYTHONPATH``).
+Variant ``c10_listen`` completes in batches too, and when idle waits for a change
+notification instead of polling. Stops on SIGTERM or SIGINT. ``common`` is the
+harness's module (on ``PYTHONPATH``).
 """
 
 from __future__ import annotations
@@ -39,20 +41,23 @@ def enqueue_time(job: Job) -> float:
 
 async def work(url: str, variant: str = "c10") -> None:
     """Claim, run, complete, until told to stop."""
-    if variant not in {"c10", "c10_batch"}:
+    if variant not in {"c10", "c10_batch", "c10_listen"}:
         raise SystemExit(f"unknown variant {variant!r}")
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
-    async with JobDesk.open(url, limits=LIMITS) as desk:
+    async with JobDesk.open(url, limits=LIMITS) as desk, desk.subscribe() as changes:
         token = await desk.create_worker_token(f"bench-worker-{os.getpid()}")
         worker = await desk.verify_worker_token(token)
         while not stop.is_set():
             jobs = await desk.claim_jobs(worker, limit=BATCH)
-            if not jobs:
+            if not jobs and variant == "c10_listen":
+                # Idle: wait for a change (NOTIFY on PostgreSQL, data_version on SQLite).
+                await changes.next_change(within=0.5)
+            elif not jobs:
                 await asyncio.sleep(POLL_SECONDS)
-            elif variant == "c10_batch":
+            elif variant != "c10":
                 for job in jobs:
                     record(enqueue_time(job))
                 await desk.complete_jobs(worker, [Completion(job.id, job.attempt) for job in jobs])

@@ -124,7 +124,7 @@ class Producer:
 
 
 #: c10: complete_job per job; c10_batch: one complete_jobs per claimed batch
-VARIANTS = ["c10", "c10_batch"]
+VARIANTS = ["c10", "c10_batch", "c10_listen"]
 _ADAPTER = Adapter(
     URL,
     "SQLite file, WAL, synchronous from BENCH_JOBDESK_URL (default full); create_job with "

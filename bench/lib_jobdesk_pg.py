@@ -1,0 +1,66 @@
+"""jobdesk on PostgreSQL for the peer harness: the same adapter as ``lib_jobdesk``.
+
+The database is ``BENCH_JOBDESK_PG_URL`` (default
+``postgresql://root@127.0.0.1:5432/jobdesk_bench``, created if missing), on the
+same server and at the same durability (fsync, synchronous_commit on) as the
+PostgreSQL peers. The worker is ``jobdesk_worker.py`` (variants as in
+``lib_jobdesk``; ``c10_listen`` wakes on LISTEN/NOTIFY).
+"""
+
+from __future__ import annotations
+
+import os
+from urllib.parse import urlsplit, urlunsplit
+
+import psycopg
+
+import lib_jobdesk
+from jobdesk import JobDesk
+
+URL = os.environ.get("BENCH_JOBDESK_PG_URL", "postgresql://root@127.0.0.1:5432/jobdesk_bench")
+
+
+async def setup() -> None:
+    """Create the database if needed; jobdesk migrates it on open."""
+    parts = urlsplit(URL)
+    server = urlunsplit(parts._replace(path="/postgres", query=""))
+    name = parts.path.lstrip("/")
+    with psycopg.connect(server, autocommit=True) as admin:
+        exists = admin.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone()
+        if exists is None:
+            admin.execute(f"CREATE DATABASE {name}")  # a name from our own setting
+    async with JobDesk.open(URL, limits=lib_jobdesk.LIMITS):
+        pass
+
+
+def reset() -> None:
+    """Empty jobdesk's tables, as the peers' adapters TRUNCATE and VACUUM theirs."""
+    plain = urlunsplit(urlsplit(URL)._replace(query=""))
+    with psycopg.connect(plain, autocommit=True) as connection:
+        connection.execute(
+            "TRUNCATE jobdesk.jobs, jobdesk.job_events, jobdesk.users, jobdesk.tokens "
+            "RESTART IDENTITY"
+        )
+        for table in ("jobs", "job_events", "users", "tokens"):
+            connection.execute(f"VACUUM ANALYZE jobdesk.{table}")
+
+
+class Producer(lib_jobdesk.Producer):
+    """``create_job`` per enqueue, over one open desk on PostgreSQL."""
+
+    url = URL
+
+
+def worker_cmds(variant: str, python: str) -> list[list[str]]:
+    """One worker process on the PostgreSQL URL."""
+    if variant not in VARIANTS:
+        raise KeyError(variant)
+    return [[python, str(lib_jobdesk.WORKER_SCRIPT), URL, variant]]
+
+
+VARIANTS = lib_jobdesk.VARIANTS
+NOTES = (
+    "PostgreSQL (same server as the peers); create_job with limit checks, no bulk create; "
+    "worker: 1 process, claim_jobs(limit=10); c10_batch/c10_listen complete the batch in one "
+    "transaction; c10_listen waits on LISTEN/NOTIFY when idle"
+)

@@ -1,0 +1,13 @@
+"""``jobdesk``: the command line, a thin face over :class:`jobdesk.JobDesk`.
+
+:mod:`jobdesk.cli.app` holds the app and what every command shares (options,
+output, the one place errors become exit codes); the commands live in
+:mod:`~jobdesk.cli.services` (``worker``, ``serve``), :mod:`~jobdesk.cli.admin`
+(``migrate``, ``tokens``, ``limits``) and :mod:`~jobdesk.cli.jobs`. No rule lives
+here.
+"""
+
+from jobdesk.cli import admin, jobs, services
+from jobdesk.cli.app import EXIT_CODES, app
+
+__all__ = ["EXIT_CODES", "admin", "app", "jobs", "services"]

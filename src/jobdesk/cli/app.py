@@ -1,0 +1,296 @@
+"""The ``jobdesk`` app and what every command shares: options, output, errors.
+
+Every command opens the database named by ``--db`` (or ``JOBDESK_DB``), runs one
+or two operations, prints tables for people or JSON for scripts (``--json``).
+Any error it raises becomes one line on standard error and an exit code
+(:data:`EXIT_CODES`), in one place: :class:`Commands`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import json
+import logging
+import sys
+from collections.abc import Coroutine, Sequence
+from datetime import datetime
+from enum import Enum, StrEnum
+from typing import Annotated, Any, NoReturn, TypeVar
+from urllib.parse import urlsplit, urlunsplit
+
+import typer
+from rich.console import Console
+from rich.text import Text
+
+import jobdesk
+from jobdesk.desk import DEFAULT_URL
+from jobdesk.errors import (
+    InvalidInput,
+    InvalidTransition,
+    JobdeskError,
+    JobNotFound,
+    LeaseLost,
+    RateLimited,
+    StoreUnavailable,
+    Unauthorized,
+)
+from jobdesk.models import JobStatus
+
+__all__ = ["EXIT_CODES", "WATCH_EXIT_CODES", "app"]
+
+T = TypeVar("T")
+
+#: the exit code of each error; anything unexpected exits with 1
+EXIT_CODES: dict[type[JobdeskError], int] = {
+    InvalidInput: 2,
+    JobNotFound: 3,
+    RateLimited: 4,
+    Unauthorized: 5,
+    InvalidTransition: 6,
+    LeaseLost: 6,
+    StoreUnavailable: 7,
+}
+#: ``jobs watch``: how the watched job ended
+WATCH_EXIT_CODES = {JobStatus.COMPLETED: 0, JobStatus.FAILED: 8, JobStatus.CANCELLED: 9}
+
+_HELP = """jobdesk: user-owned background jobs, from the command line.
+
+Every command takes `--db` (or the environment variable `JOBDESK_DB`):
+`sqlite:///path/to/jobdesk.db` or `postgresql://user@host:5432/database`.
+Opening a database applies its pending migrations. `--json` prints one JSON
+document (`jobs watch`: one per line) for scripts. Errors are one line on
+standard error; `--debug` adds the traceback of an unexpected one.
+"""
+
+_EXIT_CODES_HELP = """**Exit codes**
+
+| code | meaning |
+|---|---|
+| 0 | success (`jobs watch`: the job completed) |
+| 1 | unexpected error: run again with `--debug` and report it |
+| 2 | bad usage, or an argument broke a rule (the message names it) |
+| 3 | not found: no such job for this user, no such token |
+| 4 | refused by one of the user's limits (active jobs, jobs per day) |
+| 5 | the worker token was refused (unknown, revoked, expired) |
+| 6 | the job's status does not allow this (or the worker lost the job) |
+| 7 | the database is unreachable or stayed busy: try again |
+| 8 | `jobs watch`: the job failed |
+| 9 | `jobs watch`: the job was cancelled |
+| 130 | interrupted (Ctrl-C) |
+"""
+
+out = Console(highlight=False, soft_wrap=True)
+err = Console(stderr=True, highlight=False, soft_wrap=True)
+
+
+class LogLevel(StrEnum):
+    """How much ``jobdesk worker`` and ``jobdesk serve`` log."""
+
+    DEBUG = "debug"
+    INFO = "info"
+    WARNING = "warning"
+    ERROR = "error"
+
+
+class _Settings:
+    """What this process's command line chose: the options before the command, ``--json``."""
+
+    debug = False
+    as_json = False
+    db = DEFAULT_URL
+
+
+#: the choices of this process's command line
+settings = _Settings()
+
+
+# -- plumbing -------------------------------------------------------------------------------
+
+
+def json_default(value: object) -> object:
+    """What ``json.dumps`` cannot write itself: times as ISO 8601, sets as sorted lists."""
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, frozenset | set):
+        return sorted(value)
+    raise TypeError(f"{type(value).__name__} is not JSON")
+
+
+def to_json(value: object) -> Any:
+    """A model (or a list of them) as plain JSON values."""
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {
+            field.name: to_json(getattr(value, field.name)) for field in dataclasses.fields(value)
+        }
+    if isinstance(value, list | tuple):
+        return [to_json(item) for item in value]
+    if isinstance(value, dict):
+        return {key: to_json(item) for key, item in value.items()}
+    if isinstance(value, Enum):
+        return value.value
+    return value
+
+
+def print_json(value: object) -> None:
+    """Print ``value`` (models included) as one line of JSON on stdout."""
+    text = json.dumps(to_json(value), default=json_default, ensure_ascii=False)
+    sys.stdout.write(text + "\n")
+    sys.stdout.flush()
+
+
+def fail(message: str, code: int, **extra: object) -> NoReturn:
+    """Print ``message`` as one line on stderr (JSON with ``--json``) and exit with ``code``."""
+    if settings.as_json:
+        payload = {"error": {"message": message, "exit_code": code, **extra}}
+        sys.stderr.write(json.dumps(payload, default=json_default) + "\n")
+    else:
+        err.print(Text(f"error: {message}"))
+    raise SystemExit(code)
+
+
+def run(work: Coroutine[Any, Any, T], *, as_json: bool = False) -> T:
+    """Run one command's coroutine; ``as_json`` also shapes the error, should one come."""
+    settings.as_json = as_json
+    try:
+        return asyncio.run(work)
+    except KeyboardInterrupt:
+        raise SystemExit(130) from None
+
+
+def exit_for(exc: Exception) -> NoReturn:
+    """Report ``exc`` as one line and exit with its code (see :data:`EXIT_CODES`)."""
+    if not isinstance(exc, JobdeskError):
+        hint = "run again with --debug for the traceback"
+        fail(f"unexpected {type(exc).__name__}: {exc} ({hint})", 1)
+    extra: dict[str, object] = {"type": type(exc).__name__}
+    if isinstance(exc, InvalidInput):
+        extra.update(field=exc.field, rule=exc.rule)
+    if isinstance(exc, RateLimited):
+        extra.update(limit=exc.limit, retry_after=exc.retry_after)
+    code = next(code for kind, code in EXIT_CODES.items() if isinstance(exc, kind))
+    fail(str(exc), code, **extra)
+
+
+class Commands(typer.Typer):
+    """Typer, with every error a command raises turned into one line and an exit code.
+
+    Only an unexpected error under ``--debug`` keeps its traceback.
+    """
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return super().__call__(*args, **kwargs)
+        except JobdeskError as exc:
+            exit_for(exc)
+        except Exception as exc:
+            if settings.debug:
+                raise
+            exit_for(exc)
+
+
+app = Commands(
+    name="jobdesk",
+    help=_HELP,
+    epilog=_EXIT_CODES_HELP,
+    no_args_is_help=True,
+    add_completion=False,
+    rich_markup_mode="markdown",
+    pretty_exceptions_enable=False,
+)
+jobs_app = typer.Typer(help="A user's jobs: create, list, show, cancel, retry, watch.")
+tokens_app = typer.Typer(help="Worker tokens (and user tokens for the HTTP API).")
+limits_app = typer.Typer(help="Per-user limits: active jobs and jobs per UTC day.")
+for _group, _name in ((jobs_app, "jobs"), (tokens_app, "tokens"), (limits_app, "limits")):
+    app.add_typer(_group, name=_name, no_args_is_help=True)
+
+Db = Annotated[
+    str | None,
+    typer.Option(
+        "--db",
+        help="Database URL: sqlite:///path.db or postgresql://... "
+        "[default: the --db given before the command, else JOBDESK_DB, else sqlite:///jobdesk.db]",
+        show_default=False,
+    ),
+]
+AsJson = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
+User = Annotated[
+    str, typer.Option("--user", "-u", help="The user the jobs belong to (their user id).")
+]
+JobId = Annotated[str, typer.Argument(help="The job's id.", show_default=False)]
+
+
+def safe_url(url: str) -> str:
+    """``url`` without its password, for logs."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
+    return urlunsplit(parts._replace(netloc=netloc))
+
+
+def aware(option: str, value: str | None) -> datetime | None:
+    """The time an option gave, which must be ISO 8601 with a time zone; None if absent."""
+    if value is None:
+        return None
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        raise InvalidInput(option, "must be an ISO 8601 time, such as 2026-03-01T12:00Z") from None
+    if moment.tzinfo is None:
+        raise InvalidInput(option, "must include a time zone, such as 2026-03-01T12:00Z")
+    return moment
+
+
+def names(values: Sequence[str] | None) -> list[str] | None:
+    """Repeated options, each possibly comma-separated: ``--type a,b --type c``."""
+    if not values:
+        return None
+    return [name.strip() for value in values for name in value.split(",") if name.strip()]
+
+
+def cell(value: object) -> Text:
+    """A table cell for ``value``."""
+    # Text, not a string: user data must never be read as Rich markup.
+    return Text("" if value is None else str(value))
+
+
+def when(moment: datetime | None) -> str:
+    """A time, short, for tables."""
+    return "" if moment is None else moment.strftime("%Y-%m-%d %H:%M:%S")
+
+
+def _version(value: bool) -> None:
+    if value:
+        out.print(f"jobdesk {jobdesk.__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main(
+    db: Annotated[
+        str,
+        typer.Option(
+            "--db", envvar="JOBDESK_DB", help="Database URL: sqlite:///path.db or postgresql://..."
+        ),
+    ] = DEFAULT_URL,
+    debug: Annotated[
+        bool,
+        typer.Option("--debug", envvar="JOBDESK_DEBUG", help="Show the traceback of errors."),
+    ] = False,
+    version: Annotated[
+        bool,
+        typer.Option("--version", callback=_version, is_eager=True, help="Show the version."),
+    ] = False,
+) -> None:
+    """jobdesk: user-owned background jobs, from the command line."""
+    settings.debug = debug
+    settings.db = db
+    if not debug:
+        # The pool logs every failed connection attempt; the error line says it once.
+        logging.getLogger("psycopg.pool").setLevel(logging.CRITICAL)
+
+
+def database_url(url: str | None) -> str:
+    """The database URL: the command's ``--db``, else the one before the command."""
+    return settings.db if url is None else url

@@ -1,0 +1,301 @@
+"""``jobdesk jobs``: a user's jobs, created, listed, shown, cancelled, retried, watched."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+from collections.abc import Sequence
+from datetime import datetime
+from enum import Enum
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.progress import BarColumn, Progress, TextColumn
+from rich.table import Table
+from rich.text import Text
+
+from jobdesk import Job, JobDesk, JobEvent, JobPage
+from jobdesk.changes import RESYNC, JobChange, Subscription
+from jobdesk.cli.app import (
+    WATCH_EXIT_CODES,
+    AsJson,
+    Db,
+    JobId,
+    User,
+    aware,
+    cell,
+    database_url,
+    err,
+    jobs_app,
+    names,
+    out,
+    print_json,
+    run,
+    when,
+)
+from jobdesk.errors import InvalidInput
+from jobdesk.models import JobStatus
+
+__all__ = ["jobs_cancel", "jobs_create", "jobs_list", "jobs_retry", "jobs_show", "jobs_watch"]
+
+
+def _read_input(text: str) -> Any:
+    if text == "-":
+        text = sys.stdin.read()
+    elif text.startswith("@"):
+        try:
+            text = Path(text[1:]).read_text(encoding="utf-8")
+        except OSError as exc:
+            raise InvalidInput("--input", f"cannot read {text[1:]!r}: {exc.strerror}") from None
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise InvalidInput("--input", f"must be JSON ({exc})") from None
+
+
+def _jobs_table(jobs: Sequence[Job]) -> Table:
+    table = Table()
+    for column in ("id", "type", "status", "progress", "attempt", "created", "message"):
+        table.add_column(column, no_wrap=column == "id")
+    for job in jobs:
+        message = job.progress_message
+        if job.error is not None and job.status is not JobStatus.COMPLETED:
+            message = f"error: {job.error.get('message')}"
+        table.add_row(
+            cell(job.id),
+            cell(job.type),
+            cell(job.status.value),
+            cell(f"{job.progress:.0f}%"),
+            cell(f"{job.attempt}/{job.max_attempts}"),
+            cell(when(job.created_at)),
+            cell(message),
+        )
+    return table
+
+
+def _show_job(job: Job, history: Sequence[JobEvent]) -> None:
+    fields = ["id", "user_id", "project_id", "type", "status", "progress", "progress_message"]
+    fields += ["attempt", "max_attempts", "worker_id", "created_at", "run_at", "started_at"]
+    fields += ["finished_at", "lease_expires_at", "input", "result", "error"]
+    for name in fields:
+        value = getattr(job, name)
+        if isinstance(value, datetime):
+            value = value.isoformat()
+        elif isinstance(value, dict | list):
+            value = json.dumps(value, ensure_ascii=False)
+        elif isinstance(value, Enum):
+            value = value.value
+        if value is not None:
+            out.print(Text(f"{name:>17}: {value}"))
+    table = Table(title="history")
+    for column in ("at", "status", "attempt", "worker", "error"):
+        table.add_column(column)
+    for event in history:
+        error = None if event.error is None else event.error.get("message")
+        table.add_row(
+            cell(when(event.at)),
+            cell(event.status.value),
+            cell(event.attempt),
+            cell(event.worker_id),
+            cell(error),
+        )
+    out.print(table)
+
+
+@jobs_app.command("create")
+def jobs_create(
+    job_type: Annotated[str, typer.Argument(help="The job type, such as character_extraction.")],
+    *,
+    user: User,
+    input_text: Annotated[
+        str,
+        typer.Option("--input", "-i", help="The input: JSON, @file.json, or - for stdin."),
+    ] = "{}",
+    project: Annotated[str | None, typer.Option(help="A project id to group jobs.")] = None,
+    priority: Annotated[int, typer.Option(help="Higher runs first (-1000 to 1000).")] = 0,
+    run_at: Annotated[
+        str | None, typer.Option(help="Not before this time (ISO 8601 with a zone).")
+    ] = None,
+    max_attempts: Annotated[int | None, typer.Option(help="Starts before giving up.")] = None,
+    idempotency_key: Annotated[
+        str | None, typer.Option(help="Repeating a create with this key returns the first job.")
+    ] = None,
+    db: Db = None,
+    as_json: AsJson = False,
+) -> None:
+    """Create a job for a user, within their limits. Prints its id (JSON: the job)."""
+
+    async def work() -> Job:
+        document = _read_input(input_text)
+        when = aware("--run-at", run_at)
+        async with JobDesk.open(database_url(db)) as desk:
+            return await desk.create_job(
+                user,
+                job_type,
+                document,
+                project,
+                priority=priority,
+                run_at=when,
+                max_attempts=max_attempts,
+                idempotency_key=idempotency_key,
+            )
+
+    job = run(work(), as_json=as_json)
+    if as_json:
+        print_json(job)
+    else:
+        out.print(job.id)
+        err.print(Text(f"created {job.type} job {job.id} for {job.user_id} ({job.status})"))
+
+
+@jobs_app.command("list")
+def jobs_list(
+    *,
+    user: User,
+    status: Annotated[
+        list[str] | None, typer.Option(help="Only these statuses (repeat, or a,b).")
+    ] = None,
+    job_type: Annotated[
+        list[str] | None, typer.Option("--type", help="Only these types (repeat, or a,b).")
+    ] = None,
+    project: Annotated[str | None, typer.Option(help="Only this project.")] = None,
+    limit: Annotated[int, typer.Option(help="Page size, 1 to 100.")] = 20,
+    cursor: Annotated[str | None, typer.Option(help="The next_cursor of the page before.")] = None,
+    db: Db = None,
+    as_json: AsJson = False,
+) -> None:
+    """List a user's jobs, newest first, one page at a time."""
+
+    async def work() -> JobPage:
+        async with JobDesk.open(database_url(db)) as desk:
+            return await desk.get_user_jobs(
+                user,
+                status=names(status),
+                type=names(job_type),
+                project_id=project,
+                limit=limit,
+                cursor=cursor,
+            )
+
+    page = run(work(), as_json=as_json)
+    if as_json:
+        print_json(page)
+        return
+    out.print(_jobs_table(page.items))
+    if page.next_cursor is not None:
+        err.print(Text(f"more: --cursor {page.next_cursor}"))
+
+
+@jobs_app.command("show")
+def jobs_show(job_id: JobId, user: User, db: Db = None, as_json: AsJson = False) -> None:
+    """Show one of a user's jobs and its history (attempts, errors)."""
+
+    async def work() -> tuple[Job, list[JobEvent]]:
+        async with JobDesk.open(database_url(db)) as desk:
+            job = await desk.get_job_status(job_id, user)
+            return job, await desk.get_job_history(job.id, user)
+
+    job, history = run(work(), as_json=as_json)
+    if as_json:
+        print_json({"job": job, "history": history})
+    else:
+        _show_job(job, history)
+
+
+@jobs_app.command("cancel")
+def jobs_cancel(job_id: JobId, user: User, db: Db = None, as_json: AsJson = False) -> None:
+    """Cancel a pending or processing job; its worker is told on its next report."""
+
+    async def work() -> Job:
+        async with JobDesk.open(database_url(db)) as desk:
+            return await desk.cancel_job(job_id, user)
+
+    job = run(work(), as_json=as_json)
+    if as_json:
+        print_json(job)
+    else:
+        out.print(Text(f"job {job.id} is {job.status}"))
+
+
+@jobs_app.command("retry")
+def jobs_retry(job_id: JobId, user: User, db: Db = None, as_json: AsJson = False) -> None:
+    """Put a failed or cancelled job back in the queue with a fresh budget of attempts."""
+
+    async def work() -> Job:
+        async with JobDesk.open(database_url(db)) as desk:
+            return await desk.retry_job(job_id, user)
+
+    job = run(work(), as_json=as_json)
+    if as_json:
+        print_json(job)
+    else:
+        out.print(Text(f"job {job.id} is {job.status} again"))
+
+
+async def _next_change_of(changes: Subscription, job_id: str, within: float) -> None:
+    """Return when ``job_id`` may have changed, or after ``within`` seconds."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + within
+    while (left := deadline - loop.time()) > 0:
+        change = await changes.next_change(within=left)
+        if change is None or change is RESYNC:
+            return
+        if isinstance(change, JobChange) and change.job_id == job_id:
+            return
+
+
+def _describe(job: Job) -> str:
+    text = f"job {job.id} attempt {job.attempt}: {job.status}"
+    if job.progress_message:
+        text += f", {job.progress_message}"
+    return text
+
+
+@jobs_app.command("watch")
+def jobs_watch(
+    job_id: JobId,
+    user: User,
+    interval: Annotated[
+        float, typer.Option(help="Seconds between reads when no notification comes.", min=0.05)
+    ] = 0.5,
+    db: Db = None,
+    as_json: AsJson = False,
+) -> None:
+    """Draw a live progress bar until the job ends; the exit code says how it ended.
+
+    Change notifications wake it as soon as the job changes; it also reads the
+    job every `--interval` seconds. `--json` prints the job as one line each
+    time it changes.
+    """
+
+    async def work() -> Job:
+        async with JobDesk.open(database_url(db)) as desk, desk.subscribe() as changes:
+            job = await desk.get_job_status(job_id, user)
+            bar = Progress(
+                TextColumn("{task.description}"),
+                BarColumn(),
+                TextColumn("{task.percentage:>3.0f}%"),
+                console=out,
+                disable=as_json,
+            )
+            with bar:
+                task = bar.add_task(_describe(job), total=100)
+                seen: tuple[object, ...] = ()
+                while True:
+                    state = (job.status, job.attempt, job.progress, job.progress_message)
+                    if as_json and state != seen:
+                        print_json(job)
+                    seen = state
+                    bar.update(task, completed=job.progress, description=_describe(job))
+                    if job.status.is_finished:
+                        return job
+                    await _next_change_of(changes, job.id, interval)
+                    job = await desk.get_job_status(job_id, user)
+
+    job = run(work(), as_json=as_json)
+    if not as_json:
+        detail = "" if job.error is None else f": {job.error.get('message')}"
+        err.print(Text(f"job {job.id} {job.status}{detail}"))
+    raise typer.Exit(WATCH_EXIT_CODES[job.status])

@@ -1,0 +1,177 @@
+"""``jobdesk worker`` and ``jobdesk serve``: the long-running processes."""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib
+import importlib.util
+import logging
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from jobdesk import JobDesk, Limits
+from jobdesk.cli.app import (
+    Db,
+    LogLevel,
+    app,
+    database_url,
+    names,
+    run,
+    safe_url,
+    settings,
+)
+from jobdesk.errors import InvalidInput
+
+__all__ = ["serve", "worker"]
+
+
+def serve(
+    *,
+    host: Annotated[str, typer.Option(help="The address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="The port to listen on.", min=1, max=65535)] = 8000,
+    log_level: Annotated[LogLevel, typer.Option(help="How much to log.")] = LogLevel.INFO,
+    db: Db = None,
+) -> None:
+    """Serve the HTTP API (and the reaper) until SIGTERM or SIGINT.
+
+    Settings come from `JOBDESK_*` environment variables (see docs/http.md).
+    """
+    from jobdesk.http import serve as serve_http  # noqa: PLC0415 - FastAPI loads only here
+
+    async def check() -> None:  # a bad URL or an unreachable database: one line, not a trace
+        async with JobDesk.open(database_url(db)):
+            pass
+
+    run(check())
+    serve_http(database_url(db), host, port, log_level=log_level.value)
+
+
+# The HTTP face is optional: without it (or its dependencies) there is no `serve`.
+if importlib.util.find_spec("jobdesk.http") is not None:
+    app.command()(serve)
+
+
+def _load_registry(reference: str, app_dir: str) -> Any:
+    """The object ``module:attribute`` names, importing ``module`` from ``app_dir`` first."""
+    module_name, _, attribute = reference.partition(":")
+    if not module_name or not attribute:
+        raise InvalidInput("--app", "must look like package.module:registry")
+    sys.path.insert(0, str(Path(app_dir).resolve()))
+    try:
+        found: Any = importlib.import_module(module_name)
+    except ImportError as exc:
+        if settings.debug:
+            raise
+        raise InvalidInput("--app", f"cannot import {module_name!r}: {exc}") from None
+    for part in attribute.split("."):
+        try:
+            found = getattr(found, part)
+        except AttributeError:
+            raise InvalidInput("--app", f"{module_name!r} has no {attribute!r}") from None
+    return found
+
+
+@app.command()
+def worker(
+    *,
+    app_reference: Annotated[
+        str,
+        typer.Option(
+            "--app", help="The handlers: module:attribute naming a jobdesk.worker.Registry."
+        ),
+    ],
+    token: Annotated[
+        str | None,
+        typer.Option(
+            envvar="JOBDESK_WORKER_TOKEN",
+            help="The worker token (from `jobdesk tokens create-worker`).",
+            show_default=False,
+        ),
+    ] = None,
+    concurrency: Annotated[int, typer.Option(help="Jobs run at once.", min=1)] = 1,
+    types: Annotated[
+        str | None, typer.Option(help="Only these job types, comma-separated.")
+    ] = None,
+    grace: Annotated[
+        float, typer.Option(help="On SIGTERM, seconds running jobs may finish.", min=0)
+    ] = 30.0,
+    cancel_grace: Annotated[
+        float, typer.Option(help="Seconds a handler may go on after its user cancelled.", min=0)
+    ] = 5.0,
+    poll_interval: Annotated[
+        float, typer.Option(help="Seconds between looks at the queue.", min=0.01)
+    ] = 1.0,
+    reap_interval: Annotated[
+        float, typer.Option(help="Seconds between requeues of expired leases.", min=0.01)
+    ] = 30.0,
+    lease_seconds: Annotated[
+        float | None,
+        typer.Option(help="The lease of the jobs it claims (default: the desk's, 300).", min=0.1),
+    ] = None,
+    retry_backoff: Annotated[
+        float | None,
+        typer.Option(
+            help="The first retry delay of the jobs it fails or requeues (default: the desk's, 5).",
+            min=0.001,
+        ),
+    ] = None,
+    until_empty: Annotated[
+        bool,
+        typer.Option("--until-empty", help="Stop once no due job is left and none is running."),
+    ] = False,
+    app_dir: Annotated[str, typer.Option(help="Where to import --app from.")] = ".",
+    log_level: Annotated[LogLevel, typer.Option(help="How much to log.")] = LogLevel.INFO,
+    db: Db = None,
+) -> None:
+    """Run the handlers of --app on the queue until SIGTERM or SIGINT.
+
+    On the first signal it claims nothing more and gives running jobs `--grace`
+    seconds, then hands the unfinished ones back (their attempt is not spent);
+    a second signal hands them back at once. It also requeues expired leases.
+    """
+    from jobdesk.worker import DeskTransport, Registry  # noqa: PLC0415 - only this command
+    from jobdesk.worker import Worker as WorkerRuntime  # noqa: PLC0415
+
+    logging.basicConfig(
+        level=log_level.value.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+
+    async def work() -> None:
+        if not token:
+            raise InvalidInput(
+                "--token",
+                "a worker token is required (or JOBDESK_WORKER_TOKEN): create one "
+                "with `jobdesk tokens create-worker NAME`",
+            )
+        registry = _load_registry(app_reference, app_dir)
+        if not isinstance(registry, Registry):
+            raise InvalidInput("--app", f"{app_reference} is not a jobdesk.worker.Registry")
+        limits = Limits()
+        if lease_seconds is not None:
+            limits = dataclasses.replace(limits, lease_seconds=lease_seconds)
+        if retry_backoff is not None:
+            limits = dataclasses.replace(limits, retry_backoff_seconds=retry_backoff)
+        async with JobDesk.open(database_url(db), limits=limits) as desk:
+            runtime = WorkerRuntime(
+                registry,
+                await DeskTransport.connect(desk, token),
+                concurrency=concurrency,
+                types=names([types] if types else None),
+                poll_interval=poll_interval,
+                grace=grace,
+                cancel_grace=cancel_grace,
+                reap_interval=reap_interval,
+            )
+            logging.getLogger("jobdesk.worker").info(
+                "worker %s: %d slot(s), types %s, on %s",
+                runtime.transport.worker_name,
+                concurrency,
+                ",".join(sorted(runtime.types)),
+                safe_url(database_url(db)),
+            )
+            await runtime.run(until_empty=until_empty, handle_signals=True)
+
+    run(work())

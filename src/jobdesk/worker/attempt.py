@@ -1,0 +1,285 @@
+"""One attempt of one job: its handler, its heartbeat, and the write that ends it.
+
+The handler runs in a task of its own (``def`` handlers in a thread), beside a
+heartbeat that renews the lease at a third of its length while no progress
+report has. How the attempt ended decides the one final write:
+
+- the handler returned: the job is completed (through the completion batcher);
+- it raised :class:`~jobdesk.worker.Fail`: the job fails for good;
+- it raised anything else, :class:`~jobdesk.worker.Retry` included, or ran past its
+  timeout: the attempt fails and the job is retried while attempts remain;
+- the worker is shutting down: the job is handed back, its attempt unspent;
+- the user cancelled it, or the lease went to another attempt: nothing is
+  written, and whatever the handler produced is dropped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import contextvars
+import functools
+import logging
+import threading
+from collections import Counter
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from jobdesk.errors import InvalidInput, JobdeskError, LeaseLost, StoreUnavailable
+from jobdesk.models import Completion, Job, JobStatus, JSONValue
+from jobdesk.worker.batching import CompletionBatcher
+from jobdesk.worker.context import Fail, JobContext, Retry, SyncJobContext
+from jobdesk.worker.registry import Handler
+from jobdesk.worker.transport import Transport
+
+__all__ = ["AttemptRunner", "error_of"]
+
+T = TypeVar("T")
+_log = logging.getLogger("jobdesk.worker")
+
+#: delays between tries of a final write (completion, failure, hand-back) the store refused
+WRITE_RETRY_DELAYS = (0.5, 1.0, 2.0)
+
+
+@dataclass(frozen=True, slots=True)
+class _Complete:
+    result: JSONValue
+
+
+@dataclass(frozen=True, slots=True)
+class _Fail:
+    error: dict[str, JSONValue]
+    retryable: bool
+    retry_after: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class _Release:
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class _Drop:
+    reason: str
+
+
+_Outcome = _Complete | _Fail | _Release | _Drop
+
+
+def error_of(exc: BaseException) -> dict[str, JSONValue]:
+    """The stored error for an exception a handler raised: its message and class name.
+
+    No traceback: a job's error is shown to its user. The worker logs the traceback.
+    """
+    message = str(exc) or type(exc).__name__
+    # The stores refuse NUL characters; messages are cut at 1000 characters.
+    return {"message": message.replace("\x00", "\\0")[:1000], "code": type(exc).__name__}
+
+
+def _handler_error(exc: Retry | Fail) -> dict[str, JSONValue]:
+    error: dict[str, JSONValue] = {
+        "message": (exc.message or type(exc).__name__).replace("\x00", "\\0")[:1000]
+    }
+    if exc.code is not None:
+        error["code"] = exc.code
+    if exc.details is not None:
+        error["details"] = exc.details
+    return error
+
+
+def _set_result(future: asyncio.Future[T], result: T) -> None:
+    if not future.done():  # a cancelled future has stopped waiting
+        future.set_result(result)
+
+
+def _set_exception(future: asyncio.Future[Any], exc: BaseException) -> None:
+    if not future.done():
+        future.set_exception(exc)
+
+
+def in_thread(function: Callable[..., T], *args: Any) -> asyncio.Future[T]:
+    """Run ``function(*args)`` in a daemon thread of its own; a future of its result.
+
+    Not ``asyncio.to_thread``: a handler that ignores cancellation must not keep the
+    process from exiting once its job has been handed back.
+    """
+    loop = asyncio.get_running_loop()
+    future: asyncio.Future[T] = loop.create_future()
+    context = contextvars.copy_context()
+
+    def target() -> None:
+        settle: Callable[[], None]
+        try:
+            result = context.run(function, *args)
+        except BaseException as exc:
+            settle = functools.partial(_set_exception, future, exc)
+        else:
+            settle = functools.partial(_set_result, future, result)
+        with contextlib.suppress(RuntimeError):  # the loop closed: nobody is waiting
+            loop.call_soon_threadsafe(settle)
+
+    threading.Thread(target=target, name="jobdesk-handler", daemon=True).start()
+    return future
+
+
+class AttemptRunner:
+    """Runs attempts to their end and writes how each ended; counts the outcomes."""
+
+    def __init__(
+        self, transport: Transport, batcher: CompletionBatcher, outcomes: Counter[str]
+    ) -> None:
+        self.transport = transport
+        self._batcher = batcher
+        self._outcomes = outcomes
+
+    async def run(self, context: JobContext, handler: Handler) -> None:
+        """Run ``handler`` on ``context.job`` and write the attempt's outcome."""
+        outcome = await self._supervise(context, handler)
+        await self._report(context, outcome)
+
+    async def _supervise(self, context: JobContext, handler: Handler) -> _Outcome:
+        """Run the handler beside its heartbeat; how the attempt ended."""
+        loop = asyncio.get_running_loop()
+        running = loop.create_task(self._call(handler, context))
+        context.attach(running)
+        heartbeat = loop.create_task(self._heartbeat(context))
+        try:
+            done, _ = await asyncio.wait({running}, timeout=handler.timeout)
+            if not done:
+                context.stop("timed out")
+                await asyncio.wait({running})
+        finally:
+            heartbeat.cancel()
+            running.cancel()  # only if this task itself was cancelled: the handler goes too
+            beat, _ = await asyncio.gather(heartbeat, running, return_exceptions=True)
+            if isinstance(beat, Exception):
+                _log.error("job %s: its heartbeat failed", context.job.id, exc_info=beat)
+        return self._outcome(context, handler, running)
+
+    async def _call(self, handler: Handler, context: JobContext) -> JSONValue:
+        if handler.is_async:
+            return await handler.function(context, context.job.input)
+        sync_context = SyncJobContext(context, asyncio.get_running_loop())
+        # A thread cannot be cancelled: cancelling the future only stops waiting for it.
+        return await in_thread(handler.function, sync_context, context.job.input)
+
+    async def _heartbeat(self, context: JobContext) -> None:
+        loop = asyncio.get_running_loop()
+        interval = context.lease_seconds / 3
+        while not context.cancelled:
+            due = context.last_write + interval
+            if loop.time() < due:
+                await asyncio.sleep(due - loop.time())
+                continue
+            before = context.last_write
+            await context.heartbeat()
+            if context.last_write == before and not context.cancelled:
+                # Not written (the store is unreachable): try again soon, within the lease.
+                await asyncio.sleep(interval / 4)
+
+    def _outcome(  # noqa: PLR0911 - one return for each way an attempt can end
+        self, context: JobContext, handler: Handler, running: asyncio.Task[Any]
+    ) -> _Outcome:
+        reason = context.stop_reason
+        if reason in ("cancelled", "lease lost"):
+            return _Drop(reason)
+        if reason == "shutting down":
+            return _Release()
+        attempts_made = context.job.attempt - context.job.attempt_offset
+        final = handler.gives_up_after(attempts_made)
+        if reason == "timed out":
+            message = f"the handler ran longer than its timeout of {handler.timeout:g} s"
+            return _Fail({"message": message, "code": "timeout"}, retryable=not final)
+        if running.cancelled():
+            return _Fail({"message": "the handler was cancelled", "code": "cancelled"}, not final)
+        exc = running.exception()
+        if exc is None:
+            return _Complete(running.result())
+        if isinstance(exc, Fail):
+            return _Fail(_handler_error(exc), retryable=False)
+        if isinstance(exc, Retry):
+            return _Fail(_handler_error(exc), retryable=not final, retry_after=exc.after)
+        _log.error("job %s attempt %d raised", context.job.id, context.job.attempt, exc_info=exc)
+        return _Fail(error_of(exc), retryable=not final)
+
+    async def _report(self, context: JobContext, outcome: _Outcome) -> None:
+        job = context.job
+        if isinstance(outcome, _Drop):
+            _log.info(
+                "job %s attempt %d: %s; its work is dropped", job.id, job.attempt, outcome.reason
+            )
+            self._outcomes["dropped"] += 1
+            return
+        try:
+            if isinstance(outcome, _Complete):
+                await self._complete(job, outcome.result)
+            elif isinstance(outcome, _Fail):
+                await self._fail(job, outcome)
+            else:
+                await self._write(lambda: self.transport.release(job.id, job.attempt))
+                _log.info("job %s handed back unfinished (attempt not spent)", job.id)
+                self._outcomes["released"] += 1
+        except LeaseLost as lost:
+            _log.warning("job %s attempt %d: %s", job.id, job.attempt, lost)
+            self._outcomes["dropped"] += 1
+        except JobdeskError as exc:
+            _log.error("job %s: could not report its outcome (%s); it will run again", job.id, exc)
+            self._outcomes["unreported"] += 1
+
+    async def _complete(self, job: Job, result: JSONValue) -> None:
+        outcome = await self._write(
+            lambda: self._batcher.complete(Completion(job.id, job.attempt, result))
+        )
+        if isinstance(outcome, InvalidInput):
+            _log.error("job %s: its result was refused: %s", job.id, outcome)
+            error = {
+                "message": f"the handler's result was refused: {outcome}",
+                "code": "invalid_result",
+            }
+            await self._fail(job, _Fail(error, retryable=False))
+        elif isinstance(outcome, JobdeskError):
+            raise outcome
+        else:
+            _log.info("job %s completed (attempt %d)", job.id, job.attempt)
+            self._outcomes["completed"] += 1
+
+    async def _fail(self, job: Job, outcome: _Fail) -> None:
+        def send(error: dict[str, JSONValue]) -> Awaitable[Job]:
+            return self.transport.fail(
+                job.id,
+                job.attempt,
+                error,
+                retryable=outcome.retryable,
+                retry_after=outcome.retry_after,
+            )
+
+        try:
+            failed = await self._write(lambda: send(outcome.error))
+        except InvalidInput as refused:  # a Retry or Fail whose code or details broke a rule
+            error = {"message": outcome.error["message"], "code": "invalid_error"}
+            _log.error(
+                "job %s: its error was refused (%s); storing the message only", job.id, refused
+            )
+            failed = await self._write(lambda: send(error))
+        if failed.status is JobStatus.PENDING:
+            _log.info(
+                "job %s attempt %d failed; it will be retried: %s",
+                job.id,
+                job.attempt,
+                outcome.error["message"],
+            )
+            self._outcomes["retried"] += 1
+        else:
+            _log.info("job %s failed for good: %s", job.id, outcome.error["message"])
+            self._outcomes["failed"] += 1
+
+    async def _write(self, write: Callable[[], Awaitable[T]]) -> T:
+        """A final write, tried again while the store is unavailable (a few times)."""
+        for delay in WRITE_RETRY_DELAYS:
+            try:
+                return await write()
+            except StoreUnavailable as exc:
+                _log.warning("a write failed (%s); trying again in %g s", exc, delay)
+                await asyncio.sleep(delay)
+        return await write()

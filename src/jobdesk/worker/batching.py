@@ -1,0 +1,89 @@
+"""Group commit for completions: jobs that finish together are completed in one transaction.
+
+Each finished job hands its :class:`~jobdesk.Completion` to the batcher and
+waits. The batcher commits whatever has queued up in one ``complete_jobs``
+call; completions that arrive while a commit is in flight go together in the
+next one. An idle worker therefore adds no delay, and a busy one pays one
+commit for many jobs. A job's outcome is given back only after its commit.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Sequence
+
+from jobdesk.errors import InvalidInput, JobdeskError
+from jobdesk.models import Completion, Job
+from jobdesk.worker.transport import Transport
+
+__all__ = ["CompletionBatcher"]
+
+_log = logging.getLogger("jobdesk.worker")
+
+#: the most completions one call carries (``complete_jobs`` takes up to 1000)
+MAX_BATCH = 100
+
+Outcome = Job | JobdeskError
+_Entry = tuple[Completion, "asyncio.Future[Outcome]"]
+
+
+class CompletionBatcher:
+    """Collects completions and commits them in batches; run :meth:`run` in a task."""
+
+    def __init__(self, transport: Transport, *, max_batch: int = MAX_BATCH) -> None:
+        self._transport = transport
+        self._max_batch = max_batch
+        self._queue: asyncio.Queue[_Entry] = asyncio.Queue()
+        #: the size of every batch committed so far, in order (for logs and tests)
+        self.batch_sizes: list[int] = []
+
+    async def complete(self, completion: Completion) -> Outcome:
+        """Queue ``completion``; the completed job, or the error that refused it, once committed.
+
+        Raises what the transport raised for the whole batch
+        (:class:`~jobdesk.errors.StoreUnavailable`, say): then nothing is known
+        to be committed.
+        """
+        future: asyncio.Future[Outcome] = asyncio.get_running_loop().create_future()
+        self._queue.put_nowait((completion, future))
+        return await future
+
+    async def run(self) -> None:
+        """Commit batches until cancelled."""
+        while True:
+            batch = [await self._queue.get()]
+            # Let every job that finished in this turn of the loop queue up first.
+            await asyncio.sleep(0)
+            while len(batch) < self._max_batch and not self._queue.empty():
+                batch.append(self._queue.get_nowait())
+            await self._commit(batch)
+
+    async def _commit(self, batch: list[_Entry]) -> None:
+        try:
+            outcomes = await self._complete([completion for completion, _ in batch])
+        except Exception as exc:
+            for _, future in batch:
+                if not future.done():
+                    future.set_exception(exc)
+            return
+        self.batch_sizes.append(len(batch))
+        for (_, future), outcome in zip(batch, outcomes, strict=True):
+            if not future.done():
+                future.set_result(outcome)
+
+    async def _complete(self, completions: Sequence[Completion]) -> list[Outcome]:
+        try:
+            return await self._transport.complete(completions)
+        except InvalidInput as refused:
+            # One bad result (not JSON, too large) refuses the whole call before anything
+            # is written: commit the others alone so that only the bad one is refused.
+            if len(completions) == 1:
+                return [refused]
+            _log.info(
+                "a batch of %d was refused (%s); completing one by one", len(completions), refused
+            )
+            outcomes: list[Outcome] = []
+            for completion in completions:
+                outcomes.extend(await self._complete([completion]))
+            return outcomes

@@ -1,0 +1,300 @@
+"""Worker: one loop that claims jobs, runs their handlers and reports how they ended.
+
+The loop wakes on a change notification (a job became pending), on the poll
+interval, when a slot frees up, or on stop. It claims up to the free slots in
+one call and runs each job in its own task, in one TaskGroup; a semaphore holds
+one slot per running job. :mod:`jobdesk.worker.attempt` runs each job to its
+end (handler, heartbeat, timeout, final write); completions go through one
+:class:`~jobdesk.worker.batching.CompletionBatcher`. Beside the loop, a reaper
+requeues any worker's expired leases now and then.
+
+Stopping: :meth:`Worker.stop` (SIGTERM or SIGINT with ``handle_signals=True``)
+stops claiming and gives running jobs ``grace`` seconds to finish; the jobs
+still running then are handed back with ``release_job``, their attempt unspent.
+A second stop skips the rest of the grace period.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import math
+import random
+import signal
+from collections import Counter
+from collections.abc import Collection, Iterator
+
+from jobdesk import validation
+from jobdesk.changes import RESYNC, JobChange
+from jobdesk.errors import InvalidInput, JobdeskError
+from jobdesk.models import Job, JobStatus
+from jobdesk.worker.attempt import AttemptRunner
+from jobdesk.worker.batching import CompletionBatcher
+from jobdesk.worker.context import JobContext
+from jobdesk.worker.registry import Registry
+from jobdesk.worker.transport import ChangeFeed, Transport
+
+__all__ = ["Worker"]
+
+_log = logging.getLogger("jobdesk.worker")
+
+#: the most jobs one claim asks for (``claim_jobs`` allows 100)
+MAX_CLAIM = 100
+#: seconds over which RESYNC notifications are coalesced into one wake-up
+RESYNC_SPACING = 0.1
+
+
+def _positive(field: str, value: object, *, zero: bool = False) -> float:
+    if (
+        not isinstance(value, int | float)
+        or isinstance(value, bool)
+        or not math.isfinite(value)
+        or value < 0
+        or (value == 0 and not zero)
+    ):
+        kind = "non-negative" if zero else "positive"
+        raise InvalidInput(field, f"must be a {kind}, finite number of seconds")
+    return float(value)
+
+
+class Worker:
+    """Runs the handlers of a :class:`~jobdesk.worker.Registry` on jobs claimed through a
+    :class:`~jobdesk.worker.Transport`.
+
+    ``concurrency`` jobs run at once. ``types`` narrows the registry's types.
+    ``poll_interval`` is how often the queue is looked at without a notification;
+    ``grace`` how long running jobs may finish after a stop; ``cancel_grace`` how
+    long a handler may go on after its user cancelled; ``reap_interval`` how often
+    expired leases (any worker's) are requeued.
+    """
+
+    def __init__(
+        self,
+        registry: Registry,
+        transport: Transport,
+        *,
+        concurrency: int = 1,
+        types: Collection[str] | None = None,
+        poll_interval: float = 1.0,
+        grace: float = 30.0,
+        cancel_grace: float = 5.0,
+        reap_interval: float = 30.0,
+    ) -> None:
+        if not isinstance(registry, Registry):
+            raise InvalidInput("registry", "must be a jobdesk.worker.Registry")
+        if not len(registry):
+            raise InvalidInput("registry", "has no handlers; add one with @registry.handler(type)")
+        asked = validation.job_types(types)
+        unknown = sorted((asked or frozenset()) - registry.types)
+        if unknown:
+            raise InvalidInput("types", f"no handler is registered for {', '.join(unknown)}")
+        self.registry = registry
+        self.transport = transport
+        self.types = asked or registry.types
+        self.concurrency = validation.integer("concurrency", concurrency, 1, 10_000)
+        self.poll_interval = _positive("poll_interval", poll_interval)
+        self.grace = _positive("grace", grace, zero=True)
+        self.cancel_grace = _positive("cancel_grace", cancel_grace, zero=True)
+        self.reap_interval = _positive("reap_interval", reap_interval)
+        #: how the jobs run so far ended: completed, failed, retried, released, dropped
+        self.outcomes: Counter[str] = Counter()
+        self._slots = asyncio.Semaphore(self.concurrency)
+        self._jobs: dict[asyncio.Task[None], JobContext] = {}
+        self._batcher = CompletionBatcher(transport)
+        self._attempts = AttemptRunner(transport, self._batcher, self.outcomes)
+        self._stop = asyncio.Event()
+        self._abort = asyncio.Event()
+        self._wake = asyncio.Event()
+        self._resync_wake: asyncio.TimerHandle | None = None
+        self._ran = False
+
+    @property
+    def running(self) -> list[Job]:
+        """The jobs running now, as they were claimed."""
+        return [context.job for context in self._jobs.values()]
+
+    @property
+    def batch_sizes(self) -> list[int]:
+        """How many completions each ``complete_jobs`` call carried, in order."""
+        return self._batcher.batch_sizes
+
+    def stop(self) -> None:
+        """Stop claiming and let running jobs finish within ``grace``, then hand them back.
+
+        A second call skips the rest of the grace period. Call it on the loop
+        that runs the worker (signal handlers from ``run(handle_signals=True)`` do).
+        """
+        if self._stop.is_set():
+            self._abort.set()
+        self._stop.set()
+        self._wake.set()
+
+    async def run(self, *, until_empty: bool = False, handle_signals: bool = False) -> None:
+        """Claim and run jobs until :meth:`stop`, then wind down.
+
+        ``until_empty`` returns once no due job is left and none is running (drain
+        mode, for tests and scripts). ``handle_signals`` makes SIGTERM and SIGINT
+        call :meth:`stop`. A worker runs once.
+        """
+        if self._ran:
+            raise RuntimeError("a Worker runs once; make a new one")
+        self._ran = True
+        try:
+            with self._signal_handlers(handle_signals):
+                await self._supervise(until_empty=until_empty)
+        except BaseExceptionGroup as errors:
+            # The TaskGroup wraps what stopped it; one error is reported as itself.
+            if len(errors.exceptions) == 1:
+                raise errors.exceptions[0] from None
+            raise
+        _log.info("worker %s stopped: %s", self.transport.worker_name, dict(self.outcomes))
+
+    # -- the loop -------------------------------------------------------------------------
+
+    async def _supervise(self, *, until_empty: bool) -> None:
+        async with self.transport.changes() as feed, asyncio.TaskGroup() as group:
+            helpers = [
+                group.create_task(self._batcher.run(), name="jobdesk-batcher"),
+                group.create_task(self._listen(feed), name="jobdesk-listener"),
+                group.create_task(self._reap_periodically(), name="jobdesk-reaper"),
+            ]
+            try:
+                await self._reap()  # jobs a crashed worker left behind come back first
+                await self._claim_loop(group, until_empty=until_empty)
+                await self._wind_down()
+            finally:
+                for helper in helpers:
+                    helper.cancel()
+                if self._resync_wake is not None:
+                    self._resync_wake.cancel()
+
+    async def _claim_loop(self, group: asyncio.TaskGroup, *, until_empty: bool) -> None:
+        loop = asyncio.get_running_loop()
+        while not self._stop.is_set():
+            self._wake.clear()
+            free = 0
+            while free < MAX_CLAIM and not self._slots.locked():
+                await self._slots.acquire()  # does not wait: a slot is free
+                free += 1
+            claimed: list[Job] = []
+            try:
+                if free:
+                    claimed = await self.transport.claim(self.types, free)
+            except JobdeskError as exc:
+                if until_empty:  # whether the queue is empty is unknown: say so
+                    raise
+                _log.warning(
+                    "could not claim jobs: %s; trying again in %g s", exc, self.poll_interval
+                )
+            finally:
+                for _ in range(free - len(claimed)):
+                    self._slots.release()
+            for job in claimed:
+                context = JobContext(job, self.transport, cancel_grace=self.cancel_grace)
+                task = group.create_task(self._run_job(context), name=f"jobdesk-job-{job.id}")
+                self._jobs[task] = context
+            if claimed:
+                _log.info("claimed %d job(s): %s", len(claimed), ", ".join(j.id for j in claimed))
+            if until_empty and not claimed and not self._jobs:
+                return
+            await self._sleep(self.poll_interval, loop)
+
+    async def _sleep(self, seconds: float, loop: asyncio.AbstractEventLoop) -> None:
+        """Until woken (a change, a free slot, a stop) or ``seconds`` have passed."""
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout_at(loop.time() + seconds):
+                await self._wake.wait()
+
+    async def _listen(self, feed: ChangeFeed) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            change = await feed.next_change()
+            if change is RESYNC:
+                # On SQLite every commit of another process arrives as RESYNC: coalesce
+                # them, so that an idle worker claims at most a few times a second.
+                if self._resync_wake is None:
+                    spacing = min(RESYNC_SPACING, self.poll_interval)
+                    self._resync_wake = loop.call_later(spacing, self._wake_on_resync)
+            elif (
+                isinstance(change, JobChange)
+                and change.status is JobStatus.PENDING
+                and change.type in self.types
+            ):
+                self._wake.set()
+
+    def _wake_on_resync(self) -> None:
+        self._resync_wake = None
+        self._wake.set()
+
+    async def _reap(self) -> None:
+        try:
+            requeued = await self.transport.reap()
+        except JobdeskError as exc:
+            _log.warning("could not requeue expired leases: %s", exc)
+        else:
+            if requeued:
+                _log.info("requeued %d job(s) whose lease expired", requeued)
+
+    async def _reap_periodically(self) -> None:
+        while True:
+            # Jitter, so that many workers started together do not reap in step.
+            await asyncio.sleep(self.reap_interval * random.uniform(0.75, 1.25))  # noqa: S311 - not for security
+            await self._reap()
+
+    async def _wind_down(self) -> None:
+        if not self._jobs:
+            return
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.grace
+        _log.info("stopping: %d job(s) may finish within %g s", len(self._jobs), self.grace)
+        while self._jobs and not self._abort.is_set() and loop.time() < deadline:
+            self._wake.clear()
+            await self._sleep(deadline - loop.time(), loop)
+        for context in self._jobs.values():
+            context.stop("shutting down")
+        if self._jobs:
+            await asyncio.wait(list(self._jobs))
+
+    @contextlib.contextmanager
+    def _signal_handlers(self, enabled: bool) -> Iterator[None]:
+        if not enabled:
+            yield
+            return
+        loop = asyncio.get_running_loop()
+        signals = (signal.SIGTERM, signal.SIGINT)
+        for number in signals:
+            loop.add_signal_handler(number, self._on_signal, number)
+        try:
+            yield
+        finally:
+            for number in signals:
+                loop.remove_signal_handler(number)
+
+    def _on_signal(self, number: signal.Signals) -> None:
+        if self._stop.is_set():
+            _log.warning("%s again: handing back the running jobs now", number.name)
+        else:
+            _log.info(
+                "%s: no new jobs; running ones have %g s to finish (send it again to stop now)",
+                number.name,
+                self.grace,
+            )
+        self.stop()
+
+    # -- one job --------------------------------------------------------------------------
+
+    async def _run_job(self, context: JobContext) -> None:
+        job = context.job
+        try:
+            await self._attempts.run(context, self.registry.get(job.type))
+        except Exception:
+            # A bug here must not take the other jobs down: the lease will run out.
+            _log.exception("job %s: unexpected error in the worker", job.id)
+            self.outcomes["crashed"] += 1
+        finally:
+            task = asyncio.current_task()
+            assert task is not None
+            self._jobs.pop(task, None)
+            self._slots.release()
+            self._wake.set()

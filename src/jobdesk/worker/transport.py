@@ -1,0 +1,157 @@
+"""The worker runtime's one seam: how it reaches jobdesk.
+
+The runtime calls a :class:`Transport` and nothing else: claim, report
+(progress or heartbeat), complete a batch, fail, release, reap, and a feed of
+changes to wake on. :class:`DeskTransport` goes straight to the database through
+a :class:`~jobdesk.JobDesk`; a transport over the HTTP API (a remote server and
+a worker token) implements the same methods, so handlers never know which one
+runs them.
+
+Every method raises the errors of the :class:`~jobdesk.JobDesk` operation it
+stands for (:class:`~jobdesk.errors.LeaseLost`,
+:class:`~jobdesk.errors.StoreUnavailable`...), whatever carries it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from contextlib import AbstractAsyncContextManager
+from typing import Protocol
+
+from jobdesk.desk import JobDesk
+from jobdesk.errors import JobdeskError
+from jobdesk.models import Completion, Job, JSONValue, ProgressReply
+from jobdesk.models import Worker as WorkerIdentity
+
+__all__ = ["ChangeFeed", "DeskTransport", "Transport"]
+
+
+class ChangeFeed(Protocol):
+    """Job changes to wake on: a :class:`~jobdesk.changes.Subscription` is one."""
+
+    async def next_change(self, within: float | None = None) -> object:
+        """The next change (a ``JobChange`` or ``RESYNC``), or None after ``within`` seconds."""
+        ...
+
+
+class Transport(Protocol):
+    """What the worker runtime needs from jobdesk, for one authenticated worker."""
+
+    @property
+    def worker_name(self) -> str:
+        """The name of the worker token this transport acts for."""
+        ...
+
+    async def claim(self, types: frozenset[str], limit: int) -> list[Job]:
+        """Start up to ``limit`` due jobs of ``types`` for this worker (``claim_jobs``)."""
+        ...
+
+    async def report(
+        self, job_id: str, attempt: int, progress: float | None, message: str | None
+    ) -> ProgressReply:
+        """Progress (or, with ``progress=None``, a heartbeat); renews the lease."""
+        ...
+
+    async def complete(self, completions: Sequence[Completion]) -> list[Job | JobdeskError]:
+        """Complete a batch in one transaction; each entry's outcome, in order."""
+        ...
+
+    async def fail(
+        self,
+        job_id: str,
+        attempt: int,
+        error: dict[str, JSONValue],
+        *,
+        retryable: bool,
+        retry_after: float | None = None,
+    ) -> Job:
+        """Report a failed attempt (``fail_job``)."""
+        ...
+
+    async def release(self, job_id: str, attempt: int) -> Job:
+        """Hand an unfinished job back without spending its attempt (``release_job``)."""
+        ...
+
+    async def reap(self) -> int:
+        """Requeue jobs whose lease ran out, any worker's (``requeue_expired``); how many."""
+        ...
+
+    def changes(self) -> AbstractAsyncContextManager[ChangeFeed]:
+        """A feed of job changes for the ``async with`` block, to wake on new work."""
+        ...
+
+
+class DeskTransport:
+    """The :class:`Transport` over a :class:`~jobdesk.JobDesk`: the database directly.
+
+    Open it with :meth:`connect`, which checks the worker token::
+
+        async with JobDesk.open(url) as desk:
+            transport = await DeskTransport.connect(desk, token)
+            await Worker(registry, transport).run()
+    """
+
+    def __init__(self, desk: JobDesk, worker: WorkerIdentity) -> None:
+        self.desk = desk
+        #: the verified worker this transport acts for
+        self.worker = worker
+
+    @classmethod
+    async def connect(cls, desk: JobDesk, token: str) -> DeskTransport:
+        """Verify ``token`` (:class:`~jobdesk.errors.Unauthorized` if it is not a live
+        worker token) and act as its worker."""
+        return cls(desk, await desk.verify_worker_token(token))
+
+    @property
+    def worker_name(self) -> str:
+        """The worker token's name: the ``worker_id`` of the jobs it holds."""
+        return self.worker.name
+
+    async def claim(self, types: frozenset[str], limit: int) -> list[Job]:
+        """``claim_jobs`` for this worker."""
+        return await self.desk.claim_jobs(self.worker, types=sorted(types), limit=limit)
+
+    async def report(
+        self, job_id: str, attempt: int, progress: float | None, message: str | None
+    ) -> ProgressReply:
+        """``update_job_progress``, or ``heartbeat_job`` when ``progress`` is None."""
+        if progress is None:
+            return await self.desk.heartbeat_job(self.worker, job_id, attempt=attempt)
+        return await self.desk.update_job_progress(
+            self.worker, job_id, progress, message, attempt=attempt
+        )
+
+    async def complete(self, completions: Sequence[Completion]) -> list[Job | JobdeskError]:
+        """``complete_jobs``: one transaction for the batch."""
+        return await self.desk.complete_jobs(self.worker, completions)
+
+    async def fail(
+        self,
+        job_id: str,
+        attempt: int,
+        error: dict[str, JSONValue],
+        *,
+        retryable: bool,
+        retry_after: float | None = None,
+    ) -> Job:
+        """``fail_job``; ``retry_after`` replaces the desk's backoff."""
+        return await self.desk.fail_job(
+            self.worker,
+            job_id,
+            error,
+            retryable=retryable,
+            attempt=attempt,
+            retry_after=retry_after,
+        )
+
+    async def release(self, job_id: str, attempt: int) -> Job:
+        """``release_job``."""
+        return await self.desk.release_job(self.worker, job_id, attempt=attempt)
+
+    async def reap(self) -> int:
+        """``requeue_expired``: safe to run from many processes at once."""
+        return await self.desk.requeue_expired()
+
+    def changes(self) -> AbstractAsyncContextManager[ChangeFeed]:
+        """``desk.subscribe()``: every process's changes on PostgreSQL, this one's on SQLite."""
+        return self.desk.subscribe()

@@ -1,0 +1,42 @@
+"""Helpers for the worker runtime tests: a runtime on a test desk, and waiting for a state."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+from collections.abc import Callable
+from typing import Any
+
+from jobdesk import Job, JobDesk
+from jobdesk.worker import DeskTransport, Registry, Worker
+
+#: how long a test waits for a state before it fails (a bound, not a sleep)
+DEADLINE_SECONDS = 15.0
+
+_names = itertools.count(1)
+
+
+async def runtime(desk: JobDesk, registry: Registry, **options: Any) -> Worker:
+    """A runtime with a worker token of its own (``worker-N``) on ``desk``."""
+    token = await desk.create_worker_token(f"worker-{next(_names)}")
+    return Worker(registry, await DeskTransport.connect(desk, token), **options)
+
+
+class CountingTransport(DeskTransport):
+    """A :class:`DeskTransport` that counts its claims."""
+
+    def __init__(self, transport: DeskTransport) -> None:
+        super().__init__(transport.desk, transport.worker)
+        self.claims = 0
+
+    async def claim(self, types: frozenset[str], limit: int) -> list[Job]:
+        self.claims += 1
+        return await super().claim(types, limit)
+
+
+async def wait_until(condition: Callable[[], object], within: float = DEADLINE_SECONDS) -> None:
+    """Return once ``condition()`` is true; fail the test after ``within`` seconds."""
+    async with asyncio.timeout(within):
+        # Polls state that nothing signals (a worker's counters, another process's writes).
+        while not condition():  # noqa: ASYNC110
+            await asyncio.sleep(0.01)
