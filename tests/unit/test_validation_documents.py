@@ -14,8 +14,9 @@ from hypothesis import strategies as st
 from jobdesk import validation
 from jobdesk.errors import InvalidInput
 
-# Any text but U+0000, which jobdesk refuses (PostgreSQL cannot store it).
-texts = st.text(st.characters(blacklist_characters="\x00"))
+# Any text but U+0000 (PostgreSQL cannot store it) and lone surrogates (not valid
+# Unicode), which jobdesk refuses.
+texts = st.text(st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00"))
 
 json_values = st.recursive(
     st.none()
@@ -64,6 +65,15 @@ def test_the_nul_character_is_refused_anywhere_in_a_document(value: Any) -> None
         document(value, max_bytes=10**6)
     assert caught.value.field == "input"
     assert "U+0000" in caught.value.rule
+
+
+def test_a_lone_surrogate_is_refused_as_invalid_unicode() -> None:
+    with pytest.raises(InvalidInput) as caught:
+        document({"text": "\ud800"}, max_bytes=10**6)
+    assert (caught.value.field, caught.value.rule) == (
+        "input",
+        "must be valid Unicode (no lone surrogates)",
+    )
 
 
 @given(json_values)
