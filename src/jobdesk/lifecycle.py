@@ -46,7 +46,6 @@ def replay(existing: Job, spec: NewJob) -> Job:
         and existing.project_id == spec.project_id
         and existing.priority == spec.priority
         and existing.max_attempts == spec.max_attempts
-        and (spec.run_at is None or spec.run_at == existing.run_at)
         and _canonical(existing.input) == _canonical(spec.input)
     )
     if not same:

@@ -144,8 +144,17 @@ def message(value: object, field: str = "message") -> str | None:
         raise InvalidInput(field, "must be a string")
     if len(value) > MAX_MESSAGE:
         raise InvalidInput(field, f"must be at most {MAX_MESSAGE} characters long")
+    return storable_text(field, value)
+
+
+def storable_text(field: str, value: str) -> str:
+    """``value`` if every store can keep it: no NUL, no lone surrogate."""
     if "\x00" in value:
         raise InvalidInput(field, _NUL_RULE)
+    try:
+        value.encode()
+    except UnicodeEncodeError:
+        raise InvalidInput(field, "must be valid Unicode (no lone surrogates)") from None
     return value
 
 
@@ -237,14 +246,12 @@ def error_payload(value: object) -> dict[str, JSONValue]:
     text = value.get("message")
     if not isinstance(text, str) or not text:
         raise InvalidInput("error.message", "must be a non-empty string")
-    if "\x00" in text:
-        raise InvalidInput("error.message", _NUL_RULE)
-    payload: dict[str, JSONValue] = {"message": text[:MAX_MESSAGE]}
+    payload: dict[str, JSONValue] = {"message": storable_text("error.message", text[:MAX_MESSAGE])}
     code = value.get("code")
     if code is not None:
         if not isinstance(code, str) or len(code) > 128:
             raise InvalidInput("error.code", "must be a string of at most 128 characters")
-        payload["code"] = code
+        payload["code"] = storable_text("error.code", code)
     if value.get("details") is not None:
         json_document("error.details", value["details"], 64 * 1024, 32)
         payload["details"] = value["details"]

@@ -259,3 +259,25 @@ def test_a_long_error_message_is_cut_to_1000_characters() -> None:
 )
 def test_a_bad_error_is_refused_naming_the_part_at_fault(value: object, field: str) -> None:
     assert refusal(lambda: validation.error_payload(value)).field == field
+
+
+@pytest.mark.parametrize(
+    ("value", "field"),
+    [
+        ({"message": "bad \ud800"}, "error.message"),
+        ({"message": "m", "code": "x\x00"}, "error.code"),
+        ({"message": "m", "code": "\udfff"}, "error.code"),
+    ],
+    ids=["surrogate-message", "nul-code", "surrogate-code"],
+)
+def test_an_error_no_store_can_keep_is_refused(value: dict[str, str], field: str) -> None:
+    with pytest.raises(InvalidInput) as caught:
+        validation.error_payload(value)
+    assert caught.value.field == field
+
+
+@pytest.mark.parametrize("text", ["nul \x00", "lone \ud800"], ids=["nul", "surrogate"])
+def test_a_progress_message_no_store_can_keep_is_refused(text: str) -> None:
+    with pytest.raises(InvalidInput) as caught:
+        validation.message(text)
+    assert caught.value.field == "message"

@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import json
 import sqlite3
+import time
 from collections.abc import AsyncIterator, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
@@ -235,12 +236,41 @@ class SQLiteStore:
             check_same_thread=False,  # only ever used from self._executor's one thread
         )
         connection.row_factory = sqlite3.Row
-        connection.execute("PRAGMA journal_mode = WAL")
-        connection.execute(f"PRAGMA synchronous = {self._synchronous}")  # allow-listed above
-        connection.execute("PRAGMA foreign_keys = ON")
-        self._migrate(connection)
-        (self._secret,) = connection.execute(Q["select_secret"]).fetchone()
+        try:
+            # Switching a new file to WAL needs an exclusive lock that the busy timeout
+            # does not always wait for; a file already in WAL needs nothing.
+            self._retry_when_locked(lambda: self._enable_wal(connection))
+            connection.execute(f"PRAGMA synchronous = {self._synchronous}")  # allow-listed
+            connection.execute("PRAGMA foreign_keys = ON")
+            self._retry_when_locked(lambda: self._migrate(connection))
+            (self._secret,) = connection.execute(Q["select_secret"]).fetchone()
+        except BaseException:
+            connection.close()
+            raise
         return connection
+
+    @staticmethod
+    def _enable_wal(connection: sqlite3.Connection) -> None:
+        (mode,) = connection.execute("PRAGMA journal_mode").fetchone()
+        if str(mode).lower() != "wal":
+            connection.execute("PRAGMA journal_mode = WAL")
+
+    def _retry_when_locked(self, step: Callable[[], None]) -> None:
+        # Many processes opening one new file at once can see "database is locked"
+        # sooner than the busy timeout; opening is idempotent, so try again a while.
+        deadline = time.monotonic() + max(self._busy_timeout, 1.0) * 3
+        delay = 0.01
+        while True:
+            try:
+                step()
+                return
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc) and "busy" not in str(exc):
+                    raise
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(delay)  # the store's own thread, before it serves anything
+                delay = min(delay * 2, 0.5)
 
     @staticmethod
     def _migrate(connection: sqlite3.Connection) -> None:

@@ -1,0 +1,145 @@
+"""The app factory: ``create_app(desk_or_url, settings) -> FastAPI``.
+
+Given an open :class:`~jobdesk.JobDesk`, the app uses it as it is (and works
+without its lifespan, e.g. mounted in a host application). Given a database URL,
+the app's lifespan opens the desk at startup and closes it at shutdown. The
+lifespan also returns expired leases to the queue periodically, since remote
+workers cannot.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from typing import Any
+
+from fastapi import FastAPI
+from fastapi.openapi.utils import get_openapi
+
+from jobdesk import __version__
+from jobdesk.desk import DEFAULT_URL, JobDesk
+from jobdesk.errors import JobdeskError
+from jobdesk.http import routes_ops, routes_user, routes_worker
+from jobdesk.http.metrics import Metrics
+from jobdesk.http.middleware import CORS, BodyLimit, RequestContext
+from jobdesk.http.problems import HANDLERS, FieldProblem, Problem
+from jobdesk.http.runtime import Runtime
+from jobdesk.http.schemas import JobStateEvent, ResyncEvent
+from jobdesk.http.settings import Settings
+
+__all__ = ["create_app"]
+
+_log = logging.getLogger("jobdesk.http")
+
+DESCRIPTION = """\
+User-owned background jobs over HTTP. Users create, list, watch, cancel and retry
+their jobs with a user token or a JWT; workers claim and report with a worker
+token. Errors are RFC 9457 `application/problem+json`. See docs/http.md.
+"""
+
+
+def create_app(
+    desk_or_url: JobDesk | str = DEFAULT_URL, settings: Settings | None = None
+) -> FastAPI:
+    """The jobdesk HTTP API as a FastAPI app.
+
+    ``desk_or_url`` is an open desk (its owner closes it) or a database URL (the
+    app's lifespan opens and closes it). ``settings`` default to
+    :meth:`Settings.from_env`.
+    """
+    if not isinstance(desk_or_url, JobDesk | str):
+        raise TypeError("desk_or_url must be a JobDesk or a database URL")
+    settings = Settings.from_env() if settings is None else settings
+    metrics = Metrics()
+    runtime = Runtime(
+        settings=settings,
+        metrics=metrics,
+        desk=desk_or_url if isinstance(desk_or_url, JobDesk) else None,
+    )
+    url = desk_or_url if isinstance(desk_or_url, str) else None
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        async with contextlib.AsyncExitStack() as stack:
+            if url is not None:
+                runtime.desk = await stack.enter_async_context(JobDesk.open(url))
+                stack.callback(setattr, runtime, "desk", None)
+            stack.push_async_callback(runtime.close_broadcaster)
+            if settings.reap_interval_seconds > 0:
+                reaper = asyncio.create_task(
+                    _reap(runtime.require_desk(), settings.reap_interval_seconds),
+                    name="jobdesk-reaper",
+                )
+                stack.push_async_callback(_stop, reaper)
+            yield
+
+    app = FastAPI(
+        title="jobdesk",
+        version=__version__,
+        description=DESCRIPTION,
+        lifespan=lifespan,
+        exception_handlers=HANDLERS,
+    )
+    app.state.jobdesk = runtime
+    app.include_router(routes_user.router)
+    app.include_router(routes_worker.router)
+    app.include_router(routes_ops.router)
+    # Added innermost first: the request context wraps everything, CORS answers
+    # preflights before the body limit, and the limit sits right above the routes.
+    app.add_middleware(BodyLimit, limit=settings.max_body_bytes)
+    if settings.cors_origins:
+        app.add_middleware(
+            CORS,
+            allow_origins=list(settings.cors_origins),
+            allow_methods=["GET", "POST"],
+            allow_headers=[
+                "Authorization",
+                "Content-Type",
+                "Idempotency-Key",
+                "Last-Event-ID",
+                "X-Request-ID",
+            ],
+            expose_headers=["Retry-After", "WWW-Authenticate", "X-Request-ID"],
+            max_age=600,
+        )
+    app.add_middleware(RequestContext, metrics=metrics, trust_request_id=settings.trust_request_id)
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            schema = get_openapi(
+                title=app.title,
+                version=app.version,
+                description=app.description,
+                routes=app.routes,
+            )
+            components = schema.setdefault("components", {}).setdefault("schemas", {})
+            ref = "#/components/schemas/{model}"
+            for model in (Problem, FieldProblem, JobStateEvent, ResyncEvent):
+                document = model.model_json_schema(ref_template=ref)
+                components.update(document.pop("$defs", {}))
+                components[model.__name__] = document
+            app.openapi_schema = schema
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+    return app
+
+
+async def _reap(desk: JobDesk, interval: float) -> None:
+    while True:
+        await asyncio.sleep(interval)
+        try:
+            count = await desk.requeue_expired()
+        except JobdeskError as exc:
+            _log.warning("returning expired leases to the queue failed: %s", exc)
+            continue
+        if count:
+            _log.info("returned %d jobs with expired leases to the queue", count)
+
+
+async def _stop(task: asyncio.Task[None]) -> None:
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task

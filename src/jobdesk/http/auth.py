@@ -1,0 +1,123 @@
+"""Who is calling: user tokens, host-signed JWTs and worker tokens, as FastAPI dependencies.
+
+User routes accept a jobdesk user token (``jdu_...``, from ``create_user_token``)
+or, when ``JOBDESK_JWT_SECRET`` is set, an HS256 JWT signed by the host
+application with the user id in ``sub`` and ``exp`` required. Worker routes
+accept worker tokens (``jdw_...``) only. A token of the wrong kind is refused
+like any invalid one: 401 with ``WWW-Authenticate``. jobdesk never answers 403.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated
+
+import jwt
+from fastapi import Depends, Request, Security
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
+from jobdesk import validation
+from jobdesk.errors import InvalidInput, Unauthorized
+from jobdesk.http.problems import MissingCredentials
+from jobdesk.http.runtime import runtime_of
+from jobdesk.http.settings import Settings
+from jobdesk.models import Worker
+from jobdesk.tokens import PREFIXES
+
+__all__ = ["PRINCIPAL_KEY", "CurrentUser", "CurrentWorker", "current_user", "current_worker"]
+
+PRINCIPAL_KEY = "jobdesk.principal"
+# RFC 6750 section 2.1: the b64token syntax of a bearer credential.
+_BEARER = re.compile(r"Bearer +([A-Za-z0-9\-._~+/]+=*) *", re.IGNORECASE)
+_USER_PREFIX, _WORKER_PREFIX = PREFIXES["user"], PREFIXES["worker"]
+
+user_scheme = HTTPBearer(
+    scheme_name="userToken",
+    description="A user token (`jdu_...`) or a JWT signed by the host application.",
+    auto_error=False,
+)
+worker_scheme = HTTPBearer(
+    scheme_name="workerToken",
+    description="A worker token (`jdw_...`).",
+    auto_error=False,
+)
+
+
+def bearer_token(request: Request) -> str:
+    """The token of the ``Authorization: Bearer`` header, or :class:`Unauthorized`."""
+    header = request.headers.get("authorization")
+    if header is None:
+        raise MissingCredentials(
+            "missing Authorization header: send 'Authorization: Bearer <token>'"
+        )
+    match = _BEARER.fullmatch(header)
+    if match is None:
+        raise Unauthorized("malformed Authorization header: it must be 'Bearer <token>'")
+    return match.group(1)
+
+
+def _looks_like_jwt(token: str) -> bool:
+    return token.count(".") == 2
+
+
+def user_from_jwt(token: str, settings: Settings) -> str:
+    """The user id in a host-signed JWT's ``sub``, or :class:`Unauthorized`."""
+    if settings.jwt_secret is None:
+        raise Unauthorized("this server accepts no JWTs (JOBDESK_JWT_SECRET is not set)")
+    try:
+        claims = jwt.decode(
+            token,
+            settings.jwt_secret,
+            algorithms=["HS256"],
+            audience=settings.jwt_audience,
+            issuer=settings.jwt_issuer,
+            leeway=settings.jwt_leeway_seconds,
+            options={"require": ["exp", "sub"]},
+        )
+    except jwt.ExpiredSignatureError:
+        raise Unauthorized("the JWT expired: get a new one from the application") from None
+    except jwt.PyJWTError as exc:
+        raise Unauthorized(f"invalid JWT: {exc}") from None
+    try:
+        return validation.principal_id("sub", claims["sub"])
+    except InvalidInput as exc:
+        raise Unauthorized(f"the JWT's sub is not a user id: {exc.rule}") from None
+
+
+async def current_user(
+    request: Request,
+    _: Annotated[HTTPAuthorizationCredentials | None, Security(user_scheme)],
+) -> str:
+    """Dependency: the id of the user calling a user route."""
+    token = bearer_token(request)
+    runtime = runtime_of(request)
+    if token.startswith(_WORKER_PREFIX):
+        raise Unauthorized(
+            f"a worker token cannot call user routes: send a user token ({_USER_PREFIX}...)"
+        )
+    if _looks_like_jwt(token):
+        user_id = user_from_jwt(token, runtime.settings)
+    else:
+        user_id = await runtime.require_desk().verify_user_token(token)
+    request.scope[PRINCIPAL_KEY] = f"user:{user_id}"
+    return user_id
+
+
+async def current_worker(
+    request: Request,
+    _: Annotated[HTTPAuthorizationCredentials | None, Security(worker_scheme)],
+) -> Worker:
+    """Dependency: the worker calling a worker route."""
+    token = bearer_token(request)
+    if token.startswith(_USER_PREFIX) or _looks_like_jwt(token):
+        raise Unauthorized(
+            f"user tokens and JWTs cannot call worker routes: send a worker token "
+            f"({_WORKER_PREFIX}...)"
+        )
+    worker = await runtime_of(request).require_desk().verify_worker_token(token)
+    request.scope[PRINCIPAL_KEY] = f"worker:{worker.name}"
+    return worker
+
+
+CurrentUser = Annotated[str, Depends(current_user)]
+CurrentWorker = Annotated[Worker, Depends(current_worker)]

@@ -1,0 +1,134 @@
+"""The app's one subscription to the change feed, fanned out to event streams by user.
+
+A :class:`Broadcaster` holds a single ``desk.subscribe()`` (NOTIFY on PostgreSQL,
+in-process on SQLite) and hands each change to the :class:`Listener` of every
+open stream of the user who owns the job. Streams never poll the database.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import enum
+import logging
+
+from jobdesk.changes import JobChange
+from jobdesk.desk import JobDesk
+from jobdesk.errors import StoreUnavailable
+
+__all__ = ["Broadcaster", "Item", "Listener", "Signal"]
+
+_QUEUE_SIZE = 1000
+_READY_TIMEOUT = 10.0
+_log = logging.getLogger("jobdesk.http.sse")
+
+
+class Signal(enum.Enum):
+    """What a listener may get besides a change."""
+
+    #: changes may have been missed: re-read
+    RESYNC = "resync"
+    #: the feed stopped (shutdown, or it failed): end the stream, the client reconnects
+    CLOSED = "closed"
+
+
+Item = JobChange | Signal
+
+
+class Listener:
+    """One stream's queue of its user's changes."""
+
+    def __init__(self, broadcaster: Broadcaster, user_id: str) -> None:
+        self.user_id = user_id
+        self._broadcaster = broadcaster
+        self._queue: asyncio.Queue[Item] = asyncio.Queue(_QUEUE_SIZE)
+
+    def offer(self, item: Item) -> None:
+        """Queue ``item``; a listener too far behind drops its backlog for one RESYNC."""
+        try:
+            self._queue.put_nowait(item)
+        except asyncio.QueueFull:
+            while not self._queue.empty():
+                self._queue.get_nowait()
+            self._queue.put_nowait(Signal.RESYNC)
+
+    async def next(self, within: float) -> Item | None:
+        """The next item, or None after ``within`` seconds without one."""
+        if not self._queue.empty():
+            return self._queue.get_nowait()
+        try:
+            # asyncio.timeout, not wait_for: no task per wait, which counts when one
+            # change wakes thousands of streams.
+            async with asyncio.timeout(within):
+                return await self._queue.get()
+        except TimeoutError:
+            return None
+
+    def close(self) -> None:
+        """Stop listening (idempotent)."""
+        self._broadcaster.remove(self)
+
+
+class Broadcaster:
+    """The app's one subscription to the change feed, fanned out by user."""
+
+    def __init__(self, desk: JobDesk) -> None:
+        self._desk = desk
+        self._listeners: dict[str, set[Listener]] = {}
+        self._task: asyncio.Task[None] | None = None
+        self._ready = asyncio.Event()
+
+    @property
+    def listener_count(self) -> int:
+        """How many streams are listening."""
+        return sum(len(group) for group in self._listeners.values())
+
+    async def listener(self, user_id: str) -> Listener:
+        """A new listener for ``user_id``'s changes, subscribed before this returns."""
+        if self._task is None or self._task.done():
+            self._ready.clear()
+            self._task = asyncio.create_task(self._run(), name="jobdesk-sse-broadcaster")
+        try:
+            await asyncio.wait_for(self._ready.wait(), _READY_TIMEOUT)
+        except TimeoutError:
+            raise StoreUnavailable("the change feed did not start in time") from None
+        listener = Listener(self, user_id)
+        self._listeners.setdefault(user_id, set()).add(listener)
+        return listener
+
+    def remove(self, listener: Listener) -> None:
+        """Forget ``listener``."""
+        group = self._listeners.get(listener.user_id)
+        if group is not None:
+            group.discard(listener)
+            if not group:
+                del self._listeners[listener.user_id]
+
+    def _signal(self, signal: Signal) -> None:
+        for group in list(self._listeners.values()):
+            for listener in list(group):
+                listener.offer(signal)
+
+    async def _run(self) -> None:
+        try:
+            async with self._desk.subscribe() as changes:
+                self._ready.set()
+                async for change in changes:
+                    if isinstance(change, JobChange):
+                        for listener in self._listeners.get(change.user_id, ()):
+                            listener.offer(change)
+                    else:
+                        self._signal(Signal.RESYNC)
+        except Exception:
+            _log.exception("the change feed stopped; open streams end and clients reconnect")
+        finally:
+            self._ready.clear()
+            self._signal(Signal.CLOSED)
+
+    async def close(self) -> None:
+        """Stop the feed; open streams end."""
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None

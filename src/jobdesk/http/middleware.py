@@ -1,0 +1,162 @@
+"""Pure ASGI middleware: the request context (id, access log, timing) and the body limit."""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+import uuid
+
+from starlette.datastructures import Headers
+from starlette.middleware.cors import CORSMiddleware
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from jobdesk.http.auth import PRINCIPAL_KEY
+from jobdesk.http.metrics import Metrics
+from jobdesk.http.problems import (
+    REQUEST_ID_KEY,
+    ContentTooLarge,
+    internal_error_response,
+    problem_response,
+)
+
+__all__ = ["CORS", "BodyLimit", "RequestContext"]
+
+_access = logging.getLogger("jobdesk.http.access")
+_errors = logging.getLogger("jobdesk.http")
+_REQUEST_ID = re.compile(r"[A-Za-z0-9._:@/+=-]{1,128}")
+
+
+class RequestContext:
+    """Gives each request an id (``X-Request-ID``), times it, logs it, and is the last resort.
+
+    An exception that nothing else answered becomes a bare problem+json 500 here,
+    logged with its traceback and request id; the client never sees the trace.
+    """
+
+    def __init__(self, app: ASGIApp, *, metrics: Metrics, trust_request_id: bool) -> None:
+        self.app = app
+        self.metrics = metrics
+        self.trust_request_id = trust_request_id
+
+    def _request_id(self, scope: Scope) -> str:
+        if self.trust_request_id:
+            offered = Headers(scope=scope).get("x-request-id")
+            if offered is not None and _REQUEST_ID.fullmatch(offered):
+                return offered
+        return uuid.uuid4().hex
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        request_id = self._request_id(scope)
+        scope[REQUEST_ID_KEY] = request_id
+        started = time.perf_counter()
+        status = 0
+
+        async def send_with_id(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                message["headers"] = [
+                    *message.get("headers", []),
+                    (b"x-request-id", request_id.encode()),
+                ]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_with_id)
+        except Exception:
+            _errors.exception("unexpected error (request %s)", request_id)
+            if status == 0:
+                await internal_error_response(scope)(scope, receive, send_with_id)
+        finally:
+            seconds = time.perf_counter() - started
+            route = scope.get("route")
+            template = getattr(route, "path", None) or "unmatched"
+            self.metrics.request(scope["method"], template, status, seconds)
+            _access.info(
+                "%s %s %d %.1fms",
+                scope["method"],
+                scope["path"],
+                status,
+                seconds * 1000,
+                extra={
+                    "request_id": request_id,
+                    "method": scope["method"],
+                    "path": scope["path"],
+                    "route": template,
+                    "status": status,
+                    "duration_ms": round(seconds * 1000, 3),
+                    "client": _client(scope),
+                    "principal": scope.get(PRINCIPAL_KEY),
+                },
+            )
+
+
+def _client(scope: Scope) -> str | None:
+    client = scope.get("client")
+    return None if not client else str(client[0])
+
+
+class BodyLimit:
+    """Refuse request bodies over ``limit`` bytes with 413, counting while they stream in.
+
+    A ``Content-Length`` over the limit is refused before the body is read; a body
+    without one (chunked) is refused as soon as the bytes received pass the limit.
+    """
+
+    def __init__(self, app: ASGIApp, *, limit: int) -> None:
+        self.app = app
+        self.limit = limit
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        declared = Headers(scope=scope).get("content-length")
+        if declared is not None and declared.isdigit() and int(declared) > self.limit:
+            refusal = ContentTooLarge(self.limit)
+            response = problem_response(
+                scope, 413, detail=str(refusal.detail), headers={"Connection": "close"}
+            )
+            await response(scope, receive, send)
+            return
+        received = 0
+
+        async def counting_receive() -> Message:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > self.limit:
+                    raise ContentTooLarge(self.limit)
+            return message
+
+        await self.app(scope, counting_receive, send)
+
+
+class CORS(CORSMiddleware):
+    """Starlette's CORS, but a refused preflight is a problem document like any error."""
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["method"] != "OPTIONS":
+            await super().__call__(scope, receive, send)
+            return
+        headers = Headers(scope=scope)
+        if "origin" not in headers or "access-control-request-method" not in headers:
+            await super().__call__(scope, receive, send)
+            return
+        response = self.preflight_response(request_headers=headers)
+        if response.status_code == 400:
+            kept = {
+                name: value
+                for name, value in response.headers.items()
+                if name.startswith("access-control-") or name == "vary"
+            }
+            reason = bytes(response.body).decode()
+            response = problem_response(
+                scope, 400, detail=f"{reason}: see docs/http.md", headers=kept
+            )
+        await response(scope, receive, send)

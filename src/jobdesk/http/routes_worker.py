@@ -1,0 +1,194 @@
+"""Worker routes under ``/api/v1/worker``: remote workers with nothing but a worker token.
+
+Every write names the ``attempt`` the worker holds; the core refuses a stale one
+with ``LeaseLost`` (409). Each route translates and delegates.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query, Request
+
+from jobdesk.errors import JobdeskError
+from jobdesk.http.auth import CurrentWorker
+from jobdesk.http.problems import Problem, documented, problem_document
+from jobdesk.http.runtime import RuntimeDep
+from jobdesk.http.schemas import (
+    BatchOutcome,
+    ClaimRequest,
+    CompleteBatchRequest,
+    CompleteRequest,
+    CompletionOutcome,
+    FailRequest,
+    HeartbeatRequest,
+    JobId,
+    JobOut,
+    JobType,
+    ProgressReplyOut,
+    ProgressRequest,
+)
+from jobdesk.models import Completion
+
+__all__ = ["router"]
+
+router = APIRouter(prefix="/api/v1/worker", tags=["worker"])
+
+
+def _attempt_links(source: str) -> dict[str, Any]:
+    """OpenAPI links from a job in a response to the writes that name its attempt."""
+    operations = {
+        "ReportProgress": "reportProgress",
+        "Heartbeat": "heartbeat",
+        "CompleteJob": "completeJob",
+        "FailJob": "failJob",
+        "ReleaseJob": "releaseJob",
+    }
+    return {
+        link: {
+            "operationId": operation,
+            "parameters": {"id": f"$response.body#{source}/id"},
+            "requestBody": {"attempt": f"$response.body#{source}/attempt"},
+        }
+        for link, operation in operations.items()
+    }
+
+
+@router.get("/jobs/pending", operation_id="getPendingJobs", responses=documented(401, 422, 503))
+async def get_pending_jobs(
+    worker: CurrentWorker,
+    runtime: RuntimeDep,
+    type: Annotated[  # noqa: A002 - the contract's name
+        tuple[JobType, ...], Query(description="Repeat for several.")
+    ] = (),
+    limit: Annotated[int, Query(json_schema_extra={"minimum": 1, "maximum": 100})] = 10,
+) -> list[JobOut]:
+    """A look at the queue: due pending jobs this worker may take, in claim order."""
+    jobs = await runtime.require_desk().get_pending_jobs(worker, types=type or None, limit=limit)
+    return [JobOut.of(job) for job in jobs]
+
+
+@router.post(
+    "/jobs/claim",
+    operation_id="claimJobs",
+    responses={200: {"links": _attempt_links("/0")}, **documented(401, 413, 422, 503)},
+)
+async def claim_jobs(
+    body: ClaimRequest, worker: CurrentWorker, runtime: RuntimeDep
+) -> list[JobOut]:
+    """Atomically start up to ``limit`` due jobs, in queue order (the fast path)."""
+    jobs = await runtime.require_desk().claim_jobs(worker, types=body.types, limit=body.limit)
+    runtime.metrics.started(jobs)
+    return [JobOut.of(job) for job in jobs]
+
+
+@router.post(
+    "/jobs/complete",
+    operation_id="completeJobs",
+    responses=documented(401, 413, 422, 503),
+)
+async def complete_jobs(
+    body: CompleteBatchRequest, worker: CurrentWorker, runtime: RuntimeDep, request: Request
+) -> BatchOutcome:
+    """Complete many jobs in one transaction; each outcome is the job or its problem."""
+    completions = [Completion(item.job_id, item.attempt, item.result) for item in body.completions]
+    outcomes: list[CompletionOutcome] = []
+    for outcome in await runtime.require_desk().complete_jobs(worker, completions):
+        if isinstance(outcome, JobdeskError):
+            problem = Problem.model_validate(problem_document(outcome, request.scope))
+            outcomes.append(CompletionOutcome(problem=problem))
+        else:
+            runtime.metrics.ended(outcome)
+            outcomes.append(CompletionOutcome(job=JobOut.of(outcome)))
+    return BatchOutcome(outcomes=outcomes)
+
+
+@router.post(
+    "/jobs/{id}/start",
+    operation_id="startJob",
+    responses={200: {"links": _attempt_links("")}, **documented(401, 404, 409, 422, 503)},
+)
+async def start_job(job_id: JobId, worker: CurrentWorker, runtime: RuntimeDep) -> JobOut:
+    """Start one chosen pending job: a new attempt under a new lease."""
+    job = await runtime.require_desk().start_job(worker, job_id)
+    runtime.metrics.started([job])
+    return JobOut.of(job)
+
+
+@router.post(
+    "/jobs/{id}/progress",
+    operation_id="reportProgress",
+    responses=documented(401, 404, 409, 413, 422, 503),
+)
+async def report_progress(
+    job_id: JobId, body: ProgressRequest, worker: CurrentWorker, runtime: RuntimeDep
+) -> ProgressReplyOut:
+    """Record progress and renew the lease; answers whether the user cancelled."""
+    reply = await runtime.require_desk().update_job_progress(
+        worker, job_id, body.progress, body.message, attempt=body.attempt
+    )
+    return ProgressReplyOut.of(reply)
+
+
+@router.post(
+    "/jobs/{id}/heartbeat",
+    operation_id="heartbeat",
+    responses=documented(401, 404, 409, 413, 422, 503),
+)
+async def heartbeat(
+    job_id: JobId, body: HeartbeatRequest, worker: CurrentWorker, runtime: RuntimeDep
+) -> ProgressReplyOut:
+    """Renew the lease without new progress; answers whether the user cancelled."""
+    reply = await runtime.require_desk().heartbeat_job(worker, job_id, attempt=body.attempt)
+    return ProgressReplyOut.of(reply)
+
+
+@router.post(
+    "/jobs/{id}/complete",
+    operation_id="completeJob",
+    responses=documented(401, 404, 409, 413, 422, 503),
+)
+async def complete_job(
+    job_id: JobId, body: CompleteRequest, worker: CurrentWorker, runtime: RuntimeDep
+) -> JobOut:
+    """``processing`` -> ``completed`` with the result."""
+    job = await runtime.require_desk().complete_job(
+        worker, job_id, body.result, attempt=body.attempt
+    )
+    runtime.metrics.ended(job)
+    return JobOut.of(job)
+
+
+@router.post(
+    "/jobs/{id}/fail",
+    operation_id="failJob",
+    responses=documented(401, 404, 409, 413, 422, 503),
+)
+async def fail_job(
+    job_id: JobId, body: FailRequest, worker: CurrentWorker, runtime: RuntimeDep
+) -> JobOut:
+    """Report a failure: back to the queue after a backoff while attempts remain, else failed."""
+    error = body.error if isinstance(body.error, str) else body.error.model_dump(exclude_none=True)
+    job = await runtime.require_desk().fail_job(
+        worker,
+        job_id,
+        error,
+        retryable=body.retryable,
+        attempt=body.attempt,
+        retry_after=body.retry_after,
+    )
+    runtime.metrics.ended(job)
+    return JobOut.of(job)
+
+
+@router.post(
+    "/jobs/{id}/release",
+    operation_id="releaseJob",
+    responses=documented(401, 404, 409, 413, 422, 503),
+)
+async def release_job(
+    job_id: JobId, body: HeartbeatRequest, worker: CurrentWorker, runtime: RuntimeDep
+) -> JobOut:
+    """Hand a job back unfinished (the worker is stopping); the attempt is not spent."""
+    job = await runtime.require_desk().release_job(worker, job_id, attempt=body.attempt)
+    return JobOut.of(job)

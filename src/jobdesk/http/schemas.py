@@ -1,0 +1,398 @@
+"""Request and response bodies of the HTTP API, as pydantic models.
+
+Request bodies check JSON types only and refuse unknown fields (no mass
+assignment of ``status``, ``user_id``, ``attempt``...); the rules themselves
+(sizes, patterns, ranges) are the core's, which answers with the field and the
+rule. The constraints shown in the OpenAPI schema are the core's constants, for
+client authors: they document the rules, they do not re-implement them.
+Times are ISO 8601, UTC.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any
+
+from fastapi import Path
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    Strict,
+    StrictBool,
+    StrictInt,
+    StrictStr,
+)
+
+from jobdesk import validation
+from jobdesk.http.problems import Problem
+from jobdesk.ids import JOB_ID_PATTERN
+from jobdesk.models import Job, JobEvent, JobPage, JobStatus, ProgressReply, UserUsage
+
+__all__ = [
+    "EVENT_SCHEMA",
+    "BatchOutcome",
+    "ClaimRequest",
+    "CompleteRequest",
+    "CompletionOutcome",
+    "CreateJobRequest",
+    "ErrorDetail",
+    "FailRequest",
+    "HeartbeatRequest",
+    "JobEventOut",
+    "JobId",
+    "JobOut",
+    "JobPageOut",
+    "JobStateEvent",
+    "ProgressReplyOut",
+    "ProgressRequest",
+    "ResyncEvent",
+    "UsageOut",
+]
+
+TYPE_RULE = {"pattern": f"^{validation.TYPE_PATTERN.pattern}$"}
+ID_RULE = {"minLength": 1, "maxLength": validation.MAX_ID_LENGTH}
+JOB_ID_RULE = {"pattern": f"^{JOB_ID_PATTERN.pattern}$"}
+ATTEMPT_RULE = {"minimum": 1, "maximum": 2**31}
+JSON_VALUE = "Any JSON value."
+
+
+def _whole_number(value: object) -> object:
+    # JSON has one number type: 5.0 is the integer 5 (JSON Schema agrees), "5" is not.
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
+Integer = Annotated[StrictInt, BeforeValidator(_whole_number)]
+"""A JSON integer: 5 or 5.0, never "5" or true."""
+
+
+class Body(BaseModel):
+    """A request body: known fields only."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+class CreateJobRequest(Body):
+    """``POST /api/v1/jobs``."""
+
+    type: Annotated[
+        StrictStr,
+        Field(description="The job type.", json_schema_extra=TYPE_RULE),
+    ]
+    input: Annotated[
+        Any, Field(description=f"What the job works on. {JSON_VALUE} At most 256 KiB.")
+    ]
+    project_id: Annotated[
+        StrictStr | None,
+        Field(description="A grouping of your choosing.", json_schema_extra=ID_RULE),
+    ] = None
+    priority: Annotated[
+        Integer,
+        Field(
+            description="Higher is claimed first.",
+            json_schema_extra={
+                "minimum": -validation.MAX_PRIORITY,
+                "maximum": validation.MAX_PRIORITY,
+            },
+        ),
+    ] = 0
+    run_at: Annotated[
+        datetime | None,
+        Field(description="Not before this time (ISO 8601 with a time zone)."),
+    ] = None
+    max_attempts: Annotated[
+        Integer | None,
+        Field(
+            description="Starts allowed before a failure is final; the server's default if null.",
+            json_schema_extra={"minimum": 1, "maximum": validation.MAX_ATTEMPTS},
+        ),
+    ] = None
+    idempotency_key: Annotated[
+        StrictStr | None,
+        Field(
+            description="A repeated request with the same key returns the first job "
+            "(the `Idempotency-Key` header works too).",
+            json_schema_extra={"minLength": 1, "maxLength": 255},
+        ),
+    ] = None
+
+
+JobId = Annotated[
+    str,
+    Path(alias="id", description="A job id (26 characters).", json_schema_extra=JOB_ID_RULE),
+]
+"""The ``{id}`` of a route (the rule is the core's, shown in the schema)."""
+
+JobType = Annotated[str, Field(json_schema_extra=TYPE_RULE)]
+"""A job type in a query string (the rule is the core's, shown in the schema)."""
+
+
+class ClaimRequest(Body):
+    """``POST /api/v1/worker/jobs/claim``."""
+
+    types: Annotated[
+        list[Annotated[StrictStr, Field(json_schema_extra=TYPE_RULE)]] | None,
+        Field(description="Only these job types (within the token's own types)."),
+    ] = None
+    limit: Annotated[
+        Integer,
+        Field(
+            description="Claim up to this many jobs.",
+            json_schema_extra={"minimum": 1, "maximum": validation.MAX_PAGE},
+        ),
+    ] = 1
+
+
+Attempt = Annotated[
+    Integer,
+    Field(
+        description="The attempt the worker holds (`attempt` of the claimed job).",
+        json_schema_extra=ATTEMPT_RULE,
+    ),
+]
+
+
+class ProgressRequest(Body):
+    """``POST /api/v1/worker/jobs/{id}/progress``."""
+
+    progress: Annotated[
+        float,
+        Strict(),
+        Field(description="Percent done.", json_schema_extra={"minimum": 0, "maximum": 100}),
+    ]
+    message: Annotated[
+        StrictStr | None,
+        Field(
+            description="What is happening now.",
+            json_schema_extra={"maxLength": validation.MAX_MESSAGE},
+        ),
+    ] = None
+    attempt: Attempt
+
+
+class HeartbeatRequest(Body):
+    """``heartbeat`` and ``release``: only the attempt."""
+
+    attempt: Attempt
+
+
+class CompleteRequest(Body):
+    """``POST /api/v1/worker/jobs/{id}/complete``."""
+
+    result: Annotated[Any, Field(description=f"The job's result. {JSON_VALUE} At most 1 MiB.")] = (
+        None
+    )
+    attempt: Attempt
+
+
+class ErrorDetail(Body):
+    """A structured failure."""
+
+    message: Annotated[StrictStr, Field(json_schema_extra={"minLength": 1})]
+    code: Annotated[StrictStr | None, Field(json_schema_extra={"maxLength": 128})] = None
+    details: Annotated[Any, Field(description=f"{JSON_VALUE} At most 64 KiB.")] = None
+
+
+class FailRequest(Body):
+    """``POST /api/v1/worker/jobs/{id}/fail``."""
+
+    error: Annotated[
+        Annotated[StrictStr, Field(json_schema_extra={"minLength": 1})] | ErrorDetail,
+        Field(description="A message, or `{message, code?, details?}`."),
+    ]
+    retryable: Annotated[
+        StrictBool, Field(description="False fails the job now, attempts left or not.")
+    ] = True
+    retry_after: Annotated[
+        Annotated[float, Strict()] | None,
+        Field(
+            description="Seconds before the next attempt, instead of the exponential backoff "
+            "(at most the server's longest backoff, 3600 by default).",
+            json_schema_extra={"minimum": 0},
+        ),
+    ] = None
+    attempt: Attempt
+
+
+# -- responses -------------------------------------------------------------------------
+
+
+class JobOut(BaseModel):
+    """A job, as its owner (or a worker) sees it.
+
+    The fields are the :class:`~jobdesk.models.Job`'s (``attempts_left`` is its
+    property), read from its attributes: every ``*Out`` model here is its core
+    type's public face, validated on the way out.
+    """
+
+    id: str
+    user_id: str
+    project_id: str | None
+    type: str
+    status: JobStatus
+    input: Annotated[Any, Field(description=JSON_VALUE)]
+    result: Annotated[Any, Field(description=f"{JSON_VALUE} Null until completed.")]
+    error: Annotated[
+        dict[str, Any] | None, Field(description="The last failure: `{message, code?, details?}`.")
+    ]
+    progress: float
+    progress_message: str | None
+    priority: int
+    attempt: int
+    max_attempts: int
+    attempts_left: int
+    created_at: datetime
+    run_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+    updated_at: datetime
+    worker_id: str | None
+    lease_expires_at: datetime | None
+    cancel_requested: bool
+    idempotency_key: str | None
+
+    @classmethod
+    def of(cls, job: Job) -> JobOut:
+        """The response body for ``job``."""
+        return cls.model_validate(job, from_attributes=True)
+
+
+class JobPageOut(BaseModel):
+    """One page of the caller's jobs, newest first."""
+
+    items: list[JobOut]
+    next_cursor: Annotated[
+        str | None, Field(description="Pass as `cursor` for the next page; null on the last.")
+    ]
+
+    @classmethod
+    def of(cls, page: JobPage) -> JobPageOut:
+        """The response body for ``page``."""
+        return cls.model_validate(page, from_attributes=True)
+
+
+class JobEventOut(BaseModel):
+    """One status change in a job's history."""
+
+    job_id: str
+    at: datetime
+    status: JobStatus
+    attempt: int
+    worker_id: str | None
+    error: dict[str, Any] | None
+
+    @classmethod
+    def of(cls, event: JobEvent) -> JobEventOut:
+        """The response body for ``event``."""
+        return cls.model_validate(event, from_attributes=True)
+
+
+class ProgressReplyOut(BaseModel):
+    """What a worker learns from a progress report or a heartbeat."""
+
+    cancel_requested: Annotated[
+        bool, Field(description="The user cancelled: stop, and report nothing more.")
+    ]
+    lease_expires_at: datetime | None
+
+    @classmethod
+    def of(cls, reply: ProgressReply) -> ProgressReplyOut:
+        """The response body for ``reply``."""
+        return cls.model_validate(reply, from_attributes=True)
+
+
+class UsageOut(BaseModel):
+    """The caller's limits and how much of them is in use."""
+
+    user_id: str
+    active: int
+    max_active: int
+    created_today: int
+    max_daily: int
+    resets_at: datetime
+
+    @classmethod
+    def of(cls, usage: UserUsage) -> UsageOut:
+        """The response body for ``usage``."""
+        return cls.model_validate(usage, from_attributes=True)
+
+
+class JobStateEvent(BaseModel):
+    """The data of a ``job`` event on an event stream: the job's state after a change."""
+
+    id: str
+    type: str
+    status: JobStatus
+    progress: float
+    progress_message: str | None
+    attempt: int
+    updated_at: datetime
+
+
+class ResyncEvent(BaseModel):
+    """The data of a ``resync`` event: list the jobs again (``GET /api/v1/jobs``)."""
+
+    reason: str
+
+
+def _json_data(model: str) -> dict[str, Any]:
+    return {
+        "type": "string",
+        "contentMediaType": "application/json",
+        "contentSchema": {"$ref": f"#/components/schemas/{model}"},
+    }
+
+
+EVENT_SCHEMA: dict[str, Any] = {
+    "description": "One Server-Sent Event: `job` (a job's new state; `id` resumes the stream "
+    "as `Last-Event-ID`) or `resync` (list the jobs again).",
+    "oneOf": [
+        {
+            "type": "object",
+            "properties": {
+                "event": {"const": "job"},
+                "id": {"type": "string", "pattern": r"^\d+-[0-9A-Z]{26}-[a-z]+$"},
+                "data": _json_data("JobStateEvent"),
+            },
+            "required": ["event", "id", "data"],
+        },
+        {
+            "type": "object",
+            "properties": {"event": {"const": "resync"}, "data": _json_data("ResyncEvent")},
+            "required": ["event", "data"],
+        },
+    ],
+}
+"""The OpenAPI schema of each event (OpenAPI 3.1: ``schema`` describes one event)."""
+
+
+class CompletionItem(Body):
+    """One job of a batch completion."""
+
+    job_id: Annotated[StrictStr, Field(json_schema_extra=JOB_ID_RULE)]
+    attempt: Attempt
+    result: Annotated[Any, Field(description=JSON_VALUE)] = None
+
+
+class CompleteBatchRequest(Body):
+    """``POST /api/v1/worker/jobs/complete``: many completions, one transaction."""
+
+    completions: Annotated[
+        list[CompletionItem], Field(json_schema_extra={"minItems": 1, "maxItems": 1000})
+    ]
+
+
+class CompletionOutcome(BaseModel):
+    """One job of a batch completion: the completed job, or the problem that refused it."""
+
+    job: JobOut | None = None
+    problem: Problem | None = None
+
+
+class BatchOutcome(BaseModel):
+    """The outcomes of a batch completion, in the order of the request."""
+
+    outcomes: list[CompletionOutcome]

@@ -1,0 +1,132 @@
+"""The HTTP face's settings: one frozen object, from arguments or from the environment."""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, fields
+
+from jobdesk.errors import InvalidInput
+
+__all__ = ["MIN_JWT_SECRET_BYTES", "Settings"]
+
+#: RFC 7518 section 3.2: an HS256 key must be at least as long as the hash output.
+MIN_JWT_SECRET_BYTES = 32
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """How the HTTP API authenticates, limits and streams. Every field has a safe default.
+
+    ``Settings.from_env()`` reads the ``JOBDESK_*`` variables listed beside each field.
+    """
+
+    #: ``JOBDESK_JWT_SECRET``: accept HS256 JWTs signed with this secret (the user id in
+    #: ``sub``, ``exp`` required); None accepts jobdesk user tokens only
+    jwt_secret: str | None = None
+    #: ``JOBDESK_JWT_AUDIENCE``: when set, a JWT's ``aud`` must contain it
+    jwt_audience: str | None = None
+    #: ``JOBDESK_JWT_ISSUER``: when set, a JWT's ``iss`` must equal it
+    jwt_issuer: str | None = None
+    #: ``JOBDESK_JWT_LEEWAY_SECONDS``: clock skew allowed when checking ``exp``, ``nbf``, ``iat``
+    jwt_leeway_seconds: float = 0.0
+    #: ``JOBDESK_MAX_BODY_BYTES``: the largest request body, counted while it streams in
+    max_body_bytes: int = 1024 * 1024
+    #: ``JOBDESK_CORS_ORIGINS`` (comma-separated): origins allowed to call the API from a
+    #: browser; empty (the default) turns CORS off
+    cors_origins: tuple[str, ...] = ()
+    #: ``JOBDESK_SSE_KEEPALIVE_SECONDS``: a comment line this often keeps idle streams open
+    sse_keepalive_seconds: float = 15.0
+    #: how far before ``Last-Event-ID`` a resumed stream looks again: commits on PostgreSQL
+    #: may land slightly out of ``updated_at`` order, and re-sending a state is harmless
+    sse_resume_overlap_seconds: float = 2.0
+    #: the most jobs a resumed stream of all of a user's jobs re-reads (see docs/http.md)
+    sse_resume_scan_limit: int = 1000
+    #: ``JOBDESK_REAP_INTERVAL_SECONDS``: how often the server returns expired leases to the
+    #: queue (remote workers cannot); 0 turns it off
+    reap_interval_seconds: float = 30.0
+    #: the ``Retry-After`` hint for the active-job limit, which has no known reset time
+    active_limit_retry_after_seconds: int = 5
+    #: accept a client's ``X-Request-ID`` (printable, at most 128 characters) as the
+    #: request id instead of making one
+    trust_request_id: bool = True
+
+    def __post_init__(self) -> None:
+        if self.jwt_secret is not None and len(self.jwt_secret.encode()) < MIN_JWT_SECRET_BYTES:
+            raise InvalidInput(
+                "jwt_secret", f"must be at least {MIN_JWT_SECRET_BYTES} bytes long for HS256"
+            )
+        if isinstance(self.max_body_bytes, bool) or not isinstance(self.max_body_bytes, int):
+            raise InvalidInput("max_body_bytes", "must be an integer")
+        if self.max_body_bytes < 1:
+            raise InvalidInput("max_body_bytes", "must be at least 1")
+        for name in ("sse_keepalive_seconds", "sse_resume_overlap_seconds"):
+            _positive(name, getattr(self, name))
+        _positive("reap_interval_seconds", self.reap_interval_seconds, zero_allowed=True)
+        _positive("jwt_leeway_seconds", self.jwt_leeway_seconds, zero_allowed=True)
+        for name in ("sse_resume_scan_limit", "active_limit_retry_after_seconds"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise InvalidInput(name, "must be an integer of at least 1")
+        if isinstance(self.cors_origins, str) or not all(
+            isinstance(origin, str) for origin in self.cors_origins
+        ):
+            raise InvalidInput("cors_origins", "must be a tuple of origins")
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: object) -> Settings:
+        """Settings from ``JOBDESK_*`` environment variables; keyword arguments win."""
+        environ = os.environ if environ is None else environ
+        values: dict[str, object] = {}
+        for name, variable in _STRINGS.items():
+            if environ.get(variable):
+                values[name] = environ[variable]
+        for name, variable in _NUMBERS.items():
+            if environ.get(variable):
+                values[name] = _number(name, variable, environ[variable])
+        if environ.get("JOBDESK_MAX_BODY_BYTES"):
+            text = environ["JOBDESK_MAX_BODY_BYTES"]
+            if not text.strip().isdigit():
+                raise InvalidInput("JOBDESK_MAX_BODY_BYTES", "must be a whole number of bytes")
+            values["max_body_bytes"] = int(text)
+        if environ.get("JOBDESK_CORS_ORIGINS"):
+            origins = environ["JOBDESK_CORS_ORIGINS"].split(",")
+            values["cors_origins"] = tuple(origin.strip() for origin in origins if origin.strip())
+        known = {field.name for field in fields(cls)}
+        unknown = sorted(set(overrides) - known)
+        if unknown:
+            raise InvalidInput("settings", f"unknown settings {unknown}")
+        values.update(overrides)
+        return cls(**values)  # type: ignore[arg-type]
+
+
+_STRINGS = {
+    "jwt_secret": "JOBDESK_JWT_SECRET",
+    "jwt_audience": "JOBDESK_JWT_AUDIENCE",
+    "jwt_issuer": "JOBDESK_JWT_ISSUER",
+}
+_NUMBERS = {
+    "jwt_leeway_seconds": "JOBDESK_JWT_LEEWAY_SECONDS",
+    "sse_keepalive_seconds": "JOBDESK_SSE_KEEPALIVE_SECONDS",
+    "reap_interval_seconds": "JOBDESK_REAP_INTERVAL_SECONDS",
+}
+
+
+def _number(name: str, variable: str, text: str) -> float:
+    try:
+        return float(text)
+    except ValueError:
+        raise InvalidInput(variable, "must be a number of seconds") from None
+
+
+def _positive(name: str, value: object, *, zero_allowed: bool = False) -> None:
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, int | float)
+        or not math.isfinite(value)
+        or value < 0
+        or (value == 0 and not zero_allowed)
+    ):
+        rule = "a finite number of seconds, 0 or more" if zero_allowed else "a positive number"
+        raise InvalidInput(name, f"must be {rule}")

@@ -1,0 +1,339 @@
+"""Server-Sent Events: live job changes for a user, fed by the store's change feed.
+
+Streams are fed by the app's :class:`~jobdesk.http.broadcast.Broadcaster`: no
+stream polls the database.
+
+Each event is the job's state (``event: job``) with the id
+``<updated_at in microseconds since 1970>-<job id>-<status>``. A client that reconnects
+with ``Last-Event-ID`` gets the current state of every job that changed since
+then, before live changes: for a stream of states that leaves no gap. On
+``RESYNC`` (the feed may have missed changes) a stream re-reads in the same way.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import json
+import logging
+import re
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
+from datetime import UTC, datetime, timedelta
+
+import anyio
+from starlette.responses import Response
+from starlette.types import Receive, Scope, Send
+
+from jobdesk.changes import JobChange
+from jobdesk.desk import JobDesk
+from jobdesk.errors import InvalidInput, JobdeskError, JobNotFound
+from jobdesk.http.broadcast import Broadcaster, Listener, Signal
+from jobdesk.http.metrics import Metrics
+from jobdesk.http.settings import Settings
+from jobdesk.models import Job
+
+__all__ = [
+    "EventStreamResponse",
+    "encode_change",
+    "event_id",
+    "open_job_stream",
+    "open_user_stream",
+    "parse_event_id",
+]
+
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+KEEPALIVE = b": keepalive\n\n"
+_EVENT_ID = re.compile(r"(\d{1,17})-([0-9A-Z]{26})-([a-z]{1,16})")
+_SEEN_LIMIT = 10_000
+_log = logging.getLogger("jobdesk.http.sse")
+
+
+# -- events --------------------------------------------------------------------------------
+
+
+def event_id(change: JobChange) -> str:
+    """``<updated_at in microseconds since 1970>-<job id>-<status>``."""
+    micros = (change.updated_at - EPOCH) // timedelta(microseconds=1)
+    return f"{micros}-{change.job_id}-{change.status.value}"
+
+
+def parse_event_id(value: str) -> tuple[datetime, str, str]:
+    """``(updated_at, job_id, status)`` of an event id, or :class:`InvalidInput`."""
+    match = _EVENT_ID.fullmatch(value.strip())
+    if match is None:
+        raise InvalidInput(
+            "Last-Event-ID",
+            "must be the id of an event this API sent (<microseconds>-<job id>-<status>)",
+        )
+    try:
+        updated_at = EPOCH + timedelta(microseconds=int(match.group(1)))
+    except OverflowError:
+        raise InvalidInput("Last-Event-ID", "names a time out of range") from None
+    return updated_at, match.group(2), match.group(3)
+
+
+def _utc(value: datetime) -> str:
+    return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+@functools.lru_cache(maxsize=4096)
+def encode_change(change: JobChange) -> bytes:
+    """One ``job`` event; encoded once however many streams send it."""
+    data = {
+        "id": change.job_id,
+        "type": change.type,
+        "status": change.status.value,
+        "progress": change.progress,
+        "progress_message": change.progress_message,
+        "attempt": change.attempt,
+        "updated_at": _utc(change.updated_at),
+    }
+    text = json.dumps(data, separators=(",", ":"), ensure_ascii=False)
+    return f"id: {event_id(change)}\nevent: job\ndata: {text}\n\n".encode()
+
+
+def _resync_event(reason: str) -> bytes:
+    return f"event: resync\ndata: {json.dumps({'reason': reason})}\n\n".encode()
+
+
+class EventStreamResponse(Response):
+    """A ``text/event-stream`` that ends when its events end or the client goes away."""
+
+    media_type = "text/event-stream"
+
+    def __init__(
+        self, events: AsyncGenerator[bytes, None], listener: Listener, metrics: Metrics
+    ) -> None:
+        self.status_code = 200
+        self.background = None
+        self._events = events
+        self._listener = listener
+        self._metrics = metrics
+        self.init_headers({"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        self._metrics.event_streams.inc()
+        try:
+            with anyio.CancelScope() as cancel_scope:
+                watcher = asyncio.create_task(_cancel_on_disconnect(receive, cancel_scope))
+                try:
+                    await send(
+                        {"type": "http.response.start", "status": 200, "headers": self.raw_headers}
+                    )
+                    async for chunk in self._events:
+                        await send({"type": "http.response.body", "body": chunk, "more_body": True})
+                    await send({"type": "http.response.body", "body": b"", "more_body": False})
+                finally:
+                    watcher.cancel()
+        except OSError:
+            pass  # the client went away mid-write (what ASGI 2.4 servers raise)
+        finally:
+            await self._events.aclose()
+            self._listener.close()
+            self._metrics.event_streams.dec()
+
+
+async def _cancel_on_disconnect(receive: Receive, cancel_scope: anyio.CancelScope) -> None:
+    while (await receive())["type"] != "http.disconnect":
+        pass
+    cancel_scope.cancel()
+
+
+# -- the two streams -----------------------------------------------------------------------
+
+Reread = Callable[[str], Awaitable[JobChange | None]]
+
+
+class _Sent:
+    """The last state each job's stream sent, and what to make of the next one.
+
+    The feed delivers a job's changes in commit order, but a stream also reads
+    states from the database (at the start, on resume, on RESYNC), and those reads
+    race with changes already queued. ``updated_at`` cannot settle the race alone: on
+    PostgreSQL it is the time a transaction *began*, so a later commit may carry an
+    earlier time. So a change that is not clearly newer than what was sent is
+    settled by reading the job again: the database has the last word, and a
+    stream always ends on the job's latest state.
+    """
+
+    def __init__(self, reread: Reread) -> None:
+        self._reread = reread
+        self._last: dict[str, JobChange] = {}
+
+    def record(self, change: JobChange) -> JobChange:
+        """Remember ``change`` as sent."""
+        if len(self._last) >= _SEEN_LIMIT:
+            self._last.clear()
+        self._last[change.job_id] = change
+        return change
+
+    async def settle(self, change: JobChange) -> JobChange | None:
+        """What to send for a change from the feed: itself, a fresher read, or nothing."""
+        last = self._last.get(change.job_id)
+        if last is None or change.updated_at > last.updated_at:
+            return self.record(change)
+        if change == last:
+            return None
+        current = await self._reread(change.job_id)
+        if current is None or current == last:
+            return None
+        return self.record(current)
+
+    def unsent(self, change: JobChange) -> JobChange | None:
+        """A state read from the database, unless it was the last one sent."""
+        return None if self._last.get(change.job_id) == change else self.record(change)
+
+
+def _rereader(desk: JobDesk, user_id: str) -> Reread:
+    async def reread(job_id: str) -> JobChange | None:
+        try:
+            return JobChange.of(await desk.get_job_status(job_id, user_id))
+        except JobNotFound:
+            return None  # pruned meanwhile
+
+    return reread
+
+
+async def open_job_stream(
+    desk: JobDesk,
+    broadcaster: Broadcaster,
+    settings: Settings,
+    metrics: Metrics,
+    *,
+    user_id: str,
+    job_id: str,
+    last_event_id: str | None,
+) -> Response:
+    """The stream of one of the user's jobs; it ends after a terminal status.
+
+    404 before anything streams for a job that is not the user's; 204 (which
+    tells a browser's EventSource to stop reconnecting) when the client's last
+    event was the job's final state.
+    """
+    resumed_from = None if last_event_id is None else parse_event_id(last_event_id)
+    # Listen first, read second: a change between the two is then never lost.
+    listener = await broadcaster.listener(user_id)
+    try:
+        job = await desk.get_job_status(job_id, user_id)
+    except BaseException:
+        listener.close()
+        raise
+    if job.status.is_finished and resumed_from == (job.updated_at, job.id, job.status.value):
+        listener.close()
+        return Response(status_code=204)
+    events = _job_events(desk, listener, settings, JobChange.of(job))
+    return EventStreamResponse(events, listener, metrics)
+
+
+async def _job_events(
+    desk: JobDesk, listener: Listener, settings: Settings, current: JobChange
+) -> AsyncGenerator[bytes, None]:
+    reread = _rereader(desk, current.user_id)
+    sent = _Sent(reread)
+    change: JobChange | None = sent.record(current)
+    try:
+        while change is None or not change.status.is_finished:
+            if change is not None:
+                yield encode_change(change)
+            item = await listener.next(settings.sse_keepalive_seconds)
+            change = None
+            if item is None:
+                yield KEEPALIVE
+            elif item is Signal.CLOSED:
+                return
+            elif item is Signal.RESYNC:
+                fresh = await reread(current.job_id)
+                if fresh is None:
+                    return
+                change = sent.unsent(fresh)
+            elif isinstance(item, JobChange) and item.job_id == current.job_id:
+                change = await sent.settle(item)
+        yield encode_change(change)
+    except JobdeskError as exc:
+        _log.warning("ending the event stream of job %s: %s", current.job_id, exc)
+
+
+async def open_user_stream(
+    desk: JobDesk,
+    broadcaster: Broadcaster,
+    settings: Settings,
+    metrics: Metrics,
+    *,
+    user_id: str,
+    last_event_id: str | None,
+) -> Response:
+    """The stream of every job of the user; it never ends by itself."""
+    since = None if last_event_id is None else parse_event_id(last_event_id)[0]
+    listener = await broadcaster.listener(user_id)
+    try:
+        connected_at = await desk.store.now()
+    except BaseException:
+        listener.close()
+        raise
+    events = _user_events(
+        desk, listener, settings, user_id=user_id, since=since, connected_at=connected_at
+    )
+    return EventStreamResponse(events, listener, metrics)
+
+
+async def _user_events(
+    desk: JobDesk,
+    listener: Listener,
+    settings: Settings,
+    *,
+    user_id: str,
+    since: datetime | None,
+    connected_at: datetime,
+) -> AsyncGenerator[bytes, None]:
+    overlap = timedelta(seconds=settings.sse_resume_overlap_seconds)
+    sent = _Sent(_rereader(desk, user_id))
+    high_water = connected_at if since is None else since
+
+    async def replay(after: datetime) -> AsyncIterator[bytes]:
+        jobs, complete = await _changed_since(desk, user_id, after, settings.sse_resume_scan_limit)
+        for job in jobs:
+            change = sent.unsent(JobChange.of(job))
+            if change is not None:
+                yield encode_change(change)
+        if not complete:
+            yield _resync_event("too many jobs changed to replay: list them again")
+
+    try:
+        if since is not None:
+            async for chunk in replay(since - overlap):
+                yield chunk
+        while True:
+            item = await listener.next(settings.sse_keepalive_seconds)
+            if item is None:
+                yield KEEPALIVE
+            elif item is Signal.CLOSED:
+                return
+            elif item is Signal.RESYNC:
+                async for chunk in replay(high_water - overlap):
+                    yield chunk
+            elif isinstance(item, JobChange):
+                high_water = max(high_water, item.updated_at)
+                change = await sent.settle(item)
+                if change is not None:
+                    yield encode_change(change)
+    except JobdeskError as exc:
+        _log.warning("ending the event stream of user %s: %s", user_id, exc)
+
+
+# TEMPORARY(core patch "changed_since"): the core cannot list a user's jobs by
+# updated_at. Until JobDesk.get_user_jobs_changed_since() lands, scan the user's jobs
+# newest first, at most `limit` of them; past that the stream sends `event: resync`.
+async def _changed_since(
+    desk: JobDesk, user_id: str, since: datetime, limit: int
+) -> tuple[list[Job], bool]:
+    found: list[Job] = []
+    cursor: str | None = None
+    scanned = 0
+    while True:
+        page = await desk.get_user_jobs(user_id, limit=100, cursor=cursor)
+        scanned += len(page.items)
+        found.extend(job for job in page.items if job.updated_at >= since)
+        if page.next_cursor is None or scanned >= limit:
+            found.sort(key=lambda job: (job.updated_at, job.id))
+            return found, page.next_cursor is None
+        cursor = page.next_cursor
