@@ -1,165 +1,201 @@
-"""``python -m jobdesk.demo``: jobdesk in one minute, on a fresh SQLite file.
+"""``python -m jobdesk.demo``: jobdesk running for real on a fresh SQLite file.
 
-Two users ask for character extraction over their episodes. Alice asks for
-more than her limit allows and is refused; Bob cancels one job half-way; one
-job fails once and is retried by the queue. A small in-process worker runs the
-jobs with live progress bars.
+It starts ``jobdesk serve`` (the HTTP API) and, in a separate process,
+``jobdesk worker`` with the example character-extraction handlers. Then two
+users ask for jobs over HTTP: Alice asks for more than her limit of 10 active
+jobs and two are refused; one of her jobs fails once and is retried; Bob
+cancels one half-way. Progress shows live until every job has finished; then
+the server stays up for you to try (Ctrl-C stops everything).
 """
 
 from __future__ import annotations
 
 import argparse
-import asyncio
 import contextlib
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
+import httpx
 from rich.console import Console
-from rich.progress import BarColumn, Progress, TaskID, TextColumn
+from rich.live import Live
 from rich.table import Table
 
-from jobdesk import Job, JobDesk, Limits, Worker
-from jobdesk.errors import InvalidTransition, LeaseLost, RateLimited
+from jobdesk.sync import JobDesk
 
 console = Console()
-STEP_SECONDS = 0.15
+APP = "examples.character_extraction.jobs:registry"
 
 
-async def extract_characters(
-    desk: JobDesk, worker: Worker, job: Job, progress: Progress, bar: TaskID
-) -> None:
-    """A pretend handler: one step per episode, reporting progress after each."""
-    episodes = job.input["episode_ids"]
-    try:
-        for done, episode in enumerate(episodes, start=1):
-            await asyncio.sleep(STEP_SECONDS)
-            if job.input.get("flaky") and job.attempt == 1 and done == 2:
-                await desk.fail_job(worker, job.id, "model timed out", attempt=job.attempt)
-                progress.update(bar, description=f"{job.user_id} {job.id[-6:]} [yellow]retrying")
-                return
-            pct = 100 * done / len(episodes)
-            reply = await desk.update_job_progress(
-                worker, job.id, pct, f"episode {episode}", attempt=job.attempt
-            )
-            progress.update(bar, completed=pct)
-            if reply.cancel_requested:
-                progress.update(bar, description=f"{job.user_id} {job.id[-6:]} [red]cancelled")
-                return
-        characters = [f"character-{episode}" for episode in episodes]
-        await desk.complete_job(worker, job.id, {"characters": characters}, attempt=job.attempt)
-        progress.update(bar, description=f"{job.user_id} {job.id[-6:]} [green]completed")
-    except LeaseLost:
-        progress.update(bar, description=f"{job.user_id} {job.id[-6:]} [red]lease lost")
-
-
-async def run_worker(
-    desk: JobDesk, worker: Worker, progress: Progress, stop: asyncio.Event
-) -> None:
-    """Claim one job at a time until ``stop`` is set and the queue is empty."""
-    while True:
-        claimed = await desk.claim_jobs(worker, limit=1)
-        if not claimed:
-            if stop.is_set() and not await desk.get_pending_jobs(worker, limit=1):
-                return
-            await asyncio.sleep(0.05)
-            continue
-        job = claimed[0]
-        bar = progress.add_task(f"{job.user_id} {job.id[-6:]} attempt {job.attempt}", total=100)
-        await extract_characters(desk, worker, job, progress, bar)
-
-
-def describe(job: Job) -> str:
-    """One short line on how a job ended."""
-    parts = []
-    if isinstance(job.result, dict):
-        parts.append(f"{len(job.result['characters'])} characters")
-    if job.error is not None:
-        parts.append(f"after error: {job.error['message']}")
-    if job.status.value == "cancelled":
-        parts.append(f"cancelled by {job.user_id} at {job.progress:.0f}%")
-    return "; ".join(parts)
-
-
-async def bob_cancels_half_way(desk: JobDesk, job: Job) -> None:
-    """Bob watches his job and cancels it once it is under way."""
-    while True:
-        seen = await desk.get_job_status(job.id, "bob")
-        if seen.status.is_finished or seen.progress >= 25:
-            break
-        await asyncio.sleep(0.05)
-    with contextlib.suppress(InvalidTransition):  # it may have finished meanwhile
-        await desk.cancel_job(job.id, "bob")
-
-
-async def main(path: Path) -> None:
-    """Run the demo on the (fresh) database at ``path``."""
-    limits = Limits(max_active_per_user=10, retry_backoff_seconds=0.2)
-    async with JobDesk.open(f"sqlite:///{path}", limits=limits) as desk:
-        console.rule("[bold]jobdesk demo")
-        console.print(f"database: {path} (SQLite, created just now)")
-        token = await desk.create_worker_token("demo-worker", types=["character_extraction"])
-        worker = await desk.verify_worker_token(token)
-        console.print(f"worker token for [bold]demo-worker[/]: {token[:12]}... (shown once)")
-
-        jobs = []
-        for number in range(12):
-            episodes = [f"ep-{number}-{step}" for step in range(4)]
+@contextlib.contextmanager
+def process(
+    arguments: list[str], env: dict[str, str], log: Path
+) -> Iterator[subprocess.Popen[bytes]]:
+    """A ``python -m jobdesk ...`` child, logging to ``log``, stopped with SIGTERM at the end."""
+    with log.open("ab") as output:
+        child = subprocess.Popen(  # noqa: S603 - our own interpreter and fixed arguments
+            [sys.executable, "-m", "jobdesk", *arguments], env=env, stdout=output, stderr=output
+        )
+        try:
+            yield child
+        finally:
+            child.terminate()
             try:
-                job = await desk.create_job(
-                    "alice",
-                    "character_extraction",
-                    {"episode_ids": episodes, "flaky": number == 0},
-                    project_id="pilot",
-                )
-                jobs.append(job)
-            except RateLimited as refused:
-                console.print(f"[yellow]alice's job {number + 1} refused:[/] {refused}")
-        for number in range(3):
-            episodes = [f"bob-{number}-{step}" for step in range(8)]
-            jobs.append(
-                await desk.create_job("bob", "character_extraction", {"episode_ids": episodes})
-            )
-        console.print(f"created {len(jobs)} jobs for alice and bob; 3 workers start\n")
+                child.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                child.kill()
 
-        stop = asyncio.Event()
-        with Progress(
-            TextColumn("{task.description}"), BarColumn(), TextColumn("{task.percentage:>3.0f}%")
-        ) as progress:
-            workers = [
-                asyncio.create_task(run_worker(desk, worker, progress, stop)) for _ in range(3)
-            ]
-            await bob_cancels_half_way(desk, jobs[-3])
-            stop.set()
-            await asyncio.gather(*workers)
 
-        for user in ("alice", "bob"):
-            table = Table(title=f"{user}'s jobs (newest first)")
-            for column in ("id", "status", "attempt", "progress", "result / error"):
-                table.add_column(column)
-            page = await desk.get_user_jobs(user, limit=20)
-            for job in page.items:
-                table.add_row(
-                    f"…{job.id[-8:]}",
-                    job.status.value,
-                    f"{job.attempt}/{job.max_attempts}",
-                    f"{job.progress:.0f}%",
-                    describe(job),
-                )
-            console.print(table)
-            usage = await desk.get_user_usage(user)
-            console.print(
-                f"{user}: {usage.active}/{usage.max_active} active, "
-                f"{usage.created_today}/{usage.max_daily} created today\n"
+def wait_until_up(client: httpx.Client, server: subprocess.Popen[bytes]) -> None:
+    """Poll ``/healthz`` until the server answers (or fail if it died)."""
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if server.poll() is not None:
+            raise SystemExit("jobdesk serve stopped; see the .log file beside the database")
+        with contextlib.suppress(httpx.TransportError):
+            if client.get("/healthz").status_code == 200:
+                return
+        time.sleep(0.1)
+    raise SystemExit(
+        "jobdesk serve did not start within 30 s; see the .log file beside the database"
+    )
+
+
+def create_jobs(client: httpx.Client, tokens: dict[str, str]) -> list[str]:
+    """Alice asks for 12 jobs (room for 10), Bob for 3; returns the accepted ids."""
+    accepted = []
+    for user, count, steps in (("alice", 12, 4), ("bob", 3, 8)):
+        for number in range(count):
+            body: dict[str, Any] = {
+                "type": "character_extraction",
+                "project_id": "pilot",
+                "input": {
+                    "episode_ids": [f"{user}-{number}-ep{step}" for step in range(steps)],
+                    "seconds_per_episode": 0.25,
+                    "fail_first_attempts": 1 if (user, number) == ("alice", 0) else 0,
+                },
+            }
+            reply = client.post(
+                "/api/v1/jobs", json=body, headers={"Authorization": f"Bearer {tokens[user]}"}
             )
+            if reply.status_code == 201:
+                accepted.append(reply.json()["id"])
+            else:
+                problem = reply.json()
+                console.print(
+                    f"[yellow]{user}'s job {number + 1}: {reply.status_code}[/] {problem['detail']}"
+                )
+    return accepted
+
+
+def jobs_of(client: httpx.Client, token: str) -> list[dict[str, Any]]:
+    """The user's jobs, newest first, over HTTP."""
+    reply = client.get(
+        "/api/v1/jobs", params={"limit": 20}, headers={"Authorization": f"Bearer {token}"}
+    )
+    reply.raise_for_status()
+    items: list[dict[str, Any]] = reply.json()["items"]
+    return items
+
+
+def board(client: httpx.Client, tokens: dict[str, str]) -> tuple[Table, bool]:
+    """A table of both users' jobs, and whether every job has finished."""
+    table = Table(title="jobs (live, over HTTP)")
+    for column in ("user", "job", "status", "attempt", "progress", "message"):
+        table.add_column(column)
+    finished = True
+    for user, token in tokens.items():
+        for job in reversed(jobs_of(client, token)):
+            finished &= job["status"] in {"completed", "failed", "cancelled"}
+            bar = "█" * int(job["progress"] // 10)
+            table.add_row(
+                user,
+                f"…{job['id'][-6:]}",
+                job["status"],
+                f"{job['attempt']}/{job['max_attempts']}",
+                f"{bar:<10} {job['progress']:3.0f}%",
+                job["progress_message"] or "",
+            )
+    return table, finished
+
+
+def main(path: Path, host: str, port: int, exit_when_done: bool) -> None:
+    """Run the demo on a fresh database at ``path``."""
+    for suffix in ("", "-wal", "-shm"):
+        Path(f"{path}{suffix}").unlink(missing_ok=True)
+    url = f"sqlite:///{path}"
+    with JobDesk.open(url) as desk:
+        worker_token = desk.create_worker_token("demo-worker", types=["character_extraction"])
+        tokens = {user: desk.create_user_token(user) for user in ("alice", "bob")}
+    env = dict(os.environ, JOBDESK_DB=url, JOBDESK_WORKER_TOKEN=worker_token)
+    log = path.with_suffix(".log")
+    base = f"http://{host}:{port}"
+    serve = ["serve", "--host", host, "--port", str(port), "--log-level", "warning"]
+    work = ["worker", "--app", APP, "--concurrency", "3", "--retry-backoff", "0.5"]
+    with (
+        process(serve, env, log) as server,
+        process(work, env, log),
+        httpx.Client(base_url=base, timeout=10) as client,
+    ):
+        wait_until_up(client, server)
+        console.rule("[bold]jobdesk demo")
+        console.print(f"HTTP API: [bold]{base}[/] (docs at {base}/docs); database {path}")
+        console.print(f"a worker process runs the example handlers; logs in {log}\n")
+        accepted = create_jobs(client, tokens)
+        console.print(f"{len(accepted)} jobs accepted\n")
+        bob_job, cancelled = accepted[-3], False
+        with Live(console=console, refresh_per_second=4) as live:
+            while True:
+                table, finished = board(client, tokens)
+                live.update(table)
+                progress = next(
+                    (
+                        job["progress"]
+                        for job in jobs_of(client, tokens["bob"])
+                        if job["id"] == bob_job
+                    ),
+                    0,
+                )
+                if not cancelled and progress >= 25:
+                    client.post(
+                        f"/api/v1/jobs/{bob_job}/cancel",
+                        headers={"Authorization": f"Bearer {tokens['bob']}"},
+                    )
+                    cancelled = True
+                if finished:
+                    break
+                time.sleep(0.25)
+        console.print("\nevery job has finished. Try it yourself:")
+        console.print(f"  export TOKEN={tokens['alice']}   # alice's user token")
+        console.print(
+            f'  curl -s -H "Authorization: Bearer $TOKEN" {base}/api/v1/jobs | python -m json.tool'
+        )
+        console.print(
+            f"  curl -s -H \"Authorization: Bearer $TOKEN\" -H 'Content-Type: application/json' "
+            f'-d \'{{"type": "character_extraction", "input": {{"episode_ids": ["e1"]}}}}\' '
+            f"{base}/api/v1/jobs",
+            soft_wrap=True,
+        )
+        if exit_when_done:
+            return
+        console.print("\n[bold]Ctrl-C[/] stops the server and the worker.")
+        with contextlib.suppress(KeyboardInterrupt):
+            server.wait()
 
 
 def cli() -> None:
     """Entry point of ``python -m jobdesk.demo``."""
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--db", type=Path, default=Path("jobdesk-demo.db"), help="SQLite file")
-    path = parser.parse_args().db
-    for suffix in ("", "-wal", "-shm"):
-        Path(f"{path}{suffix}").unlink(missing_ok=True)
-    asyncio.run(main(path))
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=8000)
+    parser.add_argument("--exit-when-done", action="store_true", help="stop once all jobs end")
+    arguments = parser.parse_args()
+    main(arguments.db, arguments.host, arguments.port, arguments.exit_when_done)
 
 
 if __name__ == "__main__":

@@ -199,6 +199,20 @@ class JobDesk:
         items = jobs[:limit]
         return JobPage(items, cursors.encode(self._secret, user_id, items[-1].id))
 
+    async def get_user_jobs_changed_since(
+        self, user_id: str, since: datetime, *, limit: int = 100
+    ) -> list[Job]:
+        """The user's jobs whose last change is at or after ``since``, oldest change first.
+
+        For live views that reconnect: re-read what changed while they were away. To
+        page, pass the last job's ``updated_at`` as ``since`` (a job changed at that
+        very instant comes again: a state sent twice is harmless).
+        """
+        user_id = validation.principal_id("user_id", user_id)
+        since = validation.aware_datetime("since", since)
+        limit = validation.page_limit(limit)
+        return await self.store.list_jobs_changed_since(user_id, since, limit)
+
     async def get_job_history(self, job_id: str, user_id: str) -> list[JobEvent]:
         """The status changes of one of the user's jobs, oldest first: its attempts and errors."""
         job = await self.get_job_status(job_id, user_id)
@@ -443,6 +457,10 @@ class JobDesk:
             attempt=validation.integer("attempt", attempt, 1, 2**31),
         )
         return await self._update(job_id, change)
+
+    async def ping(self) -> None:
+        """One round trip to the database: :class:`~jobdesk.errors.StoreUnavailable` if down."""
+        await self.store.ping()
 
     async def requeue_expired(self) -> int:
         """Return jobs whose lease ran out to the queue (or fail them); how many.

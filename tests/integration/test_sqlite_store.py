@@ -18,7 +18,11 @@ import pytest
 
 from jobdesk import JobDesk, JobStatus
 from jobdesk.changes import RESYNC, JobChange
+from jobdesk.store.sqlite import migrations
 from jobdesk.testing import ManualClock
+
+#: the schema version of a fully migrated file
+LATEST = migrations()[-1][0]
 
 # Opens a desk on argv[1] and creates a job for user argv[2], but only once the
 # parent writes a line: every process is started (and has imported jobdesk) before
@@ -88,7 +92,7 @@ def test_processes_opening_a_new_file_at_once_migrate_it_once(
     path = tmp_path / f"race-{round_number}.db"
     job_ids = open_at_once(path, PROCESSES)
     assert len(set(job_ids)) == PROCESSES
-    assert inspect(path, "PRAGMA user_version") == [(1,)]
+    assert inspect(path, "PRAGMA user_version") == [(LATEST,)]
     assert inspect(path, "SELECT count(*) FROM meta WHERE key = 'secret'") == [(1,)]
     assert inspect(path, "PRAGMA journal_mode") == [("wal",)]
     stored = inspect(path, "SELECT id, user_id FROM jobs ORDER BY user_id")
@@ -102,7 +106,7 @@ def test_a_new_file_gets_the_schema_at_open(tmp_path: Path) -> None:
     open_at_once(path, 1)
     tables = {row[0] for row in inspect(path, "SELECT name FROM sqlite_master WHERE type='table'")}
     assert {"jobs", "job_events", "users", "tokens", "meta"} <= tables
-    assert inspect(path, "PRAGMA user_version") == [(1,)]
+    assert inspect(path, "PRAGMA user_version") == [(LATEST,)]
 
 
 async def test_reopening_a_file_keeps_its_jobs_tokens_limits_and_cursors(
@@ -128,7 +132,7 @@ async def test_reopening_a_file_keeps_its_jobs_tokens_limits_and_cursors(
         assert listed == [job.id for job in reversed(jobs)]
         done = await desk.complete_job(worker, claimed.id, "after reopen", attempt=claimed.attempt)
         assert done.status is JobStatus.COMPLETED
-    assert inspect(tmp_path / "kept.db", "PRAGMA user_version") == [(1,)]
+    assert inspect(tmp_path / "kept.db", "PRAGMA user_version") == [(LATEST,)]
     assert inspect(tmp_path / "kept.db", "SELECT value FROM meta") == secret_before
 
 
@@ -138,7 +142,7 @@ def test_reopening_from_other_processes_keeps_the_data(tmp_path: Path) -> None:
     second = open_at_once(path, 2)
     rows = inspect(path, "SELECT id FROM jobs")
     assert sorted(str(row[0]) for row in rows) == sorted(first + second)
-    assert inspect(path, "PRAGMA user_version") == [(1,)]
+    assert inspect(path, "PRAGMA user_version") == [(LATEST,)]
 
 
 async def test_a_commit_from_another_connection_wakes_subscribers(tmp_path: Path) -> None:

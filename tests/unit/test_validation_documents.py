@@ -16,7 +16,7 @@ from jobdesk.errors import InvalidInput
 
 # Any text but U+0000 (PostgreSQL cannot store it) and lone surrogates (not valid
 # Unicode), which jobdesk refuses.
-texts = st.text(st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00"))
+texts = st.text(st.characters(exclude_categories=["Cs"], exclude_characters="\x00"))
 
 json_values = st.recursive(
     st.none()

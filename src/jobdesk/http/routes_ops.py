@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import contextlib
 from typing import Literal
 
 from fastapi import APIRouter
 from pydantic import BaseModel
 from starlette.responses import Response
 
-from jobdesk.errors import JobNotFound
 from jobdesk.http.metrics import CONTENT_TYPE_LATEST
 from jobdesk.http.problems import documented
 from jobdesk.http.runtime import RuntimeDep
@@ -31,18 +29,10 @@ async def healthz() -> Health:
     return Health(status="ok")
 
 
-# TEMPORARY(core patch "ping"): the core has no "is the database reachable" operation.
-# Until JobDesk.ping() lands, read a job that never exists: JobNotFound means the
-# database answered.
-_PROBE_JOB_ID = "00000000000000000000000000"
-_PROBE_USER_ID = "jobdesk-readiness-probe"
-
-
 @router.get("/readyz", operation_id="readyz", responses=documented(503))
 async def readyz(runtime: RuntimeDep) -> Health:
     """The database answers (503 problem otherwise)."""
-    with contextlib.suppress(JobNotFound):
-        await runtime.require_desk().get_job_status(_PROBE_JOB_ID, _PROBE_USER_ID)
+    await runtime.require_desk().ping()
     return Health(status="ready")
 
 

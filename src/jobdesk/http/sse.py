@@ -320,20 +320,18 @@ async def _user_events(
         _log.warning("ending the event stream of user %s: %s", user_id, exc)
 
 
-# TEMPORARY(core patch "changed_since"): the core cannot list a user's jobs by
-# updated_at. Until JobDesk.get_user_jobs_changed_since() lands, scan the user's jobs
-# newest first, at most `limit` of them; past that the stream sends `event: resync`.
 async def _changed_since(
     desk: JobDesk, user_id: str, since: datetime, limit: int
 ) -> tuple[list[Job], bool]:
-    found: list[Job] = []
-    cursor: str | None = None
-    scanned = 0
-    while True:
-        page = await desk.get_user_jobs(user_id, limit=100, cursor=cursor)
-        scanned += len(page.items)
-        found.extend(job for job in page.items if job.updated_at >= since)
-        if page.next_cursor is None or scanned >= limit:
-            found.sort(key=lambda job: (job.updated_at, job.id))
-            return found, page.next_cursor is None
-        cursor = page.next_cursor
+    """The user's jobs changed since ``since`` (at most ``limit``), and whether that is all."""
+    found: dict[str, Job] = {}
+    while len(found) < limit:
+        page = await desk.get_user_jobs_changed_since(user_id, since, limit=100)
+        fresh = [job for job in page if job.id not in found]
+        found.update((job.id, job) for job in page)
+        if len(page) < 100:
+            return sorted(found.values(), key=lambda job: (job.updated_at, job.id)), True
+        if not fresh:
+            break  # over 100 jobs changed at one instant: no next page to ask for
+        since = page[-1].updated_at
+    return sorted(found.values(), key=lambda job: (job.updated_at, job.id)), False

@@ -111,6 +111,12 @@ class Store(Protocol):
     ) -> list[Job]:
         """A user's jobs with ids below ``before_id``, newest first, at most ``limit``."""
 
+    async def list_jobs_changed_since(self, user_id: str, since: datetime, limit: int) -> list[Job]:
+        """A user's jobs with ``updated_at >= since``, oldest change first, at most ``limit``."""
+
+    async def ping(self) -> None:
+        """One round trip to the database; :class:`StoreUnavailable` if it does not answer."""
+
     async def ready_jobs(self, types: frozenset[str] | None, limit: int) -> list[Job]:
         """Pending jobs that are due, in claim order (priority, then age)."""
 

@@ -535,6 +535,21 @@ class PostgresStore:
 
         return await self._run(work, write=False)
 
+    async def list_jobs_changed_since(self, user_id: str, since: datetime, limit: int) -> list[Job]:
+        params = {"user_id": user_id, "since": since, "limit": limit}
+
+        async def work(connection: Connection) -> list[Job]:
+            cursor = await connection.execute(Q["list_user_jobs_changed_since"], params)
+            return [job_from_row(row) for row in await cursor.fetchall()]
+
+        return await self._run(work, write=False)
+
+    async def ping(self) -> None:
+        async def work(connection: Connection) -> None:
+            await self._fetch_one(connection, Q["ping"], {})
+
+        await self._run(work, write=False)
+
     async def ready_jobs(self, types: frozenset[str] | None, limit: int) -> list[Job]:
         async def work(connection: Connection) -> list[Job]:
             params = {"now": self._now_param(), "types": _types_param(types), "limit": limit}

@@ -110,6 +110,15 @@ WHERE user_id = %(user_id)s
 ORDER BY id DESC
 LIMIT %(limit)s;
 
+-- name: list_user_jobs_changed_since
+SELECT *, NULL::timestamptz AS store_now FROM jobdesk.jobs
+WHERE user_id = %(user_id)s AND updated_at >= %(since)s
+ORDER BY updated_at, id
+LIMIT %(limit)s;
+
+-- name: ping
+SELECT 1 AS one;
+
 -- name: ready_jobs
 SELECT *, NULL::timestamptz AS store_now FROM jobdesk.jobs
 WHERE status = 'pending'

@@ -529,6 +529,18 @@ class SQLiteStore:
 
         return await self._run(work)
 
+    async def list_jobs_changed_since(self, user_id: str, since: datetime, limit: int) -> list[Job]:
+        params = {"user_id": user_id, "since": _ts(since), "limit": limit}
+
+        def work(connection: sqlite3.Connection) -> list[Job]:
+            rows = connection.execute(Q["list_user_jobs_changed_since"], params)
+            return [job_from_row(row) for row in rows]
+
+        return await self._run(work)
+
+    async def ping(self) -> None:
+        await self._run(lambda connection: connection.execute(Q["ping"]).fetchone())
+
     async def ready_jobs(self, types: frozenset[str] | None, limit: int) -> list[Job]:
         def work(connection: sqlite3.Connection) -> list[Job]:
             params = {"now": _ts(self._clock()), "types": _types_param(types), "limit": limit}

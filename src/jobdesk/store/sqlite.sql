@@ -115,6 +115,15 @@ SELECT * FROM (
 ORDER BY id DESC
 LIMIT :limit;
 
+-- name: list_user_jobs_changed_since
+SELECT * FROM jobs
+WHERE user_id = :user_id AND updated_at >= :since
+ORDER BY updated_at, id
+LIMIT :limit;
+
+-- name: ping
+SELECT 1;
+
 -- name: ready_jobs
 SELECT * FROM jobs INDEXED BY jobs_queue
 WHERE status = 'pending'

@@ -1,0 +1,4 @@
+-- jobdesk schema, version 2 (SQLite): a user's jobs by last change, for event streams
+-- that resume after a disconnection (get_user_jobs_changed_since).
+
+CREATE INDEX jobs_by_user_update ON jobs (user_id, updated_at, id);
