@@ -51,16 +51,22 @@ class Producer(lib_jobdesk.Producer):
     url = URL
 
 
+RUNTIME_SCRIPT = lib_jobdesk.WORKER_SCRIPT.with_name("jobdesk_runtime_worker.py")
+
+
 def worker_cmds(variant: str, python: str) -> list[list[str]]:
-    """One worker process on the PostgreSQL URL."""
+    """One worker process on the PostgreSQL URL: the real runtime, or a bench loop."""
     if variant not in VARIANTS:
         raise KeyError(variant)
+    if variant == "runtime_c10":
+        return [[python, str(RUNTIME_SCRIPT), URL]]
     return [[python, str(lib_jobdesk.WORKER_SCRIPT), URL, variant]]
 
 
-VARIANTS = lib_jobdesk.VARIANTS
+VARIANTS = ["runtime_c10", *lib_jobdesk.VARIANTS]
 NOTES = (
     "PostgreSQL (same server as the peers); create_job with limit checks, no bulk create; "
-    "worker: 1 process, claim_jobs(limit=10); c10_batch/c10_listen complete the batch in one "
+    "worker: 1 process; runtime_c10 is jobdesk.worker (concurrency 10); the others "
+    "claim_jobs(limit=10); c10_batch/c10_listen complete the batch in one "
     "transaction; c10_listen waits on LISTEN/NOTIFY when idle"
 )

@@ -407,17 +407,21 @@ class PostgresStore:
                 )
                 if row is not None:
                     return lifecycle.replay(job_from_row(row), spec), False
-            user = await self._fetch_one(
-                connection, Q["count_created_today"], {"user_id": spec.user_id, "now": now_param}
+            # Both statements go out together (pipeline mode); the server runs the count
+            # after the upsert has taken the user's row lock, so it cannot race.
+            counted = await connection.execute(
+                Q["count_created_today"], {"user_id": spec.user_id, "now": now_param}
             )
+            actives = await connection.execute(Q["count_active"], {"user_id": spec.user_id})
+            user = await counted.fetchone()
+            count = await actives.fetchone()
             assert user is not None
+            assert count is not None
             now: datetime = user["coalesce"]
             active_limit, daily_limit = limits.for_user(
                 UserLimits(user["max_active"], user["max_daily"])
             )
             check_daily(user["created_on_day"] - 1, daily_limit, now)
-            count = await self._fetch_one(connection, Q["count_active"], {"user_id": spec.user_id})
-            assert count is not None
             check_active(count["count"], active_limit)
             job = lifecycle.create(spec, now)
             await connection.execute(
