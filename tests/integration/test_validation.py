@@ -207,6 +207,16 @@ CASES: list[tuple[str, str, Call]] = [
     ("get_queue_stats", "window", lambda d, w, j: d.get_queue_stats(bad(300))),
     ("get_queue_stats", "window", lambda d, w, j: d.get_queue_stats(timedelta(0))),
     (
+        "get_user_jobs_changed_since",
+        "since",
+        lambda d, w, j: d.get_user_jobs_changed_since("alice", bad(1)),
+    ),
+    (
+        "get_user_jobs_changed_since",
+        "user_id",
+        lambda d, w, j: d.get_user_jobs_changed_since("", datetime.now(UTC)),
+    ),
+    (
         "fail_job",
         "retry_after",
         lambda d, w, j: d.fail_job(w, j.id, "m", attempt=1, retry_after=-1),
@@ -253,6 +263,7 @@ def test_every_public_operation_is_spot_checked() -> None:
         "requeue_expired",
         "list_worker_tokens",
         "subscribe",
+        "ping",
     }
     tokens_only = {"verify_worker_token", "verify_user_token"}  # refuse with Unauthorized
     assert public - without_arguments - tokens_only <= checked
