@@ -33,7 +33,17 @@ from jobdesk.models import (
     WorkerSeen,
 )
 
-__all__ = ["Change", "Clock", "Store", "load_queries", "open_store", "system_clock"]
+__all__ = [
+    "ABOVE_EVERY_ID",
+    "FAILURE_STATUSES",
+    "Change",
+    "Clock",
+    "Store",
+    "load_migrations",
+    "load_queries",
+    "open_store",
+    "system_clock",
+]
 
 Clock = Callable[[], datetime]
 """Returns the current time, timezone-aware; injected in tests to move time."""
@@ -174,6 +184,24 @@ def open_store(url: str, clock: Clock | None = None) -> Store:
 
         return PostgresStore.from_url(url, clock=clock)
     raise InvalidInput("url", "must start with sqlite:/// or postgresql://")
+
+
+def load_migrations(dialect: str) -> list[tuple[int, str]]:
+    """``(version, script)`` of every migration of ``dialect`` ("sqlite", "postgres"), in order."""
+    folder = resources.files(f"jobdesk.store.migrations.{dialect}")
+    found = [
+        (int(entry.name.split("_", 1)[0]), entry.read_text(encoding="utf-8"))
+        for entry in folder.iterdir()
+        if entry.name.endswith(".sql")
+    ]
+    return sorted(found)
+
+
+ABOVE_EVERY_ID = "8"
+"""Greater than every job id (they start with 0-7): the first page's keyset bound."""
+
+FAILURE_STATUSES = (JobStatus.FAILED, JobStatus.PENDING)
+"""History entries in these statuses keep the job's error: failed, or back to pending."""
 
 
 _QUERY_HEADER = re.compile(r"^-- name: ([a-z_]+)\s*$", re.MULTILINE)

@@ -24,7 +24,6 @@ import logging
 import secrets
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from datetime import datetime
-from importlib import resources
 from typing import Any, TypeVar
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
@@ -49,7 +48,14 @@ from jobdesk.models import (
     Worker,
     WorkerSeen,
 )
-from jobdesk.store import Change, Clock, load_queries
+from jobdesk.store import (
+    ABOVE_EVERY_ID,
+    FAILURE_STATUSES,
+    Change,
+    Clock,
+    load_migrations,
+    load_queries,
+)
 
 __all__ = ["PostgresStore"]
 
@@ -58,9 +64,6 @@ Row = dict[str, Any]
 Connection = psycopg.AsyncConnection[Row]
 Q = load_queries("jobdesk.store", "postgres.sql")
 CHANNEL = "jobdesk_changes"
-_ABOVE_EVERY_ID = "8"  # job ids start with 0-7
-# A history entry keeps the error when the change is a failure: failed, or back to pending.
-_FAILURE_STATUSES = (JobStatus.FAILED, JobStatus.PENDING)
 _MIGRATION_LOCK = 0x6A6F626465736B  # "jobdesk": one advisory lock id for every migrator
 _POOL_OPTIONS = {"pool_min": 1, "pool_max": 10}
 _log = logging.getLogger("jobdesk.store.postgres")
@@ -127,7 +130,7 @@ def _event_params(job: Job) -> dict[str, Any]:
         "status": job.status.value,
         "attempt": job.attempt,
         "worker_id": job.worker_id,
-        "error": _jsonb(job.error) if job.status in _FAILURE_STATUSES else None,
+        "error": _jsonb(job.error) if job.status in FAILURE_STATUSES else None,
     }
 
 
@@ -164,12 +167,7 @@ def _token_from_row(row: Row) -> TokenRecord:
 
 def migrations() -> list[tuple[int, str]]:
     """``(version, script)`` of every PostgreSQL migration, in order."""
-    folder = resources.files("jobdesk.store.migrations.postgres")
-    found = []
-    for entry in folder.iterdir():
-        if entry.name.endswith(".sql"):
-            found.append((int(entry.name.split("_", 1)[0]), entry.read_text(encoding="utf-8")))
-    return sorted(found)
+    return load_migrations("postgres")
 
 
 class PostgresStore:
@@ -526,7 +524,7 @@ class PostgresStore:
     ) -> list[Job]:
         params = {
             "user_id": user_id,
-            "before_id": before_id or _ABOVE_EVERY_ID,
+            "before_id": before_id or ABOVE_EVERY_ID,
             "project_id": project_id,
             "statuses": None if statuses is None else [status.value for status in statuses],
             "types": _types_param(types),

@@ -17,7 +17,6 @@ import time
 from collections.abc import AsyncIterator, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
-from importlib import resources
 from typing import Any, TypeVar
 
 from jobdesk import lifecycle
@@ -36,15 +35,20 @@ from jobdesk.models import (
     Worker,
     WorkerSeen,
 )
-from jobdesk.store import Change, Clock, load_queries, system_clock
+from jobdesk.store import (
+    ABOVE_EVERY_ID,
+    FAILURE_STATUSES,
+    Change,
+    Clock,
+    load_migrations,
+    load_queries,
+    system_clock,
+)
 
 __all__ = ["SQLiteStore"]
 
 T = TypeVar("T")
 Q = load_queries("jobdesk.store", "sqlite.sql")
-_ABOVE_EVERY_ID = "8"  # job ids start with 0-7
-# A history entry keeps the error when the change is a failure: failed, or back to pending.
-_FAILURE_STATUSES = (JobStatus.FAILED, JobStatus.PENDING)
 _SYNCHRONOUS = {"full", "normal", "extra", "off"}
 _WATCH_SECONDS = 0.025
 
@@ -126,7 +130,7 @@ def _event_params(job: Job) -> dict[str, Any]:
         "status": job.status.value,
         "attempt": job.attempt,
         "worker_id": job.worker_id,
-        "error": _json_text(job.error) if job.status in _FAILURE_STATUSES else None,
+        "error": _json_text(job.error) if job.status in FAILURE_STATUSES else None,
     }
 
 
@@ -160,12 +164,7 @@ def _statements(script: str) -> list[str]:
 
 def migrations() -> list[tuple[int, str]]:
     """``(version, script)`` of every SQLite migration, in order."""
-    folder = resources.files("jobdesk.store.migrations.sqlite")
-    found = []
-    for entry in folder.iterdir():
-        if entry.name.endswith(".sql"):
-            found.append((int(entry.name.split("_", 1)[0]), entry.read_text(encoding="utf-8")))
-    return sorted(found)
+    return load_migrations("sqlite")
 
 
 class SQLiteStore:
@@ -512,7 +511,7 @@ class SQLiteStore:
     ) -> list[Job]:
         params: dict[str, object] = {
             "user_id": user_id,
-            "before_id": before_id or _ABOVE_EVERY_ID,
+            "before_id": before_id or ABOVE_EVERY_ID,
             "project_id": project_id,
             "types": _types_param(types),
             "limit": limit,
