@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import math
 import random
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from jobdesk.errors import InvalidInput, RateLimited
-from jobdesk.models import UserLimits
+from jobdesk.models import UserLimits, UserUsage
 
 __all__ = ["Limits", "check_active", "check_daily", "next_midnight", "retry_backoff"]
 
@@ -83,6 +85,24 @@ def next_midnight(now: datetime) -> datetime:
 def usage_day(now: datetime) -> str:
     """The UTC day ``now`` falls on, as ``YYYY-MM-DD``: the key of the daily count."""
     return now.astimezone(UTC).date().isoformat()
+
+
+def usage(
+    user_id: str,
+    active: int,
+    user_row: Mapping[str, Any] | None,
+    limits: Limits,
+    now: datetime,
+) -> UserUsage:
+    """A user's usage from their stored row (overrides, counted day, count): a count
+    kept for an earlier UTC day reads as zero."""
+    overrides = (
+        None if user_row is None else UserLimits(user_row["max_active"], user_row["max_daily"])
+    )
+    max_active, max_daily = limits.for_user(overrides)
+    counted_today = user_row is not None and str(user_row["usage_day"]) == usage_day(now)
+    created = user_row["created_on_day"] if user_row is not None and counted_today else 0
+    return UserUsage(user_id, active, max_active, created, max_daily, next_midnight(now))
 
 
 def check_active(active: int, max_active: int) -> None:

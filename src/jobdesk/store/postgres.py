@@ -35,7 +35,7 @@ from psycopg_pool import AsyncConnectionPool, PoolTimeout
 from jobdesk import lifecycle
 from jobdesk.changes import RESYNC, ChangeHub, JobChange, Subscription
 from jobdesk.errors import InvalidInput, JobdeskError, JobNotFound, StoreUnavailable
-from jobdesk.limits import Limits, check_active, check_daily, next_midnight, usage_day
+from jobdesk.limits import Limits, check_active, check_daily, usage
 from jobdesk.models import (
     Job,
     JobEvent,
@@ -704,14 +704,6 @@ class PostgresStore:
             clock = await self._fetch_one(connection, Q["now"], {"now": now_param})
             assert count is not None
             assert clock is not None
-            now: datetime = clock["coalesce"]
-            overrides = None if row is None else UserLimits(row["max_active"], row["max_daily"])
-            max_active, max_daily = limits.for_user(overrides)
-            today = usage_day(now)
-            same_day = row is not None and str(row["usage_day"]) == today
-            created = row["created_on_day"] if row is not None and same_day else 0
-            return UserUsage(
-                user_id, count["count"], max_active, created, max_daily, next_midnight(now)
-            )
+            return usage(user_id, count["count"], row, limits, clock["coalesce"])
 
         return await self._run(work, write=False)

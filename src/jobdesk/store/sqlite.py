@@ -22,7 +22,7 @@ from typing import Any, TypeVar
 from jobdesk import lifecycle
 from jobdesk.changes import RESYNC, ChangeHub, Subscription
 from jobdesk.errors import InvalidInput, JobdeskError, JobNotFound, StoreUnavailable
-from jobdesk.limits import Limits, check_active, check_daily, next_midnight, usage_day
+from jobdesk.limits import Limits, check_active, check_daily, usage, usage_day
 from jobdesk.models import (
     Job,
     JobEvent,
@@ -682,10 +682,6 @@ class SQLiteStore:
             now = self._clock()
             row = connection.execute(Q["select_user"], {"user_id": user_id}).fetchone()
             (active,) = connection.execute(Q["count_active"], {"user_id": user_id}).fetchone()
-            overrides = None if row is None else UserLimits(row["max_active"], row["max_daily"])
-            max_active, max_daily = limits.for_user(overrides)
-            today = usage_day(now)
-            created = row["created_on_day"] if row is not None and row["usage_day"] == today else 0
-            return UserUsage(user_id, active, max_active, created, max_daily, next_midnight(now))
+            return usage(user_id, active, row, limits, now)
 
         return await self._run(work)
