@@ -1,7 +1,9 @@
 """``python -m jobdesk.demo``: jobdesk running for real on a fresh SQLite file.
 
 It starts ``jobdesk serve`` (the HTTP API) and, in a separate process,
-``jobdesk worker`` with the example character-extraction handlers. Then two
+``jobdesk worker`` with the example character-extraction handlers, which
+reaches the queue through the server's HTTP API with only its worker token,
+as a worker on another machine would. Then two
 users ask for jobs over HTTP: Alice asks for more than her limit of 10 active
 jobs and two are refused; one of her jobs fails once and is retried; Bob
 cancels one half-way. Progress shows live until every job has finished; then
@@ -135,16 +137,15 @@ def main(path: Path, host: str, port: int, exit_when_done: bool) -> None:
     log = path.with_suffix(".log")
     base = f"http://{host}:{port}"
     serve = ["serve", "--host", host, "--port", str(port), "--log-level", "warning"]
-    work = ["worker", "--app", APP, "--concurrency", "3", "--retry-backoff", "0.5"]
-    with (
-        process(serve, env, log) as server,
-        process(work, env, log),
-        httpx.Client(base_url=base, timeout=10) as client,
-    ):
+    work = ["worker", "--app", APP, "--concurrency", "3", "--server", base]
+    with contextlib.ExitStack() as running:
+        server = running.enter_context(process(serve, env, log))
+        client = running.enter_context(httpx.Client(base_url=base, timeout=10))
         wait_until_up(client, server)
+        running.enter_context(process(work, env, log))  # it connects to the server first
         console.rule("[bold]jobdesk demo")
         console.print(f"HTTP API: [bold]{base}[/] (docs at {base}/docs); database {path}")
-        console.print(f"a worker process runs the example handlers; logs in {log}\n")
+        console.print(f"a worker process runs the example handlers over HTTP; logs in {log}\n")
         accepted = create_jobs(client, tokens)
         console.print(f"{len(accepted)} jobs accepted\n")
         bob_job, cancelled = accepted[-3], False

@@ -124,15 +124,32 @@ def worker(
     ] = False,
     app_dir: Annotated[str, typer.Option(help="Where to import --app from.")] = ".",
     log_level: Annotated[LogLevel, typer.Option(help="How much to log.")] = LogLevel.INFO,
+    server: Annotated[
+        str | None,
+        typer.Option(
+            envvar="JOBDESK_SERVER",
+            help="A jobdesk server's URL (http://host:8000): work through its HTTP API "
+            "with only the worker token, instead of --db.",
+            show_default=False,
+        ),
+    ] = None,
     db: Db = None,
 ) -> None:
     """Run the handlers of --app on the queue until SIGTERM or SIGINT.
 
-    On the first signal it claims nothing more and gives running jobs `--grace`
-    seconds, then hands the unfinished ones back (their attempt is not spent);
-    a second signal hands them back at once. It also requeues expired leases.
+    It reaches the queue through the database (--db) or through a jobdesk
+    server's HTTP API (--server, with only the worker token). On the first
+    signal it claims nothing more and gives running jobs `--grace` seconds,
+    then hands the unfinished ones back (their attempt is not spent); a second
+    signal hands them back at once. With --db it also requeues expired leases
+    (a server does that itself).
     """
-    from jobdesk.worker import DeskTransport, Registry  # noqa: PLC0415 - only this command
+    from jobdesk.worker import (  # noqa: PLC0415 - only this command
+        DeskTransport,
+        HttpTransport,
+        Registry,
+        Transport,
+    )
     from jobdesk.worker import Worker as WorkerRuntime  # noqa: PLC0415
 
     logging.basicConfig(
@@ -149,29 +166,47 @@ def worker(
         registry = _load_registry(app_reference, app_dir)
         if not isinstance(registry, Registry):
             raise InvalidInput("--app", f"{app_reference} is not a jobdesk.worker.Registry")
+        if server is not None:
+            if db is not None:
+                raise InvalidInput("--server", "give --server or --db, not both")
+            for option, value in (
+                ("--lease-seconds", lease_seconds),
+                ("--retry-backoff", retry_backoff),
+            ):
+                if value is not None:
+                    raise InvalidInput(
+                        option, "only with --db: over HTTP the server's settings apply"
+                    )
+            async with HttpTransport.connect(server, token) as remote:
+                await serve_jobs(registry, remote, server)
+            return
         limits = Limits()
         if lease_seconds is not None:
             limits = dataclasses.replace(limits, lease_seconds=lease_seconds)
         if retry_backoff is not None:
             limits = dataclasses.replace(limits, retry_backoff_seconds=retry_backoff)
         async with JobDesk.open(database_url(db), limits=limits) as desk:
-            runtime = WorkerRuntime(
-                registry,
-                await DeskTransport.connect(desk, token),
-                concurrency=concurrency,
-                types=names([types] if types else None),
-                poll_interval=poll_interval,
-                grace=grace,
-                cancel_grace=cancel_grace,
-                reap_interval=reap_interval,
-            )
-            logging.getLogger("jobdesk.worker").info(
-                "worker %s: %d slot(s), types %s, on %s",
-                runtime.transport.worker_name,
-                concurrency,
-                ",".join(sorted(runtime.types)),
-                safe_url(database_url(db)),
-            )
-            await runtime.run(until_empty=until_empty, handle_signals=True)
+            direct = await DeskTransport.connect(desk, token)
+            await serve_jobs(registry, direct, safe_url(database_url(db)))
+
+    async def serve_jobs(registry: Registry, transport: Transport, where: str) -> None:
+        runtime = WorkerRuntime(
+            registry,
+            transport,
+            concurrency=concurrency,
+            types=names([types] if types else None),
+            poll_interval=poll_interval,
+            grace=grace,
+            cancel_grace=cancel_grace,
+            reap_interval=reap_interval,
+        )
+        logging.getLogger("jobdesk.worker").info(
+            "worker %s: %d slot(s), types %s, on %s",
+            transport.worker_name,
+            concurrency,
+            ",".join(sorted(runtime.types)),
+            where,
+        )
+        await runtime.run(until_empty=until_empty, handle_signals=True)
 
     run(work())

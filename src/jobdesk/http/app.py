@@ -26,7 +26,7 @@ from jobdesk.http.metrics import Metrics
 from jobdesk.http.middleware import CORS, BodyLimit, RequestContext
 from jobdesk.http.problems import HANDLERS, FieldProblem, Problem
 from jobdesk.http.runtime import Runtime
-from jobdesk.http.schemas import JobStateEvent, ResyncEvent
+from jobdesk.http.schemas import JobStateEvent, ReadyEvent, ResyncEvent
 from jobdesk.http.settings import Settings
 
 __all__ = ["create_app"]
@@ -116,7 +116,7 @@ def create_app(
             )
             components = schema.setdefault("components", {}).setdefault("schemas", {})
             ref = "#/components/schemas/{model}"
-            for model in (Problem, FieldProblem, JobStateEvent, ResyncEvent):
+            for model in (Problem, FieldProblem, JobStateEvent, ReadyEvent, ResyncEvent):
                 document = model.model_json_schema(ref_template=ref)
                 components.update(document.pop("$defs", {}))
                 components[model.__name__] = document

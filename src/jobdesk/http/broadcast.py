@@ -1,8 +1,10 @@
-"""The app's one subscription to the change feed, fanned out to event streams by user.
+"""The app's one subscription to the change feed, fanned out to event streams.
 
 A :class:`Broadcaster` holds a single ``desk.subscribe()`` (NOTIFY on PostgreSQL,
 in-process on SQLite) and hands each change to the :class:`Listener` of every
-open stream of the user who owns the job. Streams never poll the database.
+open stream of the user who owns the job, and each job that became pending to
+the listeners of remote workers that may take its type. Streams never poll the
+database.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import logging
 from jobdesk.changes import JobChange
 from jobdesk.desk import JobDesk
 from jobdesk.errors import StoreUnavailable
+from jobdesk.models import JobStatus
 
 __all__ = ["Broadcaster", "Item", "Listener", "Signal"]
 
@@ -36,10 +39,15 @@ Item = JobChange | Signal
 
 
 class Listener:
-    """One stream's queue of its user's changes."""
+    """One stream's queue: its user's changes, or (``user_id=None``) work for a worker."""
 
-    def __init__(self, broadcaster: Broadcaster, user_id: str) -> None:
+    def __init__(
+        self, broadcaster: Broadcaster, user_id: str | None, types: frozenset[str] | None = None
+    ) -> None:
+        #: whose changes this listener gets; None for a worker's listener
         self.user_id = user_id
+        #: a worker listener's job types (None: every type)
+        self.types = types
         self._broadcaster = broadcaster
         self._queue: asyncio.Queue[Item] = asyncio.Queue(_QUEUE_SIZE)
 
@@ -75,16 +83,30 @@ class Broadcaster:
     def __init__(self, desk: JobDesk) -> None:
         self._desk = desk
         self._listeners: dict[str, set[Listener]] = {}
+        self._work_listeners: set[Listener] = set()
         self._task: asyncio.Task[None] | None = None
         self._ready = asyncio.Event()
 
     @property
     def listener_count(self) -> int:
         """How many streams are listening."""
-        return sum(len(group) for group in self._listeners.values())
+        return len(self._work_listeners) + sum(len(group) for group in self._listeners.values())
 
     async def listener(self, user_id: str) -> Listener:
         """A new listener for ``user_id``'s changes, subscribed before this returns."""
+        await self._started()
+        listener = Listener(self, user_id)
+        self._listeners.setdefault(user_id, set()).add(listener)
+        return listener
+
+    async def work_listener(self, types: frozenset[str] | None) -> Listener:
+        """A new listener for jobs of ``types`` (None: any) that become pending."""
+        await self._started()
+        listener = Listener(self, None, types)
+        self._work_listeners.add(listener)
+        return listener
+
+    async def _started(self) -> None:
         if self._task is None or self._task.done():
             self._ready.clear()
             self._task = asyncio.create_task(self._run(), name="jobdesk-sse-broadcaster")
@@ -92,12 +114,12 @@ class Broadcaster:
             await asyncio.wait_for(self._ready.wait(), _READY_TIMEOUT)
         except TimeoutError:
             raise StoreUnavailable("the change feed did not start in time") from None
-        listener = Listener(self, user_id)
-        self._listeners.setdefault(user_id, set()).add(listener)
-        return listener
 
     def remove(self, listener: Listener) -> None:
         """Forget ``listener``."""
+        if listener.user_id is None:
+            self._work_listeners.discard(listener)
+            return
         group = self._listeners.get(listener.user_id)
         if group is not None:
             group.discard(listener)
@@ -108,6 +130,8 @@ class Broadcaster:
         for group in list(self._listeners.values()):
             for listener in list(group):
                 listener.offer(signal)
+        for listener in list(self._work_listeners):
+            listener.offer(signal)
 
     async def _run(self) -> None:
         try:
@@ -117,6 +141,10 @@ class Broadcaster:
                     if isinstance(change, JobChange):
                         for listener in self._listeners.get(change.user_id, ()):
                             listener.offer(change)
+                        if change.status is JobStatus.PENDING:
+                            for listener in self._work_listeners:
+                                if listener.types is None or change.type in listener.types:
+                                    listener.offer(change)
                     else:
                         self._signal(Signal.RESYNC)
         except Exception:

@@ -9,12 +9,15 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
+from starlette.responses import Response
 
+from jobdesk import validation
 from jobdesk.errors import JobdeskError
 from jobdesk.http.auth import CurrentWorker
 from jobdesk.http.problems import Problem, documented, problem_document
 from jobdesk.http.runtime import RuntimeDep
 from jobdesk.http.schemas import (
+    WORK_EVENT_SCHEMA,
     BatchOutcome,
     ClaimRequest,
     CompleteBatchRequest,
@@ -27,7 +30,9 @@ from jobdesk.http.schemas import (
     JobType,
     ProgressReplyOut,
     ProgressRequest,
+    WorkerOut,
 )
+from jobdesk.http.sse import open_work_stream
 from jobdesk.models import Completion
 
 __all__ = ["router"]
@@ -54,13 +59,51 @@ def _attempt_links(source: str) -> dict[str, Any]:
     }
 
 
+TypeFilter = Annotated[
+    tuple[JobType, ...], Query(description="Only these job types; repeat for several.")
+]
+
+
+@router.get("/me", operation_id="getWorker", responses=documented(401, 503))
+async def get_worker(worker: CurrentWorker) -> WorkerOut:
+    """The worker this token stands for: a remote worker's first call, to check its token."""
+    return WorkerOut.of(worker)
+
+
+@router.get(
+    "/events",
+    operation_id="streamWork",
+    response_class=Response,
+    responses={
+        200: {
+            "description": "A `text/event-stream`: `ready` (a job of the worker's types became "
+            "pending; its state as data) and `resync` (claim again: some may have been missed). "
+            "Hints only: keep polling `claimJobs`.",
+            "content": {"text/event-stream": {"schema": WORK_EVENT_SCHEMA}},
+        },
+        **documented(401, 422, 503),
+    },
+)
+async def stream_work(
+    worker: CurrentWorker,
+    runtime: RuntimeDep,
+    type: TypeFilter = (),  # noqa: A002 - the contract's name
+) -> Response:
+    """Server-Sent Events that wake a remote worker when work it may take arrives."""
+    asked = validation.job_types(type or None)
+    types = worker.types
+    if asked is not None:
+        types = asked if types is None else types & asked
+    return await open_work_stream(
+        runtime.broadcaster, runtime.settings, runtime.metrics, types=types
+    )
+
+
 @router.get("/jobs/pending", operation_id="getPendingJobs", responses=documented(401, 422, 503))
 async def get_pending_jobs(
     worker: CurrentWorker,
     runtime: RuntimeDep,
-    type: Annotated[  # noqa: A002 - the contract's name
-        tuple[JobType, ...], Query(description="Repeat for several.")
-    ] = (),
+    type: TypeFilter = (),  # noqa: A002 - the contract's name
     limit: Annotated[int, Query(json_schema_extra={"minimum": 1, "maximum": 100})] = 10,
 ) -> list[JobOut]:
     """A look at the queue: due pending jobs this worker may take, in claim order."""

@@ -28,10 +28,11 @@ from pydantic import (
 from jobdesk import validation
 from jobdesk.http.problems import Problem
 from jobdesk.ids import JOB_ID_PATTERN
-from jobdesk.models import Job, JobEvent, JobPage, JobStatus, ProgressReply, UserUsage
+from jobdesk.models import Job, JobEvent, JobPage, JobStatus, ProgressReply, UserUsage, Worker
 
 __all__ = [
     "EVENT_SCHEMA",
+    "WORK_EVENT_SCHEMA",
     "BatchOutcome",
     "ClaimRequest",
     "CompleteRequest",
@@ -47,8 +48,10 @@ __all__ = [
     "JobStateEvent",
     "ProgressReplyOut",
     "ProgressRequest",
+    "ReadyEvent",
     "ResyncEvent",
     "UsageOut",
+    "WorkerOut",
 ]
 
 TYPE_RULE = {"pattern": f"^{validation.TYPE_PATTERN.pattern}$"}
@@ -332,6 +335,12 @@ class JobStateEvent(BaseModel):
     updated_at: datetime
 
 
+class ReadyEvent(JobStateEvent):
+    """The data of a ``ready`` event on a worker's stream: a job it may take became pending."""
+
+    user_id: str
+
+
 class ResyncEvent(BaseModel):
     """The data of a ``resync`` event: list the jobs again (``GET /api/v1/jobs``)."""
 
@@ -368,6 +377,20 @@ EVENT_SCHEMA: dict[str, Any] = {
 }
 """The OpenAPI schema of each event (OpenAPI 3.1: ``schema`` describes one event)."""
 
+WORK_EVENT_SCHEMA: dict[str, Any] = {
+    "description": "One Server-Sent Event: `ready` (a job this worker may take became pending) "
+    "or `resync` (claim again: some may have been missed).",
+    "oneOf": [
+        {
+            "type": "object",
+            "properties": {"event": {"const": "ready"}, "data": _json_data("ReadyEvent")},
+            "required": ["event", "data"],
+        },
+        EVENT_SCHEMA["oneOf"][1],
+    ],
+}
+"""The OpenAPI schema of each event of a worker's stream."""
+
 
 class CompletionItem(Body):
     """One job of a batch completion."""
@@ -396,3 +419,17 @@ class BatchOutcome(BaseModel):
     """The outcomes of a batch completion, in the order of the request."""
 
     outcomes: list[CompletionOutcome]
+
+
+class WorkerOut(BaseModel):
+    """The worker a token stands for."""
+
+    name: Annotated[str, Field(description="The worker token's name: `worker_id` of its jobs.")]
+    types: Annotated[
+        list[str] | None, Field(description="The job types it may take; null means any.")
+    ]
+
+    @classmethod
+    def of(cls, worker: Worker) -> WorkerOut:
+        """The response body for ``worker``."""
+        return cls(name=worker.name, types=None if worker.types is None else sorted(worker.types))

@@ -35,9 +35,11 @@ from jobdesk.models import Job
 __all__ = [
     "EventStreamResponse",
     "encode_change",
+    "encode_ready",
     "event_id",
     "open_job_stream",
     "open_user_stream",
+    "open_work_stream",
     "parse_event_id",
 ]
 
@@ -90,6 +92,22 @@ def encode_change(change: JobChange) -> bytes:
     }
     text = json.dumps(data, separators=(",", ":"), ensure_ascii=False)
     return f"id: {event_id(change)}\nevent: job\ndata: {text}\n\n".encode()
+
+
+def encode_ready(change: JobChange) -> bytes:
+    """One ``ready`` event of a worker's stream: a job of its types became pending."""
+    data = {
+        "id": change.job_id,
+        "user_id": change.user_id,
+        "type": change.type,
+        "status": change.status.value,
+        "progress": change.progress,
+        "progress_message": change.progress_message,
+        "attempt": change.attempt,
+        "updated_at": _utc(change.updated_at),
+    }
+    text = json.dumps(data, separators=(",", ":"), ensure_ascii=False)
+    return f"event: ready\ndata: {text}\n\n".encode()
 
 
 def _resync_event(reason: str) -> bytes:
@@ -335,3 +353,33 @@ async def _changed_since(
             break  # over 100 jobs changed at one instant: no next page to ask for
         since = page[-1].updated_at
     return sorted(found.values(), key=lambda job: (job.updated_at, job.id)), False
+
+
+async def open_work_stream(
+    broadcaster: Broadcaster,
+    settings: Settings,
+    metrics: Metrics,
+    *,
+    types: frozenset[str] | None,
+) -> Response:
+    """A remote worker's wake-ups: ``ready`` when a job of ``types`` becomes pending.
+
+    Only a hint, like NOTIFY: ``resync`` says some may have been missed, and a
+    worker keeps polling whatever it hears. Nothing is replayed on reconnection.
+    """
+    listener = await broadcaster.work_listener(types)
+    return EventStreamResponse(_work_events(listener, settings), listener, metrics)
+
+
+async def _work_events(listener: Listener, settings: Settings) -> AsyncGenerator[bytes, None]:
+    yield _resync_event("connected: claim what is already due")
+    while True:
+        item = await listener.next(settings.sse_keepalive_seconds)
+        if item is None:
+            yield KEEPALIVE
+        elif item is Signal.CLOSED:
+            return
+        elif item is Signal.RESYNC:
+            yield _resync_event("changes may have been missed: claim again")
+        elif isinstance(item, JobChange):
+            yield encode_ready(item)

@@ -1,0 +1,427 @@
+"""The worker runtime's :class:`~jobdesk.worker.Transport` over jobdesk's HTTP API.
+
+A remote worker needs nothing but the server's URL and a worker token: it
+claims, reports and completes through ``/api/v1/worker/...``, and wakes on the
+server's ``/api/v1/worker/events`` stream (a hint; it keeps polling). Each
+method raises the same :mod:`jobdesk.errors` as the :class:`~jobdesk.JobDesk`
+operation it stands for, rebuilt from the server's problem document, so that
+handlers and the runtime never know which transport runs them::
+
+    async with HttpTransport.connect("https://jobs.example.com", token) as transport:
+        await Worker(registry, transport, concurrency=10).run()
+
+A request the server never answered (refused connection, timeout, a proxy's
+502) raises :class:`~jobdesk.errors.StoreUnavailable`. A connection that could
+not be opened is tried once more (nothing was sent); a request sent without an
+answer is not repeated, since the server may have applied it: the lease then
+runs out and the job comes back, as after a crash.
+
+Expired leases are requeued by the server (``JOBDESK_REAP_INTERVAL_SECONDS``):
+a remote worker has no reaper of its own.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import random
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from dataclasses import fields
+from datetime import datetime
+from typing import Any
+from urllib.parse import urlsplit
+
+import httpx
+
+from jobdesk import validation
+from jobdesk.changes import RESYNC, JobChange
+from jobdesk.errors import (
+    InvalidInput,
+    InvalidTransition,
+    JobdeskError,
+    JobNotFound,
+    LeaseLost,
+    RateLimited,
+    StoreUnavailable,
+    Unauthorized,
+)
+from jobdesk.models import Completion, Job, JobStatus, JSONValue, ProgressReply
+
+__all__ = ["HttpTransport", "error_from_problem"]
+
+_log = logging.getLogger("jobdesk.worker.http")
+_PREFIX = "/api/v1/worker"
+_PROBLEM_PREFIX = "urn:jobdesk:problem:"
+_JOB_FIELDS = frozenset(field.name for field in fields(Job))
+#: the server's default request body limit (``JOBDESK_MAX_BODY_BYTES``)
+DEFAULT_MAX_BODY = 1024 * 1024
+#: reconnection delays of the event stream, in seconds: from the first to the longest
+_RECONNECT_FIRST, _RECONNECT_MAX = 0.5, 15.0
+
+
+def _invalid_input(detail: str, document: Mapping[str, Any], job: str) -> JobdeskError:
+    first = (document.get("errors") or [{}])[0]
+    if not isinstance(first, dict):
+        first = {}
+    return InvalidInput(str(first.get("field", "body")), str(first.get("rule", detail)))
+
+
+def _rate_limited(detail: str, document: Mapping[str, Any], job: str) -> JobdeskError:
+    allowed, retry_after = document.get("allowed"), document.get("retry_after")
+    return RateLimited(
+        "daily" if document.get("limit") == "daily" else "active",
+        allowed if isinstance(allowed, int) else 0,
+        retry_after if isinstance(retry_after, int) else None,
+    )
+
+
+def _invalid_transition(detail: str, document: Mapping[str, Any], job: str) -> JobdeskError:
+    error = InvalidTransition(job, str(document.get("job_status")), str(document.get("action")))
+    error.args = (detail,)  # the server's own wording
+    return error
+
+
+def _lease_lost(detail: str, document: Mapping[str, Any], job: str) -> JobdeskError:
+    error = LeaseLost(job, detail)
+    error.args = (detail,)
+    return error
+
+
+_ERRORS: dict[str, Callable[[str, Mapping[str, Any], str], JobdeskError]] = {
+    "invalid-input": _invalid_input,
+    "job-not-found": lambda detail, document, job: JobNotFound(job),
+    "rate-limited": _rate_limited,
+    "unauthorized": lambda detail, document, job: Unauthorized(detail),
+    "invalid-transition": _invalid_transition,
+    "lease-lost": _lease_lost,
+    "store-unavailable": lambda detail, document, job: StoreUnavailable(
+        f"the jobdesk server could not reach its database: {detail}"
+    ),
+}
+#: the problem a status stands for when the answer is not a jobdesk problem (a proxy's)
+_BY_STATUS = {401: "unauthorized", 404: "job-not-found", 413: "invalid-input", 422: "invalid-input"}
+
+
+def error_from_problem(
+    status: int, document: Mapping[str, Any], *, job_id: str | None = None
+) -> JobdeskError:
+    """The :mod:`jobdesk.errors` exception a server's problem document stands for."""
+    slug = str(document.get("type", "")).removeprefix(_PROBLEM_PREFIX)
+    detail = str(document.get("detail") or f"the server answered {status}")
+    build = _ERRORS.get(slug) or _ERRORS.get(_BY_STATUS.get(status, ""))
+    if build is not None:
+        return build(detail, document, job_id or "?")
+    if status >= 500 and slug != "internal-error":  # a proxy's 502, 504...
+        return StoreUnavailable(f"the jobdesk server answered {status}: {detail}")
+    return JobdeskError(f"the jobdesk server answered {status}: {detail}")
+
+
+def _job(data: Mapping[str, Any]) -> Job:
+    """A :class:`~jobdesk.models.Job` from its JSON (a ``JobOut``)."""
+    from jobdesk.http.schemas import JobOut  # noqa: PLC0415 - pydantic parses the times
+
+    out = JobOut.model_validate(data)
+    values = {name: getattr(out, name) for name in _JOB_FIELDS if hasattr(out, name)}
+    # JobOut carries attempts_left, not the offset it is counted from: the same count.
+    values["attempt_offset"] = max(0, out.attempt - (out.max_attempts - out.attempts_left))
+    return Job(**values)
+
+
+def _server_url(server: object) -> str:
+    if not isinstance(server, str) or not server.strip():
+        raise InvalidInput("server", "must be the jobdesk server's URL, e.g. http://host:8000")
+    parts = urlsplit(server.strip())
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise InvalidInput("server", "must be an http:// or https:// URL with a host")
+    if parts.query or parts.fragment:
+        raise InvalidInput("server", "must not have a query or a fragment")
+    return server.strip().rstrip("/")
+
+
+class HttpTransport:
+    """The :class:`~jobdesk.worker.Transport` over a remote jobdesk server's HTTP API.
+
+    Open it with :meth:`connect`, which checks the token with the server.
+    """
+
+    def __init__(
+        self,
+        client: httpx.AsyncClient,
+        name: str,
+        types: frozenset[str] | None,
+        *,
+        max_body_bytes: int = DEFAULT_MAX_BODY,
+    ) -> None:
+        self._client = client
+        self._name = name
+        #: the job types the token allows (None: any)
+        self.token_types = types
+        self._max_body = max_body_bytes
+
+    @classmethod
+    @contextlib.asynccontextmanager
+    async def connect(
+        cls,
+        server: str,
+        token: str,
+        *,
+        request_timeout: float = 30.0,
+        max_body_bytes: int = DEFAULT_MAX_BODY,
+    ) -> AsyncIterator[HttpTransport]:
+        """A transport to ``server`` as the worker ``token`` stands for, for the block.
+
+        Raises :class:`~jobdesk.errors.Unauthorized` if the server refuses the token
+        and :class:`~jobdesk.errors.StoreUnavailable` if it cannot be reached.
+        """
+        base = _server_url(server)
+        if not isinstance(token, str) or not token.strip():
+            raise InvalidInput("token", "must be a worker token (jdw_...)")
+        seconds = validation.seconds("request_timeout", request_timeout, 3600.0)
+        if not seconds:
+            raise InvalidInput("request_timeout", "must be more than 0 seconds")
+        limit = validation.integer("max_body_bytes", max_body_bytes, 1024, 1 << 30)
+        client = httpx.AsyncClient(
+            base_url=base,
+            headers={"Authorization": f"Bearer {token.strip()}", "User-Agent": "jobdesk-worker"},
+            timeout=httpx.Timeout(seconds),
+            # retries=1: a connection that could not be opened carried nothing; try again
+            transport=httpx.AsyncHTTPTransport(retries=1),
+        )
+        async with client:
+            me = await cls._request(client, "GET", "/me")
+            types = me.get("types")
+            transport = cls(
+                client,
+                str(me["name"]),
+                None if types is None else frozenset(types),
+                max_body_bytes=limit,
+            )
+            yield transport
+
+    @property
+    def worker_name(self) -> str:
+        """The worker token's name, as the server knows it."""
+        return self._name
+
+    @staticmethod
+    async def _request(
+        client: httpx.AsyncClient,
+        method: str,
+        path: str,
+        *,
+        body: object = None,
+        content: bytes | None = None,
+        job_id: str | None = None,
+    ) -> Any:
+        if content is None and body is not None:
+            content = json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode()
+        headers = {"Content-Type": "application/json"} if content is not None else None
+        try:
+            response = await client.request(
+                method, _PREFIX + path, content=content, headers=headers
+            )
+        except httpx.HTTPError as exc:
+            raise StoreUnavailable(
+                f"no answer from the jobdesk server at {client.base_url} "
+                f"({type(exc).__name__}: {exc}); if this was a write, it may have been applied"
+            ) from exc
+        if response.is_success:
+            return response.json()
+        try:
+            document = response.json()
+        except ValueError:
+            document = {"detail": response.text[:200]}
+        if not isinstance(document, dict):
+            document = {}
+        raise error_from_problem(response.status_code, document, job_id=job_id)
+
+    async def _call(
+        self, method: str, path: str, body: object = None, *, job_id: str | None = None
+    ) -> Any:
+        return await self._request(self._client, method, path, body=body, job_id=job_id)
+
+    async def claim(self, types: frozenset[str], limit: int) -> list[Job]:
+        """``POST /jobs/claim``: start up to ``limit`` due jobs of ``types``."""
+        jobs = await self._call("POST", "/jobs/claim", {"types": sorted(types), "limit": limit})
+        return [_job(job) for job in jobs]
+
+    async def report(
+        self, job_id: str, attempt: int, progress: float | None, message: str | None
+    ) -> ProgressReply:
+        """``POST /jobs/{id}/progress``, or ``/heartbeat`` when ``progress`` is None."""
+        body: dict[str, object]
+        if progress is None:
+            path, body = f"/jobs/{job_id}/heartbeat", {"attempt": attempt}
+        else:
+            path = f"/jobs/{job_id}/progress"
+            body = {"progress": float(progress), "message": message, "attempt": attempt}
+        reply = await self._call("POST", path, body, job_id=job_id)
+        lease = reply.get("lease_expires_at")
+        return ProgressReply(
+            cancel_requested=bool(reply["cancel_requested"]),
+            lease_expires_at=None if lease is None else datetime.fromisoformat(lease),
+        )
+
+    async def complete(self, completions: Sequence[Completion]) -> list[Job | JobdeskError]:
+        """``POST /jobs/complete``: one transaction per request body.
+
+        A batch whose body would pass the server's size limit goes as several
+        requests (each its own transaction); a result too large by itself is
+        refused with :class:`~jobdesk.errors.InvalidInput`.
+        """
+        outcomes: list[Job | JobdeskError] = []
+        for chunk in self._chunks(completions):
+            ids = [job_id for job_id, _ in chunk]
+            body = b'{"completions":[' + b",".join(item for _, item in chunk) + b"]}"
+            answer = await self._request(self._client, "POST", "/jobs/complete", content=body)
+            for job_id, outcome in zip(ids, answer["outcomes"], strict=True):
+                if outcome.get("job") is not None:
+                    outcomes.append(_job(outcome["job"]))
+                else:
+                    problem = outcome.get("problem") or {}
+                    outcomes.append(
+                        error_from_problem(int(problem.get("status", 500)), problem, job_id=job_id)
+                    )
+        return outcomes
+
+    def _chunks(self, completions: Sequence[Completion]) -> list[list[tuple[str, bytes]]]:
+        """The completions, encoded, in runs whose request bodies fit the server's limit."""
+        room = self._max_body - 64  # the envelope around the items
+        chunks: list[list[tuple[str, bytes]]] = [[]]
+        size = 0
+        for completion in completions:
+            item = json.dumps(
+                {
+                    "job_id": completion.job_id,
+                    "attempt": completion.attempt,
+                    "result": completion.result,
+                },
+                separators=(",", ":"),
+                ensure_ascii=False,
+            ).encode()
+            if chunks[-1] and size + len(item) + 1 > room:
+                chunks.append([])
+                size = 0
+            chunks[-1].append((completion.job_id, item))
+            size += len(item) + 1
+        return [chunk for chunk in chunks if chunk]
+
+    async def fail(
+        self,
+        job_id: str,
+        attempt: int,
+        error: dict[str, JSONValue],
+        *,
+        retryable: bool,
+        retry_after: float | None = None,
+    ) -> Job:
+        """``POST /jobs/{id}/fail``."""
+        body = {
+            "error": error,
+            "retryable": retryable,
+            "retry_after": retry_after,
+            "attempt": attempt,
+        }
+        return _job(await self._call("POST", f"/jobs/{job_id}/fail", body, job_id=job_id))
+
+    async def release(self, job_id: str, attempt: int) -> Job:
+        """``POST /jobs/{id}/release``: hand the job back, its attempt unspent."""
+        body = {"attempt": attempt}
+        return _job(await self._call("POST", f"/jobs/{job_id}/release", body, job_id=job_id))
+
+    async def reap(self) -> int:
+        """Nothing: the server requeues expired leases itself. Always 0."""
+        return 0
+
+    @contextlib.asynccontextmanager
+    async def changes(self) -> AsyncIterator[_WorkFeed]:
+        """The server's ``/events`` stream of work, reconnected as long as the block runs."""
+        feed = _WorkFeed(self._client)
+        task = asyncio.create_task(feed.follow(), name="jobdesk-work-events")
+        try:
+            yield feed
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+
+class _WorkFeed:
+    """Wake-ups from the server: each ``ready`` event as a JobChange, ``resync`` as RESYNC."""
+
+    def __init__(self, client: httpx.AsyncClient) -> None:
+        self._client = client
+        self._queue: asyncio.Queue[JobChange | object] = asyncio.Queue(1000)
+
+    async def next_change(self, within: float | None = None) -> object:
+        """The next wake-up, or None after ``within`` seconds."""
+        try:
+            async with asyncio.timeout(within):
+                return await self._queue.get()
+        except TimeoutError:
+            return None
+
+    def _offer(self, item: object) -> None:
+        try:
+            self._queue.put_nowait(item)
+        except asyncio.QueueFull:  # nobody is reading: one RESYNC says it all
+            while not self._queue.empty():
+                self._queue.get_nowait()
+            self._queue.put_nowait(RESYNC)
+
+    async def follow(self) -> None:
+        """Read the stream; after it breaks, reconnect with a growing, jittered delay."""
+        delay = _RECONNECT_FIRST
+        while True:
+            try:
+                async with self._client.stream(
+                    "GET", _PREFIX + "/events", timeout=httpx.Timeout(10.0, read=None)
+                ) as response:
+                    if response.status_code != 200:
+                        await response.aread()
+                        _log.warning("the event stream was refused (%d)", response.status_code)
+                    else:
+                        delay = _RECONNECT_FIRST
+                        await self._read(response)
+            except httpx.HTTPError as exc:
+                _log.debug("the event stream broke: %s", exc)
+            # Whatever was missed meanwhile: the runtime claims again on RESYNC.
+            self._offer(RESYNC)
+            await asyncio.sleep(delay * random.uniform(0.5, 1.0))  # noqa: S311 - not for security
+            delay = min(_RECONNECT_MAX, delay * 2)
+
+    async def _read(self, response: httpx.Response) -> None:
+        event, data = "message", ""
+        async for line in response.aiter_lines():
+            if not line:  # the end of one event
+                self._dispatch(event, data)
+                event, data = "message", ""
+            elif line.startswith("event:"):
+                event = line[6:].strip()
+            elif line.startswith("data:"):
+                data += line[5:].strip()
+            # ": keepalive" comments and unknown fields are skipped
+
+    def _dispatch(self, event: str, data: str) -> None:
+        if event == "resync":
+            self._offer(RESYNC)
+        elif event == "ready":
+            try:
+                fields = json.loads(data)
+                self._offer(
+                    JobChange(
+                        job_id=fields["id"],
+                        user_id=fields["user_id"],
+                        type=fields["type"],
+                        status=JobStatus(fields["status"]),
+                        progress=float(fields["progress"]),
+                        progress_message=fields["progress_message"],
+                        attempt=int(fields["attempt"]),
+                        updated_at=datetime.fromisoformat(fields["updated_at"]),
+                    )
+                )
+            except (ValueError, KeyError, TypeError):
+                _log.warning("skipping a malformed ready event: %.200s", data)
+                self._offer(RESYNC)

@@ -1,0 +1,164 @@
+"""A remote worker end to end, on each store: ``jobdesk serve`` in one process,
+``jobdesk worker --server URL`` in another with only a worker token.
+
+A job created over HTTP runs in the worker process, its progress shows in the
+job's event stream as it happens, and it ends completed. SIGTERM hands a
+running job back through the server.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from jobdesk import JobStatus
+from jobdesk.sync import JobDesk as SyncJobDesk
+
+REPOSITORY = Path(__file__).resolve().parents[2]
+APP = "examples.character_extraction.jobs:registry"
+DEADLINE = 30.0
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+class Processes:
+    """The test's subprocesses, each logging to a file; killed at the end."""
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+        self.started: list[tuple[subprocess.Popen[bytes], Path]] = []
+
+    def start(self, name: str, *arguments: str, env: dict[str, str]) -> subprocess.Popen[bytes]:
+        log = self.directory / f"{name}.log"
+        with log.open("wb") as output:
+            child = subprocess.Popen(
+                [sys.executable, "-m", "jobdesk", *arguments],
+                cwd=REPOSITORY,
+                env={**os.environ, **env},
+                stdout=output,
+                stderr=subprocess.STDOUT,
+            )
+        self.started.append((child, log))
+        return child
+
+    def logs(self) -> str:
+        return "\n".join(
+            f"--- {log.name}\n{log.read_text(errors='replace')}" for _, log in self.started
+        )
+
+
+@pytest.fixture
+def processes(tmp_path: Path) -> Iterator[Processes]:
+    running = Processes(tmp_path)
+    yield running
+    for child, _ in running.started:
+        if child.poll() is None:
+            child.kill()
+            child.wait(timeout=DEADLINE)
+
+
+@pytest.fixture
+def server(store_url: str, processes: Processes) -> str:
+    """``jobdesk serve`` on the test's database; its base URL once it answers."""
+    with SyncJobDesk.open(store_url):
+        pass  # migrated before the server starts
+    port = free_port()
+    child = processes.start(
+        "serve", "serve", "--db", store_url, "--port", str(port), "--log-level", "warning",
+        env={"JOBDESK_REAP_INTERVAL_SECONDS": "0.5"},
+    )  # fmt: skip
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + DEADLINE
+    while time.monotonic() < deadline:
+        assert child.poll() is None, processes.logs()
+        try:
+            if httpx.get(f"{base}/readyz", timeout=1).status_code == 200:
+                return base
+        except httpx.TransportError:
+            pass
+        time.sleep(0.1)
+    pytest.fail("jobdesk serve did not start:\n" + processes.logs())
+
+
+def start_worker(processes: Processes, server: str, token: str, *options: str) -> None:
+    processes.start(
+        "worker", "worker", "--app", APP, "--server", server, "--poll-interval", "5", *options,
+        env={"JOBDESK_WORKER_TOKEN": token},
+    )  # fmt: skip
+
+
+def test_a_job_created_over_http_runs_in_a_remote_worker_with_live_progress(
+    store_url: str, server: str, processes: Processes
+) -> None:
+    with SyncJobDesk.open(store_url) as desk:
+        worker_token = desk.create_worker_token("remote-worker")
+        user = {"Authorization": f"Bearer {desk.create_user_token('alice')}"}
+    start_worker(processes, server, worker_token, "--concurrency", "2")
+    body = {
+        "type": "character_extraction",
+        "input": {"episode_ids": ["e1", "e2", "e3", "e4"], "seconds_per_episode": 0.2},
+    }
+    events: list[dict[str, Any]] = []
+    with httpx.Client(base_url=server, headers=user, timeout=DEADLINE) as client:
+        created = client.post("/api/v1/jobs", json=body)
+        assert created.status_code == 201, created.text
+        job_id = created.json()["id"]
+        with client.stream("GET", f"/api/v1/jobs/{job_id}/events") as stream:
+            for line in stream.iter_lines():
+                if line.startswith("data:"):
+                    events.append(json.loads(line[5:]))
+        final = client.get(f"/api/v1/jobs/{job_id}").json()
+
+    assert events, processes.logs()
+    running = [event for event in events if event["status"] == "processing"]
+    progress = [event["progress"] for event in running]
+    assert {25.0, 50.0, 75.0} <= set(progress), events  # seen live, while it ran
+    assert progress == sorted(progress)
+    assert events[-1]["status"] == "completed"
+    assert final["status"] == "completed"
+    assert final["worker_id"] == "remote-worker"
+    assert final["attempt"] == 1
+    assert set(final["result"]["by_episode"]) == {"e1", "e2", "e3", "e4"}
+
+
+def test_sigterm_hands_a_remote_workers_job_back_through_the_server(
+    store_url: str, server: str, processes: Processes
+) -> None:
+    with SyncJobDesk.open(store_url) as desk:
+        worker_token = desk.create_worker_token("remote-worker")
+        job = desk.create_job(
+            "alice",
+            "character_extraction",
+            {"episode_ids": [f"e{n}" for n in range(100)], "seconds_per_episode": 0.2},
+        )
+        start_worker(processes, server, worker_token, "--grace", "0.5")
+        deadline = time.monotonic() + DEADLINE
+        while desk.get_job_status(job.id, "alice").progress == 0:
+            assert time.monotonic() < deadline, processes.logs()
+            time.sleep(0.05)
+        worker, _ = processes.started[-1]
+        worker.send_signal(signal.SIGTERM)
+        assert worker.wait(timeout=DEADLINE) == 0, processes.logs()
+        back = desk.get_job_status(job.id, "alice")
+
+    assert back.status is JobStatus.PENDING, processes.logs()
+    assert back.attempt == 1
+    assert back.attempts_left == back.max_attempts
+    assert back.worker_id is None
+    assert back.finished_at is None
