@@ -28,6 +28,8 @@ from jobdesk.sync import JobDesk as SyncJobDesk
 REPOSITORY = Path(__file__).resolve().parents[2]
 APP = "examples.character_extraction.jobs:registry"
 DEADLINE = 30.0
+#: the server's lease (``jobdesk serve --lease-seconds``): remote workers' jobs get it
+LEASE_SECONDS = 20.0
 
 
 def free_port() -> int:
@@ -81,7 +83,7 @@ def server(store_url: str, processes: Processes) -> str:
     port = free_port()
     child = processes.start(
         "serve", "serve", "--db", store_url, "--port", str(port), "--log-level", "warning",
-        env={"JOBDESK_REAP_INTERVAL_SECONDS": "0.5"},
+        "--lease-seconds", str(LEASE_SECONDS), env={"JOBDESK_REAP_INTERVAL_SECONDS": "0.5"},
     )  # fmt: skip
     base = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + DEADLINE
@@ -149,9 +151,12 @@ def test_sigterm_hands_a_remote_workers_job_back_through_the_server(
         )
         start_worker(processes, server, worker_token, "--grace", "0.5")
         deadline = time.monotonic() + DEADLINE
-        while desk.get_job_status(job.id, "alice").progress == 0:
+        while (running := desk.get_job_status(job.id, "alice")).progress == 0:
             assert time.monotonic() < deadline, processes.logs()
             time.sleep(0.05)
+        assert running.lease_expires_at is not None
+        lease = (running.lease_expires_at - running.updated_at).total_seconds()
+        assert lease == pytest.approx(LEASE_SECONDS, abs=0.5)  # the server's, not the default
         worker, _ = processes.started[-1]
         worker.send_signal(signal.SIGTERM)
         assert worker.wait(timeout=DEADLINE) == 0, processes.logs()

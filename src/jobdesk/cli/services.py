@@ -33,20 +33,48 @@ def serve(
     host: Annotated[str, typer.Option(help="The address to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="The port to listen on.", min=1, max=65535)] = 8000,
     log_level: Annotated[LogLevel, typer.Option(help="How much to log.")] = LogLevel.INFO,
+    lease_seconds: Annotated[
+        float | None,
+        typer.Option(
+            help="The lease of the jobs remote workers claim (default: the desk's, 300).",
+            min=0.1,
+        ),
+    ] = None,
+    retry_backoff: Annotated[
+        float | None,
+        typer.Option(
+            help="The first retry delay of the jobs it fails or requeues (default: the desk's, 5).",
+            min=0.001,
+        ),
+    ] = None,
     db: Db = None,
 ) -> None:
     """Serve the HTTP API (and the reaper) until SIGTERM or SIGINT.
 
-    Settings come from `JOBDESK_*` environment variables (see docs/http.md).
+    Settings come from `JOBDESK_*` environment variables (see docs/http.md). The
+    lease and the retry backoff apply to what goes through this server: remote
+    workers' claims and failures, and the leases its reaper finds expired.
     """
     from jobdesk.http import serve as serve_http  # noqa: PLC0415 - FastAPI loads only here
 
+    limits = _limits(lease_seconds, retry_backoff)
+
     async def check() -> None:  # a bad URL or an unreachable database: one line, not a trace
-        async with JobDesk.open(database_url(db)):
+        async with JobDesk.open(database_url(db), limits=limits):
             pass
 
     run(check())
-    serve_http(database_url(db), host, port, log_level=log_level.value)
+    serve_http(database_url(db), host, port, log_level=log_level.value, limits=limits)
+
+
+def _limits(lease_seconds: float | None, retry_backoff: float | None) -> Limits:
+    """The default limits with ``--lease-seconds`` and ``--retry-backoff`` applied."""
+    limits = Limits()
+    if lease_seconds is not None:
+        limits = dataclasses.replace(limits, lease_seconds=lease_seconds)
+    if retry_backoff is not None:
+        limits = dataclasses.replace(limits, retry_backoff_seconds=retry_backoff)
+    return limits
 
 
 # The HTTP face is optional: without it (or its dependencies) there is no `serve`.
@@ -175,16 +203,14 @@ def worker(
             ):
                 if value is not None:
                     raise InvalidInput(
-                        option, "only with --db: over HTTP the server's settings apply"
+                        option,
+                        "only with --db: over HTTP the server's apply "
+                        "(jobdesk serve --lease-seconds, --retry-backoff)",
                     )
             async with HttpTransport.connect(server, token) as remote:
                 await serve_jobs(registry, remote, server)
             return
-        limits = Limits()
-        if lease_seconds is not None:
-            limits = dataclasses.replace(limits, lease_seconds=lease_seconds)
-        if retry_backoff is not None:
-            limits = dataclasses.replace(limits, retry_backoff_seconds=retry_backoff)
+        limits = _limits(lease_seconds, retry_backoff)
         async with JobDesk.open(database_url(db), limits=limits) as desk:
             direct = await DeskTransport.connect(desk, token)
             await serve_jobs(registry, direct, safe_url(database_url(db)))

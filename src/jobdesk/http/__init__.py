@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from jobdesk.http.app import create_app
 from jobdesk.http.settings import Settings
+from jobdesk.limits import Limits
 
 __all__ = ["DEFAULT_SERVE_URL", "Settings", "create_app", "serve"]
 
@@ -23,10 +24,13 @@ def serve(
     settings: Settings | None = None,
     *,
     log_level: str = "info",
+    limits: Limits | None = None,
 ) -> None:
     """Serve the API on ``host:port`` with one uvicorn process, until interrupted.
 
-    Logs go to stderr as JSON lines, with one access-log line per request.
+    ``limits`` are the desk's defaults (the lease and the retry backoff of remote
+    workers' jobs among them). Logs go to stderr as JSON lines, with one
+    access-log line per request.
     """
     import uvicorn  # noqa: PLC0415 - only the server needs it
 
@@ -34,7 +38,7 @@ def serve(
 
     configure_logging(log_level)
     uvicorn.run(
-        create_app(url, settings),
+        create_app(url, settings, limits=limits),
         host=host,
         port=port,
         log_config=None,

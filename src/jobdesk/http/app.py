@@ -20,7 +20,7 @@ from fastapi.openapi.utils import get_openapi
 
 from jobdesk import __version__
 from jobdesk.desk import DEFAULT_URL, JobDesk
-from jobdesk.errors import JobdeskError
+from jobdesk.errors import InvalidInput, JobdeskError
 from jobdesk.http import routes_ops, routes_user, routes_worker
 from jobdesk.http.metrics import Metrics
 from jobdesk.http.middleware import CORS, BodyLimit, RequestContext
@@ -28,6 +28,7 @@ from jobdesk.http.problems import HANDLERS, FieldProblem, Problem
 from jobdesk.http.runtime import Runtime
 from jobdesk.http.schemas import JobStateEvent, ReadyEvent, ResyncEvent
 from jobdesk.http.settings import Settings
+from jobdesk.limits import Limits
 
 __all__ = ["create_app"]
 
@@ -41,16 +42,21 @@ token. Errors are RFC 9457 `application/problem+json`. See docs/http.md.
 
 
 def create_app(
-    desk_or_url: JobDesk | str = DEFAULT_URL, settings: Settings | None = None
+    desk_or_url: JobDesk | str = DEFAULT_URL,
+    settings: Settings | None = None,
+    *,
+    limits: Limits | None = None,
 ) -> FastAPI:
     """The jobdesk HTTP API as a FastAPI app.
 
     ``desk_or_url`` is an open desk (its owner closes it) or a database URL (the
-    app's lifespan opens and closes it). ``settings`` default to
-    :meth:`Settings.from_env`.
+    app's lifespan opens and closes it, with ``limits`` as the desk's defaults).
+    ``settings`` default to :meth:`Settings.from_env`.
     """
     if not isinstance(desk_or_url, JobDesk | str):
         raise TypeError("desk_or_url must be a JobDesk or a database URL")
+    if limits is not None and isinstance(desk_or_url, JobDesk):
+        raise InvalidInput("limits", "only with a URL: an open desk has its own limits")
     settings = Settings.from_env() if settings is None else settings
     metrics = Metrics()
     runtime = Runtime(
@@ -64,7 +70,7 @@ def create_app(
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         async with contextlib.AsyncExitStack() as stack:
             if url is not None:
-                runtime.desk = await stack.enter_async_context(JobDesk.open(url))
+                runtime.desk = await stack.enter_async_context(JobDesk.open(url, limits=limits))
                 stack.callback(setattr, runtime, "desk", None)
             stack.push_async_callback(runtime.close_broadcaster)
             if settings.reap_interval_seconds > 0:
