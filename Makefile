@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: run test lint typecheck unit bench clean
+.PHONY: run test lint typecheck unit bench faults clean
 
 # The PostgreSQL server the tests create their databases on (trust auth on this machine).
 export JOBDESK_TEST_POSTGRES_URL ?= postgresql://root@127.0.0.1:5432/postgres
@@ -39,6 +39,11 @@ unit: $(STAMP)
 ## bench: the SQLite benchmark (see bench/README.md for the peer comparison)
 bench: $(STAMP)
 	$(BIN)/python bench/bench_sqlite.py
+
+## faults: the long fault-injection run on each store (10,000 jobs, tens of faults; ~15 min)
+faults: $(STAMP)
+	$(BIN)/python bench/faults.py --store sqlite --jobs 10000 --duration 300
+	$(BIN)/python bench/faults.py --store postgres --jobs 10000 --duration 300
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .coverage jobdesk-demo.db*
