@@ -83,7 +83,8 @@ def server(store_url: str, processes: Processes) -> str:
     port = free_port()
     child = processes.start(
         "serve", "serve", "--db", store_url, "--port", str(port), "--log-level", "warning",
-        "--lease-seconds", str(LEASE_SECONDS), env={"JOBDESK_REAP_INTERVAL_SECONDS": "0.5"},
+        "--lease-seconds", str(LEASE_SECONDS), "--max-active", "3",
+        env={"JOBDESK_REAP_INTERVAL_SECONDS": "0.5"},
     )  # fmt: skip
     base = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + DEADLINE
@@ -167,3 +168,13 @@ def test_sigterm_hands_a_remote_workers_job_back_through_the_server(
     assert back.attempts_left == back.max_attempts
     assert back.worker_id is None
     assert back.finished_at is None
+
+
+def test_the_servers_default_limits_are_its_options(store_url: str, server: str) -> None:
+    with SyncJobDesk.open(store_url) as desk:
+        user = {"Authorization": f"Bearer {desk.create_user_token('bob')}"}
+    body = {"type": "character_extraction", "input": {"episode_ids": ["e1"]}}
+    with httpx.Client(base_url=server, headers=user, timeout=DEADLINE) as client:
+        answers = [client.post("/api/v1/jobs", json=body) for _ in range(4)]
+    assert [answer.status_code for answer in answers] == [201, 201, 201, 429]
+    assert answers[-1].json()["allowed"] == 3  # jobdesk serve --max-active 3

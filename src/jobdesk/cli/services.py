@@ -47,17 +47,34 @@ def serve(
             min=0.001,
         ),
     ] = None,
+    max_active: Annotated[
+        int | None,
+        typer.Option(help="Active jobs a user may have, unless set per user (default: 10).", min=1),
+    ] = None,
+    max_daily: Annotated[
+        int | None,
+        typer.Option(
+            help="Jobs a user may create per UTC day, unless set per user (default: 1000).",
+            min=1,
+        ),
+    ] = None,
     db: Db = None,
 ) -> None:
     """Serve the HTTP API (and the reaper) until SIGTERM or SIGINT.
 
     Settings come from `JOBDESK_*` environment variables (see docs/http.md). The
-    lease and the retry backoff apply to what goes through this server: remote
-    workers' claims and failures, and the leases its reaper finds expired.
+    limits apply to what goes through this server: users' creates and retries
+    (`--max-active`, `--max-daily`: give every process that creates jobs the same,
+    or set them per user with `jobdesk limits set`), remote workers' claims and
+    failures, and the leases its reaper finds expired.
     """
     from jobdesk.http import serve as serve_http  # noqa: PLC0415 - FastAPI loads only here
 
     limits = _limits(lease_seconds, retry_backoff)
+    if max_active is not None:
+        limits = dataclasses.replace(limits, max_active_per_user=max_active)
+    if max_daily is not None:
+        limits = dataclasses.replace(limits, max_created_per_day=max_daily)
 
     async def check() -> None:  # a bad URL or an unreachable database: one line, not a trace
         async with JobDesk.open(database_url(db), limits=limits):
