@@ -133,9 +133,20 @@ class AttemptRunner:
         self._batcher = batcher
         self._outcomes = outcomes
 
-    async def run(self, context: JobContext, handler: Handler) -> None:
-        """Run ``handler`` on ``context.job`` and write the attempt's outcome."""
+    async def run(
+        self,
+        context: JobContext,
+        handler: Handler,
+        handler_done: Callable[[], Awaitable[None]] | None = None,
+    ) -> None:
+        """Run ``handler`` on ``context.job`` and write the attempt's outcome.
+
+        ``handler_done`` is awaited between the two: the handler has stopped, its
+        outcome is not written yet.
+        """
         outcome = await self._supervise(context, handler)
+        if handler_done is not None:
+            await handler_done()
         await self._report(context, outcome)
 
     async def _supervise(self, context: JobContext, handler: Handler) -> _Outcome:

@@ -43,6 +43,8 @@ _log = logging.getLogger("jobdesk.worker")
 MAX_CLAIM = 100
 #: seconds over which RESYNC notifications are coalesced into one wake-up
 RESYNC_SPACING = 0.1
+#: the longest a free slot waits for others to free up before it is claimed alone
+SLOT_GATHER = 0.005
 
 
 def _positive(field: str, value: object, *, zero: bool = False) -> float:
@@ -100,6 +102,12 @@ class Worker:
         #: how the jobs run so far ended: completed, failed, retried, released, dropped
         self.outcomes: Counter[str] = Counter()
         self._slots = asyncio.Semaphore(self.concurrency)
+        # Outcomes waiting for their write: a job gives its slot back once its handler
+        # stops and its outcome holds one of these, so the next claim overlaps the
+        # write of the last batch, and no more than ``concurrency`` writes wait.
+        self._writes = asyncio.Semaphore(self.concurrency)
+        #: jobs whose handler has not stopped yet (each holds a slot)
+        self._busy = 0
         self._jobs: dict[asyncio.Task[None], JobContext] = {}
         self._batcher = CompletionBatcher(transport)
         self._attempts = AttemptRunner(transport, self._batcher, self.outcomes)
@@ -172,6 +180,7 @@ class Worker:
     async def _claim_loop(self, group: asyncio.TaskGroup, *, until_empty: bool) -> None:
         loop = asyncio.get_running_loop()
         while not self._stop.is_set():
+            await self._gather_slots(loop)
             self._wake.clear()
             free = 0
             while free < MAX_CLAIM and not self._slots.locked():
@@ -190,6 +199,7 @@ class Worker:
             finally:
                 for _ in range(free - len(claimed)):
                     self._slots.release()
+            self._busy += len(claimed)
             for job in claimed:
                 context = JobContext(job, self.transport, cancel_grace=self.cancel_grace)
                 task = group.create_task(self._run_job(context), name=f"jobdesk-job-{job.id}")
@@ -199,6 +209,24 @@ class Worker:
             if until_empty and not claimed and not self._jobs:
                 return
             await self._sleep(self.poll_interval, loop)
+
+    async def _gather_slots(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Let slots that free up together be claimed together, in one call.
+
+        While jobs run and fewer than half the slots are free, wait a moment
+        (``SLOT_GATHER`` at most) for more: handlers that finish in the same
+        instant then make one claim of many jobs, not many claims of one.
+        """
+        wanted = max(1, min(self.concurrency, MAX_CLAIM) // 2)
+        deadline = loop.time() + SLOT_GATHER
+        while (
+            self._busy
+            and self.concurrency - self._busy < wanted
+            and not self._stop.is_set()
+            and loop.time() < deadline
+        ):
+            self._wake.clear()
+            await self._sleep(deadline - loop.time(), loop)
 
     async def _sleep(self, seconds: float, loop: asyncio.AbstractEventLoop) -> None:
         """Until woken (a change, a free slot, a stop) or ``seconds`` have passed."""
@@ -286,8 +314,21 @@ class Worker:
 
     async def _run_job(self, context: JobContext) -> None:
         job = context.job
+        slot_held, writing = True, False
+
+        async def handler_done() -> None:
+            # The handler has stopped: its slot may take the next job while the outcome
+            # waits for its write (under a write permit, so that writes cannot pile up).
+            nonlocal slot_held, writing
+            await self._writes.acquire()
+            writing = True
+            slot_held = False
+            self._busy -= 1
+            self._slots.release()
+            self._wake.set()
+
         try:
-            await self._attempts.run(context, self.registry.get(job.type))
+            await self._attempts.run(context, self.registry.get(job.type), handler_done)
         except Exception:
             # A bug here must not take the other jobs down: the lease will run out.
             _log.exception("job %s: unexpected error in the worker", job.id)
@@ -296,5 +337,9 @@ class Worker:
             task = asyncio.current_task()
             assert task is not None
             self._jobs.pop(task, None)
-            self._slots.release()
+            if writing:
+                self._writes.release()
+            if slot_held:
+                self._busy -= 1
+                self._slots.release()
             self._wake.set()
