@@ -7,7 +7,9 @@ transaction each); ``c10_batch`` completes the claimed batch with one
 ``complete_jobs`` call (one transaction). When the queue is empty it sleeps 5 ms
 and polls again: this bench worker has no wake-up notification across processes.
 Variant ``c10_listen`` completes in batches too, and when idle waits for a change
-notification instead of polling. Stops on SIGTERM or SIGINT. ``common`` is the
+notification instead of polling. Variant ``c10_overlap`` is ``c10_listen`` with the
+batch's ``complete_jobs`` running while the next ``claim_jobs`` does (two connections),
+as the real runtime's claims and completions overlap. Stops on SIGTERM or SIGINT. ``common`` is the
 harness's module (on ``PYTHONPATH``).
 """
 
@@ -41,8 +43,11 @@ def enqueue_time(job: Job) -> float:
 
 async def work(url: str, variant: str = "c10") -> None:
     """Claim, run, complete, until told to stop."""
-    if variant not in {"c10", "c10_batch", "c10_listen"}:
+    if variant not in {"c10", "c10_batch", "c10_listen", "c10_overlap"}:
         raise SystemExit(f"unknown variant {variant!r}")
+    if variant == "c10_overlap":
+        await overlap(url)
+        return
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
@@ -63,6 +68,30 @@ async def work(url: str, variant: str = "c10") -> None:
                 await desk.complete_jobs(worker, [Completion(job.id, job.attempt) for job in jobs])
             else:
                 await asyncio.gather(*(handle(desk, worker, job) for job in jobs))
+
+
+async def overlap(url: str) -> None:
+    """Claim the next batch while the previous one's completion commits."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+    async with JobDesk.open(url, limits=LIMITS) as desk, desk.subscribe() as changes:
+        token = await desk.create_worker_token(f"bench-worker-{os.getpid()}")
+        worker = await desk.verify_worker_token(token)
+        completing: asyncio.Task[object] | None = None
+        while not stop.is_set():
+            jobs = await desk.claim_jobs(worker, limit=BATCH)
+            if completing is not None:
+                await completing
+                completing = None
+            if not jobs:
+                await changes.next_change(within=0.5)
+                continue
+            for job in jobs:
+                record(enqueue_time(job))
+            completions = [Completion(job.id, job.attempt) for job in jobs]
+            completing = asyncio.create_task(desk.complete_jobs(worker, completions))
 
 
 if __name__ == "__main__":

@@ -4,7 +4,8 @@ The database is ``BENCH_JOBDESK_PG_URL`` (default
 ``postgresql://root@127.0.0.1:5432/jobdesk_bench``, created if missing), on the
 same server and at the same durability (fsync, synchronous_commit on) as the
 PostgreSQL peers. The worker is ``jobdesk_worker.py`` (variants as in
-``lib_jobdesk``; ``c10_listen`` wakes on LISTEN/NOTIFY).
+``lib_jobdesk``; ``c10_listen`` wakes on LISTEN/NOTIFY; ``c10_overlap`` also completes
+a batch while claiming the next) or, for ``runtime_c10``, ``jobdesk.worker``.
 """
 
 from __future__ import annotations
@@ -63,10 +64,11 @@ def worker_cmds(variant: str, python: str) -> list[list[str]]:
     return [[python, str(lib_jobdesk.WORKER_SCRIPT), URL, variant]]
 
 
-VARIANTS = ["runtime_c10", *lib_jobdesk.VARIANTS]
+VARIANTS = ["runtime_c10", *lib_jobdesk.VARIANTS, "c10_overlap"]
 NOTES = (
     "PostgreSQL (same server as the peers); create_job with limit checks, no bulk create; "
     "worker: 1 process; runtime_c10 is jobdesk.worker (concurrency 10); the others "
     "claim_jobs(limit=10); c10_batch/c10_listen complete the batch in one "
-    "transaction; c10_listen waits on LISTEN/NOTIFY when idle"
+    "transaction; c10_listen waits on LISTEN/NOTIFY when idle; c10_overlap is c10_listen with "
+    "each batch's completion committing while the next claim runs"
 )

@@ -22,8 +22,8 @@ import pytest
 
 from jobdesk import JobDesk, JobStatus, Limits
 from jobdesk.changes import RESYNC, JobChange, Subscription
-from jobdesk.errors import RateLimited
-from jobdesk.store.postgres import migrations
+from jobdesk.errors import LeaseLost, RateLimited
+from jobdesk.store.postgres import PostgresStore, migrations
 from tests.conftest import database_url
 
 UNLIMITED = Limits(max_active_per_user=100_000, max_created_per_day=100_000)
@@ -87,30 +87,59 @@ async def test_a_claim_is_one_statement_that_skips_locked_rows(pg_url: str) -> N
         assert then.id == first.id
 
 
+async def test_an_update_decided_from_a_row_that_changed_since_writes_nothing_of_it(
+    pg_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async with (
+        JobDesk.open(pg_url, limits=UNLIMITED) as desk,
+        JobDesk.open(pg_url, limits=UNLIMITED) as other,
+    ):
+        job = await desk.create_job("user-1", "render", {})
+        worker = await desk.verify_worker_token(await desk.create_worker_token("w"))
+        [claimed] = await desk.claim_jobs(worker)
+        store = desk.store
+        assert isinstance(store, PostgresStore)
+        write = store._fetch_value
+
+        async def cancel_first(*args: Any) -> Any:
+            # The user cancels after the worker's completion was decided, before it is written.
+            monkeypatch.setattr(store, "_fetch_value", write)
+            await other.cancel_job(job.id, "user-1")
+            return await write(*args)
+
+        monkeypatch.setattr(store, "_fetch_value", cancel_first)
+        with pytest.raises(LeaseLost):
+            await desk.complete_job(worker, job.id, {"done": True}, attempt=claimed.attempt)
+        final = await desk.get_job_status(job.id, "user-1")
+        history = await desk.get_job_history(job.id, "user-1")
+    assert (final.status, final.result) == (JobStatus.CANCELLED, None)
+    assert [event.status for event in history] == [
+        JobStatus.PENDING,
+        JobStatus.PROCESSING,
+        JobStatus.CANCELLED,
+    ]
+
+
 # -- limits across processes ------------------------------------------------------------------
 
-WIDEN_RACE = """
-SELECT count(*), pg_sleep(0.05) FROM jobdesk.jobs
-WHERE user_id = %(user_id)s AND status IN ('pending', 'processing');
-"""
-NO_USER_LOCK = """
-SELECT max_active, max_daily,
-       CASE WHEN usage_day = (coalesce(%(now)s::timestamptz, now()) AT TIME ZONE 'UTC')::date
-            THEN created_on_day + 1 ELSE 1 END AS created_on_day,
-       coalesce(%(now)s::timestamptz, now())
-FROM jobdesk.users WHERE user_id = %(user_id)s;
-"""
+USER_LOCK = "FOR UPDATE;"
+COUNT_ACTIVE = "INTO active;"
+WIDENED_COUNT = "INTO active; PERFORM pg_sleep(0.05);"
 
 
-def create_in_process(url: str, limits: Limits, barrier: Any, unserialised: bool) -> int:
+def without_the_user_lock(url: str) -> None:
+    """The mutation: the create function (migration 0004) reads the user's row without
+    locking it, and waits between the count and the insert so that racing creates overlap."""
+    [script] = [script for version, script in migrations() if version == 4]
+    assert script.count(USER_LOCK) == 2, "the user's row lock moved: update this mutation"
+    assert script.count(COUNT_ACTIVE) == 1, "the active count moved: update this mutation"
+    mutated = script.replace(USER_LOCK, ";").replace(COUNT_ACTIVE, WIDENED_COUNT)
+    with psycopg.connect(url.split("?", maxsplit=1)[0], autocommit=True) as connection:
+        connection.execute(mutated.encode())
+
+
+def create_in_process(url: str, limits: Limits, barrier: Any) -> int:
     """One OS process: 25 concurrent creates for one user after all processes are ready."""
-    if unserialised:
-        # The mutation: count without the user's row lock, and wait between the count
-        # and the insert so that racing creates overlap.
-        from jobdesk.store import postgres  # noqa: PLC0415 - patched only in this process
-
-        postgres.Q["count_created_today"] = NO_USER_LOCK
-        postgres.Q["count_active"] = WIDEN_RACE
 
     async def main() -> int:
         async with JobDesk.open(url, limits=limits) as desk:
@@ -127,14 +156,13 @@ def create_in_process(url: str, limits: Limits, barrier: Any, unserialised: bool
     return asyncio.run(main())
 
 
-async def race_four_processes(url: str, limits: Limits, *, unserialised: bool = False) -> int:
+async def race_four_processes(url: str, limits: Limits) -> int:
     context = multiprocessing.get_context("spawn")
     with context.Manager() as manager, ProcessPoolExecutor(4, mp_context=context) as pool:
         barrier = manager.Barrier(4)
         loop = asyncio.get_running_loop()
         futures = [
-            loop.run_in_executor(pool, create_in_process, url, limits, barrier, unserialised)
-            for _ in range(4)
+            loop.run_in_executor(pool, create_in_process, url, limits, barrier) for _ in range(4)
         ]
         return sum(await asyncio.wait_for(asyncio.gather(*futures), 120))
 
@@ -164,7 +192,8 @@ async def test_the_cross_process_test_fails_without_the_per_user_serialisation(
     limits = Limits(max_active_per_user=100_000, max_created_per_day=100_000)
     async with JobDesk.open(pg_url, limits=limits) as desk:
         await desk.set_user_limits("racer", max_active=10)
-        created = await race_four_processes(pg_url, limits, unserialised=True)
+        without_the_user_lock(pg_url)
+        created = await race_four_processes(pg_url, limits)
     assert created > 10, "with the row lock removed the limit should be overrun"
 
 

@@ -9,10 +9,15 @@ with ``NOTIFY`` on the ``jobdesk_changes`` channel; one listening connection per
 process feeds the process's :class:`~jobdesk.changes.ChangeHub` and comes back by
 itself after the connection or the server goes away.
 
+Connections are in autocommit: an operation of one statement (a read, a claim, a
+create, which calls the ``jobdesk.create_job`` function) is one round trip that
+commits by itself; the others run between ``BEGIN`` and ``COMMIT``.
+
 A connection lost before COMMIT was sent leaves nothing applied, and the
 operation is tried once more on a fresh connection. A connection lost during
-COMMIT leaves the outcome unknown: that surfaces as
-:class:`~jobdesk.errors.StoreUnavailable` saying so.
+COMMIT (or during a one-statement write) leaves the outcome unknown: that
+surfaces as :class:`~jobdesk.errors.StoreUnavailable` saying so, except for a
+create, which finds out by looking for its job's id and tries again if needed.
 """
 
 from __future__ import annotations
@@ -24,17 +29,17 @@ import logging
 import secrets
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from datetime import datetime
+from functools import partial
 from typing import Any, TypeVar
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import psycopg
 from psycopg.rows import dict_row
-from psycopg.types.json import Jsonb
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
 from jobdesk import lifecycle
 from jobdesk.changes import RESYNC, ChangeHub, JobChange, Subscription
-from jobdesk.errors import InvalidInput, JobdeskError, JobNotFound, StoreUnavailable
+from jobdesk.errors import InvalidInput, JobdeskError, JobNotFound, RateLimited, StoreUnavailable
 from jobdesk.limits import Limits, check_active, check_daily, usage
 from jobdesk.models import (
     Job,
@@ -98,40 +103,124 @@ def job_from_row(row: Row) -> Job:
     )
 
 
-def _jsonb(value: Any) -> Jsonb | None:
-    return None if value is None else Jsonb(value)
+class _NeedsLock(Exception):
+    """An optimistic update met a change that must run under the user's row lock."""
 
 
-def _job_params(job: Job) -> dict[str, Any]:
+async def _needs_the_locked_path(job: Job) -> None:
+    raise _NeedsLock(job.id)
+
+
+async def _decide(
+    changes: Sequence[tuple[str, Change]],
+    rows: Sequence[Row],
+    admit: Callable[[Job], Awaitable[None]],
+) -> tuple[list[Job | JobdeskError], list[Job], list[Job]]:
+    """Apply each change, in order, to the jobs of ``rows``: every outcome, the jobs to
+    write and their status changes (history). ``admit`` checks a job that becomes active
+    again against its user's active limit."""
+    current = {row["id"]: job_from_row(row) for row in rows}
+    now: datetime | None = rows[0]["store_now"] if rows else None
+    outcomes: list[Job | JobdeskError] = []
+    written: dict[str, Job] = {}
+    events: list[Job] = []
+    for job_id, change in changes:
+        before = current.get(job_id)
+        try:
+            if before is None or now is None:
+                raise JobNotFound(job_id)
+            after = change(before, now)
+            if after is not before and after.status.is_active and not before.status.is_active:
+                await admit(before)
+        except JobdeskError as refusal:
+            outcomes.append(refusal)
+            continue
+        outcomes.append(after)
+        if after is not before:
+            current[job_id] = written[job_id] = after
+            if after.status is not before.status:
+                events.append(after)
+    return outcomes, list(written.values()), events
+
+
+def _time(value: datetime | None) -> str | None:
+    return None if value is None else value.isoformat()
+
+
+def _write_params(
+    written: Sequence[Job], events: Sequence[Job], versions: dict[str, str]
+) -> dict[str, Any]:
+    """``write_jobs``'s parameters: the jobs' new states, each with the version (xmin) of
+    the row it was decided from, and their history entries, as JSON."""
+    jobs = [
+        {
+            "id": job.id,
+            "version": versions[job.id],
+            "status": job.status.value,
+            "result": job.result,
+            "error": job.error,
+            "progress": job.progress,
+            "progress_message": job.progress_message,
+            "attempt": job.attempt,
+            "max_attempts": job.max_attempts,
+            "attempt_offset": job.attempt_offset,
+            "run_at": _time(job.run_at),
+            "started_at": _time(job.started_at),
+            "finished_at": _time(job.finished_at),
+            "updated_at": _time(job.updated_at),
+            "worker_id": job.worker_id,
+            "lease_expires_at": _time(job.lease_expires_at),
+            "cancel_requested": job.cancel_requested,
+        }
+        for job in written
+    ]
+    history = [
+        {
+            "job_id": job.id,
+            "at": _time(job.updated_at),
+            "status": job.status.value,
+            "attempt": job.attempt,
+            "worker_id": job.worker_id,
+            "error": job.error if job.status in FAILURE_STATUSES else None,
+        }
+        for job in events
+    ]
     return {
-        "id": job.id,
-        "status": job.status.value,
-        "result": _jsonb(job.result),
-        "error": _jsonb(job.error),
-        "progress": job.progress,
-        "progress_message": job.progress_message,
-        "attempt": job.attempt,
-        "max_attempts": job.max_attempts,
-        "attempt_offset": job.attempt_offset,
-        "run_at": job.run_at,
-        "started_at": job.started_at,
-        "finished_at": job.finished_at,
-        "updated_at": job.updated_at,
-        "worker_id": job.worker_id,
-        "lease_expires_at": job.lease_expires_at,
-        "cancel_requested": job.cancel_requested,
+        "ids": [job.id for job in written],
+        "jobs": json.dumps(jobs),
+        "events": json.dumps(history),
     }
 
 
-def _event_params(job: Job) -> dict[str, Any]:
-    return {
-        "job_id": job.id,
-        "at": job.updated_at,
-        "status": job.status.value,
-        "attempt": job.attempt,
-        "worker_id": job.worker_id,
-        "error": _jsonb(job.error) if job.status in FAILURE_STATUSES else None,
-    }
+def _judge_limits(row: Row, limits: Limits) -> None:
+    """Raise the refusal :mod:`jobdesk.limits` makes of the numbers ``jobdesk.create_job``
+    judged by; if the function decided otherwise, the two copies of the rule have drifted."""
+    active_limit, daily_limit = limits.for_user(UserLimits(row["max_active"], row["max_daily"]))
+    try:
+        check_daily(row["created_today"], daily_limit, row["store_now"])
+        check_active(row["active"], active_limit)
+    except RateLimited:
+        if not row["created"]:
+            raise
+        allowed = False
+    else:
+        allowed = True
+    if allowed != row["created"]:
+        raise RuntimeError(
+            "jobdesk.create_job (PostgreSQL migration 0004) and jobdesk.limits disagree on "
+            f"a create with {dict(row)}: bring the function in line with jobdesk.limits"
+        )
+
+
+def _check_still_open(connection: Connection) -> None:
+    """Read what the server sent a pooled connection while it was idle, without a round trip.
+
+    A connection the server closed (restart, ``pg_terminate_backend``) fails here,
+    before anything was sent, so the operation can safely be tried again.
+    """
+    connection.pgconn.consume_input()
+    if connection.pgconn.status != psycopg.pq.ConnStatus.OK:
+        raise psycopg.OperationalError("the server closed the connection")
 
 
 def _change_from_payload(payload: str) -> JobChange:
@@ -188,7 +277,7 @@ class PostgresStore:
             connection_class=Connection,
             min_size=pool_min,
             max_size=pool_max,
-            kwargs={"row_factory": dict_row, "options": "-c timezone=UTC"},
+            kwargs={"row_factory": dict_row, "options": "-c timezone=UTC", "autocommit": True},
             open=False,
         )
         self._secret = b""
@@ -235,18 +324,36 @@ class PostgresStore:
         work: Callable[[Connection], Awaitable[T]],
         *,
         write: bool = True,
+        single: bool = False,
+        done: Callable[[Connection], Awaitable[T | None]] | None = None,
     ) -> T:
-        """Run ``work`` in one transaction; once more if the connection broke before COMMIT."""
+        """Run ``work`` in one transaction; once more if the connection broke before COMMIT.
+
+        ``single``: ``work`` runs one statement, which commits by itself (autocommit),
+        saving the round trips of ``BEGIN`` and ``COMMIT``; a one-statement write that
+        broke has an unknown outcome, unless ``done`` tells, on a fresh connection,
+        whether it took effect (its result) or not (``None``: ``work`` runs again).
+        """
+        retried = False
         for try_number in (1, 2):
             committing = False
             try:
                 # No pipeline mode: measured here it cost more client time than the round
                 # trips it saved, and a connection lost mid-pipeline left psycopg's
                 # pipeline to be finalised later, noisily.
-                async with self._pool.connection() as connection, connection.transaction():
-                    result = await work(connection)
-                    committing = write
-                return result
+                async with self._pool.connection() as connection:
+                    _check_still_open(connection)
+                    if retried and done is not None:
+                        settled = await done(connection)
+                        if settled is not None:
+                            return settled
+                    if single:
+                        committing = write and done is None
+                        return await work(connection)
+                    async with connection.transaction():
+                        result = await work(connection)
+                        committing = write
+                    return result
             except JobdeskError:
                 raise
             except psycopg.OperationalError as exc:
@@ -258,6 +365,7 @@ class PostgresStore:
                 if try_number == 2:
                     raise StoreUnavailable(f"PostgreSQL is unreachable: {exc}") from exc
                 _log.warning("PostgreSQL connection lost before commit; trying once more: %s", exc)
+                retried = True
                 # After a server restart every pooled connection is dead: drop them all
                 # so the second try gets a fresh one.
                 with contextlib.suppress(psycopg.Error, PoolTimeout):
@@ -331,7 +439,7 @@ class PostgresStore:
             value: datetime = row["coalesce"]
             return value
 
-        return await self._run(work, write=False)
+        return await self._run(work, write=False, single=True)
 
     async def secret(self) -> bytes:
         """The random secret stored by the first start."""
@@ -386,62 +494,51 @@ class PostgresStore:
         check_active(count["count"], max_active)
 
     async def insert_job(self, spec: NewJob, limits: Limits) -> tuple[Job, bool]:
+        params = {
+            "id": spec.id,
+            "user_id": spec.user_id,
+            "project_id": spec.project_id,
+            "type": spec.type,
+            "input": spec.input_json,
+            "priority": spec.priority,
+            "max_attempts": spec.max_attempts,
+            "run_at": spec.run_at,
+            "idempotency_key": spec.idempotency_key,
+            "now": self._now_param(),
+            "default_max_active": limits.max_active_per_user,
+            "default_max_daily": limits.max_created_per_day,
+        }
+
         async def work(connection: Connection) -> tuple[Job, bool]:
-            now_param = self._now_param()
             if spec.idempotency_key is not None:
-                row = await self._fetch_one(
-                    connection,
-                    Q["select_job_by_idempotency_key"],
-                    {
-                        "user_id": spec.user_id,
-                        "idempotency_key": spec.idempotency_key,
-                        "now": now_param,
-                    },
-                )
+                row = await self._fetch_one(connection, Q["select_job_by_idempotency_key"], params)
                 if row is not None:
                     return lifecycle.replay(job_from_row(row), spec), False
-            # The count runs after the upsert has taken the user's row lock (a statement
-            # of its own, with its own snapshot), so it cannot race.
-            counted = await connection.execute(
-                Q["count_created_today"], {"user_id": spec.user_id, "now": now_param}
-            )
-            actives = await connection.execute(Q["count_active"], {"user_id": spec.user_id})
-            user = await counted.fetchone()
-            count = await actives.fetchone()
-            assert user is not None
-            assert count is not None
-            now: datetime = user["coalesce"]
-            active_limit, daily_limit = limits.for_user(
-                UserLimits(user["max_active"], user["max_daily"])
-            )
-            check_daily(user["created_on_day"] - 1, daily_limit, now)
-            check_active(count["count"], active_limit)
-            job = lifecycle.create(spec, now)
-            await connection.execute(
-                Q["insert_job"],
-                {
-                    "id": job.id,
-                    "user_id": job.user_id,
-                    "project_id": job.project_id,
-                    "type": job.type,
-                    "status": job.status.value,
-                    "input": spec.input_json,
-                    "priority": job.priority,
-                    "max_attempts": job.max_attempts,
-                    "created_at": job.created_at,
-                    "run_at": job.run_at,
-                    "updated_at": job.updated_at,
-                    "idempotency_key": job.idempotency_key,
-                },
-            )
-            return job, True
+            # One round trip: the function locks the user's row, counts, and stores the
+            # job only if the limits leave room (migration 0004).
+            row = await self._fetch_one(connection, Q["create_job"], params)
+            assert row is not None
+            _judge_limits(row, limits)
+            return lifecycle.create(spec, row["store_now"]), True
+
+        async def done(connection: Connection) -> tuple[Job, bool] | None:
+            # The job's id is made here, once: if a create whose connection broke had
+            # committed, its job is there.
+            row = await self._fetch_one(connection, Q["select_job"], {"id": spec.id, "now": None})
+            return None if row is None else (job_from_row(row), True)
 
         try:
-            return await self._run(work)
+            return await self._run(work, single=True, done=done)
         except StoreUnavailable as exc:
-            if isinstance(exc.__cause__, psycopg.errors.UniqueViolation):
-                # Two creates with one idempotency key raced: the other committed first.
-                return await self._run(work)
+            cause = exc.__cause__
+            if isinstance(cause, psycopg.errors.UniqueViolation):
+                if cause.diag.constraint_name != "jobs_pkey":
+                    # Two creates with one idempotency key raced: the other committed first.
+                    return await self._run(work, single=True, done=done)
+                # A broken create committed after all while this one was tried again.
+                found = await self._run(done, write=False, single=True)
+                if found is not None:
+                    return found
             raise
 
     async def get_job(self, job_id: str, user_id: str | None = None) -> Job | None:
@@ -451,7 +548,7 @@ class PostgresStore:
             row = await self._fetch_one(connection, query, params)
             return None if row is None else job_from_row(row)
 
-        return await self._run(work, write=False)
+        return await self._run(work, write=False, single=True)
 
     async def update_jobs(
         self,
@@ -460,52 +557,61 @@ class PostgresStore:
         *,
         user_id: str | None = None,
     ) -> list[Job | JobdeskError]:
-        async def work(connection: Connection) -> list[Job | JobdeskError]:
-            # Lock every row first, in id order, so two batches never deadlock.
-            params = {
-                "ids": sorted({job_id for job_id, _ in changes}),
-                "user_id": user_id,
-                "now": self._now_param(),
-            }
-            cursor = await connection.execute(Q["select_jobs_for_update"], params)
-            rows = await cursor.fetchall()
-            current = {row["id"]: job_from_row(row) for row in rows}
-            now: datetime | None = rows[0]["store_now"] if rows else None
-            outcomes: list[Job | JobdeskError] = []
-            written: dict[str, Job] = {}
-            events: list[Job] = []
-            for job_id, change in changes:
-                before = current.get(job_id)
-                try:
-                    if before is None or now is None:
-                        raise JobNotFound(job_id)
-                    after = change(before, now)
-                    if (
-                        after is not before
-                        and after.status.is_active
-                        and not before.status.is_active
-                    ):
-                        await self._check_active(connection, before.user_id, limits)
-                except JobdeskError as refusal:
-                    outcomes.append(refusal)
-                    continue
-                outcomes.append(after)
-                if after is not before:
-                    current[job_id] = written[job_id] = after
-                    if after.status is not before.status:
-                        events.append(after)
-            if written:
-                async with connection.cursor() as batch:
-                    await batch.executemany(
-                        Q["update_job"], [_job_params(job) for job in written.values()]
-                    )
-                    if events:
-                        await batch.executemany(
-                            Q["insert_event"], [_event_params(job) for job in events]
-                        )
+        params = {
+            "ids": sorted({job_id for job_id, _ in changes}),
+            "user_id": user_id,
+            "now": self._now_param(),
+        }
+        # Optimistic first, without BEGIN and COMMIT: read the rows, decide, and write
+        # in one statement only if no row changed in between (its version, xmin, is
+        # the one read); else, or for a retry (which must hold the user's row lock),
+        # do it all again under locks.
+        read = partial(self._fetch_all, Q["select_jobs"], params)
+        rows = await self._run(read, write=False, single=True)
+        try:
+            outcomes, written, events = await _decide(changes, rows, _needs_the_locked_path)
+        except _NeedsLock:
+            return await self._run(partial(self._update_locked, changes, limits, params))
+        if not written:
             return outcomes
+        versions = {row["id"]: row["version"] for row in rows}
+        write = Q["write_jobs"], _write_params(written, events, versions)
+        if await self._run(partial(self._fetch_value, *write), single=True):
+            return outcomes
+        return await self._run(partial(self._update_locked, changes, limits, params))
 
-        return await self._run(work)
+    async def _update_locked(
+        self,
+        changes: Sequence[tuple[str, Change]],
+        limits: Limits,
+        params: dict[str, Any],
+        connection: Connection,
+    ) -> list[Job | JobdeskError]:
+        # Lock every row first, in id order, so two batches never deadlock.
+        rows = await self._fetch_all(Q["select_jobs_for_update"], params, connection)
+
+        async def admit(job: Job) -> None:
+            await self._check_active(connection, job.user_id, limits)
+
+        outcomes, written, events = await _decide(changes, rows, admit)
+        if written:
+            versions = {row["id"]: row["version"] for row in rows}
+            write = Q["write_jobs"], _write_params(written, events, versions)
+            if not await self._fetch_value(*write, connection):
+                raise AssertionError("a locked job changed under its lock")  # pragma: no cover
+        return outcomes
+
+    async def _fetch_all(
+        self, query: str, params: dict[str, Any], connection: Connection
+    ) -> list[Row]:
+        cursor = await connection.execute(query, params)
+        return await cursor.fetchall()
+
+    async def _fetch_value(self, query: str, params: dict[str, Any], connection: Connection) -> Any:
+        cursor = await connection.execute(query, params)
+        row = await cursor.fetchone()
+        assert row is not None
+        return next(iter(row.values()))
 
     async def list_jobs(
         self,
@@ -530,7 +636,7 @@ class PostgresStore:
             cursor = await connection.execute(Q["list_user_jobs"], params)
             return [job_from_row(row) for row in await cursor.fetchall()]
 
-        return await self._run(work, write=False)
+        return await self._run(work, write=False, single=True)
 
     async def list_jobs_changed_since(self, user_id: str, since: datetime, limit: int) -> list[Job]:
         params = {"user_id": user_id, "since": since, "limit": limit}
@@ -539,13 +645,13 @@ class PostgresStore:
             cursor = await connection.execute(Q["list_user_jobs_changed_since"], params)
             return [job_from_row(row) for row in await cursor.fetchall()]
 
-        return await self._run(work, write=False)
+        return await self._run(work, write=False, single=True)
 
     async def ping(self) -> None:
         async def work(connection: Connection) -> None:
             await self._fetch_one(connection, Q["ping"], {})
 
-        await self._run(work, write=False)
+        await self._run(work, write=False, single=True)
 
     async def ready_jobs(self, types: frozenset[str] | None, limit: int) -> list[Job]:
         async def work(connection: Connection) -> list[Job]:
@@ -553,7 +659,7 @@ class PostgresStore:
             cursor = await connection.execute(Q["ready_jobs"], params)
             return [job_from_row(row) for row in await cursor.fetchall()]
 
-        return await self._run(work, write=False)
+        return await self._run(work, write=False, single=True)
 
     async def claim(
         self, worker: Worker, types: frozenset[str] | None, limit: int, lease_seconds: float
@@ -569,7 +675,7 @@ class PostgresStore:
             cursor = await connection.execute(Q["claim"], params)
             return [job_from_row(row) for row in await cursor.fetchall()]
 
-        return await self._run(work)
+        return await self._run(work, single=True)
 
     async def requeue_expired(self, limits: Limits, batch_size: int) -> int:
         async def work(connection: Connection) -> int:
@@ -581,11 +687,10 @@ class PostgresStore:
                 lifecycle.expire(job_from_row(row), row["store_now"], limits=limits) for row in rows
             ]
             if expired:
-                async with connection.cursor() as batch:
-                    await batch.executemany(Q["update_job"], [_job_params(job) for job in expired])
-                    await batch.executemany(
-                        Q["insert_event"], [_event_params(job) for job in expired]
-                    )
+                versions = {row["id"]: row["version"] for row in rows}
+                write = Q["write_jobs"], _write_params(expired, expired, versions)
+                if not await self._fetch_value(*write, connection):
+                    raise AssertionError("a locked job changed under its lock")  # pragma: no cover
             return len(expired)
 
         return await self._run(work)
@@ -630,7 +735,7 @@ class PostgresStore:
                 for row in await cursor.fetchall()
             ]
 
-        return await self._run(work, write=False)
+        return await self._run(work, write=False, single=True)
 
     # -- tokens and users -------------------------------------------------------------------
 
@@ -665,7 +770,7 @@ class PostgresStore:
             )
             return None if row is None else _token_from_row(row)
 
-        return await self._run(work, write=False)
+        return await self._run(work, write=False, single=True)
 
     async def revoke_tokens(self, kind: str, subject: str) -> int:
         async def work(connection: Connection) -> int:
