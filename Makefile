@@ -28,7 +28,7 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check .
 	$(BIN)/ruff check .
 
-## typecheck: mypy --strict over src, tests and bench
+## typecheck: mypy --strict over src, tests, bench and scripts
 typecheck: $(STAMP)
 	$(BIN)/mypy
 

@@ -33,8 +33,10 @@ from jobdesk.models import (
     NewJob,
     ProgressReply,
     QueueStats,
+    ThroughputMinute,
     TokenRecord,
     UserLimits,
+    UserLoad,
     UserUsage,
     Worker,
     WorkerTokenInfo,
@@ -47,6 +49,7 @@ DEFAULT_URL = "sqlite:///jobdesk.db"
 _REAPER_BATCH = 500
 _PRUNE_BATCH = 1000
 MAX_BATCH = 1000
+_MAX_WINDOW = timedelta(days=1)
 
 
 class JobDesk:
@@ -503,6 +506,53 @@ class JobDesk:
         counts, workers = await self.store.queue_stats(now - window)
         return QueueStats(now, window.total_seconds(), counts, workers)
 
+    async def get_throughput(
+        self, window: timedelta = timedelta(hours=1)
+    ) -> list[ThroughputMinute]:
+        """For operators: jobs created, completed and failed in each minute of ``window``.
+
+        Every minute of the window is there, oldest first, quiet ones with zeros.
+        """
+        if not isinstance(window, timedelta) or not timedelta(0) < window <= _MAX_WINDOW:
+            raise InvalidInput("window", "must be a positive timedelta of at most one day")
+        now = await self.store.now()
+        first = now.replace(second=0, microsecond=0) - window + timedelta(minutes=1)
+        found = {point.minute: point for point in await self.store.throughput(first)}
+        minutes = int(window / timedelta(minutes=1))
+        return [
+            found.get(minute, ThroughputMinute(minute))
+            for minute in (first + timedelta(minutes=step) for step in range(minutes))
+        ]
+
+    async def get_oldest_pending(self) -> datetime | None:
+        """For operators: when the oldest pending job was created; None if none is pending."""
+        return await self.store.oldest_pending()
+
+    async def get_failed_jobs(
+        self, *, window: timedelta = timedelta(days=1), limit: int = 20
+    ) -> list[Job]:
+        """For operators: the jobs of any user that failed within ``window``, latest first."""
+        if not isinstance(window, timedelta) or not timedelta(0) < window <= _MAX_WINDOW * 7:
+            raise InvalidInput("window", "must be a positive timedelta of at most a week")
+        since = await self.store.now() - window
+        return await self.store.failed_jobs(since, validation.page_limit(limit))
+
+    async def get_top_users(self, *, limit: int = 10) -> list[UserLoad]:
+        """For operators: the ``limit`` users with the most active jobs and the ``limit``
+        with the most created today (so up to twice ``limit``), busiest first."""
+        return await self.store.top_users(await self.store.now(), validation.page_limit(limit))
+
+    async def find_job(self, job_id: str) -> Job:
+        """For operators: any user's job by id; :class:`~jobdesk.errors.JobNotFound` if none.
+
+        Never call it on a user's behalf: user operations are scoped to their user.
+        """
+        job_id = validation.job_id(job_id)
+        job = await self.store.get_job(job_id)
+        if job is None:
+            raise JobNotFound(job_id)
+        return job
+
     def subscribe(self) -> AbstractAsyncContextManager[Subscription]:
         """Live job changes, for ``async with desk.subscribe() as changes:``.
 
@@ -553,6 +603,25 @@ class JobDesk:
     async def revoke_user_tokens(self, user_id: str) -> int:
         """Revoke every token of ``user_id``; how many were revoked."""
         return await self.store.revoke_tokens("user", validation.principal_id("user_id", user_id))
+
+    async def create_admin_token(self, name: str, *, expires_at: datetime | None = None) -> str:
+        """A new admin token (``jda_...``, for the operator's dashboard) named ``name``.
+
+        The plaintext is returned once and never stored; keep it secret.
+        """
+        name = validation.token_name(name)
+        live = [r for r in await self.store.list_tokens("admin") if r.revoked_at is None]
+        if any(record.subject == name for record in live):
+            raise InvalidInput("name", f"a live admin token named {name!r} exists; revoke it first")
+        return await self._issue("admin", name, None, expires_at)
+
+    async def verify_admin_token(self, token: str) -> str:
+        """The name of an admin token; :class:`~jobdesk.errors.Unauthorized` otherwise."""
+        return (await self._verify(token, "admin")).subject
+
+    async def revoke_admin_token(self, name: str) -> int:
+        """Revoke every live admin token named ``name``; how many were revoked."""
+        return await self.store.revoke_tokens("admin", validation.token_name(name))
 
     async def _issue(
         self,

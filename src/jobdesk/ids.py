@@ -11,6 +11,7 @@ import os
 import re
 import threading
 import time
+from datetime import datetime
 
 CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 JOB_ID_PATTERN = re.compile(r"[0-7][0-9A-HJKMNP-TV-Z]{25}")
@@ -26,6 +27,16 @@ def new_job_id() -> str:
         # Same millisecond (or a clock step back): count up from the last id.
         value = candidate if candidate > _last[0] else _last[0] + 1
         _last[0] = value
+    chars = []
+    for _ in range(26):
+        chars.append(CROCKFORD[value & 31])
+        value >>= 5
+    return "".join(reversed(chars))
+
+
+def first_id_at(at: datetime) -> str:
+    """The smallest id made at or after ``at``: a keyset bound for "created since"."""
+    value = int(at.timestamp() * 1000) << 80
     chars = []
     for _ in range(26):
         chars.append(CROCKFORD[value & 31])

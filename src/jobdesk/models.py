@@ -288,3 +288,25 @@ class TokenRecord:
     types: frozenset[str] | None = None
     expires_at: datetime | None = None
     revoked_at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ThroughputMinute:
+    """How many jobs were created, completed and failed in one minute (for operators)."""
+
+    #: the start of the minute, UTC
+    minute: datetime
+    created: int = 0
+    completed: int = 0
+    failed: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class UserLoad:
+    """One user's load now, for the operator's table of the busiest users."""
+
+    user_id: str
+    #: pending + processing jobs
+    active: int
+    #: jobs created this UTC day
+    created_today: int

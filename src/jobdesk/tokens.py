@@ -1,9 +1,9 @@
 """Token format: a recognisable prefix, a public key id, a secret and a checksum.
 
-``jdw_`` (worker) or ``jdu_`` (user), then 12 characters of key id, 32 of
-secret and 6 of CRC32 checksum, all base62. The checksum lets a mistyped or
-truncated token be refused without a query; the key id finds the row; the
-SHA-256 of the whole token is compared with the stored hash in constant time.
+``jdw_`` (worker), ``jdu_`` (user) or ``jda_`` (admin: the operator's dashboard),
+then 12 characters of key id, 32 of secret and 6 of CRC32 checksum, all base62. The
+checksum lets a mistyped or truncated token be refused without a query; the key id
+finds the row; the SHA-256 of the whole token is compared with the stored hash in constant time.
 Only the hash is stored.
 """
 
@@ -19,9 +19,9 @@ from typing import Literal
 
 from jobdesk.errors import Unauthorized
 
-TokenKind = Literal["worker", "user"]
+TokenKind = Literal["worker", "user", "admin"]
 
-PREFIXES: dict[TokenKind, str] = {"worker": "jdw_", "user": "jdu_"}
+PREFIXES: dict[TokenKind, str] = {"worker": "jdw_", "user": "jdu_", "admin": "jda_"}
 _ALPHABET = string.digits + string.ascii_letters
 _KEY_ID_LENGTH = 12
 _SECRET_LENGTH = 32
@@ -68,7 +68,8 @@ def parse(token: object, kind: TokenKind) -> ParsedToken:
     """Check a token's shape and checksum without touching the database."""
     prefix = PREFIXES[kind]
     if not isinstance(token, str) or not token.startswith(prefix):
-        raise Unauthorized(f"not a {kind} token: {kind} tokens start with {prefix!r}")
+        article = "an" if kind == "admin" else "a"
+        raise Unauthorized(f"not {article} {kind} token: {kind} tokens start with {prefix!r}")
     if len(token) != TOKEN_LENGTH or not all(char in _ALPHABET for char in token[4:]):
         raise Unauthorized(f"malformed {kind} token: check that it was copied whole")
     body, checksum = token[4 : 4 + _BODY_LENGTH], token[4 + _BODY_LENGTH :]

@@ -206,6 +206,20 @@ CASES: list[tuple[str, str, Call]] = [
     ("prune_finished", "older_than", lambda d, w, j: d.prune_finished(timedelta(seconds=-1))),
     ("get_queue_stats", "window", lambda d, w, j: d.get_queue_stats(bad(300))),
     ("get_queue_stats", "window", lambda d, w, j: d.get_queue_stats(timedelta(0))),
+    # the operator's views and admin tokens
+    ("get_throughput", "window", lambda d, w, j: d.get_throughput(bad(3600))),
+    ("get_throughput", "window", lambda d, w, j: d.get_throughput(timedelta(days=2))),
+    ("get_failed_jobs", "window", lambda d, w, j: d.get_failed_jobs(window=timedelta(0))),
+    ("get_failed_jobs", "limit", lambda d, w, j: d.get_failed_jobs(limit=0)),
+    ("get_top_users", "limit", lambda d, w, j: d.get_top_users(limit=101)),
+    ("find_job", "job_id", lambda d, w, j: d.find_job("../jobs")),
+    ("create_admin_token", "name", lambda d, w, j: d.create_admin_token("has space")),
+    (
+        "create_admin_token",
+        "expires_at",
+        lambda d, w, j: d.create_admin_token("ops", expires_at=NAIVE),
+    ),
+    ("revoke_admin_token", "name", lambda d, w, j: d.revoke_admin_token(bad(None))),
     (
         "get_user_jobs_changed_since",
         "since",
@@ -264,8 +278,10 @@ def test_every_public_operation_is_spot_checked() -> None:
         "list_worker_tokens",
         "subscribe",
         "ping",
+        "get_oldest_pending",
     }
-    tokens_only = {"verify_worker_token", "verify_user_token"}  # refuse with Unauthorized
+    # These refuse a bad token with Unauthorized.
+    tokens_only = {"verify_worker_token", "verify_user_token", "verify_admin_token"}
     assert public - without_arguments - tokens_only <= checked
     assert checked <= public
 

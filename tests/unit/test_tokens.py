@@ -18,7 +18,9 @@ BASE62 = string.digits + string.ascii_letters
 ISSUED: list[tuple[str, tokens.TokenKind]] = [(WORKER_TOKEN, "worker"), (USER_TOKEN, "user")]
 
 
-@pytest.mark.parametrize(("kind", "prefix"), [("worker", "jdw_"), ("user", "jdu_")])
+@pytest.mark.parametrize(
+    ("kind", "prefix"), [("worker", "jdw_"), ("user", "jdu_"), ("admin", "jda_")]
+)
 def test_a_token_starts_with_the_prefix_of_its_kind(kind: tokens.TokenKind, prefix: str) -> None:
     token, parsed = tokens.generate(kind)
     assert token.startswith(prefix)
@@ -27,7 +29,7 @@ def test_a_token_starts_with_the_prefix_of_its_kind(kind: tokens.TokenKind, pref
     assert parsed.kind == kind
 
 
-@pytest.mark.parametrize("kind", ["worker", "user"])
+@pytest.mark.parametrize("kind", ["worker", "user", "admin"])
 def test_a_generated_token_parses_back_to_what_the_store_keeps(kind: tokens.TokenKind) -> None:
     token, kept = tokens.generate(kind)
     assert tokens.parse(token, kind) == kept

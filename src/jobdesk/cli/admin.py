@@ -35,10 +35,12 @@ __all__ = [
     "limits_show",
     "migrate",
     "stats",
+    "tokens_create_admin",
     "tokens_create_user",
     "tokens_create_worker",
     "tokens_list",
     "tokens_revoke",
+    "tokens_revoke_admin",
 ]
 
 
@@ -159,6 +161,51 @@ def tokens_revoke(
         print_json({"name": name, "revoked": count})
     else:
         out.print(Text(f"revoked {count} worker token(s) named {name!r}"))
+
+
+@tokens_app.command("create-admin")
+def tokens_create_admin(
+    name: Annotated[str, typer.Argument(help="A name for the operator (or team).")],
+    expires_at: Annotated[
+        str | None, typer.Option(help="Refused after this time (ISO 8601 with a zone).")
+    ] = None,
+    db: Db = None,
+    as_json: AsJson = False,
+) -> None:
+    """Create an admin token for the operator's dashboard (/admin). Printed once."""
+
+    async def work() -> str:
+        until = aware("--expires-at", expires_at)
+        async with JobDesk.open(database_url(db)) as desk:
+            return await desk.create_admin_token(name, expires_at=until)
+
+    token = run(work(), as_json=as_json)
+    if as_json:
+        print_json({"name": name, "token": token})
+    else:
+        out.print(token)
+        err.print(Text(f"admin token {name!r}: shown once, keep it secret"))
+
+
+@tokens_app.command("revoke-admin")
+def tokens_revoke_admin(
+    name: Annotated[str, typer.Argument(help="The admin token's name.")],
+    db: Db = None,
+    as_json: AsJson = False,
+) -> None:
+    """Revoke every live admin token with this name; its dashboard sessions end."""
+
+    async def work() -> int:
+        async with JobDesk.open(database_url(db)) as desk:
+            return await desk.revoke_admin_token(name)
+
+    count = run(work(), as_json=as_json)
+    if not count:
+        fail(f"no live admin token named {name!r}", 3, type="NotFound")
+    if as_json:
+        print_json({"name": name, "revoked": count})
+    else:
+        out.print(Text(f"revoked {count} admin token(s) named {name!r}"))
 
 
 # -- limits ---------------------------------------------------------------------------------

@@ -17,11 +17,12 @@ from typing import Any
 
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
+from starlette.staticfiles import StaticFiles
 
 from jobdesk import __version__
 from jobdesk.desk import DEFAULT_URL, JobDesk
 from jobdesk.errors import InvalidInput, JobdeskError
-from jobdesk.http import routes_ops, routes_user, routes_worker
+from jobdesk.http import dashboard, routes_ops, routes_user, routes_worker
 from jobdesk.http.metrics import Metrics
 from jobdesk.http.middleware import CORS, BodyLimit, RequestContext
 from jobdesk.http.problems import HANDLERS, FieldProblem, Problem
@@ -92,6 +93,8 @@ def create_app(
     app.include_router(routes_user.router)
     app.include_router(routes_worker.router)
     app.include_router(routes_ops.router)
+    app.include_router(dashboard.router)
+    app.mount("/static", StaticFiles(directory=dashboard.STATIC_DIRECTORY), name="static")
     # Added innermost first: the request context wraps everything, CORS answers
     # preflights before the body limit, and the limit sits right above the routes.
     app.add_middleware(BodyLimit, limit=settings.max_body_bytes)

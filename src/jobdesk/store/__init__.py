@@ -26,8 +26,10 @@ from jobdesk.models import (
     JobStatus,
     NewJob,
     QueueCount,
+    ThroughputMinute,
     TokenRecord,
     UserLimits,
+    UserLoad,
     UserUsage,
     Worker,
     WorkerSeen,
@@ -43,6 +45,7 @@ __all__ = [
     "load_queries",
     "open_store",
     "system_clock",
+    "throughput_minutes",
 ]
 
 Clock = Callable[[], datetime]
@@ -169,6 +172,21 @@ class Store(Protocol):
     async def user_usage(self, user_id: str, limits: Limits) -> UserUsage:
         """A user's effective limits and current use."""
 
+    # -- for operators (the admin dashboard): bounded by a time window or a limit ----------
+
+    async def throughput(self, since: datetime) -> list[ThroughputMinute]:
+        """Jobs created, completed and failed per minute since ``since``; quiet minutes left out."""
+
+    async def oldest_pending(self) -> datetime | None:
+        """When the oldest pending job was created; None for an empty queue."""
+
+    async def failed_jobs(self, since: datetime, limit: int) -> list[Job]:
+        """Jobs that failed since ``since``, latest failure first, at most ``limit``."""
+
+    async def top_users(self, now: datetime, limit: int) -> list[UserLoad]:
+        """The ``limit`` users with the most active jobs and those with the most jobs created
+        on ``now``'s UTC day (both numbers for each), busiest first."""
+
 
 def open_store(url: str, clock: Clock | None = None) -> Store:
     """The store for a database URL: ``sqlite:///path.db`` or ``postgresql://...``."""
@@ -202,6 +220,20 @@ ABOVE_EVERY_ID = "8"
 
 FAILURE_STATUSES = (JobStatus.FAILED, JobStatus.PENDING)
 """History entries in these statuses keep the job's error: failed, or back to pending."""
+
+
+def throughput_minutes(rows: Sequence[tuple[datetime, str, int]]) -> list[ThroughputMinute]:
+    """``(minute, kind, count)`` rows (kind: created or a finished status) as minutes, in order."""
+    found: dict[datetime, dict[str, int]] = {}
+    for minute, kind, count in rows:
+        counts = found.setdefault(minute, {})
+        counts[kind] = counts.get(kind, 0) + count
+    return [
+        ThroughputMinute(
+            minute, counts.get("created", 0), counts.get("completed", 0), counts.get("failed", 0)
+        )
+        for minute, counts in sorted(found.items())
+    ]
 
 
 _QUERY_HEADER = re.compile(r"^-- name: ([a-z_]+)\s*$", re.MULTILINE)

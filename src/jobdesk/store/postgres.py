@@ -28,7 +28,7 @@ import json
 import logging
 import secrets
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from functools import partial
 from typing import Any, TypeVar
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
@@ -40,6 +40,7 @@ from psycopg_pool import AsyncConnectionPool, PoolTimeout
 from jobdesk import lifecycle
 from jobdesk.changes import RESYNC, ChangeHub, JobChange, Subscription
 from jobdesk.errors import InvalidInput, JobdeskError, JobNotFound, RateLimited, StoreUnavailable
+from jobdesk.ids import first_id_at
 from jobdesk.limits import Limits, check_active, check_daily, usage
 from jobdesk.models import (
     Job,
@@ -47,8 +48,10 @@ from jobdesk.models import (
     JobStatus,
     NewJob,
     QueueCount,
+    ThroughputMinute,
     TokenRecord,
     UserLimits,
+    UserLoad,
     UserUsage,
     Worker,
     WorkerSeen,
@@ -60,6 +63,7 @@ from jobdesk.store import (
     Clock,
     load_migrations,
     load_queries,
+    throughput_minutes,
 )
 
 __all__ = ["PostgresStore"]
@@ -759,7 +763,8 @@ class PostgresStore:
         except StoreUnavailable as exc:
             if isinstance(exc.__cause__, psycopg.errors.UniqueViolation):
                 raise InvalidInput(
-                    "name", f"a live worker token named {record.subject!r} exists; revoke it first"
+                    "name",
+                    f"a live {record.kind} token named {record.subject!r} exists; revoke it first",
                 ) from None
             raise
 
@@ -810,5 +815,43 @@ class PostgresStore:
             assert count is not None
             assert clock is not None
             return usage(user_id, count["count"], row, limits, clock["coalesce"])
+
+        return await self._run(work, write=False)
+
+    # -- for operators ----------------------------------------------------------------------
+
+    async def throughput(self, since: datetime) -> list[ThroughputMinute]:
+        params = {"since": since, "since_id": first_id_at(since)}
+
+        async def work(connection: Connection) -> list[ThroughputMinute]:
+            cursor = await connection.execute(Q["throughput"], params)
+            rows = await cursor.fetchall()
+            return throughput_minutes([(row["minute"], row["kind"], row["count"]) for row in rows])
+
+        return await self._run(work, write=False)
+
+    async def oldest_pending(self) -> datetime | None:
+        async def work(connection: Connection) -> datetime | None:
+            row = await self._fetch_one(connection, Q["oldest_pending"], {})
+            return None if row is None else row["oldest"]
+
+        return await self._run(work, write=False)
+
+    async def failed_jobs(self, since: datetime, limit: int) -> list[Job]:
+        async def work(connection: Connection) -> list[Job]:
+            cursor = await connection.execute(Q["failed_jobs"], {"since": since, "limit": limit})
+            return [job_from_row(row) for row in await cursor.fetchall()]
+
+        return await self._run(work, write=False)
+
+    async def top_users(self, now: datetime, limit: int) -> list[UserLoad]:
+        params = {"day": now.astimezone(UTC).date(), "limit": limit}
+
+        async def work(connection: Connection) -> list[UserLoad]:
+            cursor = await connection.execute(Q["top_users"], params)
+            return [
+                UserLoad(row["user_id"], row["active"], row["created_today"])
+                for row in await cursor.fetchall()
+            ]
 
         return await self._run(work, write=False)

@@ -244,3 +244,51 @@ WHERE worker_id IS NOT NULL
        OR (status IN ('completed', 'failed', 'cancelled') AND finished_at >= %(since)s))
 GROUP BY worker_id
 ORDER BY worker_id;
+
+-- name: throughput
+-- Jobs created (an id range: ids start with their creation time) and jobs finished (the
+-- jobs_finished index) per minute since %(since)s, for the operator's dashboard.
+SELECT date_trunc('minute', created_at) AS minute, 'created' AS kind, count(*) AS count
+FROM jobdesk.jobs
+WHERE id >= %(since_id)s AND created_at >= %(since)s
+GROUP BY 1
+UNION ALL
+SELECT date_trunc('minute', finished_at) AS minute, status AS kind, count(*) AS count
+FROM jobdesk.jobs
+WHERE status IN ('completed', 'failed', 'cancelled') AND finished_at >= %(since)s
+GROUP BY 1, 2;
+
+-- name: oldest_pending
+SELECT min(created_at) AS oldest FROM jobdesk.jobs WHERE status = 'pending';
+
+-- name: failed_jobs
+SELECT * FROM jobdesk.jobs
+WHERE status IN ('completed', 'failed', 'cancelled') AND finished_at >= %(since)s
+  AND status = 'failed'
+ORDER BY finished_at DESC
+LIMIT %(limit)s;
+
+-- name: top_users
+-- The users with the most active jobs (the partial indexes of the queue and of the leases
+-- hold exactly the active jobs) and those who created the most today.
+WITH active AS (
+    SELECT user_id FROM jobdesk.jobs WHERE status = 'pending'
+    UNION ALL
+    SELECT user_id FROM jobdesk.jobs WHERE status = 'processing'
+), busy AS (
+    SELECT user_id, count(*) AS active FROM active
+    GROUP BY user_id ORDER BY active DESC, user_id LIMIT %(limit)s
+), daily AS (
+    SELECT user_id FROM jobdesk.users
+    WHERE usage_day = %(day)s ORDER BY created_on_day DESC, user_id LIMIT %(limit)s
+), chosen AS (
+    SELECT user_id FROM busy UNION SELECT user_id FROM daily
+)
+SELECT chosen.user_id,
+       (SELECT count(*) FROM jobdesk.jobs AS j
+        WHERE j.user_id = chosen.user_id AND j.status IN ('pending', 'processing')) AS active,
+       coalesce((SELECT u.created_on_day FROM jobdesk.users AS u
+                 WHERE u.user_id = chosen.user_id AND u.usage_day = %(day)s), 0)
+           AS created_today
+FROM chosen
+ORDER BY active DESC, created_today DESC, chosen.user_id;

@@ -22,6 +22,7 @@ from typing import Any, TypeVar
 from jobdesk import lifecycle
 from jobdesk.changes import RESYNC, ChangeHub, Subscription
 from jobdesk.errors import InvalidInput, JobdeskError, JobNotFound, StoreUnavailable
+from jobdesk.ids import first_id_at
 from jobdesk.limits import Limits, check_active, check_daily, usage, usage_day
 from jobdesk.models import (
     Job,
@@ -29,8 +30,10 @@ from jobdesk.models import (
     JobStatus,
     NewJob,
     QueueCount,
+    ThroughputMinute,
     TokenRecord,
     UserLimits,
+    UserLoad,
     UserUsage,
     Worker,
     WorkerSeen,
@@ -43,6 +46,7 @@ from jobdesk.store import (
     load_migrations,
     load_queries,
     system_clock,
+    throughput_minutes,
 )
 
 __all__ = ["SQLiteStore"]
@@ -642,7 +646,8 @@ class SQLiteStore:
                 )
             except sqlite3.IntegrityError:
                 raise InvalidInput(
-                    "name", f"a live worker token named {record.subject!r} exists; revoke it first"
+                    "name",
+                    f"a live {record.kind} token named {record.subject!r} exists; revoke it first",
                 ) from None
 
         await self._write(work)
@@ -683,5 +688,47 @@ class SQLiteStore:
             row = connection.execute(Q["select_user"], {"user_id": user_id}).fetchone()
             (active,) = connection.execute(Q["count_active"], {"user_id": user_id}).fetchone()
             return usage(user_id, active, row, limits, now)
+
+        return await self._run(work)
+
+    # -- for operators ----------------------------------------------------------------------
+
+    async def throughput(self, since: datetime) -> list[ThroughputMinute]:
+        params = {"since": _ts(since), "since_id": first_id_at(since)}
+
+        def work(connection: sqlite3.Connection) -> list[ThroughputMinute]:
+            rows = connection.execute(Q["throughput"], params).fetchall()
+            return throughput_minutes(
+                [
+                    (datetime.fromisoformat(f"{minute}:00+00:00"), kind, count)
+                    for minute, kind, count in rows
+                ]
+            )
+
+        return await self._run(work)
+
+    async def oldest_pending(self) -> datetime | None:
+        def work(connection: sqlite3.Connection) -> datetime | None:
+            (oldest,) = connection.execute(Q["oldest_pending"]).fetchone()
+            return _dt(oldest)
+
+        return await self._run(work)
+
+    async def failed_jobs(self, since: datetime, limit: int) -> list[Job]:
+        params = {"since": _ts(since), "limit": limit}
+
+        def work(connection: sqlite3.Connection) -> list[Job]:
+            return [job_from_row(row) for row in connection.execute(Q["failed_jobs"], params)]
+
+        return await self._run(work)
+
+    async def top_users(self, now: datetime, limit: int) -> list[UserLoad]:
+        params = {"day": usage_day(now), "limit": limit}
+
+        def work(connection: sqlite3.Connection) -> list[UserLoad]:
+            return [
+                UserLoad(row["user_id"], row["active"], row["created_today"])
+                for row in connection.execute(Q["top_users"], params)
+            ]
 
         return await self._run(work)

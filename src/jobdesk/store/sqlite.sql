@@ -186,3 +186,50 @@ WHERE worker_id IS NOT NULL
        OR (status IN ('completed', 'failed', 'cancelled') AND finished_at >= :since))
 GROUP BY worker_id
 ORDER BY worker_id;
+
+-- name: throughput
+-- Jobs created (an id range: ids start with their creation time) and jobs finished (the
+-- jobs_finished index) per minute since :since, for the operator's dashboard.
+SELECT substr(created_at, 1, 16) AS minute, 'created' AS kind, count(*) AS count
+FROM jobs
+WHERE id >= :since_id AND created_at >= :since
+GROUP BY minute
+UNION ALL
+SELECT substr(finished_at, 1, 16) AS minute, status AS kind, count(*) AS count
+FROM jobs INDEXED BY jobs_finished
+WHERE status IN ('completed', 'failed', 'cancelled') AND finished_at >= :since
+GROUP BY minute, status;
+
+-- name: oldest_pending
+SELECT min(created_at) AS oldest FROM jobs INDEXED BY jobs_queue WHERE status = 'pending';
+
+-- name: failed_jobs
+SELECT * FROM jobs INDEXED BY jobs_finished
+WHERE status IN ('completed', 'failed', 'cancelled') AND finished_at >= :since
+  AND status = 'failed'
+ORDER BY finished_at DESC
+LIMIT :limit;
+
+-- name: top_users
+-- The users with the most active jobs (the two partial indexes of the queue and of the
+-- leases hold exactly the active jobs) and those who created the most today.
+WITH active AS (
+    SELECT user_id FROM jobs INDEXED BY jobs_queue WHERE status = 'pending'
+    UNION ALL
+    SELECT user_id FROM jobs INDEXED BY jobs_leases WHERE status = 'processing'
+), busy AS (
+    SELECT user_id, count(*) AS active FROM active
+    GROUP BY user_id ORDER BY active DESC, user_id LIMIT :limit
+), daily AS (
+    SELECT user_id FROM users INDEXED BY users_by_day
+    WHERE usage_day = :day ORDER BY created_on_day DESC, user_id LIMIT :limit
+), chosen AS (
+    SELECT user_id FROM busy UNION SELECT user_id FROM daily
+)
+SELECT chosen.user_id,
+       (SELECT count(*) FROM jobs
+        WHERE jobs.user_id = chosen.user_id AND status IN ('pending', 'processing')) AS active,
+       coalesce((SELECT created_on_day FROM users
+                 WHERE users.user_id = chosen.user_id AND usage_day = :day), 0) AS created_today
+FROM chosen
+ORDER BY active DESC, created_today DESC, chosen.user_id;

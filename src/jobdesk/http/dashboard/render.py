@@ -1,0 +1,85 @@
+"""Templates: one Jinja2 environment, the filters the pages share, and HTML responses."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from typing import Any
+
+from jinja2 import Environment, PackageLoader, select_autoescape
+from starlette.responses import HTMLResponse
+
+from jobdesk.models import JobStatus
+
+__all__ = ["COLLAPSE_BYTES", "STATUS_ICONS", "fragment", "page", "pretty_json"]
+
+#: a JSON document longer than this is shown collapsed (a <details> the reader opens)
+COLLAPSE_BYTES = 2000
+#: a symbol beside each status's name, so that status never rests on colour alone
+STATUS_ICONS = {
+    JobStatus.PENDING: "◷",
+    JobStatus.PROCESSING: "▶",
+    JobStatus.COMPLETED: "✓",
+    JobStatus.FAILED: "✗",
+    JobStatus.CANCELLED: "⊘",
+}
+
+
+def pretty_json(value: Any) -> str:
+    """``value`` as indented JSON, for a ``<pre>``."""
+    return json.dumps(value, indent=2, ensure_ascii=False, sort_keys=True)
+
+
+def _when(value: datetime | None) -> str:
+    if value is None:
+        return "—"
+    return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+def _iso(value: datetime | None) -> str:
+    return "" if value is None else value.astimezone(UTC).isoformat()
+
+
+def _duration(seconds: float) -> str:
+    seconds = max(0, int(seconds))
+    if seconds < 120:
+        return f"{seconds} s"
+    if seconds < 7200:
+        return f"{seconds // 60} min"
+    if seconds < 2 * 86400:
+        return f"{seconds // 3600} h {seconds % 3600 // 60} min"
+    return f"{seconds // 86400} days"
+
+
+def _progress(value: float) -> str:
+    return f"{value:g}"
+
+
+_environment = Environment(
+    loader=PackageLoader("jobdesk.http.dashboard", "templates"),
+    autoescape=select_autoescape(default=True, default_for_string=True),
+    trim_blocks=True,
+    lstrip_blocks=True,
+)
+_environment.filters.update(
+    when=_when, iso=_iso, duration=_duration, pretty_json=pretty_json, progress=_progress
+)
+_environment.globals.update(
+    STATUS_ICONS=STATUS_ICONS, JobStatus=JobStatus, COLLAPSE_BYTES=COLLAPSE_BYTES
+)
+
+
+def fragment(template: str, **context: Any) -> str:
+    """A template rendered to a string (a page part, or an event's HTML)."""
+    return _environment.get_template(template).render(**context)
+
+
+def page(
+    template: str, *, status_code: int = 200, headers: dict[str, str] | None = None, **context: Any
+) -> HTMLResponse:
+    """A whole page as an HTML response; pages are never cached (they show live state)."""
+    response = HTMLResponse(fragment(template, **context), status_code=status_code)
+    response.headers["Cache-Control"] = "no-store"
+    for name, value in (headers or {}).items():
+        response.headers[name] = value
+    return response
