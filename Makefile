@@ -48,6 +48,6 @@ faults: $(STAMP)
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .coverage jobdesk-demo.db*
 
-# The coverage floor only goes up (code run in subprocesses — CLI, worker processes,
-# the demo — is not measured yet, which is most of what is missing).
-COVERAGE_FLOOR := 78
+# The coverage floor only goes up. Processes the tests start (jobdesk serve, jobdesk worker,
+# the demo) are measured too (coverage's subprocess patch); a clean run gave 92.8%.
+COVERAGE_FLOOR := 90
