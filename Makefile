@@ -40,10 +40,10 @@ unit: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python bench/bench_sqlite.py
 
-## faults: the long fault-injection run on each store (10,000 jobs, tens of faults; ~15 min)
+## faults: the long fault-injection run on each store (10,000+ jobs, tens of faults; ~13 min)
 faults: $(STAMP)
-	$(BIN)/python bench/faults.py --store sqlite --jobs 10000 --duration 300
-	$(BIN)/python bench/faults.py --store postgres --jobs 10000 --duration 300
+	$(BIN)/python bench/faults.py --store sqlite --jobs 12500 --duration 330
+	$(BIN)/python bench/faults.py --store postgres --jobs 12500 --duration 330
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .coverage jobdesk-demo.db*

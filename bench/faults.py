@@ -1,6 +1,6 @@
 """The long fault-injection run (``make faults``): 10,000+ jobs, tens of faults, per store.
 
-    .venv/bin/python bench/faults.py --store postgres --jobs 10000 --duration 300
+    .venv/bin/python bench/faults.py --store postgres --jobs 12500 --duration 330
 
 The experiment and the checker are the CI test's (``tests/faults``), with a
 bigger plan: more users, clients and workers, a fault every ``--interval``
@@ -32,8 +32,8 @@ def main() -> None:
     """Parse the options, run, report."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--store", choices=["sqlite", "postgres"], default="postgres")
-    parser.add_argument("--jobs", type=int, default=10_000, help="jobs the clients try to create")
-    parser.add_argument("--duration", type=float, default=300, help="seconds under faults")
+    parser.add_argument("--jobs", type=int, default=12_500, help="creates the clients attempt")
+    parser.add_argument("--duration", type=float, default=330, help="seconds under faults")
     parser.add_argument("--interval", type=float, default=6, help="seconds between faults")
     parser.add_argument("--faults", default=",".join(FAULTS), help="comma-separated")
     parser.add_argument("--seed", type=int, default=1)
