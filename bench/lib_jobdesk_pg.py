@@ -21,22 +21,22 @@ from jobdesk import JobDesk
 URL = os.environ.get("BENCH_JOBDESK_PG_URL", "postgresql://root@127.0.0.1:5432/jobdesk_bench")
 
 
-async def setup() -> None:
-    """Create the database if needed; jobdesk migrates it on open."""
-    parts = urlsplit(URL)
+async def setup_database(url: str) -> None:
+    """Create the database of ``url`` if needed; jobdesk migrates it on open."""
+    parts = urlsplit(url)
     server = urlunsplit(parts._replace(path="/postgres", query=""))
     name = parts.path.lstrip("/")
     with psycopg.connect(server, autocommit=True) as admin:
         exists = admin.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone()
         if exists is None:
             admin.execute(f"CREATE DATABASE {name}")  # a name from our own setting
-    async with JobDesk.open(URL, limits=lib_jobdesk.LIMITS):
+    async with JobDesk.open(url, limits=lib_jobdesk.LIMITS):
         pass
 
 
-def reset() -> None:
+def reset_database(url: str) -> None:
     """Empty jobdesk's tables, as the peers' adapters TRUNCATE and VACUUM theirs."""
-    plain = urlunsplit(urlsplit(URL)._replace(query=""))
+    plain = urlunsplit(urlsplit(url)._replace(query=""))
     with psycopg.connect(plain, autocommit=True) as connection:
         connection.execute(
             "TRUNCATE jobdesk.jobs, jobdesk.job_events, jobdesk.users, jobdesk.tokens "
@@ -44,6 +44,16 @@ def reset() -> None:
         )
         for table in ("jobs", "job_events", "users", "tokens"):
             connection.execute(f"VACUUM ANALYZE jobdesk.{table}")
+
+
+async def setup() -> None:
+    """Create and migrate this adapter's database."""
+    await setup_database(URL)
+
+
+def reset() -> None:
+    """Empty this adapter's database."""
+    reset_database(URL)
 
 
 class Producer(lib_jobdesk.Producer):

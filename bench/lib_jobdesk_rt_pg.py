@@ -8,13 +8,10 @@ same server and at the same durability as the PostgreSQL peers.
 from __future__ import annotations
 
 import os
-from urllib.parse import urlsplit, urlunsplit
-
-import psycopg
 
 import lib_jobdesk
+import lib_jobdesk_pg
 import runtime_adapter
-from jobdesk import JobDesk
 
 URL = os.environ.get("BENCH_JOBDESK_RT_PG_URL", "postgresql://root@127.0.0.1:5432/jobdesk_bench_rt")
 VARIANTS = runtime_adapter.VARIANTS
@@ -26,28 +23,13 @@ NOTES = (
 
 
 async def setup() -> None:
-    """Create the database if needed; jobdesk migrates it on open."""
-    parts = urlsplit(URL)
-    server = urlunsplit(parts._replace(path="/postgres", query=""))
-    name = parts.path.lstrip("/")
-    with psycopg.connect(server, autocommit=True) as admin:
-        exists = admin.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone()
-        if exists is None:
-            admin.execute(f"CREATE DATABASE {name}")  # a name from our own setting
-    async with JobDesk.open(URL, limits=lib_jobdesk.LIMITS):
-        pass
+    """Create and migrate this adapter's database."""
+    await lib_jobdesk_pg.setup_database(URL)
 
 
 def reset() -> None:
-    """Empty jobdesk's tables, as the peers' adapters TRUNCATE and VACUUM theirs."""
-    plain = urlunsplit(urlsplit(URL)._replace(query=""))
-    with psycopg.connect(plain, autocommit=True) as connection:
-        connection.execute(
-            "TRUNCATE jobdesk.jobs, jobdesk.job_events, jobdesk.users, jobdesk.tokens "
-            "RESTART IDENTITY"
-        )
-        for table in ("jobs", "job_events", "users", "tokens"):
-            connection.execute(f"VACUUM ANALYZE jobdesk.{table}")
+    """Empty this adapter's database."""
+    lib_jobdesk_pg.reset_database(URL)
 
 
 class Producer(lib_jobdesk.Producer):

@@ -27,6 +27,14 @@ from jobdesk.errors import InvalidInput
 
 __all__ = ["serve", "worker"]
 
+RetryBackoff = Annotated[
+    float | None,
+    typer.Option(
+        help="The first retry delay of the jobs it fails or requeues (default: the desk's, 5).",
+        min=0.001,
+    ),
+]
+
 
 def serve(
     *,
@@ -40,13 +48,7 @@ def serve(
             min=0.1,
         ),
     ] = None,
-    retry_backoff: Annotated[
-        float | None,
-        typer.Option(
-            help="The first retry delay of the jobs it fails or requeues (default: the desk's, 5).",
-            min=0.001,
-        ),
-    ] = None,
+    retry_backoff: RetryBackoff = None,
     max_active: Annotated[
         int | None,
         typer.Option(help="Active jobs a user may have, unless set per user (default: 10).", min=1),
@@ -156,13 +158,7 @@ def worker(
         float | None,
         typer.Option(help="The lease of the jobs it claims (default: the desk's, 300).", min=0.1),
     ] = None,
-    retry_backoff: Annotated[
-        float | None,
-        typer.Option(
-            help="The first retry delay of the jobs it fails or requeues (default: the desk's, 5).",
-            min=0.001,
-        ),
-    ] = None,
+    retry_backoff: RetryBackoff = None,
     until_empty: Annotated[
         bool,
         typer.Option("--until-empty", help="Stop once no due job is left and none is running."),

@@ -79,10 +79,11 @@ def _utc(value: datetime) -> str:
 
 
 @functools.lru_cache(maxsize=4096)
-def encode_change(change: JobChange) -> bytes:
-    """One ``job`` event; encoded once however many streams send it."""
+def _state(change: JobChange, **more: object) -> str:
+    """The job's state after ``change``, as an event's JSON data."""
     data = {
         "id": change.job_id,
+        **more,
         "type": change.type,
         "status": change.status.value,
         "progress": change.progress,
@@ -90,24 +91,17 @@ def encode_change(change: JobChange) -> bytes:
         "attempt": change.attempt,
         "updated_at": _utc(change.updated_at),
     }
-    text = json.dumps(data, separators=(",", ":"), ensure_ascii=False)
-    return f"id: {event_id(change)}\nevent: job\ndata: {text}\n\n".encode()
+    return json.dumps(data, separators=(",", ":"), ensure_ascii=False)
+
+
+def encode_change(change: JobChange) -> bytes:
+    """One ``job`` event; encoded once however many streams send it."""
+    return f"id: {event_id(change)}\nevent: job\ndata: {_state(change)}\n\n".encode()
 
 
 def encode_ready(change: JobChange) -> bytes:
     """One ``ready`` event of a worker's stream: a job of its types became pending."""
-    data = {
-        "id": change.job_id,
-        "user_id": change.user_id,
-        "type": change.type,
-        "status": change.status.value,
-        "progress": change.progress,
-        "progress_message": change.progress_message,
-        "attempt": change.attempt,
-        "updated_at": _utc(change.updated_at),
-    }
-    text = json.dumps(data, separators=(",", ":"), ensure_ascii=False)
-    return f"event: ready\ndata: {text}\n\n".encode()
+    return f"event: ready\ndata: {_state(change, user_id=change.user_id)}\n\n".encode()
 
 
 def _resync_event(reason: str) -> bytes:

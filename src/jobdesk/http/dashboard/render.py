@@ -7,8 +7,9 @@ from datetime import UTC, datetime
 from typing import Any
 
 from jinja2 import Environment, PackageLoader, select_autoescape
-from starlette.responses import HTMLResponse
+from starlette.responses import HTMLResponse, Response
 
+from jobdesk.http.dashboard.session import Visit
 from jobdesk.models import JobStatus
 
 __all__ = ["COLLAPSE_BYTES", "STATUS_ICONS", "fragment", "page", "pretty_json"]
@@ -83,3 +84,11 @@ def page(
     for name, value in (headers or {}).items():
         response.headers[name] = value
     return response
+
+
+def error_page(visit: Visit, status_code: int, title: str, message: str) -> Response:
+    """The error page (its title and what to do), with the visit's cookies set."""
+    response = page(
+        "error.html", status_code=status_code, visit=visit, title=title, message=message
+    )
+    return visit.finish(response)

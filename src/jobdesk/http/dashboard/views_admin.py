@@ -15,7 +15,7 @@ from starlette.responses import RedirectResponse, Response
 from jobdesk import validation
 from jobdesk.desk import JobDesk
 from jobdesk.errors import InvalidInput, JobNotFound
-from jobdesk.http.dashboard.render import page
+from jobdesk.http.dashboard.render import error_page, page
 from jobdesk.http.dashboard.session import Visit, visit
 from jobdesk.http.runtime import runtime_of
 from jobdesk.ids import JOB_ID_PATTERN
@@ -66,17 +66,14 @@ def _refused(current: Visit) -> Response | None:
     if current.session is None:
         return current.finish(RedirectResponse("/signin", status_code=303))
     if current.session.kind != "admin":
-        return current.finish(
-            page(
-                "error.html",
-                status_code=403,
-                visit=current,
-                title="Admin token needed",
-                message=(
-                    "The operator's pages need an admin token (jda_...). You are signed in "
-                    "with a user token: sign out and sign in with an admin token."
-                ),
-            )
+        return error_page(
+            current,
+            403,
+            "Admin token needed",
+            (
+                "The operator's pages need an admin token (jda_...). You are signed in "
+                "with a user token: sign out and sign in with an admin token."
+            ),
         )
     return None
 
@@ -125,14 +122,11 @@ async def search(request: Request) -> Response:
     try:
         user_id = validation.principal_id("q", query)
     except InvalidInput:
-        return current.finish(
-            page(
-                "error.html",
-                status_code=422,
-                visit=current,
-                title="Nothing to search for",
-                message="Search for a job id (26 characters) or a user id (1-128 characters).",
-            )
+        return error_page(
+            current,
+            422,
+            "Nothing to search for",
+            "Search for a job id (26 characters) or a user id (1-128 characters).",
         )
     return RedirectResponse(f"/admin/users/{quote(user_id, safe='')}", status_code=303)
 
@@ -148,15 +142,7 @@ async def job_page(request: Request, job_id: str) -> Response:
     try:
         job = await desk.find_job(job_id)
     except (JobNotFound, InvalidInput):
-        return current.finish(
-            page(
-                "error.html",
-                status_code=404,
-                visit=current,
-                title="Job not found",
-                message=f"No job has the id {job_id!r}.",
-            )
-        )
+        return error_page(current, 404, "Job not found", f"No job has the id {job_id!r}.")
     history = await desk.get_job_history(job.id, job.user_id)
     return current.finish(page("admin_job.html", visit=current, job=job, history=history))
 
@@ -175,11 +161,7 @@ async def user_page(request: Request, user_id: str) -> Response:
             user_id, limit=50, cursor=request.query_params.get("cursor") or None
         )
     except InvalidInput as exc:
-        return current.finish(
-            page(
-                "error.html", status_code=422, visit=current, title="Bad request", message=str(exc)
-            )
-        )
+        return error_page(current, 422, "Bad request", str(exc))
     return current.finish(
         page("admin_user.html", visit=current, usage=usage, jobs=jobs.items, page=jobs)
     )

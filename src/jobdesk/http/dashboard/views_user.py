@@ -26,7 +26,7 @@ from jobdesk.errors import (
     Unauthorized,
 )
 from jobdesk.http.dashboard.live import open_job_stream, open_list_stream
-from jobdesk.http.dashboard.render import page
+from jobdesk.http.dashboard.render import error_page, page
 from jobdesk.http.dashboard.session import (
     Visit,
     csrf_matches,
@@ -222,14 +222,11 @@ async def sign_out_submit(request: Request) -> Response:
 
 
 def _csrf_refused(current: Visit) -> Response:
-    return current.finish(
-        page(
-            "error.html",
-            status_code=403,
-            visit=current,
-            title="Form expired",
-            message="This form expired or came from another site: reload the page and try again.",
-        )
+    return error_page(
+        current,
+        403,
+        "Form expired",
+        "This form expired or came from another site: reload the page and try again.",
     )
 
 
@@ -368,14 +365,8 @@ async def _job_page(
 
 def not_found(current: Visit) -> Response:
     """The page for a job that is not there (or not the caller's: the same page)."""
-    return current.finish(
-        page(
-            "error.html",
-            status_code=404,
-            visit=current,
-            title="Job not found",
-            message="There is no job with this id among your jobs.",
-        )
+    return error_page(
+        current, 404, "Job not found", "There is no job with this id among your jobs."
     )
 
 
