@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import timedelta
 from typing import Annotated
 
@@ -62,15 +63,27 @@ def migrate(db: Db = None, as_json: AsJson = False) -> None:
 # -- tokens ---------------------------------------------------------------------------------
 
 
+ExpiresAt = Annotated[
+    str | None, typer.Option(help="Refused after this time (ISO 8601 with a zone).")
+]
+
+
+def _show_once(token: str, record: Mapping[str, object], what: str, *, as_json: bool) -> None:
+    """Print a new token (JSON for scripts): its plaintext is never shown again."""
+    if as_json:
+        print_json(record)
+    else:
+        out.print(token)
+        err.print(Text(f"{what}: shown once, keep it secret"))
+
+
 @tokens_app.command("create-worker")
 def tokens_create_worker(
     name: Annotated[str, typer.Argument(help="A name for the worker (or group of workers).")],
     types: Annotated[
         str | None, typer.Option(help="Only these job types, comma-separated.")
     ] = None,
-    expires_at: Annotated[
-        str | None, typer.Option(help="Refused after this time (ISO 8601 with a zone).")
-    ] = None,
+    expires_at: ExpiresAt = None,
     db: Db = None,
     as_json: AsJson = False,
 ) -> None:
@@ -84,19 +97,14 @@ def tokens_create_worker(
             )
 
     token = run(work(), as_json=as_json)
-    if as_json:
-        print_json({"name": name, "token": token, "types": names([types] if types else None)})
-    else:
-        out.print(token)
-        err.print(Text(f"worker token {name!r}: shown once, keep it secret"))
+    record = {"name": name, "token": token, "types": names([types] if types else None)}
+    _show_once(token, record, f"worker token {name!r}", as_json=as_json)
 
 
 @tokens_app.command("create-user")
 def tokens_create_user(
     user_id: Annotated[str, typer.Argument(help="The user the token stands for.")],
-    expires_at: Annotated[
-        str | None, typer.Option(help="Refused after this time (ISO 8601 with a zone).")
-    ] = None,
+    expires_at: ExpiresAt = None,
     db: Db = None,
     as_json: AsJson = False,
 ) -> None:
@@ -108,11 +116,9 @@ def tokens_create_user(
             return await desk.create_user_token(user_id, expires_at=until)
 
     token = run(work(), as_json=as_json)
-    if as_json:
-        print_json({"user_id": user_id, "token": token})
-    else:
-        out.print(token)
-        err.print(Text(f"user token for {user_id!r}: shown once, keep it secret"))
+    _show_once(
+        token, {"user_id": user_id, "token": token}, f"user token for {user_id!r}", as_json=as_json
+    )
 
 
 @tokens_app.command("list")
@@ -166,9 +172,7 @@ def tokens_revoke(
 @tokens_app.command("create-admin")
 def tokens_create_admin(
     name: Annotated[str, typer.Argument(help="A name for the operator (or team).")],
-    expires_at: Annotated[
-        str | None, typer.Option(help="Refused after this time (ISO 8601 with a zone).")
-    ] = None,
+    expires_at: ExpiresAt = None,
     db: Db = None,
     as_json: AsJson = False,
 ) -> None:
@@ -180,11 +184,7 @@ def tokens_create_admin(
             return await desk.create_admin_token(name, expires_at=until)
 
     token = run(work(), as_json=as_json)
-    if as_json:
-        print_json({"name": name, "token": token})
-    else:
-        out.print(token)
-        err.print(Text(f"admin token {name!r}: shown once, keep it secret"))
+    _show_once(token, {"name": name, "token": token}, f"admin token {name!r}", as_json=as_json)
 
 
 @tokens_app.command("revoke-admin")
