@@ -77,6 +77,16 @@ def _show_once(token: str, record: Mapping[str, object], what: str, *, as_json: 
         err.print(Text(f"{what}: shown once, keep it secret"))
 
 
+def _show_revoked(count: int, kind: str, name: str, *, as_json: bool) -> None:
+    """Say how many tokens were revoked; exit 3 (NotFound) when none was live."""
+    if not count:
+        fail(f"no live {kind} token named {name!r}", 3, type="NotFound")
+    if as_json:
+        print_json({"name": name, "revoked": count})
+    else:
+        out.print(Text(f"revoked {count} {kind} token(s) named {name!r}"))
+
+
 @tokens_app.command("create-worker")
 def tokens_create_worker(
     name: Annotated[str, typer.Argument(help="A name for the worker (or group of workers).")],
@@ -160,13 +170,7 @@ def tokens_revoke(
         async with JobDesk.open(database_url(db)) as desk:
             return await desk.revoke_worker_token(name)
 
-    count = run(work(), as_json=as_json)
-    if not count:
-        fail(f"no live worker token named {name!r}", 3, type="NotFound")
-    if as_json:
-        print_json({"name": name, "revoked": count})
-    else:
-        out.print(Text(f"revoked {count} worker token(s) named {name!r}"))
+    _show_revoked(run(work(), as_json=as_json), "worker", name, as_json=as_json)
 
 
 @tokens_app.command("create-admin")
@@ -199,13 +203,7 @@ def tokens_revoke_admin(
         async with JobDesk.open(database_url(db)) as desk:
             return await desk.revoke_admin_token(name)
 
-    count = run(work(), as_json=as_json)
-    if not count:
-        fail(f"no live admin token named {name!r}", 3, type="NotFound")
-    if as_json:
-        print_json({"name": name, "revoked": count})
-    else:
-        out.print(Text(f"revoked {count} admin token(s) named {name!r}"))
+    _show_revoked(run(work(), as_json=as_json), "admin", name, as_json=as_json)
 
 
 # -- limits ---------------------------------------------------------------------------------
