@@ -171,6 +171,12 @@ def migrations() -> list[tuple[int, str]]:
     return load_migrations("sqlite")
 
 
+def _data_version(connection: sqlite3.Connection) -> int:
+    """SQLite's counter of commits made by *other* connections to this file."""
+    (version,) = connection.execute("PRAGMA data_version").fetchone()
+    return int(version)
+
+
 class SQLiteStore:
     """The :class:`~jobdesk.store.Store` on an SQLite file (``sqlite:///path.db``)."""
 
@@ -363,19 +369,20 @@ class SQLiteStore:
         """
         async with self.hub.subscribe() as subscription:
             if self._watcher is None or self._watcher.done():
-                self._watcher = asyncio.create_task(self._watch(), name="jobdesk-sqlite-watch")
+                # The baseline is read before the subscriber gets control, so a commit
+                # made by another connection right after subscribing is never missed.
+                last = await self._run(_data_version)
+                if self._watcher is None or self._watcher.done():  # still, after the await
+                    self._watcher = asyncio.create_task(
+                        self._watch(last), name="jobdesk-sqlite-watch"
+                    )
             yield subscription
 
-    async def _watch(self) -> None:
-        def data_version(connection: sqlite3.Connection) -> int:
-            (version,) = connection.execute("PRAGMA data_version").fetchone()
-            return int(version)
-
+    async def _watch(self, last: int) -> None:
         try:
-            last = await self._run(data_version)
             while self.hub.subscriber_count:
                 await asyncio.sleep(_WATCH_SECONDS)
-                version = await self._run(data_version)
+                version = await self._run(_data_version)
                 if version != last:
                     last = version
                     self.hub.publish(RESYNC)
