@@ -41,7 +41,7 @@ from jobdesk.models import (
     Worker,
     WorkerTokenInfo,
 )
-from jobdesk.store import Change, Clock, Store, open_store
+from jobdesk.store import Change, Clock, Store, completion_changes, open_store
 
 __all__ = ["DEFAULT_URL", "JobDesk"]
 
@@ -389,9 +389,49 @@ class JobDesk:
         commit. Workers use it to group jobs that finish together.
         """
         worker = self._verified(worker)
-        if not isinstance(completions, Sequence) or not 1 <= len(completions) <= MAX_BATCH:
-            raise InvalidInput("completions", f"must be a list of 1-{MAX_BATCH} Completion")
-        changes: list[tuple[str, Change]] = []
+        checked = self._completions(completions, least=1)
+        return await self.store.update_jobs(completion_changes(worker, checked), self.limits)
+
+    async def complete_and_claim_jobs(
+        self,
+        worker: Worker,
+        completions: Sequence[Completion],
+        *,
+        types: str | Sequence[str] | None = None,
+        limit: int = 1,
+    ) -> tuple[list[Job | JobdeskError], list[Job]]:
+        """:meth:`complete_jobs` and :meth:`claim_jobs` in one transaction: a worker's cycle.
+
+        A worker whose jobs just finished hands them in and takes the next ones in
+        one round trip and one commit. Returns the completions' outcomes (as
+        :meth:`complete_jobs` gives them, in order) and the claimed jobs (as
+        :meth:`claim_jobs` gives them). ``completions`` may be empty, and ``limit``
+        0 (nothing claimed), but not both.
+        """
+        worker = self._verified(worker)
+        checked = self._completions(completions, least=0)
+        limit = validation.integer("limit", limit, 0, validation.MAX_PAGE)
+        if not checked and not limit:
+            raise InvalidInput("limit", "must be at least 1 when there is nothing to complete")
+        allowed = self._worker_types(worker, types)
+        if allowed is not None and not allowed:
+            limit = 0
+        if not checked and not limit:
+            return [], []
+        return await self.store.complete_and_claim(
+            worker,
+            checked,
+            allowed,
+            limit,
+            lease_seconds=self.limits.lease_seconds,
+            limits=self.limits,
+        )
+
+    def _completions(self, completions: Sequence[Completion], *, least: int) -> list[Completion]:
+        """``completions`` checked: a list of ``least``-1000 :class:`Completion`, each valid."""
+        if not isinstance(completions, Sequence) or not least <= len(completions) <= MAX_BATCH:
+            raise InvalidInput("completions", f"must be a list of {least}-{MAX_BATCH} Completion")
+        checked: list[Completion] = []
         for completion in completions:
             if not isinstance(completion, Completion):
                 raise InvalidInput("completions", "must hold jobdesk.Completion items")
@@ -401,14 +441,14 @@ class JobDesk:
                 self.limits.max_result_bytes,
                 self.limits.max_input_depth,
             )
-            change = partial(
-                lifecycle.complete,
-                worker=worker,
-                attempt=validation.integer("attempt", completion.attempt, 1, 2**31),
-                result=completion.result,
+            checked.append(
+                Completion(
+                    job_id=validation.job_id(completion.job_id),
+                    attempt=validation.integer("attempt", completion.attempt, 1, 2**31),
+                    result=completion.result,
+                )
             )
-            changes.append((validation.job_id(completion.job_id), change))
-        return await self.store.update_jobs(changes, self.limits)
+        return checked
 
     async def fail_job(
         self,

@@ -205,6 +205,44 @@ async def test_batch_completion_reports_each_outcome(api: Api) -> None:
     assert second["problem"]["status"] == 409
 
 
+async def test_a_cycle_completes_and_claims_in_one_request(api: Api) -> None:
+    alice = await api.user("alice")
+    worker = await api.worker("w1")
+    other = await api.worker("w2")
+    jobs = [await api.create(alice) for _ in range(3)]
+    [first] = (await api.client.post(f"{WORKER}/claim", json={}, headers=worker)).json()
+    [theirs] = (await api.client.post(f"{WORKER}/claim", json={}, headers=other)).json()
+    response = await api.client.post(
+        f"{WORKER}/complete-and-claim",
+        json={
+            "completions": [
+                {"job_id": first["id"], "attempt": 1, "result": {"n": 0}},
+                {"job_id": theirs["id"], "attempt": 1, "result": "not mine"},
+            ],
+            "limit": 5,
+        },
+        headers=worker,
+    )
+    assert response.status_code == 200
+    body = response.json()
+    done, refused = body["outcomes"]
+    assert (done["job"]["status"], done["job"]["result"]) == ("completed", {"n": 0})
+    assert refused["problem"]["type"] == "urn:jobdesk:problem:lease-lost"
+    assert [job["id"] for job in body["claimed"]] == [jobs[2]["id"]]
+    assert body["claimed"][0]["worker_id"] == "w1"
+    seen = (await api.client.get(f"/api/v1/jobs/{theirs['id']}", headers=alice)).json()
+    assert seen["status"] == "processing"
+
+    nothing = await api.client.post(
+        f"{WORKER}/complete-and-claim", json={"completions": [], "limit": 0}, headers=worker
+    )
+    assert assert_problem(nothing, 422)["errors"][0]["field"] == "limit"
+    stranger = await api.client.post(
+        f"{WORKER}/complete-and-claim", json={"limit": 1}, headers=alice
+    )
+    assert_problem(stranger, 401, "unauthorized")
+
+
 async def test_worker_bodies_are_checked_naming_the_field(api: Api) -> None:
     alice = await api.user("alice")
     worker = await api.worker("w1")

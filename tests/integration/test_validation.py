@@ -175,6 +175,22 @@ CASES: list[tuple[str, str, Call]] = [
     ("release_job", "job_id", lambda d, w, j: d.release_job(w, j.id[:-1], attempt=1)),
     ("release_job", "worker", lambda d, w, j: d.release_job(bad(None), j.id, attempt=1)),
     ("complete_jobs", "completions", lambda d, w, j: d.complete_jobs(w, [])),
+    (
+        "complete_and_claim_jobs",
+        "completions",
+        lambda d, w, j: d.complete_and_claim_jobs(w, bad(Completion(j.id, 1))),
+    ),
+    (
+        "complete_and_claim_jobs",
+        "attempt",
+        lambda d, w, j: d.complete_and_claim_jobs(w, [Completion(j.id, bad("1"))]),
+    ),
+    ("complete_and_claim_jobs", "limit", lambda d, w, j: d.complete_and_claim_jobs(w, [], limit=0)),
+    (
+        "complete_and_claim_jobs",
+        "types",
+        lambda d, w, j: d.complete_and_claim_jobs(w, [], types=[""]),
+    ),
     ("complete_jobs", "completions", lambda d, w, j: d.complete_jobs(w, bad([j.id]))),
     ("complete_jobs", "completions", lambda d, w, j: d.complete_jobs(w, bad(Completion(j.id, 1)))),
     ("complete_jobs", "job_id", lambda d, w, j: d.complete_jobs(w, [Completion("nope", 1)])),

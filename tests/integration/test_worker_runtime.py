@@ -173,7 +173,7 @@ async def test_completions_that_finish_together_share_one_commit(desk: JobDesk) 
 
 
 class HeldCommits(DeskTransport):
-    """A transport whose ``complete`` waits until the test lets it through."""
+    """A transport whose completions wait until the test lets them through."""
 
     def __init__(self, transport: DeskTransport) -> None:
         super().__init__(transport.desk, transport.worker)
@@ -184,6 +184,13 @@ class HeldCommits(DeskTransport):
         self.entered.set()
         await self.proceed.wait()
         return await super().complete(completions)
+
+    async def complete_and_claim(
+        self, completions: Sequence[Completion], types: frozenset[str], limit: int
+    ) -> tuple[list[Job | JobdeskError], list[Job]]:
+        self.entered.set()
+        await self.proceed.wait()
+        return await super().complete_and_claim(completions, types, limit)
 
 
 async def test_nothing_is_acknowledged_before_its_commit(desk: JobDesk) -> None:

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
-from jobdesk import Job, JobDesk
+from jobdesk import Completion, Job, JobDesk
+from jobdesk.errors import JobdeskError
 from jobdesk.worker import DeskTransport, Registry, Worker
 
 #: how long a test waits for a state before it fails (a bound, not a sleep)
@@ -23,7 +24,7 @@ async def runtime(desk: JobDesk, registry: Registry, **options: Any) -> Worker:
 
 
 class CountingTransport(DeskTransport):
-    """A :class:`DeskTransport` that counts its claims."""
+    """A :class:`DeskTransport` that counts its claims (alone, or with completions)."""
 
     def __init__(self, transport: DeskTransport) -> None:
         super().__init__(transport.desk, transport.worker)
@@ -32,6 +33,12 @@ class CountingTransport(DeskTransport):
     async def claim(self, types: frozenset[str], limit: int) -> list[Job]:
         self.claims += 1
         return await super().claim(types, limit)
+
+    async def complete_and_claim(
+        self, completions: Sequence[Completion], types: frozenset[str], limit: int
+    ) -> tuple[list[Job | JobdeskError], list[Job]]:
+        self.claims += 1
+        return await super().complete_and_claim(completions, types, limit)
 
 
 async def wait_until(condition: Callable[[], object], within: float = DEADLINE_SECONDS) -> None:

@@ -15,14 +15,16 @@ from jobdesk import validation
 from jobdesk.errors import JobdeskError
 from jobdesk.http.auth import CurrentWorker
 from jobdesk.http.problems import Problem, documented, problem_document
-from jobdesk.http.runtime import RuntimeDep
+from jobdesk.http.runtime import Runtime, RuntimeDep
 from jobdesk.http.schemas import (
     WORK_EVENT_SCHEMA,
     BatchOutcome,
     ClaimRequest,
+    CompleteAndClaimRequest,
     CompleteBatchRequest,
     CompleteRequest,
     CompletionOutcome,
+    CycleOutcome,
     FailRequest,
     HeartbeatRequest,
     JobId,
@@ -33,7 +35,7 @@ from jobdesk.http.schemas import (
     WorkerOut,
 )
 from jobdesk.http.sse import open_work_stream
-from jobdesk.models import Completion
+from jobdesk.models import Completion, Job
 
 __all__ = ["router"]
 
@@ -135,15 +137,43 @@ async def complete_jobs(
 ) -> BatchOutcome:
     """Complete many jobs in one transaction; each outcome is the job or its problem."""
     completions = [Completion(item.job_id, item.attempt, item.result) for item in body.completions]
-    outcomes: list[CompletionOutcome] = []
-    for outcome in await runtime.require_desk().complete_jobs(worker, completions):
+    outcomes = await runtime.require_desk().complete_jobs(worker, completions)
+    return BatchOutcome(outcomes=_completion_outcomes(outcomes, runtime, request))
+
+
+@router.post(
+    "/jobs/complete-and-claim",
+    operation_id="completeAndClaimJobs",
+    responses={200: {"links": _attempt_links("/claimed/0")}, **documented(401, 413, 422, 503)},
+)
+async def complete_and_claim_jobs(
+    body: CompleteAndClaimRequest, worker: CurrentWorker, runtime: RuntimeDep, request: Request
+) -> CycleOutcome:
+    """A worker's cycle in one transaction: complete what finished, claim up to ``limit``."""
+    completions = [Completion(item.job_id, item.attempt, item.result) for item in body.completions]
+    outcomes, claimed = await runtime.require_desk().complete_and_claim_jobs(
+        worker, completions, types=body.types, limit=body.limit
+    )
+    runtime.metrics.started(claimed)
+    return CycleOutcome(
+        outcomes=_completion_outcomes(outcomes, runtime, request),
+        claimed=[JobOut.of(job) for job in claimed],
+    )
+
+
+def _completion_outcomes(
+    outcomes: list[Job | JobdeskError], runtime: Runtime, request: Request
+) -> list[CompletionOutcome]:
+    """Each completion's outcome: the completed job, or the problem that refused it."""
+    answers: list[CompletionOutcome] = []
+    for outcome in outcomes:
         if isinstance(outcome, JobdeskError):
             problem = Problem.model_validate(problem_document(outcome, request.scope))
-            outcomes.append(CompletionOutcome(problem=problem))
+            answers.append(CompletionOutcome(problem=problem))
         else:
             runtime.metrics.ended(outcome)
-            outcomes.append(CompletionOutcome(job=JobOut.of(outcome)))
-    return BatchOutcome(outcomes=outcomes)
+            answers.append(CompletionOutcome(job=JobOut.of(outcome)))
+    return answers
 
 
 @router.post(

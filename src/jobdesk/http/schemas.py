@@ -421,6 +421,36 @@ class BatchOutcome(BaseModel):
     outcomes: list[CompletionOutcome]
 
 
+class CompleteAndClaimRequest(Body):
+    """``POST /api/v1/worker/jobs/complete-and-claim``: a worker's cycle, one transaction."""
+
+    completions: Annotated[
+        list[CompletionItem],
+        Field(
+            description="The jobs that finished (may be empty).",
+            json_schema_extra={"maxItems": 1000},
+        ),
+    ] = []
+    types: Annotated[
+        list[Annotated[StrictStr, Field(json_schema_extra=TYPE_RULE)]] | None,
+        Field(description="Claim only these job types (within the token's own types)."),
+    ] = None
+    limit: Annotated[
+        Integer,
+        Field(
+            description="Claim up to this many jobs (0: none; then completions must not be empty).",
+            json_schema_extra={"minimum": 0, "maximum": validation.MAX_PAGE},
+        ),
+    ] = 1
+
+
+class CycleOutcome(BaseModel):
+    """The completions' outcomes, in the order of the request, and the jobs claimed."""
+
+    outcomes: list[CompletionOutcome]
+    claimed: list[JobOut]
+
+
 class WorkerOut(BaseModel):
     """The worker a token stands for."""
 

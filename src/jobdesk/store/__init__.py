@@ -14,13 +14,16 @@ import re
 from collections.abc import Callable, Sequence
 from contextlib import AbstractAsyncContextManager
 from datetime import UTC, datetime
+from functools import partial
 from importlib import resources
 from typing import Protocol
 
+from jobdesk import lifecycle
 from jobdesk.changes import ChangeHub, Subscription
 from jobdesk.errors import InvalidInput, JobdeskError
 from jobdesk.limits import Limits
 from jobdesk.models import (
+    Completion,
     Job,
     JobEvent,
     JobStatus,
@@ -41,6 +44,7 @@ __all__ = [
     "Change",
     "Clock",
     "Store",
+    "completion_changes",
     "load_migrations",
     "load_queries",
     "open_store",
@@ -138,6 +142,23 @@ class Store(Protocol):
     ) -> list[Job]:
         """Start up to ``limit`` ready jobs for ``worker`` in one transaction, in claim order."""
 
+    async def complete_and_claim(
+        self,
+        worker: Worker,
+        completions: Sequence[Completion],
+        types: frozenset[str] | None,
+        limit: int,
+        *,
+        lease_seconds: float,
+        limits: Limits,
+    ) -> tuple[list[Job | JobdeskError], list[Job]]:
+        """Complete a batch (:func:`jobdesk.lifecycle.complete` on each) and claim up to
+        ``limit`` ready jobs, in one transaction: one commit for a worker's whole cycle.
+
+        The outcomes are those :meth:`update_jobs` gives for the completions, in order;
+        the claimed jobs are those :meth:`claim` gives, in claim order.
+        """
+
     async def requeue_expired(self, limits: Limits, batch_size: int) -> int:
         """Apply :func:`jobdesk.lifecycle.expire` to up to ``batch_size`` expired leases."""
 
@@ -186,6 +207,24 @@ class Store(Protocol):
     async def top_users(self, now: datetime, limit: int) -> list[UserLoad]:
         """The ``limit`` users with the most active jobs and those with the most jobs created
         on ``now``'s UTC day (both numbers for each), busiest first."""
+
+
+def completion_changes(
+    worker: Worker, completions: Sequence[Completion]
+) -> list[tuple[str, Change]]:
+    """Each completion as the :data:`Change` that ``update_jobs`` applies to its job."""
+    return [
+        (
+            completion.job_id,
+            partial(
+                lifecycle.complete,
+                worker=worker,
+                attempt=completion.attempt,
+                result=completion.result,
+            ),
+        )
+        for completion in completions
+    ]
 
 
 def open_store(url: str, clock: Clock | None = None) -> Store:

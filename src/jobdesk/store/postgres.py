@@ -43,6 +43,7 @@ from jobdesk.errors import InvalidInput, JobdeskError, JobNotFound, RateLimited,
 from jobdesk.ids import first_id_at
 from jobdesk.limits import Limits, check_active, check_daily, usage
 from jobdesk.models import (
+    Completion,
     Job,
     JobEvent,
     JobStatus,
@@ -61,6 +62,7 @@ from jobdesk.store import (
     FAILURE_STATUSES,
     Change,
     Clock,
+    completion_changes,
     load_migrations,
     load_queries,
     throughput_minutes,
@@ -680,6 +682,51 @@ class PostgresStore:
             return [job_from_row(row) for row in await cursor.fetchall()]
 
         return await self._run(work, single=True)
+
+    async def complete_and_claim(
+        self,
+        worker: Worker,
+        completions: Sequence[Completion],
+        types: frozenset[str] | None,
+        limit: int,
+        *,
+        lease_seconds: float,
+        limits: Limits,
+    ) -> tuple[list[Job | JobdeskError], list[Job]]:
+        ids = [completion.job_id for completion in completions]
+        if len(set(ids)) != len(ids):
+            # A job twice in one batch: the second must see the first's effect, as
+            # update_jobs applies changes in order. Rare enough to take two transactions.
+            in_order = await self.update_jobs(completion_changes(worker, completions), limits)
+            return in_order, await self.claim(worker, types, limit, lease_seconds) if limit else []
+        params = {
+            "completions": json.dumps(
+                [{"id": c.job_id, "attempt": c.attempt, "result": c.result} for c in completions]
+            ),
+            "ids": sorted(ids),
+            "worker_id": worker.name,
+            "worker_types": _types_param(worker.types),
+            "now": self._now_param(),
+            "types": _types_param(types),
+            "limit": limit,
+            "lease_seconds": lease_seconds,
+        }
+        rows = await self._run(
+            partial(self._fetch_all, Q["complete_and_claim"], params), single=True
+        )
+        outcomes: dict[str, Job | JobdeskError] = {
+            row["id"]: job_from_row(row) for row in rows if row["completed"]
+        }
+        started = sorted(
+            (job_from_row(row) for row in rows if not row["completed"]),
+            key=lambda job: (-job.priority, job.id),
+        )
+        refused = [completion for completion in completions if completion.job_id not in outcomes]
+        if refused:
+            # Each one refused for its reason (LeaseLost, JobNotFound), as update_jobs says.
+            answers = await self.update_jobs(completion_changes(worker, refused), limits)
+            outcomes.update(zip((c.job_id for c in refused), answers, strict=True))
+        return [outcomes[job_id] for job_id in ids], started
 
     async def requeue_expired(self, limits: Limits, batch_size: int) -> int:
         async def work(connection: Connection) -> int:

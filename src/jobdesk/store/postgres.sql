@@ -154,16 +154,13 @@ LIMIT %(limit)s;
 
 -- name: claim
 -- One round trip. The MATERIALIZED CTE is an optimisation fence: it locks at most
--- %(limit)s ready rows, skipping rows other claimers hold, and only those are updated.
+-- %(limit)s ready rows (jobdesk.lock_ready, migration 0005: FOR UPDATE SKIP LOCKED in
+-- queue order), skipping rows other claimers hold, and only those are updated.
 -- The UPDATE does what jobdesk.lifecycle.start does (the contract suite holds both to it).
 WITH ready AS MATERIALIZED (
-    SELECT id FROM jobdesk.jobs
-    WHERE status = 'pending'
-      AND run_at <= coalesce(%(now)s::timestamptz, now())
-      AND (%(types)s::text[] IS NULL OR type = ANY(%(types)s))
-    ORDER BY priority DESC, id
-    LIMIT %(limit)s
-    FOR UPDATE SKIP LOCKED
+    SELECT id FROM jobdesk.lock_ready(
+        %(types)s::text[], %(limit)s::integer, coalesce(%(now)s::timestamptz, now())
+    ) AS id
 ), started AS (
     UPDATE jobdesk.jobs AS j SET
         status = 'processing',
@@ -185,6 +182,72 @@ WITH ready AS MATERIALIZED (
     SELECT id, updated_at, status, attempt, worker_id FROM started
 )
 SELECT *, NULL::timestamptz AS store_now FROM started ORDER BY priority DESC, id;
+
+-- name: complete_and_claim
+-- A worker's whole cycle in one statement and one commit: complete a batch, claim the next.
+-- The completion does what jobdesk.lifecycle.complete does, only where hold() would let
+-- it (the job is processing, held by this worker under that attempt, its lease running,
+-- its type one the worker may handle); PostgresStore sends any other completion through
+-- update_jobs for its refusal. Rows are locked in id order first, as write_jobs does, so
+-- that this and a user's batch cancel never deadlock. The claim is the claim query's.
+WITH c AS MATERIALIZED (
+    SELECT * FROM jsonb_to_recordset(%(completions)s::jsonb) AS c (
+        id text, attempt integer, result jsonb
+    )
+), locked AS MATERIALIZED (
+    SELECT j.id, j.ctid FROM jobdesk.jobs AS j
+    WHERE j.id = ANY(%(ids)s::text[])
+    ORDER BY j.id
+    FOR UPDATE OF j
+), done AS (
+    UPDATE jobdesk.jobs AS j SET
+        status = 'completed',
+        result = c.result,
+        error = NULL,
+        progress = 100,
+        lease_expires_at = NULL,
+        finished_at = coalesce(%(now)s::timestamptz, now()),
+        updated_at = coalesce(%(now)s::timestamptz, now())
+    FROM c, locked
+    -- By the locked row's address: a row that changed after this statement's snapshot
+    -- is not seen, so its completion goes the slow way (update_jobs), which re-reads it.
+    WHERE j.ctid = locked.ctid AND j.id = locked.id AND c.id = locked.id
+      AND j.status = 'processing'
+      AND j.worker_id = %(worker_id)s
+      AND j.attempt = c.attempt
+      AND j.lease_expires_at > coalesce(%(now)s::timestamptz, now())
+      AND (%(worker_types)s::text[] IS NULL OR j.type = ANY(%(worker_types)s))
+    RETURNING j.*
+), done_events AS (
+    INSERT INTO jobdesk.job_events (job_id, at, status, attempt, worker_id)
+    SELECT id, updated_at, status, attempt, worker_id FROM done
+), ready AS MATERIALIZED (
+    SELECT id FROM jobdesk.lock_ready(
+        %(types)s::text[], %(limit)s::integer, coalesce(%(now)s::timestamptz, now())
+    ) AS id
+), started AS (
+    UPDATE jobdesk.jobs AS j SET
+        status = 'processing',
+        attempt = j.attempt + 1,
+        worker_id = %(worker_id)s,
+        started_at = coalesce(%(now)s::timestamptz, now()),
+        lease_expires_at = coalesce(%(now)s::timestamptz, now())
+                           + make_interval(secs => %(lease_seconds)s),
+        progress = 0,
+        progress_message = NULL,
+        cancel_requested = false,
+        error = NULL,
+        updated_at = coalesce(%(now)s::timestamptz, now())
+    FROM ready
+    WHERE j.id = ready.id
+    RETURNING j.*
+), started_events AS (
+    INSERT INTO jobdesk.job_events (job_id, at, status, attempt, worker_id)
+    SELECT id, updated_at, status, attempt, worker_id FROM started
+)
+SELECT true AS completed, *, NULL::timestamptz AS store_now FROM done
+UNION ALL
+SELECT false AS completed, *, NULL::timestamptz AS store_now FROM started;
 
 -- name: expired_leases
 SELECT *, xmin::text AS version, coalesce(%(now)s::timestamptz, now()) AS store_now

@@ -25,6 +25,7 @@ from jobdesk.errors import InvalidInput, JobdeskError, JobNotFound, StoreUnavail
 from jobdesk.ids import first_id_at
 from jobdesk.limits import Limits, check_active, check_daily, usage, usage_day
 from jobdesk.models import (
+    Completion,
     Job,
     JobEvent,
     JobStatus,
@@ -43,6 +44,7 @@ from jobdesk.store import (
     FAILURE_STATUSES,
     Change,
     Clock,
+    completion_changes,
     load_migrations,
     load_queries,
     system_clock,
@@ -482,13 +484,9 @@ class SQLiteStore:
             connection.execute(Q["insert_event"], _event_params(after))
         return after, True
 
-    async def update_jobs(
-        self,
-        changes: Sequence[tuple[str, Change]],
-        limits: Limits,
-        *,
-        user_id: str | None = None,
-    ) -> list[Job | JobdeskError]:
+    def _update_work(
+        self, changes: Sequence[tuple[str, Change]], limits: Limits, user_id: str | None
+    ) -> Callable[[sqlite3.Connection], tuple[list[Job | JobdeskError], list[Job]]]:
         def work(connection: sqlite3.Connection) -> tuple[list[Job | JobdeskError], list[Job]]:
             now = self._clock()
             outcomes: list[Job | JobdeskError] = []
@@ -506,7 +504,16 @@ class SQLiteStore:
                     written.append(job)
             return outcomes, written
 
-        outcomes, written = await self._write(work)
+        return work
+
+    async def update_jobs(
+        self,
+        changes: Sequence[tuple[str, Change]],
+        limits: Limits,
+        *,
+        user_id: str | None = None,
+    ) -> list[Job | JobdeskError]:
+        outcomes, written = await self._write(self._update_work(changes, limits, user_id))
         self.hub.publish_jobs(written)
         return outcomes
 
@@ -558,9 +565,9 @@ class SQLiteStore:
 
         return await self._run(work)
 
-    async def claim(
+    def _claim_work(
         self, worker: Worker, types: frozenset[str] | None, limit: int, lease_seconds: float
-    ) -> list[Job]:
+    ) -> Callable[[sqlite3.Connection], list[Job]]:
         def work(connection: sqlite3.Connection) -> list[Job]:
             now = self._clock()
             params = {"now": _ts(now), "types": _types_param(types), "limit": limit}
@@ -573,9 +580,37 @@ class SQLiteStore:
             connection.executemany(Q["insert_event"], [_event_params(job) for job in started])
             return started
 
-        started = await self._write(work)
+        return work
+
+    async def claim(
+        self, worker: Worker, types: frozenset[str] | None, limit: int, lease_seconds: float
+    ) -> list[Job]:
+        started = await self._write(self._claim_work(worker, types, limit, lease_seconds))
         self.hub.publish_jobs(started)
         return started
+
+    async def complete_and_claim(
+        self,
+        worker: Worker,
+        completions: Sequence[Completion],
+        types: frozenset[str] | None,
+        limit: int,
+        *,
+        lease_seconds: float,
+        limits: Limits,
+    ) -> tuple[list[Job | JobdeskError], list[Job]]:
+        complete = self._update_work(completion_changes(worker, completions), limits, None)
+        claim = self._claim_work(worker, types, limit, lease_seconds)
+
+        def work(
+            connection: sqlite3.Connection,
+        ) -> tuple[list[Job | JobdeskError], list[Job], list[Job]]:
+            outcomes, written = complete(connection) if completions else ([], [])
+            return outcomes, written, claim(connection) if limit else []
+
+        outcomes, written, started = await self._write(work)
+        self.hub.publish_jobs([*written, *started])
+        return outcomes, started
 
     async def requeue_expired(self, limits: Limits, batch_size: int) -> int:
         def work(connection: sqlite3.Connection) -> list[Job]:

@@ -118,6 +118,25 @@ def error_from_problem(
     return JobdeskError(f"the jobdesk server answered {status}: {detail}")
 
 
+def _completions_body(chunk: list[tuple[str, bytes]]) -> bytes:
+    """``{"completions": [...]}`` from encoded items."""
+    return b'{"completions":[' + b",".join(item for _, item in chunk) + b"]}"
+
+
+def _outcomes(chunk: list[tuple[str, bytes]], answers: list[Any]) -> list[Job | JobdeskError]:
+    """The server's outcome of each completion of ``chunk``: the job or the error."""
+    outcomes: list[Job | JobdeskError] = []
+    for (job_id, _), outcome in zip(chunk, answers, strict=True):
+        if outcome.get("job") is not None:
+            outcomes.append(_job(outcome["job"]))
+        else:
+            problem = outcome.get("problem") or {}
+            outcomes.append(
+                error_from_problem(int(problem.get("status", 500)), problem, job_id=job_id)
+            )
+    return outcomes
+
+
 def _job(data: Mapping[str, Any]) -> Job:
     """A :class:`~jobdesk.models.Job` from its JSON (a ``JobOut``)."""
     from jobdesk.http.schemas import JobOut  # noqa: PLC0415 - pydantic parses the times
@@ -271,24 +290,42 @@ class HttpTransport:
         requests (each its own transaction); a result too large by itself is
         refused with :class:`~jobdesk.errors.InvalidInput`.
         """
+        return await self._complete_chunks(self._chunks(completions))
+
+    async def complete_and_claim(
+        self, completions: Sequence[Completion], types: frozenset[str], limit: int
+    ) -> tuple[list[Job | JobdeskError], list[Job]]:
+        """``POST /jobs/complete-and-claim``: the cycle in one request and one transaction.
+
+        Completions that do not fit one request body go ahead through
+        ``/jobs/complete``; the last of them travel with the claim.
+        """
+        claim = json.dumps({"types": sorted(types), "limit": limit}).encode()
+        chunks = self._chunks(completions, envelope=len(claim))
+        last = chunks.pop() if chunks else []
+        outcomes = await self._complete_chunks(chunks)
+        body = _completions_body(last)[:-1] + b"," + claim[1:]
+        answer = await self._request(self._client, "POST", "/jobs/complete-and-claim", content=body)
+        outcomes.extend(_outcomes(last, answer["outcomes"]))
+        return outcomes, [_job(job) for job in answer["claimed"]]
+
+    async def _complete_chunks(
+        self, chunks: list[list[tuple[str, bytes]]]
+    ) -> list[Job | JobdeskError]:
         outcomes: list[Job | JobdeskError] = []
-        for chunk in self._chunks(completions):
-            ids = [job_id for job_id, _ in chunk]
-            body = b'{"completions":[' + b",".join(item for _, item in chunk) + b"]}"
-            answer = await self._request(self._client, "POST", "/jobs/complete", content=body)
-            for job_id, outcome in zip(ids, answer["outcomes"], strict=True):
-                if outcome.get("job") is not None:
-                    outcomes.append(_job(outcome["job"]))
-                else:
-                    problem = outcome.get("problem") or {}
-                    outcomes.append(
-                        error_from_problem(int(problem.get("status", 500)), problem, job_id=job_id)
-                    )
+        for chunk in chunks:
+            answer = await self._request(
+                self._client, "POST", "/jobs/complete", content=_completions_body(chunk)
+            )
+            outcomes.extend(_outcomes(chunk, answer["outcomes"]))
         return outcomes
 
-    def _chunks(self, completions: Sequence[Completion]) -> list[list[tuple[str, bytes]]]:
-        """The completions, encoded, in runs whose request bodies fit the server's limit."""
-        room = self._max_body - 64  # the envelope around the items
+    def _chunks(
+        self, completions: Sequence[Completion], *, envelope: int = 0
+    ) -> list[list[tuple[str, bytes]]]:
+        """The completions, encoded, in runs whose request bodies fit the server's limit
+        (with ``envelope`` more bytes around the items)."""
+        room = self._max_body - 64 - envelope  # the envelope around the items
         chunks: list[list[tuple[str, bytes]]] = [[]]
         size = 0
         for completion in completions:

@@ -2,11 +2,13 @@
 
 The loop wakes on a change notification (a job became pending), on the poll
 interval, when a slot frees up, or on stop. It claims up to the free slots in
-one call and runs each job in its own task, in one TaskGroup; a semaphore holds
-one slot per running job. :mod:`jobdesk.worker.attempt` runs each job to its
-end (handler, heartbeat, timeout, final write); completions go through one
-:class:`~jobdesk.worker.batching.CompletionBatcher`. Beside the loop, a reaper
-requeues any worker's expired leases now and then.
+one call and runs each job in its own task, in one TaskGroup; each running job
+holds one of ``concurrency`` slots. :mod:`jobdesk.worker.attempt` runs each job
+to its end (handler, heartbeat, timeout, final write); completions go through
+one :class:`~jobdesk.worker.batching.CompletionBatcher`, which claims the next
+jobs for the free slots with each commit (one round trip per cycle while work
+keeps coming); the loop claims only while no commit is on its way. Beside the
+loop, a reaper requeues any worker's expired leases now and then.
 
 Stopping: :meth:`Worker.stop` (SIGTERM or SIGINT with ``handle_signals=True``)
 stops claiming and gives running jobs ``grace`` seconds to finish; the jobs
@@ -101,7 +103,8 @@ class Worker:
         self.reap_interval = _positive("reap_interval", reap_interval)
         #: how the jobs run so far ended: completed, failed, retried, released, dropped
         self.outcomes: Counter[str] = Counter()
-        self._slots = asyncio.Semaphore(self.concurrency)
+        #: slots neither running a job nor reserved for a claim in flight
+        self._free = self.concurrency
         # Outcomes waiting for their write: a job gives its slot back once its handler
         # stops and its outcome holds one of these, so the next claim overlaps the
         # write of the last batch, and no more than ``concurrency`` writes wait.
@@ -109,7 +112,8 @@ class Worker:
         #: jobs whose handler has not stopped yet (each holds a slot)
         self._busy = 0
         self._jobs: dict[asyncio.Task[None], JobContext] = {}
-        self._batcher = CompletionBatcher(transport)
+        self._batcher = CompletionBatcher(transport, refill=_Refill(self))
+        self._group: asyncio.TaskGroup | None = None
         self._attempts = AttemptRunner(transport, self._batcher, self.outcomes)
         self._stop = asyncio.Event()
         self._abort = asyncio.Event()
@@ -162,6 +166,7 @@ class Worker:
 
     async def _supervise(self, *, until_empty: bool) -> None:
         async with self.transport.changes() as feed, asyncio.TaskGroup() as group:
+            self._group = group
             helpers = [
                 group.create_task(self._batcher.run(), name="jobdesk-batcher"),
                 group.create_task(self._listen(feed), name="jobdesk-listener"),
@@ -169,7 +174,7 @@ class Worker:
             ]
             try:
                 await self._reap()  # jobs a crashed worker left behind come back first
-                await self._claim_loop(group, until_empty=until_empty)
+                await self._claim_loop(until_empty=until_empty)
                 await self._wind_down()
             finally:
                 for helper in helpers:
@@ -177,15 +182,16 @@ class Worker:
                 if self._resync_wake is not None:
                     self._resync_wake.cancel()
 
-    async def _claim_loop(self, group: asyncio.TaskGroup, *, until_empty: bool) -> None:
+    async def _claim_loop(self, *, until_empty: bool) -> None:
         loop = asyncio.get_running_loop()
         while not self._stop.is_set():
             await self._gather_slots(loop)
             self._wake.clear()
-            free = 0
-            while free < MAX_CLAIM and not self._slots.locked():
-                await self._slots.acquire()  # does not wait: a slot is free
-                free += 1
+            if self._batcher.busy:
+                # The commit on its way claims for the free slots: wait for it.
+                await self._sleep(self.poll_interval, loop)
+                continue
+            free = self._reserve()
             claimed: list[Job] = []
             try:
                 if free:
@@ -197,18 +203,30 @@ class Worker:
                     "could not claim jobs: %s; trying again in %g s", exc, self.poll_interval
                 )
             finally:
-                for _ in range(free - len(claimed)):
-                    self._slots.release()
-            self._busy += len(claimed)
-            for job in claimed:
-                context = JobContext(job, self.transport, cancel_grace=self.cancel_grace)
-                task = group.create_task(self._run_job(context), name=f"jobdesk-job-{job.id}")
-                self._jobs[task] = context
-            if claimed:
-                _log.info("claimed %d job(s): %s", len(claimed), ", ".join(j.id for j in claimed))
-            if until_empty and not claimed and not self._jobs:
+                self._fill(claimed, free)
+            if until_empty and not claimed and not self._jobs and not self._batcher.busy:
                 return
             await self._sleep(self.poll_interval, loop)
+
+    def _reserve(self) -> int:
+        """Take every free slot (at most ``MAX_CLAIM``) for one claim; how many."""
+        if self._stop.is_set():
+            return 0
+        reserved = min(self._free, MAX_CLAIM)
+        self._free -= reserved
+        return reserved
+
+    def _fill(self, claimed: list[Job], reserved: int) -> None:
+        """Run each claimed job in a slot of those reserved; free the rest."""
+        assert self._group is not None
+        self._free += reserved - len(claimed)
+        self._busy += len(claimed)
+        for job in claimed:
+            context = JobContext(job, self.transport, cancel_grace=self.cancel_grace)
+            task = self._group.create_task(self._run_job(context), name=f"jobdesk-job-{job.id}")
+            self._jobs[task] = context
+        if claimed:
+            _log.info("claimed %d job(s): %s", len(claimed), ", ".join(j.id for j in claimed))
 
     async def _gather_slots(self, loop: asyncio.AbstractEventLoop) -> None:
         """Let slots that free up together be claimed together, in one call.
@@ -324,7 +342,7 @@ class Worker:
             writing = True
             slot_held = False
             self._busy -= 1
-            self._slots.release()
+            self._free += 1
             self._wake.set()
 
         try:
@@ -341,5 +359,19 @@ class Worker:
                 self._writes.release()
             if slot_held:
                 self._busy -= 1
-                self._slots.release()
+                self._free += 1
             self._wake.set()
+
+
+class _Refill:
+    """The worker's free slots as the completion batcher's :class:`Refill`."""
+
+    def __init__(self, worker: Worker) -> None:
+        self._worker = worker
+        self.types = worker.types
+
+    def reserve(self) -> int:
+        return self._worker._reserve()
+
+    def fill(self, jobs: list[Job], reserved: int) -> None:
+        self._worker._fill(jobs, reserved)

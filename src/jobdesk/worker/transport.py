@@ -56,6 +56,13 @@ class Transport(Protocol):
         """Complete a batch in one transaction; each entry's outcome, in order."""
         ...
 
+    async def complete_and_claim(
+        self, completions: Sequence[Completion], types: frozenset[str], limit: int
+    ) -> tuple[list[Job | JobdeskError], list[Job]]:
+        """Complete a batch (maybe empty) and claim up to ``limit`` jobs in one transaction:
+        each completion's outcome, in order, and the claimed jobs."""
+        ...
+
     async def fail(
         self,
         job_id: str,
@@ -124,6 +131,14 @@ class DeskTransport:
     async def complete(self, completions: Sequence[Completion]) -> list[Job | JobdeskError]:
         """``complete_jobs``: one transaction for the batch."""
         return await self.desk.complete_jobs(self.worker, completions)
+
+    async def complete_and_claim(
+        self, completions: Sequence[Completion], types: frozenset[str], limit: int
+    ) -> tuple[list[Job | JobdeskError], list[Job]]:
+        """``complete_and_claim_jobs``: the worker's cycle in one transaction."""
+        return await self.desk.complete_and_claim_jobs(
+            self.worker, completions, types=sorted(types), limit=limit
+        )
 
     async def fail(
         self,
