@@ -29,15 +29,19 @@ class CountingTransport(DeskTransport):
     def __init__(self, transport: DeskTransport) -> None:
         super().__init__(transport.desk, transport.worker)
         self.claims = 0
+        #: the ``limit`` of each claim, in order
+        self.limits: list[int] = []
 
     async def claim(self, types: frozenset[str], limit: int) -> list[Job]:
         self.claims += 1
+        self.limits.append(limit)
         return await super().claim(types, limit)
 
     async def complete_and_claim(
         self, completions: Sequence[Completion], types: frozenset[str], limit: int
     ) -> tuple[list[Job | JobdeskError], list[Job]]:
         self.claims += 1
+        self.limits.append(limit)
         return await super().complete_and_claim(completions, types, limit)
 
 

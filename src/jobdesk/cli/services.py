@@ -139,6 +139,15 @@ def worker(
         ),
     ] = None,
     concurrency: Annotated[int, typer.Option(help="Jobs run at once.", min=1)] = 1,
+    prefetch: Annotated[
+        int | None,
+        typer.Option(
+            help="Claimed jobs that may wait for a slot (default: about 0.1 s of work, "
+            "going by recent handler times).",
+            min=0,
+            show_default=False,
+        ),
+    ] = None,
     types: Annotated[
         str | None, typer.Option(help="Only these job types, comma-separated.")
     ] = None,
@@ -238,6 +247,7 @@ def worker(
             grace=grace,
             cancel_grace=cancel_grace,
             reap_interval=reap_interval,
+            prefetch=prefetch,
         )
         logging.getLogger("jobdesk.worker").info(
             "worker %s: %d slot(s), types %s, on %s",

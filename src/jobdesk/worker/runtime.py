@@ -19,6 +19,7 @@ A second stop skips the rest of the grace period.
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import logging
 import math
@@ -32,7 +33,7 @@ from jobdesk.changes import RESYNC, JobChange
 from jobdesk.errors import InvalidInput, JobdeskError
 from jobdesk.models import Job, JobStatus
 from jobdesk.worker.attempt import AttemptRunner
-from jobdesk.worker.batching import CompletionBatcher
+from jobdesk.worker.batching import MAX_BATCH, CompletionBatcher
 from jobdesk.worker.context import JobContext
 from jobdesk.worker.registry import Registry
 from jobdesk.worker.transport import ChangeFeed, Transport
@@ -47,6 +48,11 @@ MAX_CLAIM = 100
 RESYNC_SPACING = 0.1
 #: the longest a free slot waits for others to free up before it is claimed alone
 SLOT_GATHER = 0.005
+#: automatic prefetch holds as many jobs as the slots run in this many seconds, going by
+#: how long handlers took recently (so a waiting job waits about this long, at most)
+PREFETCH_HORIZON = 0.1
+#: weight of the latest handler time in that average
+_RUN_TIME_WEIGHT = 0.1
 
 
 def _positive(field: str, value: object, *, zero: bool = False) -> float:
@@ -71,6 +77,17 @@ class Worker:
     ``grace`` how long running jobs may finish after a stop; ``cancel_grace`` how
     long a handler may go on after its user cancelled; ``reap_interval`` how often
     expired leases (any worker's) are requeued.
+
+    ``prefetch`` is how many claimed jobs may wait in the worker for a slot, so
+    that a slot that frees up starts its next job at once while the next claim
+    (with the last batch's completions) is on its way, and a busy worker's
+    commits carry many jobs each. ``None`` (the default) decides by itself: as
+    many jobs as the slots get through in ``PREFETCH_HORIZON`` seconds, going by
+    how long handlers took recently (none before the first job ends; about one
+    for jobs of a second; up to ``MAX_CLAIM`` for jobs of a millisecond), so a
+    waiting job waits about that long at most, and slow jobs stay in the queue
+    for other workers. Waiting jobs hold their lease; a stop hands them back
+    unspent.
     """
 
     def __init__(
@@ -84,6 +101,7 @@ class Worker:
         grace: float = 30.0,
         cancel_grace: float = 5.0,
         reap_interval: float = 30.0,
+        prefetch: int | None = None,
     ) -> None:
         if not isinstance(registry, Registry):
             raise InvalidInput("registry", "must be a jobdesk.worker.Registry")
@@ -101,14 +119,21 @@ class Worker:
         self.grace = _positive("grace", grace, zero=True)
         self.cancel_grace = _positive("cancel_grace", cancel_grace, zero=True)
         self.reap_interval = _positive("reap_interval", reap_interval)
+        self.prefetch = (
+            None if prefetch is None else validation.integer("prefetch", prefetch, 0, 10_000)
+        )
         #: how the jobs run so far ended: completed, failed, retried, released, dropped
         self.outcomes: Counter[str] = Counter()
-        #: slots neither running a job nor reserved for a claim in flight
-        self._free = self.concurrency
+        #: claimed jobs waiting for a slot (prefetched)
+        self._waiting: collections.deque[Job] = collections.deque()
+        #: jobs asked for by claims on their way
+        self._claiming = 0
+        #: the average time handlers took, recently (None before the first)
+        self._run_time: float | None = None
         # Outcomes waiting for their write: a job gives its slot back once its handler
-        # stops and its outcome holds one of these, so the next claim overlaps the
-        # write of the last batch, and no more than ``concurrency`` writes wait.
-        self._writes = asyncio.Semaphore(self.concurrency)
+        # stops and its outcome holds one of these, so the next jobs run while the last
+        # batch is written; at most a full batch (and a slot's worth) waits.
+        self._writes = asyncio.Semaphore(self.concurrency + MAX_BATCH)
         #: jobs whose handler has not stopped yet (each holds a slot)
         self._busy = 0
         self._jobs: dict[asyncio.Task[None], JobContext] = {}
@@ -204,29 +229,62 @@ class Worker:
                 )
             finally:
                 self._fill(claimed, free)
-            if until_empty and not claimed and not self._jobs and not self._batcher.busy:
+            if (
+                until_empty
+                and not claimed
+                and not self._jobs
+                and not self._waiting
+                and not self._batcher.busy
+            ):
                 return
             await self._sleep(self.poll_interval, loop)
 
+    def _prefetch_now(self) -> int:
+        if self.prefetch is not None:
+            return self.prefetch
+        if self._run_time is None:
+            return 0
+        slots_get_through = self.concurrency * PREFETCH_HORIZON / max(self._run_time, 1e-6)
+        return int(min(slots_get_through, MAX_CLAIM))
+
     def _reserve(self) -> int:
-        """Take every free slot (at most ``MAX_CLAIM``) for one claim; how many."""
+        """Room for one claim (at most ``MAX_CLAIM``): free slots and prefetch, less
+        what is held or on its way; taken until :meth:`_fill` settles it."""
         if self._stop.is_set():
             return 0
-        reserved = min(self._free, MAX_CLAIM)
-        self._free -= reserved
+        held = self._busy + len(self._waiting) + self._claiming
+        reserved = max(0, min(self.concurrency + self._prefetch_now() - held, MAX_CLAIM))
+        self._claiming += reserved
         return reserved
 
     def _fill(self, claimed: list[Job], reserved: int) -> None:
-        """Run each claimed job in a slot of those reserved; free the rest."""
-        assert self._group is not None
-        self._free += reserved - len(claimed)
-        self._busy += len(claimed)
+        """Start each claimed job in a free slot, or keep it waiting for one."""
+        self._claiming -= reserved
         for job in claimed:
-            context = JobContext(job, self.transport, cancel_grace=self.cancel_grace)
-            task = self._group.create_task(self._run_job(context), name=f"jobdesk-job-{job.id}")
-            self._jobs[task] = context
+            if self._busy < self.concurrency and not self._stop.is_set():
+                self._start(job)
+            else:
+                self._waiting.append(job)
         if claimed:
             _log.info("claimed %d job(s): %s", len(claimed), ", ".join(j.id for j in claimed))
+
+    def _start(self, job: Job) -> None:
+        assert self._group is not None
+        self._busy += 1
+        context = JobContext(job, self.transport, cancel_grace=self.cancel_grace)
+        task = self._group.create_task(self._run_job(context), name=f"jobdesk-job-{job.id}")
+        self._jobs[task] = context
+
+    def _slot_freed(self, run_time: float) -> None:
+        """A handler stopped after ``run_time`` seconds: its slot takes a waiting job."""
+        self._busy -= 1
+        if self._run_time is None:
+            self._run_time = run_time
+        else:
+            self._run_time += _RUN_TIME_WEIGHT * (run_time - self._run_time)
+        if self._waiting and not self._stop.is_set():
+            self._start(self._waiting.popleft())
+        self._wake.set()
 
     async def _gather_slots(self, loop: asyncio.AbstractEventLoop) -> None:
         """Let slots that free up together be claimed together, in one call.
@@ -289,6 +347,7 @@ class Worker:
             await self._reap()
 
     async def _wind_down(self) -> None:
+        await self._hand_back_waiting()
         if not self._jobs:
             return
         loop = asyncio.get_running_loop()
@@ -301,6 +360,20 @@ class Worker:
             context.stop("shutting down")
         if self._jobs:
             await asyncio.wait(list(self._jobs))
+        await self._hand_back_waiting()  # claimed by the last commits
+
+    async def _hand_back_waiting(self) -> None:
+        """Release the prefetched jobs that never started: their attempts stay unspent."""
+        while self._waiting:
+            job = self._waiting.popleft()
+            try:
+                await self.transport.release(job.id, job.attempt)
+            except JobdeskError as exc:
+                _log.warning(
+                    "job %s: could not hand it back (%s); its lease will run out", job.id, exc
+                )
+            else:
+                self.outcomes["released"] += 1
 
     @contextlib.contextmanager
     def _signal_handlers(self, enabled: bool) -> Iterator[None]:
@@ -333,6 +406,7 @@ class Worker:
     async def _run_job(self, context: JobContext) -> None:
         job = context.job
         slot_held, writing = True, False
+        started = asyncio.get_running_loop().time()
 
         async def handler_done() -> None:
             # The handler has stopped: its slot may take the next job while the outcome
@@ -341,9 +415,7 @@ class Worker:
             await self._writes.acquire()
             writing = True
             slot_held = False
-            self._busy -= 1
-            self._free += 1
-            self._wake.set()
+            self._slot_freed(asyncio.get_running_loop().time() - started)
 
         try:
             await self._attempts.run(context, self.registry.get(job.type), handler_done)
@@ -358,8 +430,7 @@ class Worker:
             if writing:
                 self._writes.release()
             if slot_held:
-                self._busy -= 1
-                self._free += 1
+                self._slot_freed(asyncio.get_running_loop().time() - started)
             self._wake.set()
 
 

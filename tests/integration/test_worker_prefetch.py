@@ -1,0 +1,129 @@
+"""Prefetch: claimed jobs that wait in the worker for a slot, and the cycle that feeds them.
+
+The batcher hands in what finished and claims what is next in one call; with
+quick handlers the worker holds jobs ahead so that those calls carry many jobs
+each. Slow handlers get no prefetch (their queue-mates stay for other workers),
+and a stop hands waiting jobs back with their attempt unspent.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+
+from jobdesk import JobDesk, JobStatus
+from jobdesk.errors import InvalidInput
+from jobdesk.worker import DeskTransport, JobContext, Registry, Worker
+from jobdesk.worker.runtime import MAX_CLAIM
+from tests.integration.worker_support import CountingTransport, runtime, wait_until
+
+
+async def counting(desk: JobDesk, registry: Registry, **options: Any) -> Worker:
+    plain = await runtime(desk, registry)
+    assert isinstance(plain.transport, DeskTransport)
+    return Worker(registry, CountingTransport(plain.transport), **options)
+
+
+async def test_quick_handlers_get_jobs_ahead_and_commits_carry_many(desk: JobDesk) -> None:
+    registry = Registry()
+    ran: list[str] = []
+
+    @registry.handler("quick")
+    async def quick(ctx: JobContext, payload: Any) -> int:
+        ran.append(ctx.job.id)
+        await asyncio.sleep(0.001)
+        return len(ran)
+
+    jobs = [await desk.create_job(f"user-{n % 10}", "quick", {}) for n in range(60)]
+    worker = await counting(desk, registry, concurrency=2)
+    await worker.run(until_empty=True)
+
+    assert sorted(ran) == sorted(job.id for job in jobs)  # each ran once
+    assert worker.outcomes == {"completed": 60}
+    transport = worker.transport
+    assert isinstance(transport, CountingTransport)
+    assert max(transport.limits) > 2  # claimed beyond its two slots
+    assert max(worker.batch_sizes) > 2  # and committed more than two at a time
+    assert all(limit <= MAX_CLAIM for limit in transport.limits)
+    for job in jobs:
+        done = await desk.get_job_status(job.id, job.user_id)
+        assert (done.status, done.attempt) == (JobStatus.COMPLETED, 1)
+
+
+async def test_slow_handlers_get_no_prefetch(desk: JobDesk) -> None:
+    registry = Registry()
+
+    @registry.handler("slow")
+    async def slow(ctx: JobContext, payload: Any) -> None:
+        await asyncio.sleep(0.25)
+
+    for n in range(3):
+        await desk.create_job(f"user-{n}", "slow", {})
+    worker = await counting(desk, registry, concurrency=1)
+    await worker.run(until_empty=True)
+
+    assert worker.outcomes == {"completed": 3}
+    transport = worker.transport
+    assert isinstance(transport, CountingTransport)
+    assert set(transport.limits) == {1}  # never more than its one slot
+
+
+async def test_without_prefetch_claims_stay_within_the_free_slots(desk: JobDesk) -> None:
+    registry = Registry()
+
+    @registry.handler("quick")
+    async def quick(ctx: JobContext, payload: Any) -> None:
+        return None
+
+    for n in range(30):
+        await desk.create_job(f"user-{n % 10}", "quick", {})
+    worker = await counting(desk, registry, concurrency=3, prefetch=0)
+    await worker.run(until_empty=True)
+
+    assert worker.outcomes == {"completed": 30}
+    transport = worker.transport
+    assert isinstance(transport, CountingTransport)
+    assert max(transport.limits) <= 3
+
+
+async def test_a_stop_hands_waiting_jobs_back_unspent(desk: JobDesk) -> None:
+    registry = Registry()
+    started = asyncio.Event()
+    release = asyncio.Event()
+
+    @registry.handler("held")
+    async def held(ctx: JobContext, payload: Any) -> str:
+        started.set()
+        await release.wait()
+        return "done"
+
+    jobs = [await desk.create_job(f"user-{n}", "held", {}) for n in range(6)]
+    worker = await runtime(desk, registry, concurrency=1, prefetch=5)
+    running = asyncio.create_task(worker.run())
+    await asyncio.wait_for(started.wait(), 15)
+    await wait_until(lambda: len(worker.running) == 1)
+    [first] = worker.running
+
+    worker.stop()
+    release.set()
+    await asyncio.wait_for(running, 15)
+
+    assert worker.outcomes == {"completed": 1, "released": 5}
+    for job in jobs:
+        stored = await desk.get_job_status(job.id, job.user_id)
+        if job.id == first.id:
+            assert stored.status is JobStatus.COMPLETED
+        else:
+            assert (stored.status, stored.attempts_left) == (JobStatus.PENDING, 3)
+            assert stored.worker_id is None
+
+
+@pytest.mark.parametrize("prefetch", [-1, 10_001, 1.5, True, "3"])
+async def test_prefetch_must_be_a_count(desk: JobDesk, prefetch: object) -> None:
+    registry = Registry()
+    registry.add("quick", lambda ctx, payload: None)
+    with pytest.raises(InvalidInput) as caught:
+        await runtime(desk, registry, prefetch=prefetch)
+    assert caught.value.field == "prefetch"
