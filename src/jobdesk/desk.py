@@ -593,14 +593,19 @@ class JobDesk:
             raise JobNotFound(job_id)
         return job
 
-    def subscribe(self) -> AbstractAsyncContextManager[Subscription]:
+    def subscribe(self, *, ready_only: bool = False) -> AbstractAsyncContextManager[Subscription]:
         """Live job changes, for ``async with desk.subscribe() as changes:``.
 
         On PostgreSQL every process's changes arrive (LISTEN/NOTIFY); on SQLite,
         this process's. Notifications speed things up; they are not a guarantee:
-        after :data:`jobdesk.changes.RESYNC`, re-read.
+        after :data:`jobdesk.changes.RESYNC`, re-read. ``ready_only=True`` is for
+        workers waiting for work: the changes of jobs that became pending are
+        enough (others may be left out; on PostgreSQL they are, which spares a busy
+        worker's process from reading every change of every job).
         """
-        return self.store.subscribe()
+        if not isinstance(ready_only, bool):
+            raise InvalidInput("ready_only", "must be true or false")
+        return self.store.subscribe(ready_only=ready_only)
 
     # -- tokens ---------------------------------------------------------------------------
 

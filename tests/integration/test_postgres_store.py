@@ -261,6 +261,30 @@ async def test_listening_resumes_after_its_connection_is_killed(
     assert (await next_job_change(changes, job.id)).status is JobStatus.PENDING
 
 
+async def test_workers_hear_only_of_new_work_on_a_channel_of_its_own(pg_url: str) -> None:
+    async with (
+        JobDesk.open(pg_url, limits=UNLIMITED) as listener,
+        JobDesk.open(pg_url, limits=UNLIMITED) as writer,
+        listener.subscribe(ready_only=True) as ready,
+    ):
+        job = await writer.create_job("user-1", "render", {})
+        change = await next_job_change(ready, job.id)
+        assert (change.status, change.type) == (JobStatus.PENDING, "render")
+        worker = await writer.verify_worker_token(await writer.create_worker_token("w"))
+        [claimed] = await writer.claim_jobs(worker)
+        await writer.update_job_progress(worker, job.id, 40, attempt=claimed.attempt)
+        await writer.release_job(worker, job.id, attempt=claimed.attempt)  # pending again
+        change = await next_job_change(ready, job.id)
+        assert (change.status, change.attempt) == (JobStatus.PENDING, 1)
+        [claimed] = await writer.claim_jobs(worker)
+        await writer.complete_job(worker, job.id, "done", attempt=claimed.attempt)
+        assert await ready.next_change(within=0.3) is None  # claims, progress, ends: not here
+        assert terminate(pg_url, "query = 'LISTEN jobdesk_ready'") == 1
+        await wait_for_resync(ready)
+        again = await writer.create_job("user-1", "render", {"after": "kill"})
+        assert (await next_job_change(ready, again.id)).status is JobStatus.PENDING
+
+
 async def test_an_operation_survives_the_loss_of_every_pooled_connection(pg_url: str) -> None:
     async with JobDesk.open(pg_url, limits=UNLIMITED) as desk:
         job = await desk.create_job("user-1", "render", {})

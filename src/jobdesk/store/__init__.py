@@ -169,8 +169,12 @@ class Store(Protocol):
         """Counts of pending and processing jobs, and of jobs finished since ``since``, by
         type and status (ordered); workers holding a job or that finished one since then."""
 
-    def subscribe(self) -> AbstractAsyncContextManager[Subscription]:
-        """Changes to jobs as they commit, for the ``async with`` block."""
+    def subscribe(self, *, ready_only: bool = False) -> AbstractAsyncContextManager[Subscription]:
+        """Changes to jobs as they commit, for the ``async with`` block.
+
+        With ``ready_only`` the store may leave out every change but jobs becoming
+        pending (what a waiting worker needs), if that is cheaper.
+        """
 
     async def job_events(self, job_id: str) -> list[JobEvent]:
         """A job's status changes, oldest first."""

@@ -28,6 +28,7 @@ import json
 import logging
 import secrets
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from contextlib import AbstractAsyncContextManager
 from datetime import UTC, datetime
 from functools import partial
 from typing import Any, TypeVar
@@ -75,6 +76,8 @@ Row = dict[str, Any]
 Connection = psycopg.AsyncConnection[Row]
 Q = load_queries("jobdesk.store", "postgres.sql")
 CHANNEL = "jobdesk_changes"
+#: the same notifications, only for jobs that became pending (migration 0006): workers'
+READY_CHANNEL = "jobdesk_ready"
 _MIGRATION_LOCK = 0x6A6F626465736B  # "jobdesk": one advisory lock id for every migrator
 _POOL_OPTIONS = {"pool_min": 1, "pool_max": 10}
 _log = logging.getLogger("jobdesk.store.postgres")
@@ -265,6 +268,62 @@ def migrations() -> list[tuple[int, str]]:
     return load_migrations("postgres")
 
 
+class _Channel:
+    """One LISTEN channel: a connection of its own, resumed after it breaks, and a hub
+    that fans its notifications out to this process's subscribers."""
+
+    def __init__(self, conninfo: str, name: str) -> None:
+        self._conninfo = conninfo
+        self._name = name
+        self.hub = ChangeHub()
+        self._listener: asyncio.Task[None] | None = None
+        self._listening = asyncio.Event()
+
+    @contextlib.asynccontextmanager
+    async def subscribe(self) -> AsyncIterator[Subscription]:
+        """A subscription to this channel; starts listening if needed."""
+        if self._listener is None or self._listener.done():
+            self._listening.clear()
+            self._listener = asyncio.create_task(self._listen(), name=f"{self._name}-listener")
+        async with self.hub.subscribe() as subscription:
+            with contextlib.suppress(TimeoutError):
+                # Changes committed before LISTEN took effect would be missed; the first
+                # subscriber waits (briefly) until it has.
+                await asyncio.wait_for(self._listening.wait(), timeout=5)
+            yield subscription
+
+    async def _listen(self) -> None:
+        delay = 0.1
+        while True:
+            try:
+                async with await psycopg.AsyncConnection.connect(
+                    self._conninfo, autocommit=True
+                ) as connection:
+                    await connection.execute(f"LISTEN {self._name}")
+                    self._listening.set()
+                    # Anything committed while we were away was not heard: say so.
+                    self.hub.publish(RESYNC)
+                    delay = 0.1
+                    async for notification in connection.notifies():
+                        try:
+                            self.hub.publish(_change_from_payload(notification.payload))
+                        except (ValueError, KeyError) as exc:
+                            _log.warning("ignoring a malformed notification: %s", exc)
+            except psycopg.Error as exc:
+                self._listening.clear()
+                _log.warning("listening connection lost (%s); reconnecting in %.1fs", exc, delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 5.0)
+
+    async def close(self) -> None:
+        """Stop listening."""
+        if self._listener is not None:
+            self._listener.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._listener
+            self._listener = None
+
+
 class PostgresStore:
     """The :class:`~jobdesk.store.Store` on PostgreSQL (``postgresql://user@host/db``)."""
 
@@ -287,9 +346,10 @@ class PostgresStore:
             open=False,
         )
         self._secret = b""
-        self.hub = ChangeHub()
-        self._listener: asyncio.Task[None] | None = None
-        self._listening = asyncio.Event()
+        self._changes = _Channel(conninfo, CHANNEL)
+        self._ready = _Channel(conninfo, READY_CHANNEL)
+        #: where this process's subscribers to every change get them
+        self.hub = self._changes.hub
 
     @classmethod
     def from_url(cls, url: str, *, clock: Clock | None = None) -> PostgresStore:
@@ -429,11 +489,8 @@ class PostgresStore:
 
     async def close(self) -> None:
         """Stop listening and close every connection."""
-        if self._listener is not None:
-            self._listener.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._listener
-            self._listener = None
+        await self._changes.close()
+        await self._ready.close()
         await self._pool.close()
 
     async def now(self) -> datetime:
@@ -453,41 +510,13 @@ class PostgresStore:
 
     # -- change notifications ---------------------------------------------------------------
 
-    @contextlib.asynccontextmanager
-    async def subscribe(self) -> AsyncIterator[Subscription]:
-        """Changes made by every process, as NOTIFY delivers them; starts listening if needed."""
-        if self._listener is None or self._listener.done():
-            self._listening.clear()
-            self._listener = asyncio.create_task(self._listen(), name="jobdesk-listener")
-        async with self.hub.subscribe() as subscription:
-            with contextlib.suppress(TimeoutError):
-                # Changes committed before LISTEN took effect would be missed; the first
-                # subscriber waits (briefly) until it has.
-                await asyncio.wait_for(self._listening.wait(), timeout=5)
-            yield subscription
+    def subscribe(self, *, ready_only: bool = False) -> AbstractAsyncContextManager[Subscription]:
+        """Changes made by every process, as NOTIFY delivers them; starts listening if needed.
 
-    async def _listen(self) -> None:
-        delay = 0.1
-        while True:
-            try:
-                async with await psycopg.AsyncConnection.connect(
-                    self.conninfo, autocommit=True
-                ) as connection:
-                    await connection.execute(f"LISTEN {CHANNEL}")
-                    self._listening.set()
-                    # Anything committed while we were away was not heard: say so.
-                    self.hub.publish(RESYNC)
-                    delay = 0.1
-                    async for notification in connection.notifies():
-                        try:
-                            self.hub.publish(_change_from_payload(notification.payload))
-                        except (ValueError, KeyError) as exc:
-                            _log.warning("ignoring a malformed notification: %s", exc)
-            except psycopg.Error as exc:
-                self._listening.clear()
-                _log.warning("listening connection lost (%s); reconnecting in %.1fs", exc, delay)
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 5.0)
+        ``ready_only`` listens only for jobs that became pending (a channel of their own):
+        a worker's process then reads one notification per job, not one per change.
+        """
+        return (self._ready if ready_only else self._changes).subscribe()
 
     # -- jobs -------------------------------------------------------------------------------
 

@@ -362,8 +362,11 @@ class SQLiteStore:
         return bytes(self._secret)
 
     @contextlib.asynccontextmanager
-    async def subscribe(self) -> AsyncIterator[Subscription]:
+    async def subscribe(self, *, ready_only: bool = False) -> AsyncIterator[Subscription]:
         """Changes: this store's own as they commit; other processes' as ``RESYNC``.
+
+        ``ready_only`` changes nothing here: every change comes (in process, they cost
+        little), among them the jobs that became pending.
 
         While anyone is subscribed, the store checks ``PRAGMA data_version`` every
         25 ms; it moves only when another connection (another process, say a worker)

@@ -168,5 +168,6 @@ class DeskTransport:
         return await self.desk.requeue_expired()
 
     def changes(self) -> AbstractAsyncContextManager[ChangeFeed]:
-        """``desk.subscribe()``: every process's changes on PostgreSQL, this one's on SQLite."""
-        return self.desk.subscribe()
+        """``desk.subscribe(ready_only=True)``: every process's new work on PostgreSQL,
+        this one's changes on SQLite (and a re-read signal after other processes' commits)."""
+        return self.desk.subscribe(ready_only=True)
