@@ -76,7 +76,7 @@ def worker_cmds(variant: str, python: str) -> list[list[str]]:
 
 VARIANTS = ["runtime_c10", *lib_jobdesk.VARIANTS, "c10_overlap"]
 NOTES = (
-    "PostgreSQL (same server as the peers); create_job with limit checks, no bulk create; "
+    "PostgreSQL (same server as the peers); create_job with limit checks, bulk: create_jobs; "
     "worker: 1 process; runtime_c10 is jobdesk.worker (concurrency 10); the others "
     "claim_jobs(limit=10); c10_batch/c10_listen complete the batch in one "
     "transaction; c10_listen waits on LISTEN/NOTIFY when idle; c10_overlap is c10_listen with "

@@ -17,7 +17,8 @@ setup = _ADAPTER.setup
 reset = _ADAPTER.reset
 VARIANTS = runtime_adapter.VARIANTS
 NOTES = (
-    "SQLite file (synchronous=full); create_job with limit checks; workers: the real "
+    "SQLite file (synchronous=full); create_job with limit checks (bulk: create_jobs); "
+    "workers: the real "
     "`jobdesk worker --concurrency 10` CLI, 1 or 2 processes on the file (x1, x2), or "
     "`jobdesk serve` + remote workers over HTTP (http_x1, http_x2)"
 )

@@ -16,7 +16,8 @@ import runtime_adapter
 URL = os.environ.get("BENCH_JOBDESK_RT_PG_URL", "postgresql://root@127.0.0.1:5432/jobdesk_bench_rt")
 VARIANTS = runtime_adapter.VARIANTS
 NOTES = (
-    "PostgreSQL (same server as the peers); create_job with limit checks; workers: the real "
+    "PostgreSQL (same server as the peers); create_job with limit checks (bulk: "
+    "create_jobs); workers: the real "
     "`jobdesk worker --concurrency 10` CLI, 1 or 2 processes on the database (x1, x2), or "
     "`jobdesk serve` + remote workers over HTTP (http_x1, http_x2)"
 )

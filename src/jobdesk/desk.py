@@ -28,6 +28,7 @@ from jobdesk.models import (
     Job,
     JobEvent,
     JobPage,
+    JobSpec,
     JobStatus,
     JSONValue,
     NewJob,
@@ -135,12 +136,75 @@ class JobDesk:
         or created too many today. With ``idempotency_key``, a repeated call for the
         same user returns the first job and counts once.
         """
+        spec = self._new_job(
+            validation.principal_id("user_id", user_id),
+            type,
+            input,
+            project_id,
+            priority=priority,
+            run_at=run_at,
+            max_attempts=max_attempts,
+            idempotency_key=idempotency_key,
+        )
+        job, _ = await self.store.insert_job(spec, self.limits)
+        return job
+
+    async def create_jobs(self, user_id: str, jobs: Sequence[JobSpec]) -> list[Job]:
+        """Store several ``pending`` jobs for ``user_id`` in one transaction: all or none.
+
+        Each :class:`~jobdesk.JobSpec` holds what ``create_job`` takes for one job
+        (no idempotency key: use ``create_job`` for that). The user's limits hold for
+        the whole batch: if it does not fit (active jobs, or jobs created today),
+        :class:`~jobdesk.errors.RateLimited` and nothing is stored. Returns the jobs,
+        in order. :class:`~jobdesk.errors.InvalidInput` names the entry
+        (``jobs[3].input``) when one is bad; then nothing is stored either.
+        """
+        user_id = validation.principal_id("user_id", user_id)
+        if (
+            not isinstance(jobs, Sequence)
+            or isinstance(jobs, str | bytes)
+            or not 1 <= len(jobs) <= MAX_BATCH
+        ):
+            raise InvalidInput("jobs", f"must be a list of 1-{MAX_BATCH} JobSpec")
+        specs: list[NewJob] = []
+        for index, item in enumerate(jobs):
+            if not isinstance(item, JobSpec):
+                raise InvalidInput(f"jobs[{index}]", "must be a jobdesk.JobSpec")
+            try:
+                specs.append(
+                    self._new_job(
+                        user_id,
+                        item.type,
+                        item.input,
+                        item.project_id,
+                        priority=item.priority,
+                        run_at=item.run_at,
+                        max_attempts=item.max_attempts,
+                    )
+                )
+            except InvalidInput as bad:
+                raise InvalidInput(f"jobs[{index}].{bad.field}", bad.rule) from None
+        return await self.store.insert_jobs(specs, self.limits)
+
+    def _new_job(
+        self,
+        user_id: str,
+        type: str,  # noqa: A002 - the operation's contract names it "type"
+        input: JSONValue,  # noqa: A002 - the operation's contract names it "input"
+        project_id: str | None,
+        *,
+        priority: int,
+        run_at: datetime | None,
+        max_attempts: int | None,
+        idempotency_key: str | None = None,
+    ) -> NewJob:
+        """A checked request for one job of ``user_id`` (already checked)."""
         input_json = validation.json_document(
             "input", input, self.limits.max_input_bytes, self.limits.max_input_depth
         )
-        spec = NewJob(
+        return NewJob(
             id=new_job_id(),
-            user_id=validation.principal_id("user_id", user_id),
+            user_id=user_id,
             project_id=validation.optional_principal_id("project_id", project_id),
             type=validation.job_type(type, self.types),
             # The job holds the input as every later read returns it (tuples become
@@ -158,8 +222,6 @@ class JobDesk:
             ),
             idempotency_key=validation.idempotency_key(idempotency_key),
         )
-        job, _ = await self.store.insert_job(spec, self.limits)
-        return job
 
     async def get_job_status(self, job_id: str, user_id: str) -> Job:
         """One of the user's jobs; :class:`~jobdesk.errors.JobNotFound` for any other id."""

@@ -129,6 +129,21 @@ class Job:
 
 
 @dataclass(frozen=True, slots=True)
+class JobSpec:
+    """One job of a bulk create (``JobDesk.create_jobs``): ``create_job``'s arguments
+    but the user, who is the same for the whole batch."""
+
+    type: str
+    input: JSONValue = None
+    project_id: str | None = None
+    priority: int = 0
+    #: None means as soon as possible
+    run_at: datetime | None = None
+    #: None means the desk's ``Limits.max_attempts``
+    max_attempts: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class NewJob:
     """A validated request for a job, before the store stamps its times."""
 

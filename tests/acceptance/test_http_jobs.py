@@ -230,6 +230,54 @@ async def test_daily_limit_is_429_with_seconds_until_midnight(api: Api, clock: M
     assert body["retry_after"] == int(refused.headers["retry-after"])
 
 
+async def test_a_batch_creates_every_job_or_none(api: Api) -> None:
+    alice = await api.user("alice")
+    bob = await api.user("bob")
+    response = await api.client.post(
+        "/api/v1/jobs/batch",
+        json={
+            "jobs": [
+                {"type": "extract", "input": {"episode_ids": ["ep-1"]}},
+                {"type": "extract", "input": {"episode_ids": ["ep-2"]}, "priority": 3},
+            ]
+        },
+        headers=alice,
+    )
+    assert response.status_code == 201, response.text
+    made = response.json()
+    assert [(job["input"]["episode_ids"], job["priority"]) for job in made] == [
+        (["ep-1"], 0),
+        (["ep-2"], 3),
+    ]
+    assert all(job["user_id"] == "alice" and job["status"] == "pending" for job in made)
+    for job in made:
+        assert (await api.client.get(f"/api/v1/jobs/{job['id']}", headers=bob)).status_code == 404
+
+    too_many = await api.client.post(
+        "/api/v1/jobs/batch",
+        json={"jobs": [{"type": "extract", "input": {"n": n}} for n in range(9)]},
+        headers=alice,
+    )
+    body = assert_problem(too_many, 429, "rate-limited")
+    assert (body["limit"], body["allowed"]) == ("active", 10)
+    bad = await api.client.post(
+        "/api/v1/jobs/batch",
+        json={"jobs": [{"type": "extract", "input": {}}, {"type": "has space", "input": {}}]},
+        headers=alice,
+    )
+    assert assert_problem(bad, 422)["errors"][0]["field"].startswith("jobs")
+    empty = await api.client.post("/api/v1/jobs/batch", json={"jobs": []}, headers=alice)
+    assert_problem(empty, 422)
+    keyed = await api.client.post(
+        "/api/v1/jobs/batch",
+        json={"jobs": [{"type": "extract", "input": {}, "idempotency_key": "k"}]},
+        headers=alice,
+    )
+    assert_problem(keyed, 422)  # idempotency keys are for one job at a time
+    page = (await api.client.get("/api/v1/jobs", headers=alice)).json()
+    assert len(page["items"]) == 2
+
+
 async def test_usage_reports_the_callers_limits(api: Api) -> None:
     alice = await api.user("alice")
     await api.create(alice)

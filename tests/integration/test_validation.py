@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from jobdesk import Completion, Job, JobDesk, Limits, Worker
+from jobdesk import Completion, Job, JobDesk, JobSpec, Limits, Worker
 from jobdesk.errors import InvalidInput
 from tests.conftest import OpenDesk
 
@@ -36,6 +36,9 @@ NAIVE = datetime(2026, 3, 1, 12, 0)  # no time zone: the point of the checks tha
 
 CASES: list[tuple[str, str, Call]] = [
     # create_job
+    ("create_jobs", "user_id", lambda d, w, j: d.create_jobs("", [JobSpec("demo")])),
+    ("create_jobs", "jobs", lambda d, w, j: d.create_jobs("alice", bad(JobSpec("demo")))),
+    ("create_jobs", "jobs[0].type", lambda d, w, j: d.create_jobs("alice", [JobSpec("")])),
     ("create_job", "user_id", lambda d, w, j: d.create_job("", "demo", {})),
     ("create_job", "user_id", lambda d, w, j: d.create_job(bad(42), "demo", {})),
     ("create_job", "user_id", lambda d, w, j: d.create_job("u" * 129, "demo", {})),

@@ -14,6 +14,7 @@ from jobdesk.http.runtime import RuntimeDep
 from jobdesk.http.schemas import (
     EVENT_SCHEMA,
     CreateJobRequest,
+    CreateJobsRequest,
     JobEventOut,
     JobId,
     JobOut,
@@ -22,7 +23,7 @@ from jobdesk.http.schemas import (
     UsageOut,
 )
 from jobdesk.http.sse import open_job_stream, open_user_stream
-from jobdesk.models import JobStatus
+from jobdesk.models import JobSpec, JobStatus
 
 __all__ = ["router"]
 
@@ -90,6 +91,36 @@ async def create_job(
     )
     runtime.metrics.created(job)
     return JobOut.of(job)
+
+
+@router.post(
+    "/jobs/batch",
+    status_code=201,
+    operation_id="createJobs",
+    responses=documented(401, 413, 422, 429, 503),
+)
+async def create_jobs(
+    body: CreateJobsRequest, user_id: CurrentUser, runtime: RuntimeDep
+) -> list[JobOut]:
+    """Create many pending jobs for the caller in one transaction: all of them, within
+    the caller's limits, or none (429)."""
+    jobs = await runtime.require_desk().create_jobs(
+        user_id,
+        [
+            JobSpec(
+                item.type,
+                item.input,
+                item.project_id,
+                priority=item.priority,
+                run_at=item.run_at,
+                max_attempts=item.max_attempts,
+            )
+            for item in body.jobs
+        ],
+    )
+    for job in jobs:
+        runtime.metrics.created(job)
+    return [JobOut.of(job) for job in jobs]
 
 
 @router.get("/jobs", operation_id="listJobs", responses=documented(401, 422, 503))

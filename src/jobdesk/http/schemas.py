@@ -78,8 +78,8 @@ class Body(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
-class CreateJobRequest(Body):
-    """``POST /api/v1/jobs``."""
+class JobSpecIn(Body):
+    """One job to create: ``POST /api/v1/jobs`` takes one, ``/jobs/batch`` many."""
 
     type: Annotated[
         StrictStr,
@@ -113,6 +113,11 @@ class CreateJobRequest(Body):
             json_schema_extra={"minimum": 1, "maximum": validation.MAX_ATTEMPTS},
         ),
     ] = None
+
+
+class CreateJobRequest(JobSpecIn):
+    """``POST /api/v1/jobs``."""
+
     idempotency_key: Annotated[
         StrictStr | None,
         Field(
@@ -121,6 +126,12 @@ class CreateJobRequest(Body):
             json_schema_extra={"minLength": 1, "maxLength": 255},
         ),
     ] = None
+
+
+class CreateJobsRequest(Body):
+    """``POST /api/v1/jobs/batch``: many jobs, one transaction, all or none."""
+
+    jobs: Annotated[list[JobSpecIn], Field(json_schema_extra={"minItems": 1, "maxItems": 1000})]
 
 
 JobId = Annotated[

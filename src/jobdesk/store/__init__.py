@@ -95,6 +95,16 @@ class Store(Protocol):
         :func:`jobdesk.lifecycle.create` is stored and returned with True.
         """
 
+    async def insert_jobs(self, specs: Sequence[NewJob], limits: Limits) -> list[Job]:
+        """Store every job of ``specs`` (one user's) in one transaction, or none.
+
+        Under the user's row lock, the batch must fit the daily limit
+        (:func:`~jobdesk.limits.check_daily` as if its last job were the next
+        create) and the active limit likewise; else the refusal is raised and
+        nothing is written. The jobs are those :func:`jobdesk.lifecycle.create`
+        makes, in order.
+        """
+
     async def get_job(self, job_id: str, user_id: str | None = None) -> Job | None:
         """One job; with ``user_id``, only if that user owns it."""
 

@@ -576,6 +576,48 @@ class PostgresStore:
                     return found
             raise
 
+    async def insert_jobs(self, specs: Sequence[NewJob], limits: Limits) -> list[Job]:
+        user_id = specs[0].user_id
+
+        async def work(connection: Connection) -> list[Job]:
+            params = {"user_id": user_id, "now": self._now_param()}
+            user = await self._fetch_one(connection, Q["lock_user_usage"], params)
+            assert user is not None
+            now: datetime = user["store_now"]
+            today = now.astimezone(UTC).date()
+            counted = user["created_on_day"] if user["usage_day"] == today else 0
+            active_limit, daily_limit = limits.for_user(
+                UserLimits(user["max_active"], user["max_daily"])
+            )
+            # As if the batch's last job were the next create, after the others.
+            check_daily(counted + len(specs) - 1, daily_limit, now)
+            active = await self._fetch_one(connection, Q["count_active"], {"user_id": user_id})
+            assert active is not None
+            check_active(active["count"] + len(specs) - 1, active_limit)
+            jobs = [lifecycle.create(spec, now) for spec in specs]
+            rows = [
+                {
+                    "id": job.id,
+                    "user_id": job.user_id,
+                    "project_id": job.project_id,
+                    "type": job.type,
+                    "input": job.input,
+                    "priority": job.priority,
+                    "max_attempts": job.max_attempts,
+                    "created_at": _time(job.created_at),
+                    "run_at": _time(job.run_at),
+                }
+                for job in jobs
+            ]
+            await connection.execute(Q["insert_jobs"], {"jobs": json.dumps(rows)})
+            await connection.execute(
+                Q["count_created"],
+                {"user_id": user_id, "day": today, "count": counted + len(specs)},
+            )
+            return jobs
+
+        return await self._run(work)
+
     async def get_job(self, job_id: str, user_id: str | None = None) -> Job | None:
         async def work(connection: Connection) -> Job | None:
             params = {"id": job_id, "user_id": user_id, "now": None}

@@ -60,6 +60,42 @@ INSERT INTO jobdesk.users AS u (user_id) VALUES (%(user_id)s)
 ON CONFLICT (user_id) DO UPDATE SET user_id = u.user_id
 RETURNING max_active, max_daily;
 
+-- name: lock_user_usage
+-- A bulk create's start: locks the user's row (making it if needed) and reads its limits
+-- and its count for the day, with the time the whole transaction stamps.
+INSERT INTO jobdesk.users AS u (user_id) VALUES (%(user_id)s)
+ON CONFLICT (user_id) DO UPDATE SET user_id = u.user_id
+RETURNING max_active, max_daily, usage_day, created_on_day,
+          coalesce(%(now)s::timestamptz, now()) AS store_now;
+
+-- name: insert_jobs
+-- New jobs as jobdesk.lifecycle.create made them, with their first history entries.
+WITH n AS MATERIALIZED (
+    SELECT * FROM ROWS FROM (
+        jsonb_to_recordset(%(jobs)s::jsonb) AS (
+            id text, user_id text, project_id text, type text, input jsonb, priority integer,
+            max_attempts integer, created_at timestamptz, run_at timestamptz
+        )
+    ) WITH ORDINALITY AS n (
+        id, user_id, project_id, type, input, priority, max_attempts, created_at, run_at,
+        position
+    )
+), inserted AS (
+    INSERT INTO jobdesk.jobs (
+        id, user_id, project_id, type, status, input, priority, attempt, max_attempts,
+        attempt_offset, created_at, run_at, updated_at, cancel_requested
+    )
+    SELECT id, user_id, project_id, type, 'pending', coalesce(input, 'null'::jsonb), priority,
+           0, max_attempts, 0, created_at, run_at, created_at, false
+    FROM n ORDER BY position
+)
+INSERT INTO jobdesk.job_events (job_id, at, status, attempt)
+SELECT id, created_at, 'pending', 0 FROM n ORDER BY position;
+
+-- name: count_created
+UPDATE jobdesk.users SET usage_day = %(day)s, created_on_day = %(count)s
+WHERE user_id = %(user_id)s;
+
 -- name: count_active
 SELECT count(*) FROM jobdesk.jobs
 WHERE user_id = %(user_id)s AND status IN ('pending', 'processing');

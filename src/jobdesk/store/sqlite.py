@@ -413,38 +413,68 @@ class SQLiteStore:
                 ).fetchone()
                 if row is not None:
                     return lifecycle.replay(job_from_row(row), spec), False
-            max_active, max_daily, created_today = connection.execute(
-                Q["count_created_today"], {"user_id": spec.user_id, "day": usage_day(now)}
-            ).fetchone()
-            active_limit, daily_limit = limits.for_user(UserLimits(max_active, max_daily))
-            check_daily(created_today - 1, daily_limit, now)
-            (active,) = connection.execute(Q["count_active"], {"user_id": spec.user_id}).fetchone()
-            check_active(active, active_limit)
+            self._admit(connection, spec.user_id, 1, limits, now)
             job = lifecycle.create(spec, now)
-            connection.execute(
-                Q["insert_job"],
-                {
-                    "id": job.id,
-                    "user_id": job.user_id,
-                    "project_id": job.project_id,
-                    "type": job.type,
-                    "status": job.status.value,
-                    "input": spec.input_json,
-                    "priority": job.priority,
-                    "max_attempts": job.max_attempts,
-                    "created_at": _ts(job.created_at),
-                    "run_at": _ts(job.run_at),
-                    "updated_at": _ts(job.updated_at),
-                    "idempotency_key": job.idempotency_key,
-                },
-            )
-            connection.execute(Q["insert_event"], _event_params(job))
+            self._insert(connection, [(job, spec.input_json)])
             return job, True
 
         job, created = await self._write(work)
         if created:
             self.hub.publish_jobs([job])
         return job, created
+
+    async def insert_jobs(self, specs: Sequence[NewJob], limits: Limits) -> list[Job]:
+        def work(connection: sqlite3.Connection) -> list[Job]:
+            now = self._clock()
+            self._admit(connection, specs[0].user_id, len(specs), limits, now)
+            jobs = [lifecycle.create(spec, now) for spec in specs]
+            self._insert(
+                connection, [(job, spec.input_json) for job, spec in zip(jobs, specs, strict=True)]
+            )
+            return jobs
+
+        jobs = await self._write(work)
+        self.hub.publish_jobs(jobs)
+        return jobs
+
+    @staticmethod
+    def _admit(
+        connection: sqlite3.Connection, user_id: str, count: int, limits: Limits, now: datetime
+    ) -> None:
+        """Count ``count`` creates for ``user_id`` today, or refuse them by the limits."""
+        max_active, max_daily, created_today = connection.execute(
+            Q["count_created_today"], {"user_id": user_id, "day": usage_day(now), "n": count}
+        ).fetchone()
+        active_limit, daily_limit = limits.for_user(UserLimits(max_active, max_daily))
+        # As if the batch's last job were the next create, after the others.
+        check_daily(created_today - 1, daily_limit, now)
+        (active,) = connection.execute(Q["count_active"], {"user_id": user_id}).fetchone()
+        check_active(active + count - 1, active_limit)
+
+    @staticmethod
+    def _insert(connection: sqlite3.Connection, jobs: list[tuple[Job, str]]) -> None:
+        """Write new jobs (each with its input's JSON) and their first history entries."""
+        connection.executemany(
+            Q["insert_job"],
+            [
+                {
+                    "id": job.id,
+                    "user_id": job.user_id,
+                    "project_id": job.project_id,
+                    "type": job.type,
+                    "status": job.status.value,
+                    "input": input_json,
+                    "priority": job.priority,
+                    "max_attempts": job.max_attempts,
+                    "created_at": _ts(job.created_at),
+                    "run_at": _ts(job.run_at),
+                    "updated_at": _ts(job.updated_at),
+                    "idempotency_key": job.idempotency_key,
+                }
+                for job, input_json in jobs
+            ],
+        )
+        connection.executemany(Q["insert_event"], [_event_params(job) for job, _ in jobs])
 
     async def get_job(self, job_id: str, user_id: str | None = None) -> Job | None:
         def work(connection: sqlite3.Connection) -> Job | None:

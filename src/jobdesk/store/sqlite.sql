@@ -41,11 +41,11 @@ SELECT count(*) FROM jobs
 WHERE user_id = :user_id AND status IN ('pending', 'processing');
 
 -- name: count_created_today
--- Adds one to the user's count for the day (starting the day at one) and returns the
+-- Adds :n to the user's count for the day (starting the day at :n) and returns the
 -- limits to check it against; the caller rolls back if the count went over.
-INSERT INTO users (user_id, usage_day, created_on_day) VALUES (:user_id, :day, 1)
+INSERT INTO users (user_id, usage_day, created_on_day) VALUES (:user_id, :day, :n)
 ON CONFLICT (user_id) DO UPDATE SET
-    created_on_day = CASE WHEN usage_day = excluded.usage_day THEN created_on_day + 1 ELSE 1 END,
+    created_on_day = CASE WHEN usage_day = excluded.usage_day THEN created_on_day + :n ELSE :n END,
     usage_day = excluded.usage_day
 RETURNING max_active, max_daily, created_on_day;
 
