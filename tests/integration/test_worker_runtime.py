@@ -310,8 +310,8 @@ async def test_a_flood_of_other_processes_writes_does_not_flood_the_queue_with_c
                 await other.update_job_progress(writer, held.id, step / 2, attempt=held.attempt)
                 await asyncio.sleep(0.005)
             elapsed = loop.time() - started
-        # SQLite reports those commits as RESYNC (every 25 ms): they are coalesced into
-        # at most ten wake-ups a second.
+        # SQLite reports those commits as RESYNC (every 10 ms): they wake the worker at
+        # most ten times a second.
         assert transport.claims <= 2 + elapsed * 10
     finally:
         worker.stop()

@@ -56,7 +56,7 @@ __all__ = ["SQLiteStore"]
 T = TypeVar("T")
 Q = load_queries("jobdesk.store", "sqlite.sql")
 _SYNCHRONOUS = {"full", "normal", "extra", "off"}
-_WATCH_SECONDS = 0.025
+_WATCH_SECONDS = 0.01
 
 
 def _ts(value: datetime | None) -> str | None:
@@ -369,7 +369,7 @@ class SQLiteStore:
         little), among them the jobs that became pending.
 
         While anyone is subscribed, the store checks ``PRAGMA data_version`` every
-        25 ms; it moves only when another connection (another process, say a worker)
+        10 ms; it moves only when another connection (another process, say a worker)
         committed, and then subscribers get :data:`~jobdesk.changes.RESYNC` and re-read.
         """
         async with self.hub.subscribe() as subscription:

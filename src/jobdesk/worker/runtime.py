@@ -44,7 +44,7 @@ _log = logging.getLogger("jobdesk.worker")
 
 #: the most jobs one claim asks for (``claim_jobs`` allows 100)
 MAX_CLAIM = 100
-#: seconds over which RESYNC notifications are coalesced into one wake-up
+#: RESYNC notifications wake the worker at most once in this many seconds (the first at once)
 RESYNC_SPACING = 0.1
 #: the longest a free slot waits for others to free up before it is claimed alone
 SLOT_GATHER = 0.005
@@ -144,6 +144,7 @@ class Worker:
         self._abort = asyncio.Event()
         self._wake = asyncio.Event()
         self._resync_wake: asyncio.TimerHandle | None = None
+        self._last_resync_wake = -math.inf
         self._ran = False
 
     @property
@@ -315,11 +316,16 @@ class Worker:
         while True:
             change = await feed.next_change()
             if change is RESYNC:
-                # On SQLite every commit of another process arrives as RESYNC: coalesce
-                # them, so that an idle worker claims at most a few times a second.
+                # On SQLite every commit of another process arrives as RESYNC: the first
+                # wakes the worker at once (it may be new work), the next ones are
+                # coalesced, so that an idle worker beside busy ones claims at most a few
+                # times a second.
                 if self._resync_wake is None:
-                    spacing = min(RESYNC_SPACING, self.poll_interval)
-                    self._resync_wake = loop.call_later(spacing, self._wake_on_resync)
+                    due = self._last_resync_wake + min(RESYNC_SPACING, self.poll_interval)
+                    if loop.time() >= due:
+                        self._wake_on_resync()
+                    else:
+                        self._resync_wake = loop.call_at(due, self._wake_on_resync)
             elif (
                 isinstance(change, JobChange)
                 and change.status is JobStatus.PENDING
@@ -329,6 +335,7 @@ class Worker:
 
     def _wake_on_resync(self) -> None:
         self._resync_wake = None
+        self._last_resync_wake = asyncio.get_running_loop().time()
         self._wake.set()
 
     async def _reap(self) -> None:
