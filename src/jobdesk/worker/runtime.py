@@ -45,7 +45,7 @@ _log = logging.getLogger("jobdesk.worker")
 #: the most jobs one claim asks for (``claim_jobs`` allows 100)
 MAX_CLAIM = 100
 #: RESYNC notifications wake the worker at most once in this many seconds (the first at once)
-RESYNC_SPACING = 0.1
+RESYNC_SPACING = 0.02
 #: the longest a free slot waits for others to free up before it is claimed alone
 SLOT_GATHER = 0.005
 #: automatic prefetch holds as many jobs as the slots run in this many seconds, going by
@@ -318,8 +318,8 @@ class Worker:
             if change is RESYNC:
                 # On SQLite every commit of another process arrives as RESYNC: the first
                 # wakes the worker at once (it may be new work), the next ones are
-                # coalesced, so that an idle worker beside busy ones claims at most a few
-                # times a second.
+                # coalesced, so that an idle worker beside busy ones claims at most once
+                # per RESYNC_SPACING (an empty claim is a read and a lock, no write).
                 if self._resync_wake is None:
                     due = self._last_resync_wake + min(RESYNC_SPACING, self.poll_interval)
                     if loop.time() >= due:
