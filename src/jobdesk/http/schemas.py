@@ -432,7 +432,7 @@ class BatchOutcome(BaseModel):
     outcomes: list[CompletionOutcome]
 
 
-class CompleteAndClaimRequest(Body):
+class CompleteAndClaimRequest(ClaimRequest):
     """``POST /api/v1/worker/jobs/complete-and-claim``: a worker's cycle, one transaction."""
 
     completions: Annotated[
@@ -442,10 +442,6 @@ class CompleteAndClaimRequest(Body):
             json_schema_extra={"maxItems": 1000},
         ),
     ] = []
-    types: Annotated[
-        list[Annotated[StrictStr, Field(json_schema_extra=TYPE_RULE)]] | None,
-        Field(description="Claim only these job types (within the token's own types)."),
-    ] = None
     limit: Annotated[
         Integer,
         Field(

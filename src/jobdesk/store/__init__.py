@@ -289,11 +289,19 @@ def throughput_minutes(rows: Sequence[tuple[datetime, str, int]]) -> list[Throug
     ]
 
 
+_INCLUDE = re.compile(r"^-- include: (\w+)$", re.MULTILINE)
 _QUERY_HEADER = re.compile(r"^-- name: ([a-z_]+)\s*$", re.MULTILINE)
 
 
 def load_queries(package: str, filename: str) -> dict[str, str]:
-    """The named queries of a ``.sql`` file: blocks headed ``-- name: query_name``."""
+    """The named queries of a ``.sql`` file: blocks headed ``-- name: query_name``.
+
+    A line ``-- include: other_name`` stands for the block ``other_name`` (a shared
+    fragment, defined earlier in the file).
+    """
     text = resources.files(package).joinpath(filename).read_text(encoding="utf-8")
     parts = _QUERY_HEADER.split(text)
-    return {name: body.strip() for name, body in zip(parts[1::2], parts[2::2], strict=True)}
+    queries: dict[str, str] = {}
+    for name, body in zip(parts[1::2], parts[2::2], strict=True):
+        queries[name] = _INCLUDE.sub(lambda line: queries[line.group(1)], body.strip())
+    return queries

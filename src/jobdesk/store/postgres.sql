@@ -188,12 +188,12 @@ WHERE status = 'pending'
 ORDER BY priority DESC, id
 LIMIT %(limit)s;
 
--- name: claim
--- One round trip. The MATERIALIZED CTE is an optimisation fence: it locks at most
--- %(limit)s ready rows (jobdesk.lock_ready, migration 0005: FOR UPDATE SKIP LOCKED in
--- queue order), skipping rows other claimers hold, and only those are updated.
--- The UPDATE does what jobdesk.lifecycle.start does (the contract suite holds both to it).
-WITH ready AS MATERIALIZED (
+-- name: claim_ctes
+-- A fragment (claim and complete_and_claim include it): lock up to %(limit)s ready rows
+-- (jobdesk.lock_ready, migration 0005: FOR UPDATE SKIP LOCKED in queue order) behind a
+-- MATERIALIZED CTE, an optimisation fence, so only those are updated; start them as
+-- jobdesk.lifecycle.start does (the contract suite holds both to it); record the starts.
+ready AS MATERIALIZED (
     SELECT id FROM jobdesk.lock_ready(
         %(types)s::text[], %(limit)s::integer, coalesce(%(now)s::timestamptz, now())
     ) AS id
@@ -213,10 +213,15 @@ WITH ready AS MATERIALIZED (
     FROM ready
     WHERE j.id = ready.id
     RETURNING j.*
-), events AS (
+), started_events AS (
     INSERT INTO jobdesk.job_events (job_id, at, status, attempt, worker_id)
     SELECT id, updated_at, status, attempt, worker_id FROM started
 )
+
+-- name: claim
+-- One round trip: claim_ctes, then the started jobs in claim order.
+WITH
+-- include: claim_ctes
 SELECT *, NULL::timestamptz AS store_now FROM started ORDER BY priority DESC, id;
 
 -- name: complete_and_claim
@@ -225,7 +230,7 @@ SELECT *, NULL::timestamptz AS store_now FROM started ORDER BY priority DESC, id
 -- it (the job is processing, held by this worker under that attempt, its lease running,
 -- its type one the worker may handle); PostgresStore sends any other completion through
 -- update_jobs for its refusal. Rows are locked in id order first, as write_jobs does, so
--- that this and a user's batch cancel never deadlock. The claim is the claim query's.
+-- that this and a user's batch cancel never deadlock. The claim is claim_ctes.
 WITH c AS MATERIALIZED (
     SELECT * FROM jsonb_to_recordset(%(completions)s::jsonb) AS c (
         id text, attempt integer, result jsonb
@@ -257,30 +262,8 @@ WITH c AS MATERIALIZED (
 ), done_events AS (
     INSERT INTO jobdesk.job_events (job_id, at, status, attempt, worker_id)
     SELECT id, updated_at, status, attempt, worker_id FROM done
-), ready AS MATERIALIZED (
-    SELECT id FROM jobdesk.lock_ready(
-        %(types)s::text[], %(limit)s::integer, coalesce(%(now)s::timestamptz, now())
-    ) AS id
-), started AS (
-    UPDATE jobdesk.jobs AS j SET
-        status = 'processing',
-        attempt = j.attempt + 1,
-        worker_id = %(worker_id)s,
-        started_at = coalesce(%(now)s::timestamptz, now()),
-        lease_expires_at = coalesce(%(now)s::timestamptz, now())
-                           + make_interval(secs => %(lease_seconds)s),
-        progress = 0,
-        progress_message = NULL,
-        cancel_requested = false,
-        error = NULL,
-        updated_at = coalesce(%(now)s::timestamptz, now())
-    FROM ready
-    WHERE j.id = ready.id
-    RETURNING j.*
-), started_events AS (
-    INSERT INTO jobdesk.job_events (job_id, at, status, attempt, worker_id)
-    SELECT id, updated_at, status, attempt, worker_id FROM started
-)
+),
+-- include: claim_ctes
 SELECT true AS completed, *, NULL::timestamptz AS store_now FROM done
 UNION ALL
 SELECT false AS completed, *, NULL::timestamptz AS store_now FROM started;
