@@ -81,6 +81,8 @@ READY_CHANNEL = "jobdesk_ready"
 _MIGRATION_LOCK = 0x6A6F626465736B  # "jobdesk": one advisory lock id for every migrator
 _POOL_OPTIONS = {"pool_min": 1, "pool_max": 10}
 _log = logging.getLogger("jobdesk.store.postgres")
+#: the largest value of an ``integer`` column
+_MAX_INT = 2**31 - 1
 
 
 def job_from_row(row: Row) -> Job:
@@ -765,6 +767,8 @@ class PostgresStore:
         limits: Limits,
     ) -> tuple[list[Job | JobdeskError], list[Job]]:
         ids = [completion.job_id for completion in completions]
+        # An attempt past the integer column cannot be held: update_jobs refuses it.
+        held = [completion for completion in completions if completion.attempt <= _MAX_INT]
         if len(set(ids)) != len(ids):
             # A job twice in one batch: the second must see the first's effect, as
             # update_jobs applies changes in order. Rare enough to take two transactions.
@@ -772,9 +776,9 @@ class PostgresStore:
             return in_order, await self.claim(worker, types, limit, lease_seconds) if limit else []
         params = {
             "completions": json.dumps(
-                [{"id": c.job_id, "attempt": c.attempt, "result": c.result} for c in completions]
+                [{"id": c.job_id, "attempt": c.attempt, "result": c.result} for c in held]
             ),
-            "ids": sorted(ids),
+            "ids": sorted(c.job_id for c in held),
             "worker_id": worker.name,
             "worker_types": _types_param(worker.types),
             "now": self._now_param(),
