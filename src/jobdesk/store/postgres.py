@@ -586,16 +586,12 @@ class PostgresStore:
             user = await self._fetch_one(connection, Q["lock_user_usage"], params)
             assert user is not None
             now: datetime = user["store_now"]
-            today = now.astimezone(UTC).date()
-            counted = user["created_on_day"] if user["usage_day"] == today else 0
-            active_limit, daily_limit = limits.for_user(
-                UserLimits(user["max_active"], user["max_daily"])
-            )
-            # As if the batch's last job were the next create, after the others.
-            check_daily(counted + len(specs) - 1, daily_limit, now)
             active = await self._fetch_one(connection, Q["count_active"], {"user_id": user_id})
             assert active is not None
-            check_active(active["count"] + len(specs) - 1, active_limit)
+            current = usage(user_id, active["count"], user, limits, now)
+            # As if the batch's last job were the next create, after the others.
+            check_daily(current.created_today + len(specs) - 1, current.max_daily, now)
+            check_active(current.active + len(specs) - 1, current.max_active)
             jobs = [lifecycle.create(spec, now) for spec in specs]
             rows = [
                 {
@@ -614,7 +610,11 @@ class PostgresStore:
             await connection.execute(Q["insert_jobs"], {"jobs": json.dumps(rows)})
             await connection.execute(
                 Q["count_created"],
-                {"user_id": user_id, "day": today, "count": counted + len(specs)},
+                {
+                    "user_id": user_id,
+                    "day": now.astimezone(UTC).date(),
+                    "count": current.created_today + len(specs),
+                },
             )
             return jobs
 
