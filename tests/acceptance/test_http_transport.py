@@ -212,6 +212,42 @@ async def test_stopping_hands_running_jobs_back_unspent(desk: JobDesk, server: s
     assert worker.outcomes == {"released": 1}
 
 
+async def test_a_remote_worker_whose_token_is_revoked_stops(desk: JobDesk, server: str) -> None:
+    registry = Registry()
+
+    @registry.handler("quick")
+    async def quick(ctx: JobContext, payload: None) -> None:
+        return None
+
+    async with HttpTransport.connect(server, await desk.create_worker_token("w")) as transport:
+        worker = Worker(registry, transport, poll_interval=0.05, reap_interval=3600)
+        running = asyncio.create_task(worker.run())
+        await desk.create_job("user-1", "quick", None)
+        await wait_until(lambda: worker.outcomes["completed"] == 1)
+        await desk.revoke_worker_token("w")
+        with pytest.raises(Unauthorized):  # at its next claim, not retried for ever
+            await asyncio.wait_for(running, 10)
+
+        # The token check the worker runs beside its reaper says the same.
+        with pytest.raises(Unauthorized):
+            await transport.verify()
+
+
+async def test_a_remote_worker_takes_only_its_tokens_types(desk: JobDesk, server: str) -> None:
+    registry = Registry()
+    for name in ("a", "b"):
+        registry.handler(name)(_noop)
+    token = await desk.create_worker_token("a-only", types=["a"])
+    async with HttpTransport.connect(server, token) as transport:
+        assert Worker(registry, transport).types == {"a"}
+        with pytest.raises(InvalidInput, match="may only take a"):
+            Worker(registry, transport, types=["b"])
+
+
+async def _noop(ctx: JobContext, payload: None) -> None:
+    return None
+
+
 async def test_an_idle_remote_worker_wakes_on_the_servers_event_stream(
     desk: JobDesk, server: str
 ) -> None:

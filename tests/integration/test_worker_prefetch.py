@@ -13,10 +13,11 @@ from typing import Any
 
 import pytest
 
-from jobdesk import JobDesk, JobStatus
+from jobdesk import JobDesk, JobStatus, Limits
 from jobdesk.errors import InvalidInput
 from jobdesk.worker import DeskTransport, JobContext, Registry, Worker
 from jobdesk.worker.runtime import MAX_CLAIM
+from tests.conftest import OpenDesk
 from tests.integration.worker_support import CountingTransport, runtime, wait_until
 
 
@@ -127,3 +128,34 @@ async def test_prefetch_must_be_a_count(desk: JobDesk, prefetch: object) -> None
     with pytest.raises(InvalidInput) as caught:
         await runtime(desk, registry, prefetch=prefetch)
     assert caught.value.field == "prefetch"
+
+
+async def test_a_job_that_waited_a_third_of_its_lease_is_handed_back_not_started(
+    open_desk: OpenDesk,
+) -> None:
+    registry = Registry()
+    ran: list[str] = []
+
+    @registry.handler("mixed")
+    async def mixed(ctx: JobContext, payload: Any) -> None:
+        ran.append(ctx.job.id)
+        if payload.get("slow"):
+            await asyncio.sleep(0.3)  # the waiting jobs' leases (0.3 s) are a third gone
+
+    async with open_desk(Limits(lease_seconds=0.3)) as desk:
+        slow = await desk.create_job("user-1", "mixed", {"slow": True})
+        quick = [await desk.create_job("user-1", "mixed", {}) for _ in range(3)]
+        worker = await counting(desk, registry, concurrency=1, prefetch=3)
+        await asyncio.wait_for(worker.run(until_empty=True), 10)
+
+        # The quick jobs were claimed with the slow one, waited behind it past a third
+        # of their lease, were handed back unspent, claimed again, and ran once each.
+        assert worker.outcomes == {"completed": 4, "released": 3}
+        assert sorted(ran) == sorted([slow.id, *(job.id for job in quick)])
+        for job in quick:
+            done = await desk.get_job_status(job.id, "user-1")
+            assert (done.status, done.attempts_left, done.error) == (
+                JobStatus.COMPLETED,
+                2,
+                None,
+            )

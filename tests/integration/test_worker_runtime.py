@@ -8,8 +8,10 @@ from collections.abc import Sequence
 from datetime import timedelta
 from typing import Any
 
+import pytest
+
 from jobdesk import Completion, Job, JobDesk, JobStatus
-from jobdesk.errors import JobdeskError
+from jobdesk.errors import InvalidInput, JobdeskError
 from jobdesk.testing import ManualClock
 from jobdesk.worker import DeskTransport, Fail, JobContext, Registry, Retry, SyncJobContext, Worker
 from jobdesk.worker.runtime import RESYNC_SPACING
@@ -317,3 +319,26 @@ async def test_a_flood_of_other_processes_writes_does_not_flood_the_queue_with_c
     finally:
         worker.stop()
         await asyncio.wait_for(running, 10)
+
+
+async def test_the_worker_token_narrows_the_types_and_none_left_is_refused(
+    desk: JobDesk,
+) -> None:
+    registry = Registry()
+
+    @registry.handler("a")
+    async def a(ctx: JobContext, payload: Any) -> None:
+        return None
+
+    @registry.handler("b")
+    async def b(ctx: JobContext, payload: Any) -> None:
+        return None
+
+    only_a = await DeskTransport.connect(
+        desk, await desk.create_worker_token("a-only", types=["a"])
+    )
+    assert Worker(registry, only_a).types == {"a"}
+    with pytest.raises(InvalidInput) as refused:
+        Worker(registry, only_a, types=["b"])
+    assert refused.value.field == "types"
+    assert "may only take a" in refused.value.rule

@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from jobdesk import JobDesk, JobStatus, Limits
+from jobdesk.errors import Unauthorized
 from jobdesk.testing import ManualClock
 from jobdesk.worker import JobContext, Registry, SyncJobContext
 from tests.conftest import OpenDesk
@@ -236,3 +237,72 @@ async def test_heartbeats_keep_a_silent_handler_s_lease_past_its_length(store_ur
         after = await desk.get_job_status(job.id, "user-1")
         assert (after.status, after.attempt, after.result) == (JobStatus.COMPLETED, 1, "still mine")
         assert worker.outcomes == {"completed": 1}
+
+
+@pytest.mark.parametrize("how", ["timeout", "second stop"])
+async def test_a_handler_that_swallows_its_cancellation_is_abandoned(
+    desk: JobDesk, how: str
+) -> None:
+    registry = Registry()
+    release = asyncio.Event()
+    swallowed: list[str] = []
+
+    @registry.handler("stubborn", timeout=0.05 if how == "timeout" else None)
+    async def stubborn(ctx: JobContext, payload: Any) -> str:
+        while not release.is_set():
+            try:
+                await release.wait()
+            except asyncio.CancelledError:  # a handler that must not do this
+                swallowed.append(ctx.job.id)
+        return "too late"
+
+    job = await desk.create_job("user-1", "stubborn", {}, max_attempts=2)
+    worker = await runtime(desk, registry, grace=3600)
+    running = asyncio.create_task(worker.run(until_empty=how == "timeout"))
+    if how == "second stop":
+        await wait_until(lambda: worker.running)
+        worker.stop()
+        worker.stop()
+    # Bounded: the runtime waits ABANDON_AFTER for the handler, then leaves it.
+    await asyncio.wait_for(running, 10)
+
+    assert swallowed == [job.id]
+    assert worker.abandoned == 1
+    after = await desk.get_job_status(job.id, "user-1")
+    assert (after.status, after.result, after.worker_id) == (JobStatus.PENDING, None, None)
+    if how == "timeout":
+        assert after.error == {
+            "message": "the handler ran longer than its timeout of 0.05 s",
+            "code": "timeout",
+        }
+        assert worker.outcomes == {"retried": 1}
+    else:
+        assert after.attempts_left == 2  # handed back, its attempt unspent
+        assert worker.outcomes == {"released": 1}
+
+    release.set()  # the abandoned handler ends; what it returns is not stored
+    await wait_until(lambda: worker.abandoned == 0)
+    assert (await desk.get_job_status(job.id, "user-1")).result is None
+
+
+async def test_a_revoked_token_stops_a_running_worker_and_hands_its_job_back(
+    desk: JobDesk,
+) -> None:
+    registry = Registry()
+
+    @registry.handler("endless")
+    async def endless(ctx: JobContext, payload: Any) -> None:
+        await asyncio.Event().wait()  # only the stop ends it
+
+    job = await desk.create_job("user-1", "endless", {})
+    worker = await runtime(desk, registry, grace=3600, reap_interval=0.05)
+    running = asyncio.create_task(worker.run())
+    await wait_until(lambda: worker.running)
+
+    assert await desk.revoke_worker_token(worker.transport.worker_name) == 1
+    with pytest.raises(Unauthorized):
+        await asyncio.wait_for(running, 10)  # at its next check, grace or not
+
+    after = await desk.get_job_status(job.id, "user-1")
+    assert (after.status, after.worker_id, after.attempts_left) == (JobStatus.PENDING, None, 3)
+    assert worker.outcomes == {"released": 1}

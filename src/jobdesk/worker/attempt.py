@@ -40,6 +40,9 @@ _log = logging.getLogger("jobdesk.worker")
 
 #: delays between tries of a final write (completion, failure, hand-back) the store refused
 WRITE_RETRY_DELAYS = (0.5, 1.0, 2.0)
+#: how long an ``async def`` handler may take to end once its task was cancelled; one
+#: that catches the cancellation and goes on is abandoned then, like a ``def`` handler
+ABANDON_AFTER = 2.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,6 +135,8 @@ class AttemptRunner:
         self.transport = transport
         self._batcher = batcher
         self._outcomes = outcomes
+        #: handler tasks that went on after they were cancelled and were left running
+        self.abandoned: set[asyncio.Task[JSONValue]] = set()
 
     async def run(
         self,
@@ -170,10 +175,40 @@ class AttemptRunner:
 
     async def _call(self, handler: Handler, context: JobContext) -> JSONValue:
         if handler.is_async:
-            return await handler.function(context, context.job.input)
+            return await self._call_async(handler, context)
         sync_context = SyncJobContext(context, asyncio.get_running_loop())
         # A thread cannot be cancelled: cancelling the future only stops waiting for it.
         return await in_thread(handler.function, sync_context, context.job.input)
+
+    async def _call_async(self, handler: Handler, context: JobContext) -> JSONValue:
+        """The handler in a task of its own, so that cancelling this one always ends it:
+        the handler's task is cancelled too and gets ``ABANDON_AFTER`` seconds to end."""
+        job = context.job
+        task: asyncio.Task[JSONValue] = asyncio.get_running_loop().create_task(
+            handler.function(context, job.input), name=f"jobdesk-handler-{job.id}"
+        )
+        try:
+            await asyncio.wait({task})
+        except asyncio.CancelledError:
+            task.cancel()
+            await asyncio.wait({task}, timeout=ABANDON_AFTER)
+            if not task.done():
+                _log.error(
+                    "job %s attempt %d: its handler went on %g s after it was cancelled; "
+                    "abandoning it (its writes are ignored)",
+                    job.id,
+                    job.attempt,
+                    ABANDON_AFTER,
+                )
+                self.abandoned.add(task)
+                task.add_done_callback(self._forget)
+            raise
+        return task.result()
+
+    def _forget(self, task: asyncio.Task[JSONValue]) -> None:
+        self.abandoned.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            _log.info("an abandoned handler ended: %r", task.exception())
 
     async def _heartbeat(self, context: JobContext) -> None:
         loop = asyncio.get_running_loop()

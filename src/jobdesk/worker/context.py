@@ -17,7 +17,7 @@ from jobdesk.errors import JobNotFound, LeaseLost, StoreUnavailable
 from jobdesk.models import Job, JSONValue, ProgressReply
 from jobdesk.worker.transport import Transport
 
-__all__ = ["Fail", "JobContext", "Retry", "StopReason", "SyncJobContext"]
+__all__ = ["Fail", "JobContext", "Retry", "StopReason", "SyncJobContext", "lease_seconds"]
 
 _log = logging.getLogger("jobdesk.worker")
 
@@ -26,6 +26,13 @@ StopReason = Literal["cancelled", "lease lost", "timed out", "shutting down"]
 
 #: a lease with no known length (never, from the stores) gets heartbeats this often
 _DEFAULT_LEASE_SECONDS = 60.0
+
+
+def lease_seconds(job: Job) -> float:
+    """The length of the lease ``job`` was claimed under, as the store granted it."""
+    if job.lease_expires_at is None or job.started_at is None:
+        return _DEFAULT_LEASE_SECONDS
+    return max(0.001, (job.lease_expires_at - job.started_at).total_seconds())
 
 
 class Retry(Exception):
@@ -69,7 +76,14 @@ class JobContext:
     ``ctx.cancelled`` turns True when the handler should stop.
     """
 
-    def __init__(self, job: Job, transport: Transport, *, cancel_grace: float) -> None:
+    def __init__(
+        self,
+        job: Job,
+        transport: Transport,
+        *,
+        cancel_grace: float,
+        claimed_at: float | None = None,
+    ) -> None:
         #: the job as it was claimed for this attempt
         self.job = job
         self._transport = transport
@@ -77,8 +91,9 @@ class JobContext:
         self._stop_reason: StopReason | None = None
         self._task: asyncio.Future[Any] | None = None
         self._loop = asyncio.get_running_loop()
-        #: loop time of the last accepted write for this attempt (claim, progress, heartbeat)
-        self.last_write = self._loop.time()
+        #: loop time of the last accepted write for this attempt (claim, progress, heartbeat);
+        #: ``claimed_at`` for a job that waited in the worker before it started
+        self.last_write = self._loop.time() if claimed_at is None else claimed_at
 
     @property
     def cancelled(self) -> bool:
@@ -98,10 +113,7 @@ class JobContext:
     @property
     def lease_seconds(self) -> float:
         """The length of this attempt's lease, as the store granted it."""
-        job = self.job
-        if job.lease_expires_at is None or job.started_at is None:
-            return _DEFAULT_LEASE_SECONDS
-        return max(0.001, (job.lease_expires_at - job.started_at).total_seconds())
+        return lease_seconds(self.job)
 
     async def progress(self, percent: float, message: str | None = None) -> None:
         """Report progress (0-100) with an optional message; renews the lease.

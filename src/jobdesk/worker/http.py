@@ -368,6 +368,10 @@ class HttpTransport:
         body = {"attempt": attempt}
         return _job(await self._call("POST", f"/jobs/{job_id}/release", body, job_id=job_id))
 
+    async def verify(self) -> None:
+        """``GET /me``: the server still takes the token."""
+        await self._call("GET", "/me")
+
     async def reap(self) -> int:
         """Nothing: the server requeues expired leases itself. Always 0."""
         return 0

@@ -30,11 +30,11 @@ from collections.abc import Collection, Iterator
 
 from jobdesk import validation
 from jobdesk.changes import RESYNC, JobChange
-from jobdesk.errors import InvalidInput, JobdeskError
+from jobdesk.errors import InvalidInput, JobdeskError, Unauthorized
 from jobdesk.models import Job, JobStatus
 from jobdesk.worker.attempt import AttemptRunner
 from jobdesk.worker.batching import MAX_BATCH, CompletionBatcher
-from jobdesk.worker.context import JobContext
+from jobdesk.worker.context import JobContext, lease_seconds
 from jobdesk.worker.registry import Registry
 from jobdesk.worker.transport import ChangeFeed, Transport
 
@@ -53,6 +53,9 @@ SLOT_GATHER = 0.005
 PREFETCH_HORIZON = 0.1
 #: weight of the latest handler time in that average
 _RUN_TIME_WEIGHT = 0.1
+#: a prefetched job that waited this part of its lease for a slot is handed back, not
+#: started: the lease was granted at the claim, and a heartbeat must come well inside it
+WAITING_LEASE_SHARE = 1 / 3
 
 
 def _positive(field: str, value: object, *, zero: bool = False) -> float:
@@ -86,8 +89,15 @@ class Worker:
     how long handlers took recently (none before the first job ends; about one
     for jobs of a second; up to ``MAX_CLAIM`` for jobs of a millisecond), so a
     waiting job waits about that long at most, and slow jobs stay in the queue
-    for other workers. Waiting jobs hold their lease; a stop hands them back
-    unspent.
+    for other workers. A waiting job runs under the lease of its claim: one
+    that waited a third of it (the guess was wrong: slower jobs came) is handed
+    back unspent for any worker to take, and a stop hands back the rest.
+
+    The worker checks its token as often as it reaps (and the server checks
+    each request of a remote worker): once the token is revoked it stops at
+    once, hands its jobs back, and :meth:`run` raises
+    :class:`~jobdesk.errors.Unauthorized`. The token's job types narrow
+    ``types``; a worker with no type left is refused.
     """
 
     def __init__(
@@ -113,7 +123,7 @@ class Worker:
             raise InvalidInput("types", f"no handler is registered for {', '.join(unknown)}")
         self.registry = registry
         self.transport = transport
-        self.types = asked or registry.types
+        self.types = _allowed_types(asked or registry.types, transport)
         self.concurrency = validation.integer("concurrency", concurrency, 1, 10_000)
         self.poll_interval = _positive("poll_interval", poll_interval)
         self.grace = _positive("grace", grace, zero=True)
@@ -124,8 +134,10 @@ class Worker:
         )
         #: how the jobs run so far ended: completed, failed, retried, released, dropped
         self.outcomes: Counter[str] = Counter()
-        #: claimed jobs waiting for a slot (prefetched)
-        self._waiting: collections.deque[Job] = collections.deque()
+        #: claimed jobs waiting for a slot (prefetched), with the loop time of their claim
+        self._waiting: collections.deque[tuple[Job, float]] = collections.deque()
+        #: waiting jobs taken out of the line to be handed back (they waited too long)
+        self._stale: list[Job] = []
         #: jobs asked for by claims on their way
         self._claiming = 0
         #: the average time handlers took, recently (None before the first)
@@ -146,11 +158,22 @@ class Worker:
         self._resync_wake: asyncio.TimerHandle | None = None
         self._last_resync_wake = -math.inf
         self._ran = False
+        #: why the worker must stop for good (its token was revoked), raised by run()
+        self._fatal: JobdeskError | None = None
 
     @property
     def running(self) -> list[Job]:
         """The jobs running now, as they were claimed."""
         return [context.job for context in self._jobs.values()]
+
+    @property
+    def abandoned(self) -> int:
+        """Handlers still running after they were cancelled and left (they ignored it).
+
+        Their writes are ignored. A process that is about to exit need not wait
+        for them (``jobdesk worker`` does not).
+        """
+        return len(self._attempts.abandoned)
 
     @property
     def batch_sizes(self) -> list[int]:
@@ -187,6 +210,8 @@ class Worker:
                 raise errors.exceptions[0] from None
             raise
         _log.info("worker %s stopped: %s", self.transport.worker_name, dict(self.outcomes))
+        if self._fatal is not None:
+            raise self._fatal
 
     # -- the loop -------------------------------------------------------------------------
 
@@ -196,7 +221,7 @@ class Worker:
             helpers = [
                 group.create_task(self._batcher.run(), name="jobdesk-batcher"),
                 group.create_task(self._listen(feed), name="jobdesk-listener"),
-                group.create_task(self._reap_periodically(), name="jobdesk-reaper"),
+                group.create_task(self._check_periodically(), name="jobdesk-reaper"),
             ]
             try:
                 await self._reap()  # jobs a crashed worker left behind come back first
@@ -213,6 +238,7 @@ class Worker:
         while not self._stop.is_set():
             await self._gather_slots(loop)
             self._wake.clear()
+            await self._hand_back_stale()
             if self._batcher.busy:
                 # The commit on its way claims for the free slots: wait for it.
                 await self._sleep(self.poll_interval, loop)
@@ -222,6 +248,8 @@ class Worker:
             try:
                 if free:
                     claimed = await self.transport.claim(self.types, free)
+            except Unauthorized as exc:
+                self._revoked(exc)
             except JobdeskError as exc:
                 if until_empty:  # whether the queue is empty is unknown: say so
                     raise
@@ -236,6 +264,7 @@ class Worker:
                 and not self._jobs
                 and not self._waiting
                 and not self._batcher.busy
+                and not self._stale
             ):
                 return
             await self._sleep(self.poll_interval, loop)
@@ -261,18 +290,21 @@ class Worker:
     def _fill(self, claimed: list[Job], reserved: int) -> None:
         """Start each claimed job in a free slot, or keep it waiting for one."""
         self._claiming -= reserved
+        now = asyncio.get_running_loop().time()
         for job in claimed:
             if self._busy < self.concurrency and not self._stop.is_set():
-                self._start(job)
+                self._start(job, now)
             else:
-                self._waiting.append(job)
+                self._waiting.append((job, now))
         if claimed:
             _log.info("claimed %d job(s): %s", len(claimed), ", ".join(j.id for j in claimed))
 
-    def _start(self, job: Job) -> None:
+    def _start(self, job: Job, claimed_at: float) -> None:
         assert self._group is not None
         self._busy += 1
-        context = JobContext(job, self.transport, cancel_grace=self.cancel_grace)
+        context = JobContext(
+            job, self.transport, cancel_grace=self.cancel_grace, claimed_at=claimed_at
+        )
         task = self._group.create_task(self._run_job(context), name=f"jobdesk-job-{job.id}")
         self._jobs[task] = context
 
@@ -284,8 +316,33 @@ class Worker:
         else:
             self._run_time += _RUN_TIME_WEIGHT * (run_time - self._run_time)
         if self._waiting and not self._stop.is_set():
-            self._start(self._waiting.popleft())
+            self._stale.extend(self._take_stale())  # the loop hands them back
+            if self._waiting:
+                self._start(*self._waiting.popleft())
         self._wake.set()
+
+    def _take_stale(self) -> list[Job]:
+        """Take out of the waiting line the jobs that waited too long to start now."""
+        now = asyncio.get_running_loop().time()
+        stale = [
+            job
+            for job, claimed_at in self._waiting
+            if now - claimed_at >= lease_seconds(job) * WAITING_LEASE_SHARE
+        ]
+        if stale:
+            gone = {job.id for job in stale}
+            self._waiting = collections.deque(e for e in self._waiting if e[0].id not in gone)
+            _log.info(
+                "%d prefetched job(s) waited %d%% of their lease for a slot; handing them back",
+                len(stale),
+                round(100 * WAITING_LEASE_SHARE),
+            )
+        return stale
+
+    async def _hand_back_stale(self) -> None:
+        self._stale.extend(self._take_stale())
+        stale, self._stale = self._stale, []
+        await self._release(stale)
 
     async def _gather_slots(self, loop: asyncio.AbstractEventLoop) -> None:
         """Let slots that free up together be claimed together, in one call.
@@ -347,11 +404,27 @@ class Worker:
             if requeued:
                 _log.info("requeued %d job(s) whose lease expired", requeued)
 
-    async def _reap_periodically(self) -> None:
+    async def _check_periodically(self) -> None:
+        """Reap expired leases and check the token, every ``reap_interval`` or so."""
         while True:
             # Jitter, so that many workers started together do not reap in step.
             await asyncio.sleep(self.reap_interval * random.uniform(0.75, 1.25))  # noqa: S311 - not for security
+            try:
+                await self.transport.verify()
+            except Unauthorized as exc:
+                self._revoked(exc)
+                return
+            except JobdeskError as exc:
+                _log.warning("could not check the worker token: %s", exc)
             await self._reap()
+
+    def _revoked(self, exc: Unauthorized) -> None:
+        """The token no longer holds: stop now, handing the jobs back."""
+        if self._fatal is None:
+            _log.error("worker %s must stop: %s", self.transport.worker_name, exc)
+            self._fatal = exc
+        self.stop()
+        self.stop()
 
     async def _wind_down(self) -> None:
         await self._hand_back_waiting()
@@ -371,8 +444,13 @@ class Worker:
 
     async def _hand_back_waiting(self) -> None:
         """Release the prefetched jobs that never started: their attempts stay unspent."""
-        while self._waiting:
-            job = self._waiting.popleft()
+        waiting = [*self._stale, *(job for job, _ in self._waiting)]
+        self._waiting.clear()
+        self._stale = []
+        await self._release(waiting)
+
+    async def _release(self, jobs: list[Job]) -> None:
+        for job in jobs:
             try:
                 await self.transport.release(job.id, job.attempt)
             except JobdeskError as exc:
@@ -453,3 +531,23 @@ class _Refill:
 
     def fill(self, jobs: list[Job], reserved: int) -> None:
         self._worker._fill(jobs, reserved)
+
+
+def _allowed_types(types: frozenset[str], transport: Transport) -> frozenset[str]:
+    """``types`` narrowed to what the worker token allows; refused if none is left."""
+    allowed = transport.token_types
+    if allowed is None or types <= allowed:
+        return types
+    kept = types & allowed
+    if not kept:
+        raise InvalidInput(
+            "types",
+            f"the worker token {transport.worker_name!r} may only take "
+            f"{', '.join(sorted(allowed))}; none of them is handled here",
+        )
+    _log.warning(
+        "worker token %r may not take %s: this worker leaves those jobs to others",
+        transport.worker_name,
+        ", ".join(sorted(types - kept)),
+    )
+    return kept

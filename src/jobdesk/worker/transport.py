@@ -42,6 +42,16 @@ class Transport(Protocol):
         """The name of the worker token this transport acts for."""
         ...
 
+    @property
+    def token_types(self) -> frozenset[str] | None:
+        """The job types the worker token allows (None: any)."""
+        ...
+
+    async def verify(self) -> None:
+        """Check that the worker token still holds: :class:`~jobdesk.errors.Unauthorized`
+        once it was revoked or expired."""
+        ...
+
     async def claim(self, types: frozenset[str], limit: int) -> list[Job]:
         """Start up to ``limit`` due jobs of ``types`` for this worker (``claim_jobs``)."""
         ...
@@ -98,21 +108,33 @@ class DeskTransport:
             await Worker(registry, transport).run()
     """
 
-    def __init__(self, desk: JobDesk, worker: WorkerIdentity) -> None:
+    def __init__(self, desk: JobDesk, worker: WorkerIdentity, token: str | None = None) -> None:
         self.desk = desk
         #: the verified worker this transport acts for
         self.worker = worker
+        self._token = token
 
     @classmethod
     async def connect(cls, desk: JobDesk, token: str) -> DeskTransport:
         """Verify ``token`` (:class:`~jobdesk.errors.Unauthorized` if it is not a live
         worker token) and act as its worker."""
-        return cls(desk, await desk.verify_worker_token(token))
+        return cls(desk, await desk.verify_worker_token(token), token)
 
     @property
     def worker_name(self) -> str:
         """The worker token's name: the ``worker_id`` of the jobs it holds."""
         return self.worker.name
+
+    @property
+    def token_types(self) -> frozenset[str] | None:
+        """The job types the worker token allows (None: any)."""
+        return self.worker.types
+
+    async def verify(self) -> None:
+        """Verify the token again (made by :meth:`connect`; a transport made from a
+        ``Worker`` alone has no token to check, and its worker holds as long as it runs)."""
+        if self._token is not None:
+            await self.desk.verify_worker_token(self._token)
 
     async def claim(self, types: frozenset[str], limit: int) -> list[Job]:
         """``claim_jobs`` for this worker."""
