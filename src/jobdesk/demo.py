@@ -14,11 +14,14 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import errno
 import os
+import socket
 import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -31,44 +34,120 @@ from jobdesk.sync import JobDesk
 
 console = Console()
 APP = "examples.character_extraction.jobs:registry"
+#: the checkout this file sits in (``src/jobdesk/demo.py``): the example app is at its root
+CHECKOUT = Path(__file__).resolve().parents[2]
+DEFAULT_PORT = 8000
+#: how long every job may take to end (they need about 15 s)
+DEADLINE = 120.0
+
+
+def example_root() -> Path:
+    """Where ``examples/`` is (the worker's ``--app-dir``): the checkout, else the cwd."""
+    for root in (CHECKOUT, Path.cwd()):
+        if (root / "examples" / "character_extraction" / "jobs.py").is_file():
+            return root
+    raise SystemExit(
+        "error: the demo runs examples/character_extraction/ from a jobdesk checkout, "
+        "and none was found: run it from the repository (make run)"
+    )
+
+
+def _port_is_free(host: str, port: int) -> bool:
+    """Whether ``host:port`` can be listened on now (as uvicorn binds: SO_REUSEADDR)."""
+    try:
+        family, kind, protocol, _, address = socket.getaddrinfo(
+            host, port, type=socket.SOCK_STREAM
+        )[0]
+        with socket.socket(family, kind, protocol) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            probe.bind(address)
+    except OSError as exc:
+        if exc.errno == errno.EADDRINUSE:
+            return False
+        raise SystemExit(f"error: cannot listen on {host}:{port}: {exc}") from None
+    return True
+
+
+def _any_free_port(host: str) -> int:
+    family, kind, protocol, _, address = socket.getaddrinfo(host, 0, type=socket.SOCK_STREAM)[0]
+    with socket.socket(family, kind, protocol) as probe:
+        probe.bind(address)
+        port: int = probe.getsockname()[1]
+        return port
+
+
+def choose_port(host: str, port: int | None) -> int:
+    """The port to serve on: ``port`` if free (0: any), else by default 8000 or any free one.
+
+    Checked before anything starts: on a taken port, the server would stop at once
+    and the demo would be talking to whatever holds the port.
+    """
+    if port == 0:
+        return _any_free_port(host)
+    if port is None:
+        if _port_is_free(host, DEFAULT_PORT):
+            return DEFAULT_PORT
+        chosen = _any_free_port(host)
+        console.print(f"[yellow]port {DEFAULT_PORT} is in use[/]: the demo serves on {chosen}")
+        return chosen
+    if not _port_is_free(host, port):
+        raise SystemExit(
+            f"error: port {port} on {host} is already in use (another server, or a demo "
+            "still running?): stop it or pass another --port (0 picks a free one)"
+        )
+    return port
+
+
+@dataclass(frozen=True)
+class Child:
+    """A ``python -m jobdesk ...`` process of the demo, and its log."""
+
+    name: str
+    process: subprocess.Popen[bytes]
+    log: Path
+
+    def check(self) -> None:
+        """Exit with one line, the last line of its log, if the process has stopped."""
+        code = self.process.poll()
+        if code is None:
+            return
+        lines = self.log.read_text(encoding="utf-8", errors="replace").strip().splitlines()
+        said = f": {lines[-1].strip()}" if lines else ""
+        raise SystemExit(f"error: {self.name} stopped (exit code {code}){said} [log: {self.log}]")
 
 
 @contextlib.contextmanager
-def process(
-    arguments: list[str], env: dict[str, str], log: Path
-) -> Iterator[subprocess.Popen[bytes]]:
+def process(name: str, arguments: list[str], env: dict[str, str], log: Path) -> Iterator[Child]:
     """A ``python -m jobdesk ...`` child, logging to ``log``, stopped with SIGTERM at the end."""
-    with log.open("ab") as output:
+    with log.open("wb") as output:
         child = subprocess.Popen(  # noqa: S603 - our own interpreter and fixed arguments
             [sys.executable, "-m", "jobdesk", *arguments], env=env, stdout=output, stderr=output
         )
         try:
-            yield child
+            yield Child(name, child, log)
         finally:
             child.terminate()
             try:
                 child.wait(timeout=15)
             except subprocess.TimeoutExpired:
                 child.kill()
+                child.wait()
 
 
-def wait_until_up(client: httpx.Client, server: subprocess.Popen[bytes]) -> None:
-    """Poll ``/healthz`` until the server answers (or fail if it died)."""
+def wait_until_up(client: httpx.Client, server: Child) -> None:
+    """Poll ``/healthz`` until the server answers (or fail if it stopped)."""
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
-        if server.poll() is not None:
-            raise SystemExit("jobdesk serve stopped; see the .log file beside the database")
+        server.check()
         with contextlib.suppress(httpx.TransportError):
             if client.get("/healthz").status_code == 200:
                 return
         time.sleep(0.1)
-    raise SystemExit(
-        "jobdesk serve did not start within 30 s; see the .log file beside the database"
-    )
+    raise SystemExit(f"error: jobdesk serve did not start within 30 s [log: {server.log}]")
 
 
-def create_jobs(client: httpx.Client, tokens: dict[str, str]) -> list[str]:
-    """Alice asks for 12 jobs (room for 10), Bob for 3; returns the accepted ids."""
+def create_jobs(client: httpx.Client, tokens: dict[str, str]) -> list[tuple[str, str]]:
+    """Alice asks for 12 jobs (room for 10), Bob for 3; returns ``(user, id)`` of each accepted."""
     accepted = []
     for user, count, steps in (("alice", 12, 4), ("bob", 3, 8)):
         for number in range(count):
@@ -85,13 +164,28 @@ def create_jobs(client: httpx.Client, tokens: dict[str, str]) -> list[str]:
                 "/api/v1/jobs", json=body, headers={"Authorization": f"Bearer {tokens[user]}"}
             )
             if reply.status_code == 201:
-                accepted.append(reply.json()["id"])
-            else:
-                problem = reply.json()
-                console.print(
-                    f"[yellow]{user}'s job {number + 1}: {reply.status_code}[/] {problem['detail']}"
+                accepted.append((user, reply.json()["id"]))
+            elif reply.status_code == 401:
+                raise SystemExit(
+                    f"error: the server at {client.base_url} refused the demo's user tokens: "
+                    "is another server answering on that port? Pass another --port"
                 )
+            else:
+                console.print(
+                    f"[yellow]{user}'s job {number + 1}: {reply.status_code}[/] {detail(reply)}"
+                )
+    if not accepted:
+        raise SystemExit("error: the server accepted none of the demo's jobs (see above)")
     return accepted
+
+
+def detail(reply: httpx.Response) -> str:
+    """What a refusal says: its problem's ``detail``, else its body."""
+    with contextlib.suppress(ValueError):
+        problem = reply.json()
+        if isinstance(problem, dict) and "detail" in problem:
+            return str(problem["detail"])
+    return reply.text[:200]
 
 
 def jobs_of(client: httpx.Client, token: str) -> list[dict[str, Any]]:
@@ -107,8 +201,8 @@ def jobs_of(client: httpx.Client, token: str) -> list[dict[str, Any]]:
 def board(client: httpx.Client, tokens: dict[str, str]) -> tuple[Table, bool]:
     """A table of both users' jobs, and whether every job has finished."""
     table = Table(title="jobs (live, over HTTP)")
-    for column in ("user", "job", "status", "attempt", "progress", "message"):
-        table.add_column(column)
+    for column in ("user", "job", "status", "attempts", "progress", "message"):
+        table.add_column(column, no_wrap=column == "status")
     finished = True
     for user, token in tokens.items():
         for job in reversed(jobs_of(client, token)):
@@ -118,15 +212,18 @@ def board(client: httpx.Client, tokens: dict[str, str]) -> tuple[Table, bool]:
                 user,
                 f"…{job['id'][-6:]}",
                 job["status"],
-                f"{job['attempt']}/{job['max_attempts']}",
+                # the attempts used of the job's budget (a hand-back uses none)
+                f"{job['max_attempts'] - job['attempts_left']}/{job['max_attempts']}",
                 f"{bar:<10} {job['progress']:3.0f}%",
                 job["progress_message"] or "",
             )
     return table, finished
 
 
-def main(path: Path, host: str, port: int, exit_when_done: bool) -> None:
+def main(path: Path, host: str, port: int | None, exit_when_done: bool) -> None:
     """Run the demo on a fresh database at ``path``."""
+    app_dir = example_root()
+    port = choose_port(host, port)
     for suffix in ("", "-wal", "-shm"):
         Path(f"{path}{suffix}").unlink(missing_ok=True)
     url = f"sqlite:///{path}"
@@ -134,42 +231,28 @@ def main(path: Path, host: str, port: int, exit_when_done: bool) -> None:
         worker_token = desk.create_worker_token("demo-worker", types=["character_extraction"])
         tokens = {user: desk.create_user_token(user) for user in ("alice", "bob")}
     env = dict(os.environ, JOBDESK_DB=url, JOBDESK_WORKER_TOKEN=worker_token)
-    log = path.with_suffix(".log")
     base = f"http://{host}:{port}"
     serve = ["serve", "--host", host, "--port", str(port), "--log-level", "warning"]
-    work = ["worker", "--app", APP, "--concurrency", "3", "--server", base]
+    work = ["worker", "--app", APP, "--app-dir", str(app_dir), "--concurrency", "3"]
+    work += ["--server", base]
     with contextlib.ExitStack() as running:
-        server = running.enter_context(process(serve, env, log))
+        server = running.enter_context(
+            process("jobdesk serve", serve, env, path.with_suffix(".server.log"))
+        )
         client = running.enter_context(httpx.Client(base_url=base, timeout=10))
         wait_until_up(client, server)
-        running.enter_context(process(work, env, log))  # it connects to the server first
+        worker = running.enter_context(  # it connects to the server first
+            process("jobdesk worker", work, env, path.with_suffix(".worker.log"))
+        )
         console.rule("[bold]jobdesk demo")
         console.print(f"HTTP API: [bold]{base}[/] (docs at {base}/docs); database {path}")
-        console.print(f"a worker process runs the example handlers over HTTP; logs in {log}\n")
+        console.print(
+            f"a worker process runs the example handlers over HTTP; logs in {server.log} "
+            f"and {worker.log}\n"
+        )
         accepted = create_jobs(client, tokens)
         console.print(f"{len(accepted)} jobs accepted\n")
-        bob_job, cancelled = accepted[-3], False
-        with Live(console=console, refresh_per_second=4) as live:
-            while True:
-                table, finished = board(client, tokens)
-                live.update(table)
-                progress = next(
-                    (
-                        job["progress"]
-                        for job in jobs_of(client, tokens["bob"])
-                        if job["id"] == bob_job
-                    ),
-                    0,
-                )
-                if not cancelled and progress >= 25:
-                    client.post(
-                        f"/api/v1/jobs/{bob_job}/cancel",
-                        headers={"Authorization": f"Bearer {tokens['bob']}"},
-                    )
-                    cancelled = True
-                if finished:
-                    break
-                time.sleep(0.25)
+        follow(client, tokens, accepted, (server, worker))
         console.print("\nevery job has finished. Try it yourself:")
         console.print(f"  export TOKEN={tokens['alice']}   # alice's user token")
         console.print(
@@ -184,8 +267,57 @@ def main(path: Path, host: str, port: int, exit_when_done: bool) -> None:
         if exit_when_done:
             return
         console.print("\n[bold]Ctrl-C[/] stops the server and the worker.")
-        with contextlib.suppress(KeyboardInterrupt):
-            server.wait()
+        with contextlib.suppress(KeyboardInterrupt):  # the way to stop it, not an error
+            while server.process.poll() is None:
+                worker.check()
+                time.sleep(0.5)
+            server.check()
+
+
+def follow(
+    client: httpx.Client,
+    tokens: dict[str, str],
+    accepted: list[tuple[str, str]],
+    children: tuple[Child, ...],
+) -> None:
+    """Show the jobs live until every one has finished; Bob cancels his first one half-way."""
+    bob_job = next((job_id for user, job_id in accepted if user == "bob"), None)
+    cancelled = False
+    deadline = time.monotonic() + DEADLINE
+    with Live(console=console, refresh_per_second=4) as live:
+        while True:
+            for child in children:
+                child.check()
+            try:
+                table, finished = board(client, tokens)
+                live.update(table)
+                if bob_job is not None and not cancelled:
+                    progress = next(
+                        (
+                            job["progress"]
+                            for job in jobs_of(client, tokens["bob"])
+                            if job["id"] == bob_job
+                        ),
+                        0,
+                    )
+                    if progress >= 25:
+                        client.post(
+                            f"/api/v1/jobs/{bob_job}/cancel",
+                            headers={"Authorization": f"Bearer {tokens['bob']}"},
+                        )
+                        cancelled = True
+            except httpx.HTTPError as exc:
+                for child in children:
+                    child.check()  # a stopped process explains it best
+                raise SystemExit(f"error: the server did not answer as expected: {exc}") from None
+            if finished:
+                return
+            if time.monotonic() > deadline:
+                raise SystemExit(
+                    f"error: the jobs did not all finish within {DEADLINE:g} s "
+                    f"[logs: {children[0].log}, {children[-1].log}]"
+                )
+            time.sleep(0.25)
 
 
 def cli() -> None:
@@ -193,10 +325,17 @@ def cli() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--db", type=Path, default=Path("jobdesk-demo.db"), help="SQLite file")
     parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=8000)
+    parser.add_argument(
+        "--port",
+        type=int,
+        help=f"default: {DEFAULT_PORT}, or a free port if it is taken; 0 picks a free one",
+    )
     parser.add_argument("--exit-when-done", action="store_true", help="stop once all jobs end")
     arguments = parser.parse_args()
-    main(arguments.db, arguments.host, arguments.port, arguments.exit_when_done)
+    try:
+        main(arguments.db, arguments.host, arguments.port, arguments.exit_when_done)
+    except KeyboardInterrupt:
+        raise SystemExit(130) from None
 
 
 if __name__ == "__main__":

@@ -27,11 +27,16 @@ DEADLINE = 30.0
 
 
 def jobdesk(
-    *args: str, db: str | None = None, stdin: str | None = None, **env: str
+    *args: str,
+    db: str | None = None,
+    stdin: str | None = None,
+    cwd: Path | str = REPOSITORY,
+    **env: str,
 ) -> subprocess.CompletedProcess[str]:
-    """Run ``python -m jobdesk ARGS`` with ``JOBDESK_DB=db``; its exit code and outputs."""
+    """Run ``python -m jobdesk ARGS`` in ``cwd`` with ``JOBDESK_DB=db``; its exit code, outputs."""
     environment = {**os.environ, "COLUMNS": "200", **env}
     environment.pop("JOBDESK_DB", None)
+    environment.pop("JOBDESK_DEBUG", None)
     if db is not None:
         environment["JOBDESK_DB"] = db
     return subprocess.run(
@@ -40,7 +45,7 @@ def jobdesk(
         capture_output=True,
         text=True,
         timeout=DEADLINE * 2,
-        cwd=REPOSITORY,
+        cwd=cwd,
         env=environment,
         check=False,
     )
@@ -61,7 +66,11 @@ def one_error_line(result: subprocess.CompletedProcess[str]) -> str:
 
 @pytest.fixture
 def sqlite_url(tmp_path: Path) -> str:
-    return f"sqlite:///{tmp_path / 'jobdesk.db'}"
+    """A new SQLite database: only some commands may start one."""
+    url = f"sqlite:///{tmp_path / 'jobdesk.db'}"
+    with SyncJobDesk.open(url):
+        pass
+    return url
 
 
 def test_a_job_s_life_from_the_command_line_in_json(store_url: str) -> None:
@@ -126,6 +135,16 @@ ERRORS = [
     (["jobs", "list", "-u", "alice", "--limit", "500"], 2, "error: limit: must be between 1"),
     (["tokens", "revoke", "nobody"], 3, "error: no live worker token named 'nobody'"),
     (["limits", "set", "x" * 200], 2, "error: user_id: must be 1-128 characters long"),
+    # Usage errors too are one line, with Click's exit code 2 and where to find help.
+    (
+        ["jobs", "list"],
+        2,
+        "error: Missing option '--user' / '-u'. (see 'jobdesk jobs list --help')",
+    ),
+    (["jobs", "list", "-u", "alice", "--limit", "x"], 2, "error: Invalid value for '--limit':"),
+    (["jobs", "frob"], 2, "error: No such command 'frob'. (see 'jobdesk jobs --help')"),
+    (["--db", "postgresql://x@[bad/db", "stats"], 2, "error: --db: must be a database URL"),
+    (["stats", "--db", "mysql://localhost/jobs"], 2, "error: --db: must start with sqlite:///"),
 ]
 
 
@@ -157,6 +176,42 @@ def test_refusals_by_the_rules_have_their_own_exit_codes(sqlite_url: str) -> Non
     assert one_error_line(unreachable).startswith("error: cannot open SQLite database")
 
 
+def test_a_file_that_is_not_a_database_is_a_bad_db_not_an_outage(tmp_path: Path) -> None:
+    notes = tmp_path / "notes.txt"
+    notes.write_text("not a database, and long enough for SQLite to tell\n" * 4, encoding="utf-8")
+    url = f"sqlite:///{notes}"
+    for args in (["migrate"], ["jobs", "list", "-u", "alice"]):
+        result = jobdesk(*args, db=url)
+        assert result.returncode == 2  # not 7, "try again": trying again will not help
+        assert one_error_line(result) == (
+            f"error: --db: {url} is not an SQLite database (file is not a database)"
+        )
+
+
+@pytest.mark.parametrize(
+    "args",
+    [["stats"], ["jobs", "list", "-u", "alice"], ["jobs", "show", MISSING_ID, "-u", "alice"],
+     ["tokens", "list"], ["limits", "show", "alice"]],
+)  # fmt: skip
+def test_commands_that_read_refuse_a_missing_database_rather_than_create_it(
+    tmp_path: Path, args: list[str]
+) -> None:
+    result = jobdesk(*args, cwd=tmp_path)  # no --db, no JOBDESK_DB: ./jobdesk.db
+    assert result.returncode == 2
+    assert one_error_line(result) == (
+        f"error: --db: no database at {tmp_path / 'jobdesk.db'}: give --db or set "
+        "JOBDESK_DB (`jobdesk migrate` creates a new one)"
+    )
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_commands_that_create_may_start_a_new_database(tmp_path: Path) -> None:
+    token = jobdesk("tokens", "create-worker", "gpu-1", cwd=tmp_path)
+    assert token.returncode == 0, token.stderr
+    assert (tmp_path / "jobdesk.db").exists()
+    assert json_of(jobdesk("tokens", "list", "--json", cwd=tmp_path))[0]["name"] == "gpu-1"
+
+
 def test_json_errors_name_the_field_and_the_rule(sqlite_url: str) -> None:
     result = jobdesk("jobs", "list", "-u", "alice", "--status", "done", "--json", db=sqlite_url)
     assert result.returncode == 2
@@ -176,10 +231,13 @@ def test_an_unexpected_error_shows_its_traceback_only_with_debug(
     assert one_error_line(quiet) == (
         "error: unexpected RuntimeError: bad config (run again with --debug for the traceback)"
     )
-    loud = jobdesk("--debug", *args, db=sqlite_url, JOBDESK_WORKER_TOKEN="jdw_unused")
-    assert loud.returncode == 1
-    assert "Traceback" in loud.stderr
-    assert "RuntimeError: bad config" in loud.stderr
+    for loud in (
+        jobdesk("--debug", *args, db=sqlite_url, JOBDESK_WORKER_TOKEN="jdw_unused"),
+        jobdesk(*args, "--debug", db=sqlite_url, JOBDESK_WORKER_TOKEN="jdw_unused"),
+    ):
+        assert loud.returncode == 1
+        assert "Traceback" in loud.stderr
+        assert "RuntimeError: bad config" in loud.stderr
 
 
 def test_tokens_are_created_listed_and_revoked(sqlite_url: str) -> None:
@@ -372,20 +430,45 @@ def server(sqlite_url: str) -> Iterator[tuple[subprocess.Popen[bytes], int]]:
         process.wait()
 
 
-def test_serve_answers_until_sigterm(server: tuple[subprocess.Popen[bytes], int]) -> None:
-    process, port = server
+def wait_until_answering(port: int) -> None:
+    """Return once the server on ``port`` answers ``/healthz``."""
     deadline = time.monotonic() + DEADLINE
     while True:
         try:
             with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=5) as reply:
                 assert reply.status == 200
-                break
+                return
         except OSError:
             assert time.monotonic() < deadline, "the server never answered"
             time.sleep(0.1)
+
+
+def test_serve_answers_until_sigterm(server: tuple[subprocess.Popen[bytes], int]) -> None:
+    process, port = server
+    wait_until_answering(port)
     process.send_signal(signal.SIGTERM)
     # uvicorn shuts down cleanly, then ends by the signal it was sent, as it should.
     assert process.wait(timeout=DEADLINE) in {0, -signal.SIGTERM}
+
+
+def test_a_worker_over_http_logs_its_jobs_not_every_request(
+    sqlite_url: str, server: tuple[subprocess.Popen[bytes], int]
+) -> None:
+    _, port = server
+    with SyncJobDesk.open(sqlite_url) as desk:
+        token = desk.create_worker_token("remote")
+        job = desk.create_job(
+            "alice", "character_extraction", {"episode_ids": ["e1"], "seconds_per_episode": 0.01}
+        )
+    wait_until_answering(port)
+    args = ["worker", "--app", f"{EXAMPLE}:registry", "--until-empty"]
+    args += ["--server", f"http://127.0.0.1:{port}", "--token", token]
+    result = jobdesk(*args)
+    assert result.returncode == 0, result.stderr
+    assert "worker remote stopped" in result.stderr
+    assert "HTTP Request" not in result.stderr  # httpx's line for each request
+    with SyncJobDesk.open(sqlite_url) as desk:
+        assert desk.get_job_status(job.id, "alice").status is JobStatus.COMPLETED
 
 
 def test_stats_show_the_queue_the_workers_and_the_throughput(sqlite_url: str) -> None:
@@ -406,3 +489,26 @@ def test_stats_show_the_queue_the_workers_and_the_throughput(sqlite_url: str) ->
     assert snapshot["throughput"] == {"completed": 1, "failed": 0, "per_minute": 0.2}
     text = jobdesk("stats", db=sqlite_url).stdout
     assert "throughput: 1 completed, 0 failed in the last 5 min (0.2/min)" in text
+
+
+def test_the_job_list_shows_the_attempts_used_and_never_cuts_the_status(sqlite_url: str) -> None:
+    with SyncJobDesk.open(sqlite_url) as desk:
+        job = desk.create_job("alice", "character_extraction", {})
+        worker = desk.verify_worker_token(desk.create_worker_token("w"))
+        for _ in range(2):  # two attempts handed back unfinished: neither is used up
+            [held] = desk.claim_jobs(worker)
+            desk.release_job(worker, job.id, attempt=held.attempt)
+        [held] = desk.claim_jobs(worker)
+        desk.update_job_progress(worker, job.id, 40, "episode 2 of 5", attempt=held.attempt)
+    assert held.attempt == 3
+
+    narrow = jobdesk("jobs", "list", "-u", "alice", db=sqlite_url, COLUMNS="80")
+    assert narrow.returncode == 0, narrow.stderr
+    assert max(len(line) for line in narrow.stdout.splitlines()) <= 80
+    [row] = [line for line in narrow.stdout.splitlines() if job.id in line]
+    cells = [cell.strip() for cell in row.split("│")]
+    assert cells[3:6] == ["processing", "40%", "1/3"]  # the first attempt of a budget of 3
+
+    shown = jobdesk("jobs", "show", job.id, "-u", "alice", db=sqlite_url).stdout
+    assert "attempt: 3" in shown
+    assert "attempts_left: 2" in shown

@@ -76,11 +76,11 @@ def start_worker(store_url: str, db: SyncJobDesk, tmp_path: Path) -> Iterator[St
     """Start ``jobdesk worker`` subprocesses, each with a worker token of its own."""
     started: list[WorkerProcess] = []
 
-    def start(name: str, *options: str) -> WorkerProcess:
+    def start(name: str, *options: str, app: str = APP) -> WorkerProcess:
         token = db.create_worker_token(name)
         log = tmp_path / f"{name}.log"
         command = [
-            sys.executable, "-m", "jobdesk", "worker", "--app", APP, "--db", store_url,
+            sys.executable, "-m", "jobdesk", "worker", "--app", app, "--db", store_url,
             "--lease-seconds", str(LEASE_SECONDS), "--retry-backoff", "0.1",
             "--poll-interval", "0.2", "--reap-interval", str(REAP_INTERVAL), *options,
         ]  # fmt: skip
@@ -260,3 +260,43 @@ def test_a_stale_worker_cannot_overwrite_the_attempt_that_replaced_it(
         done.updated_at,
     )
     assert completions(db, job) == 1
+
+
+STUBBORN_APP = """
+import asyncio
+from jobdesk.worker import Registry
+
+registry = Registry()
+
+@registry.handler("stubborn")
+async def stubborn(ctx, payload):
+    while True:  # swallows every cancellation: a handler must not do this
+        try:
+            await asyncio.sleep(3600)
+        except asyncio.CancelledError:
+            pass
+"""
+
+
+def test_a_handler_that_swallows_cancellation_does_not_keep_the_worker_from_exiting(
+    db: SyncJobDesk, start_worker: StartWorker, tmp_path: Path
+) -> None:
+    (tmp_path / "stubborn_app.py").write_text(STUBBORN_APP, encoding="utf-8")
+    job = db.create_job(USER, "stubborn", {})
+    worker = start_worker(
+        "stubborn", "--grace", "600", "--app-dir", str(tmp_path), app="stubborn_app:registry"
+    )
+    wait_for(job_when(db, job, lambda now: now.status is JobStatus.PROCESSING))
+
+    worker.signal(signal.SIGTERM)
+    wait_for(lambda: "SIGTERM: no new jobs" in worker.log_text() or None)
+    signalled = time.monotonic()
+    worker.signal(signal.SIGTERM)
+
+    assert worker.exit_code(within=15) == 0
+    exited_after = time.monotonic() - signalled
+    print(f"stubborn handler: the worker exited {exited_after:.2f} s after the second signal")
+    assert "abandoning it" in worker.log_text()
+    released = db.get_job_status(job.id, USER)
+    assert (released.status, released.worker_id) == (JobStatus.PENDING, None)
+    assert released.attempts_left == released.max_attempts

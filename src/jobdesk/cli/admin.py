@@ -10,10 +10,10 @@ import typer
 from rich.table import Table
 from rich.text import Text
 
-from jobdesk import JobDesk
 from jobdesk.cli.app import (
     AsJson,
     Db,
+    Debug,
     app,
     aware,
     cell,
@@ -22,6 +22,7 @@ from jobdesk.cli.app import (
     fail,
     limits_app,
     names,
+    open_desk,
     out,
     print_json,
     run,
@@ -46,11 +47,11 @@ __all__ = [
 
 
 @app.command()
-def migrate(db: Db = None, as_json: AsJson = False) -> None:
+def migrate(db: Db = None, as_json: AsJson = False, debug: Debug = False) -> None:
     """Apply the database's pending migrations (every command does it when it opens)."""
 
     async def work() -> None:
-        async with JobDesk.open(database_url(db)):
+        async with open_desk(db, create=True):
             pass
 
     run(work(), as_json=as_json)
@@ -90,18 +91,20 @@ def _show_revoked(count: int, kind: str, name: str, *, as_json: bool) -> None:
 @tokens_app.command("create-worker")
 def tokens_create_worker(
     name: Annotated[str, typer.Argument(help="A name for the worker (or group of workers).")],
+    *,
     types: Annotated[
         str | None, typer.Option(help="Only these job types, comma-separated.")
     ] = None,
     expires_at: ExpiresAt = None,
     db: Db = None,
     as_json: AsJson = False,
+    debug: Debug = False,
 ) -> None:
     """Create a worker token. It is printed once: only its hash is stored."""
 
     async def work() -> str:
         until = aware("--expires-at", expires_at)
-        async with JobDesk.open(database_url(db)) as desk:
+        async with open_desk(db, create=True) as desk:
             return await desk.create_worker_token(
                 name, types=names([types] if types else None), expires_at=until
             )
@@ -117,12 +120,13 @@ def tokens_create_user(
     expires_at: ExpiresAt = None,
     db: Db = None,
     as_json: AsJson = False,
+    debug: Debug = False,
 ) -> None:
     """Create a bearer token for a user of the HTTP API. Printed once."""
 
     async def work() -> str:
         until = aware("--expires-at", expires_at)
-        async with JobDesk.open(database_url(db)) as desk:
+        async with open_desk(db, create=True) as desk:
             return await desk.create_user_token(user_id, expires_at=until)
 
     token = run(work(), as_json=as_json)
@@ -132,11 +136,11 @@ def tokens_create_user(
 
 
 @tokens_app.command("list")
-def tokens_list(db: Db = None, as_json: AsJson = False) -> None:
+def tokens_list(db: Db = None, as_json: AsJson = False, debug: Debug = False) -> None:
     """List the worker tokens, newest first, without their secrets."""
 
     async def work() -> list[WorkerTokenInfo]:
-        async with JobDesk.open(database_url(db)) as desk:
+        async with open_desk(db) as desk:
             return await desk.list_worker_tokens()
 
     infos = run(work(), as_json=as_json)
@@ -163,11 +167,17 @@ def tokens_revoke(
     name: Annotated[str, typer.Argument(help="The worker token's name.")],
     db: Db = None,
     as_json: AsJson = False,
+    debug: Debug = False,
 ) -> None:
-    """Revoke every live worker token with this name; workers using it are refused."""
+    """Revoke every live worker token with this name.
+
+    A running worker using it stops within about a minute (its next token
+    check) with exit code 5; a remote worker (--server) at its next request.
+    New workers with it are refused at once.
+    """
 
     async def work() -> int:
-        async with JobDesk.open(database_url(db)) as desk:
+        async with open_desk(db) as desk:
             return await desk.revoke_worker_token(name)
 
     _show_revoked(run(work(), as_json=as_json), "worker", name, as_json=as_json)
@@ -179,12 +189,13 @@ def tokens_create_admin(
     expires_at: ExpiresAt = None,
     db: Db = None,
     as_json: AsJson = False,
+    debug: Debug = False,
 ) -> None:
     """Create an admin token for the operator's dashboard (/admin). Printed once."""
 
     async def work() -> str:
         until = aware("--expires-at", expires_at)
-        async with JobDesk.open(database_url(db)) as desk:
+        async with open_desk(db, create=True) as desk:
             return await desk.create_admin_token(name, expires_at=until)
 
     token = run(work(), as_json=as_json)
@@ -196,11 +207,12 @@ def tokens_revoke_admin(
     name: Annotated[str, typer.Argument(help="The admin token's name.")],
     db: Db = None,
     as_json: AsJson = False,
+    debug: Debug = False,
 ) -> None:
     """Revoke every live admin token with this name; its dashboard sessions end."""
 
     async def work() -> int:
-        async with JobDesk.open(database_url(db)) as desk:
+        async with open_desk(db) as desk:
             return await desk.revoke_admin_token(name)
 
     _show_revoked(run(work(), as_json=as_json), "admin", name, as_json=as_json)
@@ -225,17 +237,19 @@ def _print_usage(usage: UserUsage, as_json: bool) -> None:
 @limits_app.command("set")
 def limits_set(
     user_id: Annotated[str, typer.Argument(help="The user.")],
+    *,
     max_active: Annotated[
         int | None, typer.Option(help="Pending + processing jobs at once.", min=0)
     ] = None,
     max_daily: Annotated[int | None, typer.Option(help="Jobs created per UTC day.", min=0)] = None,
     db: Db = None,
     as_json: AsJson = False,
+    debug: Debug = False,
 ) -> None:
     """Override a user's limits. Each call sets both: a limit left out returns to the default."""
 
     async def work() -> UserUsage:
-        async with JobDesk.open(database_url(db)) as desk:
+        async with open_desk(db, create=True) as desk:
             await desk.set_user_limits(user_id, max_active=max_active, max_daily=max_daily)
             return await desk.get_user_usage(user_id)
 
@@ -247,11 +261,12 @@ def limits_show(
     user_id: Annotated[str, typer.Argument(help="The user.")],
     db: Db = None,
     as_json: AsJson = False,
+    debug: Debug = False,
 ) -> None:
     """Show a user's limits and how much of them is in use."""
 
     async def work() -> UserUsage:
-        async with JobDesk.open(database_url(db)) as desk:
+        async with open_desk(db) as desk:
             return await desk.get_user_usage(user_id)
 
     _print_usage(run(work(), as_json=as_json), as_json)
@@ -286,11 +301,12 @@ def stats(
     ] = 300.0,
     db: Db = None,
     as_json: AsJson = False,
+    debug: Debug = False,
 ) -> None:
     """Show queue depth by type and status, the workers seen, and recent throughput."""
 
     async def work() -> QueueStats:
-        async with JobDesk.open(database_url(db)) as desk:
+        async with open_desk(db) as desk:
             return await desk.get_queue_stats(timedelta(seconds=window))
 
     snapshot = run(work(), as_json=as_json)

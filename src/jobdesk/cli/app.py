@@ -1,19 +1,23 @@
 """The ``jobdesk`` app and what every command shares: options, output, errors.
 
-Every command opens the database named by ``--db`` (or ``JOBDESK_DB``), runs one
-or two operations, prints tables for people or JSON for scripts (``--json``).
-Any error it raises becomes one line on standard error and an exit code
-(:data:`EXIT_CODES`), in one place: :class:`Commands`.
+Every command opens the database named by ``--db`` (or ``JOBDESK_DB``) with
+:func:`open_desk`, runs one or two operations, prints tables for people or JSON
+for scripts (``--json``). Any error it raises, and any usage error, becomes one
+line on standard error and an exit code (:data:`EXIT_CODES`), in one place:
+:class:`Commands`.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import json
 import logging
+import os
+import sqlite3
 import sys
-from collections.abc import Coroutine, Sequence
+from collections.abc import AsyncIterator, Coroutine, Sequence
 from datetime import datetime
 from enum import Enum, StrEnum
 from typing import Annotated, Any, NoReturn, TypeVar
@@ -24,7 +28,7 @@ from rich.console import Console
 from rich.text import Text
 
 import jobdesk
-from jobdesk.desk import DEFAULT_URL
+from jobdesk.desk import DEFAULT_URL, JobDesk
 from jobdesk.errors import (
     InvalidInput,
     InvalidTransition,
@@ -37,7 +41,7 @@ from jobdesk.errors import (
 )
 from jobdesk.models import JobStatus
 
-__all__ = ["EXIT_CODES", "WATCH_EXIT_CODES", "app"]
+__all__ = ["EXIT_CODES", "WATCH_EXIT_CODES", "app", "open_desk"]
 
 T = TypeVar("T")
 
@@ -58,9 +62,12 @@ _HELP = """jobdesk: user-owned background jobs, from the command line.
 
 Every command takes `--db` (or the environment variable `JOBDESK_DB`):
 `sqlite:///path/to/jobdesk.db` or `postgresql://user@host:5432/database`.
-Opening a database applies its pending migrations. `--json` prints one JSON
-document (`jobs watch`: one per line) for scripts. Errors are one line on
-standard error; `--debug` adds the traceback of an unexpected one.
+Opening a database applies its pending migrations. Only `migrate`, `serve`,
+`worker` and the commands that create something (`jobs create`, `tokens
+create-*`, `limits set`) start a new SQLite file; the others refuse a missing
+one. `--json` prints one JSON document (`jobs watch`: one per line) for
+scripts. Errors are one line on standard error; `--debug` (before or after the
+command) adds the traceback of an unexpected one.
 """
 
 _EXIT_CODES_HELP = """**Exit codes**
@@ -69,7 +76,7 @@ _EXIT_CODES_HELP = """**Exit codes**
 |---|---|
 | 0 | success (`jobs watch`: the job completed) |
 | 1 | unexpected error: run again with `--debug` and report it |
-| 2 | bad usage, or an argument broke a rule (the message names it) |
+| 2 | bad usage, or an argument broke a rule (the message names it), a wrong `--db` included |
 | 3 | not found: no such job for this user, no such token |
 | 4 | refused by one of the user's limits (active jobs, jobs per day) |
 | 5 | the worker token was refused (unknown, revoked, expired) |
@@ -149,13 +156,49 @@ def fail(message: str, code: int, **extra: object) -> NoReturn:
     raise SystemExit(code)
 
 
+def _quiet_libraries() -> None:
+    """Keep the libraries' chatter out of the output, unless ``--debug``."""
+    if settings.debug:
+        return
+    # The pool logs every failed connection attempt; the error line says it once.
+    logging.getLogger("psycopg.pool").setLevel(logging.CRITICAL)
+    # httpx logs every request at INFO: a remote worker's log would be nothing else.
+    for name in ("httpx", "httpcore"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+
+
 def run(work: Coroutine[Any, Any, T], *, as_json: bool = False) -> T:
     """Run one command's coroutine; ``as_json`` also shapes the error, should one come."""
     settings.as_json = as_json
+    _quiet_libraries()
+    loop = asyncio.new_event_loop()
+    asyncio.set_event_loop(loop)
     try:
-        return asyncio.run(work)
+        return loop.run_until_complete(work)
     except KeyboardInterrupt:
         raise SystemExit(130) from None
+    finally:
+        _close(loop)
+
+
+#: what a command leaves running when it returns gets this long to end after it is
+#: cancelled; the process exits without it (a job handler that ignores cancellation)
+LEFTOVER_SECONDS = 1.0
+
+
+def _close(loop: asyncio.AbstractEventLoop) -> None:
+    """``asyncio.run``'s clean-up, except that it waits a bounded time for leftovers."""
+    try:
+        leftover = asyncio.all_tasks(loop)
+        for task in leftover:
+            task.cancel()
+        if leftover:
+            loop.run_until_complete(asyncio.wait(leftover, timeout=LEFTOVER_SECONDS))
+        loop.run_until_complete(loop.shutdown_asyncgens())
+        loop.run_until_complete(loop.shutdown_default_executor())
+    finally:
+        asyncio.set_event_loop(None)
+        loop.close()
 
 
 def exit_for(exc: Exception) -> NoReturn:
@@ -172,21 +215,44 @@ def exit_for(exc: Exception) -> NoReturn:
     fail(str(exc), code, **extra)
 
 
-class Commands(typer.Typer):
-    """Typer, with every error a command raises turned into one line and an exit code.
+def usage_error(exc: typer.TyperException) -> NoReturn:
+    """Report a usage error (a missing option, a bad value...) as one line, with its code."""
+    message = " ".join(exc.format_message().split())
+    command_path = getattr(getattr(exc, "ctx", None), "command_path", None)
+    if command_path:
+        message += f" (see '{command_path} --help')"
+    fail(message, exc.exit_code)
 
-    Only an unexpected error under ``--debug`` keeps its traceback.
+
+class Commands(typer.Typer):
+    """Typer, with every error turned into one line and an exit code.
+
+    Only an unexpected error under ``--debug`` keeps its traceback. Click runs
+    outside its standalone mode so that usage errors come here, not to Typer's
+    boxed rendering; the exit codes stay Click's (2 for bad usage).
     """
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        kwargs["standalone_mode"] = False
         try:
-            return super().__call__(*args, **kwargs)
+            outcome = super().__call__(*args, **kwargs)
+        except typer.TyperException as exc:
+            # A group run without a command has already printed its help (Typer, too,
+            # tells this error by its name: its class is not public).
+            if type(exc).__name__ == "NoArgsIsHelpError":
+                raise SystemExit(exc.exit_code) from None
+            usage_error(exc)
+        except typer.Abort:
+            fail("aborted", 1)
         except JobdeskError as exc:
             exit_for(exc)
         except Exception as exc:
             if settings.debug:
                 raise
             exit_for(exc)
+        # Outside standalone mode, Click returns the code of an Exit (--help, jobs watch...)
+        # rather than exiting with it; the commands themselves return None.
+        raise SystemExit(outcome if isinstance(outcome, int) else 0)
 
 
 app = Commands(
@@ -214,6 +280,22 @@ Db = Annotated[
     ),
 ]
 AsJson = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
+
+
+def _debug_on(value: bool) -> None:
+    if value:
+        settings.debug = True
+
+
+Debug = Annotated[
+    bool,
+    typer.Option(
+        "--debug",
+        help="Show the traceback of an unexpected error (also accepted before the command).",
+        callback=_debug_on,
+        expose_value=False,
+    ),
+]
 User = Annotated[
     str, typer.Option("--user", "-u", help="The user the jobs belong to (their user id).")
 ]
@@ -286,11 +368,59 @@ def main(
     """jobdesk: user-owned background jobs, from the command line."""
     settings.debug = debug
     settings.db = db
-    if not debug:
-        # The pool logs every failed connection attempt; the error line says it once.
-        logging.getLogger("psycopg.pool").setLevel(logging.CRITICAL)
 
 
 def database_url(url: str | None) -> str:
     """The database URL: the command's ``--db``, else the one before the command."""
     return settings.db if url is None else url
+
+
+def _missing_sqlite_file(url: str) -> str | None:
+    """The path of the SQLite file ``url`` names, if that file does not exist."""
+    if not url.startswith("sqlite:///"):
+        return None
+    path = url[len("sqlite:///") :].partition("?")[0]
+    if not path or path == ":memory:" or os.path.exists(path):
+        return None
+    return os.path.abspath(path)
+
+
+@contextlib.asynccontextmanager
+async def open_desk(
+    url: str | None, *, create: bool = False, **options: Any
+) -> AsyncIterator[JobDesk]:
+    """The desk on ``--db`` (``url``, else the one before the command), for one command.
+
+    Only a command that may start a new database (``create``) opens an SQLite
+    file that does not exist yet: for the others a missing file means a wrong
+    ``--db`` (or none), not an empty queue. A URL or a file that is no database
+    is reported as a bad ``--db`` (exit code 2), not as an outage to retry.
+    ``options`` go to :meth:`JobDesk.open`.
+    """
+    url = database_url(url)
+    if not create and (missing := _missing_sqlite_file(url)) is not None:
+        raise InvalidInput(
+            "--db",
+            f"no database at {missing}: give --db or set JOBDESK_DB "
+            "(`jobdesk migrate` creates a new one)",
+        )
+    try:
+        opening = JobDesk.open(url, **options)
+    except InvalidInput as exc:
+        if exc.field != "url":
+            raise
+        raise InvalidInput("--db", exc.rule) from None
+    except ValueError as exc:  # what urllib makes of a malformed URL
+        rule = f"must be a database URL such as sqlite:///jobdesk.db ({exc})"
+        raise InvalidInput("--db", rule) from None
+    try:
+        desk = await opening
+    except StoreUnavailable as exc:
+        cause = exc.__cause__  # "file is not a database": trying again will not help
+        if getattr(cause, "sqlite_errorcode", None) != sqlite3.SQLITE_NOTADB:
+            raise
+        raise InvalidInput("--db", f"{safe_url(url)} is not an SQLite database ({cause})") from exc
+    try:
+        yield desk
+    finally:
+        await desk.close()

@@ -16,20 +16,21 @@ from rich.progress import BarColumn, Progress, TextColumn
 from rich.table import Table
 from rich.text import Text
 
-from jobdesk import Job, JobDesk, JobEvent, JobPage
+from jobdesk import Job, JobEvent, JobPage
 from jobdesk.changes import RESYNC, JobChange, Subscription
 from jobdesk.cli.app import (
     WATCH_EXIT_CODES,
     AsJson,
     Db,
+    Debug,
     JobId,
     User,
     aware,
     cell,
-    database_url,
     err,
     jobs_app,
     names,
+    open_desk,
     out,
     print_json,
     run,
@@ -55,10 +56,26 @@ def _read_input(text: str) -> Any:
         raise InvalidInput("--input", f"must be JSON ({exc})") from None
 
 
+def _attempts(job: Job) -> str:
+    """The attempts the job has used of its budget: ``1/3`` while its first attempt runs.
+
+    Attempts handed back unfinished, and those before a user's retry, are not
+    counted: they do not use the budget (see ``Job.attempt_offset``).
+    """
+    return f"{job.max_attempts - job.attempts_left}/{job.max_attempts}"
+
+
 def _jobs_table(jobs: Sequence[Job]) -> Table:
     table = Table()
-    for column in ("id", "type", "status", "progress", "attempt", "created", "message"):
-        table.add_column(column, no_wrap=column == "id")
+    # The id, the status and the short figures never wrap; a narrow terminal folds
+    # the type, the time and the message instead.
+    table.add_column("id", no_wrap=True)
+    table.add_column("type", overflow="fold")
+    table.add_column("status", no_wrap=True, min_width=max(len(status) for status in JobStatus))
+    table.add_column("progress", no_wrap=True, justify="right")
+    table.add_column("attempts", no_wrap=True, justify="right")
+    table.add_column("created")
+    table.add_column("message")
     for job in jobs:
         message = job.progress_message
         if job.error is not None and job.status is not JobStatus.COMPLETED:
@@ -68,7 +85,7 @@ def _jobs_table(jobs: Sequence[Job]) -> Table:
             cell(job.type),
             cell(job.status.value),
             cell(f"{job.progress:.0f}%"),
-            cell(f"{job.attempt}/{job.max_attempts}"),
+            cell(_attempts(job)),
             cell(when(job.created_at)),
             cell(message),
         )
@@ -77,8 +94,9 @@ def _jobs_table(jobs: Sequence[Job]) -> Table:
 
 def _show_job(job: Job, history: Sequence[JobEvent]) -> None:
     fields = ["id", "user_id", "project_id", "type", "status", "progress", "progress_message"]
-    fields += ["attempt", "max_attempts", "worker_id", "created_at", "run_at", "started_at"]
-    fields += ["finished_at", "lease_expires_at", "input", "result", "error"]
+    fields += ["attempt", "max_attempts", "attempts_left", "worker_id", "created_at"]
+    fields += ["run_at", "started_at", "finished_at", "lease_expires_at", "input", "result"]
+    fields += ["error"]
     for name in fields:
         value = getattr(job, name)
         if isinstance(value, datetime):
@@ -124,13 +142,14 @@ def jobs_create(
     ] = None,
     db: Db = None,
     as_json: AsJson = False,
+    debug: Debug = False,
 ) -> None:
     """Create a job for a user, within their limits. Prints its id (JSON: the job)."""
 
     async def work() -> Job:
         document = _read_input(input_text)
         when = aware("--run-at", run_at)
-        async with JobDesk.open(database_url(db)) as desk:
+        async with open_desk(db, create=True) as desk:
             return await desk.create_job(
                 user,
                 job_type,
@@ -165,11 +184,12 @@ def jobs_list(
     cursor: Annotated[str | None, typer.Option(help="The next_cursor of the page before.")] = None,
     db: Db = None,
     as_json: AsJson = False,
+    debug: Debug = False,
 ) -> None:
     """List a user's jobs, newest first, one page at a time."""
 
     async def work() -> JobPage:
-        async with JobDesk.open(database_url(db)) as desk:
+        async with open_desk(db) as desk:
             return await desk.get_user_jobs(
                 user,
                 status=names(status),
@@ -189,11 +209,13 @@ def jobs_list(
 
 
 @jobs_app.command("show")
-def jobs_show(job_id: JobId, user: User, db: Db = None, as_json: AsJson = False) -> None:
+def jobs_show(
+    job_id: JobId, user: User, db: Db = None, as_json: AsJson = False, debug: Debug = False
+) -> None:
     """Show one of a user's jobs and its history (attempts, errors)."""
 
     async def work() -> tuple[Job, list[JobEvent]]:
-        async with JobDesk.open(database_url(db)) as desk:
+        async with open_desk(db) as desk:
             job = await desk.get_job_status(job_id, user)
             return job, await desk.get_job_history(job.id, user)
 
@@ -205,11 +227,13 @@ def jobs_show(job_id: JobId, user: User, db: Db = None, as_json: AsJson = False)
 
 
 @jobs_app.command("cancel")
-def jobs_cancel(job_id: JobId, user: User, db: Db = None, as_json: AsJson = False) -> None:
+def jobs_cancel(
+    job_id: JobId, user: User, db: Db = None, as_json: AsJson = False, debug: Debug = False
+) -> None:
     """Cancel a pending or processing job; its worker is told on its next report."""
 
     async def work() -> Job:
-        async with JobDesk.open(database_url(db)) as desk:
+        async with open_desk(db) as desk:
             return await desk.cancel_job(job_id, user)
 
     job = run(work(), as_json=as_json)
@@ -220,11 +244,13 @@ def jobs_cancel(job_id: JobId, user: User, db: Db = None, as_json: AsJson = Fals
 
 
 @jobs_app.command("retry")
-def jobs_retry(job_id: JobId, user: User, db: Db = None, as_json: AsJson = False) -> None:
+def jobs_retry(
+    job_id: JobId, user: User, db: Db = None, as_json: AsJson = False, debug: Debug = False
+) -> None:
     """Put a failed or cancelled job back in the queue with a fresh budget of attempts."""
 
     async def work() -> Job:
-        async with JobDesk.open(database_url(db)) as desk:
+        async with open_desk(db) as desk:
             return await desk.retry_job(job_id, user)
 
     job = run(work(), as_json=as_json)
@@ -257,11 +283,13 @@ def _describe(job: Job) -> str:
 def jobs_watch(
     job_id: JobId,
     user: User,
+    *,
     interval: Annotated[
         float, typer.Option(help="Seconds between reads when no notification comes.", min=0.05)
     ] = 0.5,
     db: Db = None,
     as_json: AsJson = False,
+    debug: Debug = False,
 ) -> None:
     """Draw a live progress bar until the job ends; the exit code says how it ended.
 
@@ -271,7 +299,7 @@ def jobs_watch(
     """
 
     async def work() -> Job:
-        async with JobDesk.open(database_url(db)) as desk, desk.subscribe() as changes:
+        async with open_desk(db) as desk, desk.subscribe() as changes:
             job = await desk.get_job_status(job_id, user)
             bar = Progress(
                 TextColumn("{task.description}"),

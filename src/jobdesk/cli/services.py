@@ -12,13 +12,15 @@ from typing import Annotated, Any
 
 import typer
 
-from jobdesk import JobDesk, Limits
+from jobdesk import Limits
 from jobdesk.cli.app import (
     Db,
+    Debug,
     LogLevel,
     app,
     database_url,
     names,
+    open_desk,
     run,
     safe_url,
     settings,
@@ -61,6 +63,7 @@ def serve(
         ),
     ] = None,
     db: Db = None,
+    debug: Debug = False,
 ) -> None:
     """Serve the HTTP API (and the reaper) until SIGTERM or SIGINT.
 
@@ -79,7 +82,7 @@ def serve(
         limits = dataclasses.replace(limits, max_created_per_day=max_daily)
 
     async def check() -> None:  # a bad URL or an unreachable database: one line, not a trace
-        async with JobDesk.open(database_url(db), limits=limits):
+        async with open_desk(db, create=True, limits=limits):
             pass
 
     run(check())
@@ -184,6 +187,7 @@ def worker(
         ),
     ] = None,
     db: Db = None,
+    debug: Debug = False,
 ) -> None:
     """Run the handlers of --app on the queue until SIGTERM or SIGINT.
 
@@ -233,7 +237,7 @@ def worker(
                 await serve_jobs(registry, remote, server)
             return
         limits = _limits(lease_seconds, retry_backoff)
-        async with JobDesk.open(database_url(db), limits=limits) as desk:
+        async with open_desk(db, create=True, limits=limits) as desk:
             direct = await DeskTransport.connect(desk, token)
             await serve_jobs(registry, direct, safe_url(database_url(db)))
 

@@ -40,8 +40,9 @@ _log = logging.getLogger("jobdesk.worker")
 
 #: delays between tries of a final write (completion, failure, hand-back) the store refused
 WRITE_RETRY_DELAYS = (0.5, 1.0, 2.0)
-#: how long an ``async def`` handler may take to end once its task was cancelled; one
-#: that catches the cancellation and goes on is abandoned then, like a ``def`` handler
+#: how long an ``async def`` handler may take to end once its task was cancelled (at most
+#: a third of its lease, which nothing renews meanwhile); one that catches the
+#: cancellation and goes on is abandoned then, like a ``def`` handler
 ABANDON_AFTER = 2.0
 
 
@@ -183,6 +184,7 @@ class AttemptRunner:
     async def _call_async(self, handler: Handler, context: JobContext) -> JSONValue:
         """The handler in a task of its own, so that cancelling this one always ends it:
         the handler's task is cancelled too and gets ``ABANDON_AFTER`` seconds to end."""
+        patience = min(ABANDON_AFTER, context.lease_seconds / 3)
         job = context.job
         task: asyncio.Task[JSONValue] = asyncio.get_running_loop().create_task(
             handler.function(context, job.input), name=f"jobdesk-handler-{job.id}"
@@ -191,14 +193,14 @@ class AttemptRunner:
             await asyncio.wait({task})
         except asyncio.CancelledError:
             task.cancel()
-            await asyncio.wait({task}, timeout=ABANDON_AFTER)
+            await asyncio.wait({task}, timeout=patience)
             if not task.done():
                 _log.error(
                     "job %s attempt %d: its handler went on %g s after it was cancelled; "
                     "abandoning it (its writes are ignored)",
                     job.id,
                     job.attempt,
-                    ABANDON_AFTER,
+                    patience,
                 )
                 self.abandoned.add(task)
                 task.add_done_callback(self._forget)
