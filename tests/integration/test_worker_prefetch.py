@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from jobdesk import JobDesk, JobStatus, Limits
+from jobdesk import Job, JobDesk, JobStatus, Limits
 from jobdesk.errors import InvalidInput
 from jobdesk.worker import DeskTransport, JobContext, Registry, Worker
 from jobdesk.worker.runtime import MAX_CLAIM
@@ -21,10 +21,12 @@ from tests.conftest import OpenDesk
 from tests.integration.worker_support import CountingTransport, runtime, wait_until
 
 
-async def counting(desk: JobDesk, registry: Registry, **options: Any) -> Worker:
+async def counting(
+    desk: JobDesk, registry: Registry, *, round_trip: float = 0.0, **options: Any
+) -> Worker:
     plain = await runtime(desk, registry)
     assert isinstance(plain.transport, DeskTransport)
-    return Worker(registry, CountingTransport(plain.transport), **options)
+    return Worker(registry, CountingTransport(plain.transport, round_trip=round_trip), **options)
 
 
 async def test_quick_handlers_get_jobs_ahead_and_commits_carry_many(desk: JobDesk) -> None:
@@ -38,7 +40,9 @@ async def test_quick_handlers_get_jobs_ahead_and_commits_carry_many(desk: JobDes
         return len(ran)
 
     jobs = [await desk.create_job(f"user-{n % 10}", "quick", {}) for n in range(60)]
-    worker = await counting(desk, registry, concurrency=2)
+    # Each commit takes 20 ms, handlers 1 ms: while one travels, the slots run the
+    # jobs held ahead, and the next commit carries them all.
+    worker = await counting(desk, registry, concurrency=2, round_trip=0.02)
     await worker.run(until_empty=True)
 
     assert sorted(ran) == sorted(job.id for job in jobs)  # each ran once
@@ -159,3 +163,38 @@ async def test_a_job_that_waited_a_third_of_its_lease_is_handed_back_not_started
                 2,
                 None,
             )
+
+
+class _SlowFirstAnswer(CountingTransport):
+    """The first claim's answer arrives late, as from a process paused meanwhile."""
+
+    async def claim(self, types: frozenset[str], limit: int) -> list[Job]:
+        claimed = await super().claim(types, limit)
+        if self.claims == 1:
+            await asyncio.sleep(0.15)
+        return claimed
+
+
+async def test_a_claim_answered_after_a_third_of_the_lease_is_handed_back(
+    open_desk: OpenDesk,
+) -> None:
+    registry = Registry()
+    ran: list[int] = []
+
+    @registry.handler("quick")
+    async def quick(ctx: JobContext, payload: Any) -> None:
+        ran.append(ctx.job.attempt)
+
+    async with open_desk(Limits(lease_seconds=0.3)) as desk:
+        job = await desk.create_job("user-1", "quick", {})
+        plain = await runtime(desk, registry)
+        assert isinstance(plain.transport, DeskTransport)
+        worker = Worker(registry, _SlowFirstAnswer(plain.transport), prefetch=0)
+        await asyncio.wait_for(worker.run(until_empty=True), 10)
+
+        # Counted from when the claim was sent, its lease was a third gone on arrival:
+        # not started, handed back unspent, claimed again and run once.
+        assert worker.outcomes == {"released": 1, "completed": 1}
+        assert ran == [2]
+        done = await desk.get_job_status(job.id, "user-1")
+        assert (done.status, done.attempts_left) == (JobStatus.COMPLETED, 2)

@@ -24,10 +24,15 @@ async def runtime(desk: JobDesk, registry: Registry, **options: Any) -> Worker:
 
 
 class CountingTransport(DeskTransport):
-    """A :class:`DeskTransport` that counts its claims (alone, or with completions)."""
+    """A :class:`DeskTransport` that counts its claims (alone, or with completions).
 
-    def __init__(self, transport: DeskTransport) -> None:
+    ``round_trip`` seconds are added to each commit of completions, as a database
+    across a network would: jobs keep finishing while a commit travels.
+    """
+
+    def __init__(self, transport: DeskTransport, *, round_trip: float = 0.0) -> None:
         super().__init__(transport.desk, transport.worker)
+        self.round_trip = round_trip
         self.claims = 0
         #: the ``limit`` of each claim, in order
         self.limits: list[int] = []
@@ -42,6 +47,7 @@ class CountingTransport(DeskTransport):
     ) -> tuple[list[Job | JobdeskError], list[Job]]:
         self.claims += 1
         self.limits.append(limit)
+        await asyncio.sleep(self.round_trip)
         return await super().complete_and_claim(completions, types, limit)
 
 

@@ -244,6 +244,7 @@ class Worker:
                 await self._sleep(self.poll_interval, loop)
                 continue
             free = self._reserve()
+            asked_at = loop.time()  # the lease starts before the answer is read
             claimed: list[Job] = []
             try:
                 if free:
@@ -257,7 +258,7 @@ class Worker:
                     "could not claim jobs: %s; trying again in %g s", exc, self.poll_interval
                 )
             finally:
-                self._fill(claimed, free)
+                self._fill(claimed, free, asked_at)
             if (
                 until_empty
                 and not claimed
@@ -287,15 +288,19 @@ class Worker:
         self._claiming += reserved
         return reserved
 
-    def _fill(self, claimed: list[Job], reserved: int) -> None:
-        """Start each claimed job in a free slot, or keep it waiting for one."""
+    def _fill(self, claimed: list[Job], reserved: int, asked_at: float) -> None:
+        """Start each claimed job in a free slot, or keep it waiting for one.
+
+        ``asked_at`` is when the claim was sent: the lease may have run since (a
+        process paused while the answer travelled), so the job's time is counted
+        from there, and a job whose claim is already stale is handed back.
+        """
         self._claiming -= reserved
-        now = asyncio.get_running_loop().time()
         for job in claimed:
-            if self._busy < self.concurrency and not self._stop.is_set():
-                self._start(job, now)
-            else:
-                self._waiting.append((job, now))
+            self._waiting.append((job, asked_at))
+        self._stale.extend(self._take_stale())
+        while self._waiting and self._busy < self.concurrency and not self._stop.is_set():
+            self._start(*self._waiting.popleft())
         if claimed:
             _log.info("claimed %d job(s): %s", len(claimed), ", ".join(j.id for j in claimed))
 
@@ -525,12 +530,15 @@ class _Refill:
     def __init__(self, worker: Worker) -> None:
         self._worker = worker
         self.types = worker.types
+        #: loop time the batcher's last claim was sent
+        self._asked_at = 0.0
 
     def reserve(self) -> int:
+        self._asked_at = asyncio.get_running_loop().time()
         return self._worker._reserve()
 
     def fill(self, jobs: list[Job], reserved: int) -> None:
-        self._worker._fill(jobs, reserved)
+        self._worker._fill(jobs, reserved, self._asked_at)
 
 
 def _allowed_types(types: frozenset[str], transport: Transport) -> frozenset[str]:
