@@ -1,15 +1,20 @@
 """How long the dashboard's pages take to render, server-side, with 10,000 jobs for one user.
 
     .venv/bin/python bench/bench_dashboard.py                 # SQLite file, 10,000 jobs
+    .venv/bin/python bench/bench_dashboard.py --history 300000  # and an old history
     .venv/bin/python bench/bench_dashboard.py --quick         # 1,000 jobs, fewer rounds
     .venv/bin/python bench/bench_dashboard.py --url postgresql://root@127.0.0.1/db
+    .venv/bin/python bench/bench_dashboard.py --url URL --populated  # measure again, no set-up
 
 One user gets ``--jobs`` jobs (mostly completed, some failed, cancelled, pending and
-processing, over a few types and projects). Each page is then requested ``--rounds``
-times through the whole ASGI app in this process (middleware, cookie session check,
-CSRF token, desk, store, Jinja2): the time measured is the server's, without a
-network or a browser. Prints p50/p95/max per page and writes JSON to ``bench/results/``.
-The goal is under 100 ms for every page.
+processing, over a few types and projects). With ``--history N``, N jobs of
+``--history-users`` other users were created and finished three days before (their
+ids minted on that clock too, as ids carry their creation time): what a desk that has
+run for a while holds, and what the operator's overview must not read on every
+request. Each page is then requested ``--rounds`` times through the whole ASGI app in
+this process (middleware, cookie session check, CSRF token, desk, store, Jinja2): the
+time measured is the server's, without a network or a browser. Prints p50/p95/max per
+page and writes JSON to ``bench/results/``. The goal is under 100 ms for every page.
 """
 
 from __future__ import annotations
@@ -22,13 +27,17 @@ import re
 import statistics
 import tempfile
 import time
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from types import SimpleNamespace
+from unittest import mock
 
 import httpx
 
-from jobdesk import Completion, Job, JobDesk, Worker
+from jobdesk import Completion, Job, JobDesk, JobSpec, Limits, Worker, ids
+from jobdesk.errors import StoreUnavailable
 from jobdesk.http import Settings, create_app
+from jobdesk.testing import ManualClock
 
 USER = "bench-user"
 TYPES = ("character_extraction", "transcription", "thumbnail")
@@ -54,6 +63,70 @@ async def populate(desk: JobDesk, count: int) -> dict[str, str]:
     await desk.update_job_progress(worker, processing.id, 40, "episode 2 of 5", attempt=1)
     await desk.create_job(USER, TYPES[1], {"n": count + 1}, "project-1")  # stays pending
     return {"failed": failed.id, "processing": processing.id, "oldest": ids[0]}
+
+
+async def populate_history(url: str, count: int, users: int) -> None:
+    """``count`` jobs of ``users`` users, created and finished three days ago."""
+    if count <= 0:
+        return
+    clock = ManualClock(datetime.now(UTC) - timedelta(days=3))
+    shifted = SimpleNamespace(time_ns=lambda: int(clock().timestamp() * 1e9))
+    roomy = Limits(max_active_per_user=1_000_000, max_created_per_day=100_000_000)
+    per_user = max(1, count // users)
+    with mock.patch.object(ids, "time", shifted):  # ids carry their creation time
+        async with JobDesk.open(url, limits=roomy, clock=clock) as desk:
+            token = await desk.create_worker_token("history-worker")
+            worker = await desk.verify_worker_token(token)
+            made = 0
+            for number in range(users):
+                wanted = min(per_user, count - made) if number < users - 1 else count - made
+                while wanted > 0:
+                    batch = min(wanted, 100)
+                    specs = [
+                        JobSpec(TYPES[(made + n) % 3], {"n": made + n}, f"p-{number % 50}")
+                        for n in range(batch)
+                    ]
+                    try:
+                        await desk.create_jobs(f"old-user-{number}", specs)
+                        made += batch
+                        wanted -= batch
+                        clock.advance(seconds=0.5)
+                        await _drain(desk, worker)
+                    except StoreUnavailable as exc:  # another program restarted the server
+                        await _recover(desk, clock, exc)
+                        continue
+                    if made % 10_000 < batch:
+                        print(f"  history: {made} jobs", end="\r", flush=True)
+    print()
+
+
+async def _recover(desk: JobDesk, clock: ManualClock, error: StoreUnavailable) -> None:
+    """Wait for the database to come back, then put the jobs whose claim or completion
+    was lost back in the queue (their leases run out on the history's clock)."""
+    print(f"\n  {error}: waiting for the database")
+    for _ in range(120):
+        try:
+            await desk.ping()
+            break
+        except StoreUnavailable:
+            await asyncio.sleep(1)
+    clock.advance(minutes=10)
+    await desk.requeue_expired()
+
+
+async def _drain(desk: JobDesk, worker: Worker) -> None:
+    """Claim every pending job; complete them but one in fifty, which fails."""
+    while batch := await desk.claim_jobs(worker, limit=100):
+        done = []
+        for index, job in enumerate(batch):
+            if index % 50 == 0:
+                await desk.fail_job(
+                    worker, job.id, "old failure", retryable=False, attempt=job.attempt
+                )
+            else:
+                done.append(Completion(job.id, job.attempt, {"ok": True}))
+        if done:
+            await desk.complete_jobs(worker, done)
 
 
 async def _finish(desk: JobDesk, worker: Worker, total: int) -> None:
@@ -104,16 +177,36 @@ async def measure(client: httpx.AsyncClient, path: str, rounds: int) -> dict[str
     }
 
 
-async def run(url: str, count: int, rounds: int) -> dict[str, object]:
-    """Populate, then time every main page."""
-    async with JobDesk.open(url) as desk:
-        print(f"populating {count} jobs for one user on {url.split('?', maxsplit=1)[0]}")
+async def existing(desk: JobDesk) -> dict[str, str]:
+    """The ids worth visiting among the jobs an earlier run left (``--populated``); any
+    job serves for the admin job page, here the newest."""
+    found = {}
+    for name, status in (("failed", "failed"), ("processing", "processing"), ("oldest", None)):
+        page = await desk.get_user_jobs(USER, status=status, limit=1)
+        found[name] = page.items[0].id
+    return found
+
+
+async def run(
+    url: str, count: int, rounds: int, history: int, users: int, *, populated: bool = False
+) -> dict[str, object]:
+    """Populate (unless ``populated``), then time every main page."""
+    if history and not populated:
+        print(f"populating a history of {history} old jobs of {users} users")
         started = time.perf_counter()
-        ids = await populate(desk, count)
-        print(f"\n  done in {time.perf_counter() - started:.1f} s")
+        await populate_history(url, history, users)
+        print(f"  done in {time.perf_counter() - started:.1f} s")
+    async with JobDesk.open(url) as desk:
+        if populated:
+            ids = await existing(desk)
+        else:
+            print(f"populating {count} jobs for one user on {url.split('?', maxsplit=1)[0]}")
+            started = time.perf_counter()
+            ids = await populate(desk, count)
+            print(f"\n  done in {time.perf_counter() - started:.1f} s")
         app = create_app(desk, Settings(reap_interval_seconds=0))
         user_token = await desk.create_user_token(USER)
-        admin_token = await desk.create_admin_token("bench-admin")
+        admin_token = await desk.create_admin_token(f"bench-admin-{time.time_ns()}")
         page = await desk.get_user_jobs(USER, limit=25)
         deep = page.next_cursor
         for _ in range(20):  # a cursor 20 pages down
@@ -132,6 +225,7 @@ async def run(url: str, count: int, rounds: int) -> dict[str, object]:
             "admin overview": "/admin",
             "admin job": f"/admin/jobs/{ids['oldest']}",
             "admin user": f"/admin/users/{USER}",
+            **({"admin user (old history)": "/admin/users/old-user-0"} if history else {}),
         }
         figures: dict[str, dict[str, float]] = {}
         async with app.router.lifespan_context(app):
@@ -151,6 +245,8 @@ async def run(url: str, count: int, rounds: int) -> dict[str, object]:
     return {
         "store": url.split(":", 1)[0],
         "jobs": count,
+        "history": history,
+        "history_users": users if history else 0,
         "rounds": rounds,
         "at": datetime.now(UTC).isoformat(timespec="seconds"),
         "machine": f"{platform.machine()} python {platform.python_version()}",
@@ -165,15 +261,34 @@ def main() -> None:
     parser.add_argument("--url", help="database URL (default: a fresh SQLite file)")
     parser.add_argument("--jobs", type=int, default=10_000)
     parser.add_argument("--rounds", type=int, default=200)
+    parser.add_argument(
+        "--history", type=int, default=0, help="old finished jobs of other users (e.g. 300000)"
+    )
+    parser.add_argument("--history-users", type=int, default=3_000)
+    parser.add_argument(
+        "--populated",
+        action="store_true",
+        help="measure the jobs an earlier run left in --url (to compare two versions on them)",
+    )
     parser.add_argument("--quick", action="store_true", help="1,000 jobs, 30 rounds")
     arguments = parser.parse_args()
     count, rounds = (1_000, 30) if arguments.quick else (arguments.jobs, arguments.rounds)
     with tempfile.TemporaryDirectory() as directory:
         url = arguments.url or f"sqlite:///{directory}/bench.db?synchronous=normal"
-        result = asyncio.run(run(url, count, rounds))
+        result = asyncio.run(
+            run(
+                url,
+                count,
+                rounds,
+                arguments.history,
+                arguments.history_users,
+                populated=arguments.populated,
+            )
+        )
     RESULTS.mkdir(exist_ok=True)
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
-    target = RESULTS / f"dashboard-{result['store']}-{stamp}.json"
+    suffix = f"-history{arguments.history}" if arguments.history else ""
+    target = RESULTS / f"dashboard-{result['store']}{suffix}-{stamp}.json"
     target.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
     print(f"wrote {target}")
 

@@ -5,12 +5,13 @@ and the admin pages' refusals. (tests/browser drives the same pages in Chromium.
 from __future__ import annotations
 
 import re
+from collections.abc import AsyncIterator
 
 import httpx
 import pytest
 
 from jobdesk import JobStatus
-from tests.acceptance.conftest import JWT_SECRET, Api
+from tests.acceptance.conftest import JWT_SECRET, Api, MakeApp, running
 
 _CSRF = re.compile(r'name="csrf_token" value="([0-9a-f]+)"')
 
@@ -186,3 +187,79 @@ async def test_the_vendored_assets_are_served_with_their_licences(api: Api) -> N
         assert "Permission" in licence.text or "BSD" in licence.text
     page = (await api.client.get("/signin")).text
     assert "https://" not in page  # nothing from a CDN
+
+
+async def test_pages_forbid_framing_and_anything_but_their_own_scripts(api: Api) -> None:
+    job = await api.desk.create_job("alice", "extract", {})
+    pages = [await api.client.get("/signin")]
+    await signed_in(api.client, await api.desk.create_user_token("alice"))
+    pages += [await api.client.get(path) for path in ("/", f"/jobs/{job.id}", "/jobs/" + "0" * 26)]
+    for page in pages:
+        assert page.headers["content-type"].startswith("text/html")
+        policy = page.headers["content-security-policy"]
+        for directive in (
+            "default-src 'none'",
+            "script-src 'self'",
+            "style-src 'self'",
+            "connect-src 'self'",
+            "frame-ancestors 'none'",
+        ):
+            assert directive in policy
+        assert "unsafe" not in policy
+        assert page.headers["x-frame-options"] == "DENY"
+        assert page.headers["x-content-type-options"] == "nosniff"
+        assert "<script>" not in page.text  # nothing inline: the policy would refuse it
+        assert " style=" not in page.text
+
+
+async def test_the_input_field_is_as_long_as_the_body_limit_allows(make_app: MakeApp) -> None:
+    app = make_app(max_body_bytes=40_960)
+    async with running(app) as client:
+        desk = app.state.jobdesk.require_desk()
+        await signed_in(client, await desk.create_user_token("alice"))
+        page = (await client.get("/")).text
+    # a character of the field is at most 9 bytes of the form's body (%XX%XX%XX), and
+    # 4 KiB are kept for the other fields
+    assert 'maxlength="4096"' in page
+    assert "At most 4,096 characters." in page
+    assert 'name="type"' in page
+    assert 'maxlength="64"' in page
+    assert 'maxlength="128"' in page
+
+
+async def test_a_form_over_the_body_limit_gets_the_page_with_the_error(
+    make_app: MakeApp,
+) -> None:
+    app = make_app(max_body_bytes=10_000)
+    async with running(app) as client:
+        desk = app.state.jobdesk.require_desk()
+        await signed_in(client, await desk.create_user_token("alice"))
+        csrf = await csrf_of(client, "/")
+        body = f"csrf_token={csrf}&type=extract&input=".encode() + b"%22" * 5_000
+
+        async def streamed() -> AsyncIterator[bytes]:  # no Content-Length: counted as it comes
+            for start in range(0, len(body), 1000):
+                yield body[start : start + 1000]
+
+        headers = {"Content-Type": "application/x-www-form-urlencoded"}
+        response = await client.post("/jobs", content=streamed(), headers=headers)
+        assert response.status_code == 413
+        assert response.headers["content-type"].startswith("text/html")
+        assert 'id="input-error"' in response.text
+        assert "over the 10,000 bytes the server accepts" in response.text
+        assert 'aria-invalid="true"' in response.text
+
+        signout = await client.post("/signout", content=streamed(), headers=headers)
+        assert signout.status_code == 413
+        assert "Form too large" in signout.text
+
+        # As a browser sends it, its size declared up front: the same page.
+        declared = await client.post("/jobs", content=body, headers=headers)
+        assert declared.status_code == 413
+        assert declared.headers["content-type"].startswith("text/html")
+        assert 'id="input-error"' in declared.text
+        assert (await desk.get_user_jobs("alice")).items == []
+
+        # The API refuses a declared size before reading the body, as a problem.
+        api = await client.post("/api/v1/jobs", content=body, headers=headers)
+        assert (api.status_code, api.headers["content-type"]) == (413, "application/problem+json")

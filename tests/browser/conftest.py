@@ -40,10 +40,16 @@ CHROMIUM_ARGS = [
     "--disable-sync",
     "--no-first-run",
 ]
-#: counts the event streams htmx opened, so a test can wait for live updates to flow
+#: counts the event streams htmx opened, so a test can wait for live updates to flow, and
+#: records what the Content-Security-Policy refused, so a test can tell it refused nothing
 SSE_OPEN_COUNTER = """
 document.addEventListener("htmx:sseOpen", () => {
     window.__sseOpen = (window.__sseOpen || 0) + 1;
+});
+document.addEventListener("securitypolicyviolation", (event) => {
+    (window.__cspViolations = window.__cspViolations || []).push(
+        event.violatedDirective + " " + event.blockedURI
+    );
 });
 """
 
@@ -140,9 +146,16 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
         desk.close()
 
 
-def wait_for_live_updates(page: Page, streams: int = 1) -> None:
-    """Block until the page's event streams are open (changes from now on show)."""
-    page.wait_for_function(f"(window.__sseOpen || 0) >= {streams}")
+def wait_for_live_updates(page: Page, streams: int = 1, timeout: float = 10.0) -> None:
+    """Block until the page's event streams are open (changes from now on show).
+
+    Polled from here: ``page.wait_for_function`` polls by evaluating a string in the
+    page, which the pages' Content-Security-Policy (no ``unsafe-eval``) refuses.
+    """
+    deadline = time.monotonic() + timeout
+    while page.evaluate("window.__sseOpen || 0") < streams:
+        assert time.monotonic() < deadline, f"no event stream opened within {timeout} s"
+        page.wait_for_timeout(20)
 
 
 def sign_in(page: Page, server: Server, token: str) -> None:

@@ -282,15 +282,3 @@ def test_admin_pages_refuse_a_user_token_and_serve_an_admin(page: Page, server: 
     page.get_by_role("link", name=user_id).first.click()
     expect(page.get_by_role("heading", name=f"User {user_id}")).to_be_visible()
     expect(page.locator("tbody tr")).to_have_count(2)
-
-
-def test_pages_fit_a_375_pixel_wide_screen(page: Page, server: Server) -> None:
-    user_id, token = server.user()
-    job = server.desk.create_job(user_id, "narrow_screen_job_type", {"a": "b" * 200}, "project")
-    page.set_viewport_size({"width": 375, "height": 800})
-    sign_in(page, server, token)
-    for path in ("/", f"/jobs/{job.id}"):
-        page.goto(server.url + path)
-        width = page.evaluate("document.documentElement.scrollWidth")
-        assert width <= 375, f"{path} is {width} px wide at 375"
-    expect(page.locator("#job-status")).to_be_visible()

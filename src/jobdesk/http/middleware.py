@@ -103,8 +103,10 @@ def _client(scope: Scope) -> str | None:
 class BodyLimit:
     """Refuse request bodies over ``limit`` bytes with 413, counting while they stream in.
 
-    A ``Content-Length`` over the limit is refused before the body is read; a body
-    without one (chunked) is refused as soon as the bytes received pass the limit.
+    A ``Content-Length`` over the limit is refused before the body is read on the
+    API; a body without one (chunked), or a dashboard form (whose page shows the
+    refusal next to its field), is refused as soon as the bytes received pass the
+    limit.
     """
 
     def __init__(self, app: ASGIApp, *, limit: int) -> None:
@@ -116,7 +118,12 @@ class BodyLimit:
             await self.app(scope, receive, send)
             return
         declared = Headers(scope=scope).get("content-length")
-        if declared is not None and declared.isdigit() and int(declared) > self.limit:
+        if (
+            declared is not None
+            and declared.isdigit()
+            and int(declared) > self.limit
+            and scope["path"].startswith("/api/")
+        ):
             refusal = ContentTooLarge(self.limit)
             response = problem_response(
                 scope, 413, detail=str(refusal.detail), headers={"Connection": "close"}

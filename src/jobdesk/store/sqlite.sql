@@ -168,22 +168,31 @@ DELETE FROM job_events WHERE job_id IN (SELECT value FROM json_each(:ids));
 DELETE FROM jobs WHERE id IN (SELECT value FROM json_each(:ids));
 
 -- name: stats_counts
--- Queue depth (every pending and processing job) and what finished since :since.
-SELECT type, status, count(*) AS count FROM jobs
-WHERE status IN ('pending', 'processing')
-GROUP BY type, status
-UNION ALL
-SELECT type, status, count(*) AS count FROM jobs
-WHERE status IN ('completed', 'failed', 'cancelled') AND finished_at >= :since
+-- Queue depth (every pending and processing job) and what finished since :since. One
+-- branch per partial index (the queue, the leases, the finished jobs): an IN over the
+-- statuses would match none of them and read the whole table, old history and all.
+SELECT type, status, count(*) AS count FROM (
+    SELECT type, status FROM jobs INDEXED BY jobs_queue WHERE status = 'pending'
+    UNION ALL
+    SELECT type, status FROM jobs INDEXED BY jobs_leases WHERE status = 'processing'
+    UNION ALL
+    SELECT type, status FROM jobs INDEXED BY jobs_finished
+    WHERE status IN ('completed', 'failed', 'cancelled') AND finished_at >= :since
+)
 GROUP BY type, status
 ORDER BY type, status;
 
 -- name: stats_workers
-SELECT worker_id, sum(status = 'processing') AS processing, max(updated_at) AS last_seen
-FROM jobs
-WHERE worker_id IS NOT NULL
-  AND (status = 'processing'
-       OR (status IN ('completed', 'failed', 'cancelled') AND finished_at >= :since))
+-- The workers holding a job (the leases' index) or that finished one since :since (the
+-- finished jobs' index), as stats_counts reads them.
+SELECT worker_id, sum(processing) AS processing, max(updated_at) AS last_seen FROM (
+    SELECT worker_id, 1 AS processing, updated_at FROM jobs INDEXED BY jobs_leases
+    WHERE status = 'processing' AND worker_id IS NOT NULL
+    UNION ALL
+    SELECT worker_id, 0 AS processing, updated_at FROM jobs INDEXED BY jobs_finished
+    WHERE status IN ('completed', 'failed', 'cancelled') AND finished_at >= :since
+      AND worker_id IS NOT NULL
+)
 GROUP BY worker_id
 ORDER BY worker_id;
 

@@ -3,19 +3,34 @@
 from __future__ import annotations
 
 import json
+import re
 from datetime import UTC, datetime
 from typing import Any
 
 from jinja2 import Environment, PackageLoader, select_autoescape
+from markupsafe import Markup, escape
 from starlette.responses import HTMLResponse, Response
 
 from jobdesk.http.dashboard.session import Visit
 from jobdesk.models import JobStatus
 
-__all__ = ["COLLAPSE_BYTES", "STATUS_ICONS", "fragment", "page", "pretty_json"]
+__all__ = ["COLLAPSE_BYTES", "SECURITY_HEADERS", "STATUS_ICONS", "fragment", "page", "pretty_json"]
 
 #: a JSON document longer than this is shown collapsed (a <details> the reader opens)
 COLLAPSE_BYTES = 2000
+#: Sent with every page. Scripts, styles and event streams come from this origin only
+#: (htmx and its SSE extension are files under /static, and the pages hold no inline
+#: script or style), so markup a job's data might smuggle in could not run; no other
+#: site may frame the pages (clickjacking the cancel and retry buttons).
+SECURITY_HEADERS = {
+    "Content-Security-Policy": (
+        "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; "
+        "connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
+    ),
+    "X-Frame-Options": "DENY",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "same-origin",
+}
 #: a symbol beside each status's name, so that status never rests on colour alone
 STATUS_ICONS = {
     JobStatus.PENDING: "◷",
@@ -34,7 +49,8 @@ def pretty_json(value: Any) -> str:
 def _when(value: datetime | None) -> str:
     if value is None:
         return "—"
-    return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+    # a narrow column wraps it between the date and the time, never before "UTC"
+    return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S\u00a0UTC")
 
 
 def _iso(value: datetime | None) -> str:
@@ -56,6 +72,20 @@ def _progress(value: float) -> str:
     return f"{value:g}"
 
 
+_SEPARATOR = re.compile(r"([._-])")
+
+
+def _breakable(value: str) -> Markup:
+    """``value`` escaped, with a line break opportunity after each ``.``, ``_`` and ``-``:
+    a job type (``character_extraction.speaker_diarization.v2``) wraps between its
+    words in a narrow column rather than at any letter."""
+    opportunity = Markup("<wbr>")
+    return Markup("").join(
+        escape(part) + opportunity if _SEPARATOR.fullmatch(part) else escape(part)
+        for part in _SEPARATOR.split(value)
+    )
+
+
 _environment = Environment(
     loader=PackageLoader("jobdesk.http.dashboard", "templates"),
     autoescape=select_autoescape(default=True, default_for_string=True),
@@ -63,7 +93,12 @@ _environment = Environment(
     lstrip_blocks=True,
 )
 _environment.filters.update(
-    when=_when, iso=_iso, duration=_duration, pretty_json=pretty_json, progress=_progress
+    when=_when,
+    iso=_iso,
+    duration=_duration,
+    pretty_json=pretty_json,
+    progress=_progress,
+    breakable=_breakable,
 )
 _environment.globals.update(
     STATUS_ICONS=STATUS_ICONS, JobStatus=JobStatus, COLLAPSE_BYTES=COLLAPSE_BYTES
@@ -81,7 +116,7 @@ def page(
     """A whole page as an HTML response; pages are never cached (they show live state)."""
     response = HTMLResponse(fragment(template, **context), status_code=status_code)
     response.headers["Cache-Control"] = "no-store"
-    for name, value in (headers or {}).items():
+    for name, value in {**SECURITY_HEADERS, **(headers or {})}.items():
         response.headers[name] = value
     return response
 

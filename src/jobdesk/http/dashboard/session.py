@@ -27,6 +27,7 @@ from starlette.responses import Response
 
 from jobdesk.errors import InvalidInput, Unauthorized
 from jobdesk.http.auth import user_from_jwt
+from jobdesk.http.problems import ContentTooLarge
 from jobdesk.http.runtime import runtime_of
 from jobdesk.tokens import PREFIXES
 
@@ -34,6 +35,7 @@ __all__ = [
     "CSRF_COOKIE",
     "CSRF_FIELD",
     "SESSION_COOKIE",
+    "FormTooLarge",
     "Session",
     "Visit",
     "csrf_matches",
@@ -140,13 +142,22 @@ def csrf_matches(request: Request, current: Visit, form: dict[str, str]) -> bool
     return hmac.compare_digest(sent.encode(), current.csrf_token.encode())
 
 
+class FormTooLarge(Exception):
+    """A form's body went over the server's limit while it streamed in."""
+
+
 async def read_form(request: Request) -> dict[str, str]:
     """A urlencoded form body as ``{name: value}`` (a repeated name keeps every value,
-    joined by ``\\x1f``); anything else is an empty form."""
+    joined by ``\\x1f``); anything else is an empty form. :class:`FormTooLarge` if the
+    body goes over the limit (``JOBDESK_MAX_BODY_BYTES``) as it streams in."""
     content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if content_type != "application/x-www-form-urlencoded":
         return {}
-    body = (await request.body()).decode("utf-8", errors="replace")
+    try:
+        raw = await request.body()
+    except ContentTooLarge:
+        raise FormTooLarge from None
+    body = raw.decode("utf-8", errors="replace")
     fields = parse_qs(body, keep_blank_values=True, max_num_fields=_MAX_FIELDS)
     return {name: "\x1f".join(values) for name, values in fields.items()}
 

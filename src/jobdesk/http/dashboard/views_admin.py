@@ -147,7 +147,7 @@ async def job_page(request: Request, job_id: str) -> Response:
     return current.finish(page("admin_job.html", visit=current, job=job, history=history))
 
 
-@router.get("/users/{user_id}")
+@router.get("/users/{user_id:path}")  # a user id may hold a "/"
 async def user_page(request: Request, user_id: str) -> Response:
     """One user's usage and jobs, newest first, a page at a time."""
     current = await visit(request)

@@ -28,6 +28,7 @@ from jobdesk.errors import (
 from jobdesk.http.dashboard.live import open_job_stream, open_list_stream
 from jobdesk.http.dashboard.render import error_page, page
 from jobdesk.http.dashboard.session import (
+    FormTooLarge,
     Visit,
     csrf_matches,
     read_form,
@@ -37,9 +38,10 @@ from jobdesk.http.dashboard.session import (
     visit,
 )
 from jobdesk.http.runtime import runtime_of
+from jobdesk.http.settings import Settings
 from jobdesk.models import Action, Job, JobStatus, UserUsage, sources
 
-__all__ = ["ListFilters", "router", "usage_refusal"]
+__all__ = ["ListFilters", "input_maxlength", "router", "usage_refusal"]
 
 router = APIRouter(include_in_schema=False)
 
@@ -51,6 +53,19 @@ _NOTICES = {
 }
 _CANCELLABLE = sources(Action.CANCEL)
 _RETRYABLE = sources(Action.RETRY)
+#: room in a create form's body for everything but the input (the CSRF token, a type
+#: of 64 and a project of 128 characters, the field names), at the worst encoding
+_FORM_RESERVE = 4096
+#: the most bytes one character of a text field takes in a urlencoded body: three UTF-8
+#: bytes, each sent as %XX (a line break, one character, is sent as %0D%0A)
+_BYTES_PER_CHARACTER = 9
+
+
+def input_maxlength(settings: Settings) -> int:
+    """The create form's input length (in characters) that keeps the form's body within
+    the server's body limit however the input is encoded: a browser stops the user at
+    the field, rather than send a body the server refuses before the page sees it."""
+    return max(1, (settings.max_body_bytes - _FORM_RESERVE) // _BYTES_PER_CHARACTER)
 
 
 @dataclass(frozen=True, slots=True)
@@ -174,6 +189,7 @@ async def _list_page(
             usage=usage,
             form=form or {"type": "", "project_id": "", "input": "{}"},
             form_errors=form_errors or {},
+            input_maxlength=input_maxlength(runtime_of(request).settings),
             alert=alert,
             newest=items[0].id if items else "",
             paged=bool(request.query_params.get("cursor")),
@@ -195,9 +211,9 @@ async def sign_in_page(request: Request) -> Response:
 async def sign_in_submit(request: Request) -> Response:
     """Check the token and keep it in the session cookie."""
     current = await visit(request)
-    form = await read_form(request)
-    if not csrf_matches(request, current, form):
-        return _csrf_refused(current)
+    form = await _checked_form(request, current)
+    if isinstance(form, Response):
+        return form
     token = form.get("token", "").strip()
     try:
         if not token:
@@ -215,10 +231,33 @@ async def sign_in_submit(request: Request) -> Response:
 async def sign_out_submit(request: Request) -> Response:
     """Forget the session cookie."""
     current = await visit(request)
-    form = await read_form(request)
+    form = await _checked_form(request, current)
+    if isinstance(form, Response):
+        return form
+    return sign_out(RedirectResponse("/signin", status_code=303), current)
+
+
+async def _checked_form(
+    request: Request, current: Visit, *, creating_for: str | None = None
+) -> dict[str, str] | Response:
+    """The POST's form if it carries the session's CSRF token; else the page that says
+    why not. A create form too large to read is the job list with the error beside the
+    input (the form's other values are lost with it)."""
+    try:
+        form = await read_form(request)
+    except FormTooLarge:
+        if creating_for is None:
+            return error_page(current, 413, "Form too large", _too_large(request))
+        errors = {"input": _too_large(request)}
+        return await _list_page(request, current, creating_for, form_errors=errors, status_code=413)
     if not csrf_matches(request, current, form):
         return _csrf_refused(current)
-    return sign_out(RedirectResponse("/signin", status_code=303), current)
+    return form
+
+
+def _too_large(request: Request) -> str:
+    limit = runtime_of(request).settings.max_body_bytes
+    return f"The form was over the {limit:,} bytes the server accepts: shorten the input."
 
 
 def _csrf_refused(current: Visit) -> Response:
@@ -278,9 +317,9 @@ async def create_job(request: Request) -> Response:
     user_id = _signed_in_user(current)
     if user_id is None:
         return _to_sign_in(current)
-    form = await read_form(request)
-    if not csrf_matches(request, current, form):
-        return _csrf_refused(current)
+    form = await _checked_form(request, current, creating_for=user_id)
+    if isinstance(form, Response):
+        return form
     values = {name: form.get(name, "").strip() for name in ("type", "project_id", "input")}
     errors: dict[str, str] = {}
     document: Any = None
@@ -288,6 +327,9 @@ async def create_job(request: Request) -> Response:
         document = json.loads(values["input"] or "null")
     except ValueError as exc:
         errors["input"] = f"input must be valid JSON: {exc}"
+        maxlength = input_maxlength(runtime_of(request).settings)
+        if len(form.get("input", "")) >= maxlength:
+            errors["input"] += f" (the field holds at most {maxlength:,} characters)"
     if not values["type"]:
         errors["type"] = "type is required"
     if errors:
@@ -397,9 +439,9 @@ async def _act(request: Request, job_id: str, action: str) -> Response:
     user_id = _signed_in_user(current)
     if user_id is None:
         return _to_sign_in(current)
-    form = await read_form(request)
-    if not csrf_matches(request, current, form):
-        return _csrf_refused(current)
+    form = await _checked_form(request, current)
+    if isinstance(form, Response):
+        return form
     desk = _desk(request)
     try:
         if action == "cancel":
