@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from datetime import UTC, datetime, timedelta
 
 from tests.faults.checker import (
@@ -16,11 +17,15 @@ from tests.faults.checker import (
 )
 
 T0 = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
+START = T0.timestamp()
+#: when made-up jobs end: after every made-up event
+FINISHED = START + 100
 
 
 def job(job_id: str, status: str = "completed", *, attempt: int = 1, user: str = "u") -> StoredJob:
     result = {"attempt": attempt} if status == "completed" else None
-    return StoredJob(job_id, user, status, attempt, f"key-{job_id}", result)
+    finished = FINISHED if status in ("completed", "failed", "cancelled") else None
+    return StoredJob(job_id, user, status, attempt, f"key-{job_id}", result, finished)
 
 
 def events(*rows: tuple[str, str] | tuple[str, str, str]) -> list[Event]:
@@ -32,8 +37,17 @@ def events(*rows: tuple[str, str] | tuple[str, str, str]) -> list[Event]:
     return made
 
 
-def ok(job_id: str, user: str = "u") -> CreateOp:
-    return CreateOp(f"key-{job_id}", user, "library", "ok", job_id=job_id)
+def lifetime(job_id: str, *statuses: str) -> list[tuple[str, str]]:
+    return [(job_id, status) for status in statuses]
+
+
+def ok(job_id: str, user: str = "u", *, at: float = START) -> CreateOp:
+    return CreateOp(f"key-{job_id}", user, "library", "ok", job_id, "", at, at)
+
+
+def ran(jobs: list[StoredJob]) -> list[Execution]:
+    """One execution of each completed job's final attempt, at the start."""
+    return [Execution(j.id, j.attempt, "w", START) for j in jobs if j.status == "completed"]
 
 
 def run(
@@ -41,16 +55,19 @@ def run(
     jobs: list[StoredJob],
     history: list[Event],
     *,
+    executions: list[Execution] | None = None,
     max_active: dict[str, int] | None = None,
     max_daily: dict[str, int] | None = None,
+    retried: Collection[str] = (),
 ) -> Report:
     """The checker with user ``u`` limited to 2 active jobs and 100 a day, unless told."""
     return check(
         creates,
-        [],
+        ran(jobs) if executions is None else executions,
         Observed(jobs, history),
         max_active={"u": 2} if max_active is None else max_active,
         max_daily={"u": 100} if max_daily is None else max_daily,
+        retried=retried,
     )
 
 
@@ -64,6 +81,7 @@ def test_a_clean_history_passes() -> None:
     assert report.ok, report.summary()
     assert report.acknowledged == 2
     assert dict(report.terminal) == {"completed": 1, "cancelled": 1}
+    assert report.executions == 1
 
 
 def test_an_acknowledged_job_that_is_missing_or_unfinished_is_lost() -> None:
@@ -74,34 +92,96 @@ def test_an_acknowledged_job_that_is_missing_or_unfinished_is_lost() -> None:
 
 def test_a_job_nobody_acknowledged_is_unexpected_unless_its_outcome_was_unknown() -> None:
     unknown = CreateOp("key-b", "u", "http", "unknown")
-    report = run([ok("a"), unknown], [job("a"), job("b"), job("c")], [])
-    assert [line.split(":")[0] for line in report.unexpected] == ["c"]
+    history = events(
+        *lifetime("a", "pending", "processing", "completed"),
+        *lifetime("b", "pending", "processing", "completed"),
+        *lifetime("c", "pending", "processing", "completed"),
+    )
+    report = run([ok("a"), unknown], [job("a"), job("b"), job("c")], history)
+    assert report.unexpected == ["c: in the database, never acknowledged"]
     assert report.recovered == 1  # b: unknown to its client, yet there
     assert report.unknown == 1
+    assert not report.lost
 
 
-def test_two_terminal_transitions_without_a_retry_between_are_caught() -> None:
-    report = run(
-        [ok("a"), ok("b")],
-        [job("a"), job("b")],
-        events(("a", "pending"), ("a", "completed"), ("a", "completed"),
-               ("b", "pending"), ("b", "failed"), ("b", "pending"), ("b", "completed")),
-    )  # fmt: skip
-    assert len(report.double_terminal) == 1
-    assert report.double_terminal[0].startswith("a:")  # b was retried in between
+def test_a_job_of_unknown_outcome_that_is_there_but_never_ended_is_lost() -> None:
+    unknown = CreateOp("key-b", "u", "http", "unknown")
+    report = run([unknown], [job("b", "pending")], events(("b", "pending")))
+    assert report.recovered == 1
+    assert report.lost == ["b: created (its client never knew), still pending after the drain"]
+
+
+def test_two_terminal_transitions_without_a_user_retry_between_are_caught() -> None:
+    history = events(
+        *lifetime("a", "pending", "processing", "completed", "completed"),
+        *lifetime("b", "pending", "processing", "failed", "pending", "processing", "completed"),
+    )
+    report = run([ok("a"), ok("b")], [job("a"), job("b")], history, retried={"b"})
+    assert report.double_terminal == ["a: completed (seq 4) after an earlier completed"]
+
+
+def test_a_completed_job_sent_back_to_the_queue_without_a_retry_is_caught() -> None:
+    history = events(
+        *lifetime("a", "pending", "processing", "completed", "pending", "processing", "completed")
+    )
+    report = run([ok("a")], [job("a")], history)
+    assert not report.ok
+    assert report.double_terminal == ["a: completed (seq 6) after an earlier completed"]
+    assert report.inconsistent_history == [
+        "a: left completed for pending (seq 4) without a user retry"
+    ]
+    # Not even a user's retry revives a completed job.
+    assert run([ok("a")], [job("a")], history, retried={"a"}).inconsistent_history
+
+
+def test_a_failed_job_retried_by_its_user_may_end_again() -> None:
+    history = events(
+        *lifetime("a", "pending", "processing", "failed", "pending", "processing", "completed")
+    )
+    assert run([ok("a")], [job("a")], history, retried={"a"}).ok
+    report = run([ok("a")], [job("a")], history)  # nobody retried it
+    assert report.inconsistent_history == [
+        "a: left failed for pending (seq 4) without a user retry"
+    ]
+    assert report.double_terminal == ["a: completed (seq 6) after an earlier failed"]
+
+
+def test_a_completed_job_with_no_history_is_inconsistent() -> None:
+    report = run([ok("a")], [job("a")], [])
+    assert not report.ok
+    assert report.inconsistent_history == ["a: completed, with no history at all"]
+
+
+def test_a_history_must_begin_with_the_creation_and_end_in_the_stored_status() -> None:
+    report = run([ok("a")], [job("a")], events(("a", "processing"), ("a", "completed")))
+    assert report.inconsistent_history == ["a: its history begins processing, not with a creation"]
+    report = run([ok("a")], [job("a")], events(("a", "pending"), ("a", "processing")))
+    assert report.inconsistent_history == ["a: its history ends processing, the job is completed"]
+
+
+def test_a_change_the_design_does_not_allow_is_inconsistent() -> None:
+    report = run([ok("a")], [job("a")], events(("a", "pending"), ("a", "completed")))
+    assert report.inconsistent_history == [
+        "a: pending -> completed (seq 2) is not a transition of the design"
+    ]
+
+
+def test_history_of_a_job_the_jobs_table_does_not_hold_is_inconsistent() -> None:
+    report = run([], [], events(("ghost", "pending")), max_active={})
+    assert report.inconsistent_history == ["ghost: 1 events of a job the jobs table does not hold"]
 
 
 def test_a_result_from_another_attempt_than_the_last_is_stale() -> None:
-    stale = StoredJob("a", "u", "completed", 2, "key-a", {"attempt": 1})
-    report = run([ok("a")], [stale], [])
+    stale = StoredJob("a", "u", "completed", 2, "key-a", {"attempt": 1}, FINISHED)
+    report = run([ok("a")], [stale], events(*lifetime("a", "pending", "processing", "completed")))
     assert report.stale_results == ["a: completed at attempt 2 with the result of attempt 1"]
 
 
 def test_the_active_limit_is_replayed_in_write_order() -> None:
     within = events(("a", "pending"), ("b", "pending"), ("a", "completed"), ("c", "pending"))
-    assert run([ok("a"), ok("b"), ok("c")], [job("a"), job("b"), job("c")], within).ok
+    assert not run([ok("a"), ok("b"), ok("c")], [], within).limit_violations
     over = events(("a", "pending"), ("b", "pending"), ("c", "pending"), ("a", "completed"))
-    report = run([ok("a"), ok("b"), ok("c")], [job("a"), job("b"), job("c")], over)
+    report = run([ok("a"), ok("b"), ok("c")], [], over)
     assert report.limit_violations == ["u: 3 active jobs (limit 2) at seq 3"]
 
 
@@ -120,25 +200,167 @@ def test_the_daily_limit_counts_creations_per_day() -> None:
     assert report.limit_violations == [f"u: more than 3 jobs created on {T0.date()}"]
 
 
+def test_a_daily_overrun_is_seen_in_the_acknowledgements_even_with_no_history() -> None:
+    creates = [ok(f"j{n}") for n in range(4)] + [ok("v1", "v")]
+    report = run(creates, [], [], max_active={}, max_daily={"u": 3, "v": 3})
+    assert report.limit_violations == [f"u: 4 creates acknowledged on {T0.date()} (daily limit 3)"]
+
+
+def test_an_acknowledgement_whose_day_is_not_known_is_not_counted() -> None:
+    midnight = datetime(2026, 11, 29, tzinfo=UTC).timestamp()
+    creates = [ok(f"j{n}", at=midnight + 1) for n in range(3)]
+    straddling = CreateOp("key-x", "u", "http", "ok", "x", "", midnight - 0.1, midnight + 0.1)
+    report = run([*creates, straddling], [], [], max_active={}, max_daily={"u": 3})
+    assert not report.limit_violations
+
+
 def test_executions_beyond_one_per_job_are_counted_not_failed() -> None:
-    executions = [Execution("a", 1, "w1"), Execution("a", 2, "w2"), Execution("b", 1, "w1")]
-    report = check([ok("a"), ok("b")], executions, Observed([job("a", attempt=2), job("b")], []),
-                   max_active={}, max_daily={})  # fmt: skip
-    assert report.ok
+    executions = [
+        Execution("a", 1, "w1", START),
+        Execution("a", 2, "w2", START),
+        Execution("b", 1, "w1", START),
+    ]
+    history = events(
+        *lifetime("a", "pending", "processing", "pending", "processing", "completed"),
+        *lifetime("b", "pending", "processing", "completed"),
+    )
+    report = run(
+        [ok("a"), ok("b")], [job("a", attempt=2), job("b")], history, executions=executions
+    )
+    assert report.ok, report.summary()
     assert (report.executions, report.duplicate_executions) == (3, 1)
 
 
-def test_recovery_is_when_a_faults_held_jobs_ended_or_when_the_queue_moved_again() -> None:
-    history = events(("a", "pending"), ("a", "completed"), ("b", "pending"), ("b", "completed"))
-    start = T0.timestamp()
+def test_a_completed_job_whose_final_attempt_never_ran_is_caught() -> None:
+    history = events(*lifetime("a", "pending", "processing", "pending", "processing", "completed"))
+    executions = [Execution("a", 1, "w", START)]
+    report = run([ok("a")], [job("a", attempt=2)], history, executions=executions)
+    assert report.execution_violations == ["a: completed at attempt 2, which never ran"]
+
+
+def test_an_execution_the_jobs_do_not_explain_is_caught() -> None:
+    history = events(*lifetime("a", "pending", "processing", "completed"))
+    executions = [
+        Execution("a", 1, "w", START),
+        Execution("ghost", 1, "w", START),
+        Execution("a", 2, "w", START),
+        Execution("a", 1, "w2", None),
+    ]
+    report = run([ok("a")], [job("a")], history, executions=executions)
+    assert report.execution_violations == [
+        "ghost attempt 1 on w: ran a job the database does not hold",
+        "a attempt 2 on w: ran an attempt the job never reached (it is at 1)",
+        "a attempt 1 on w2: recorded no start time",
+    ]
+
+
+def test_an_execution_that_starts_after_its_job_ended_is_caught_beyond_the_tolerance() -> None:
+    history = events(*lifetime("a", "pending", "processing", "completed"))
+    slightly = [Execution("a", 1, "w", START), Execution("a", 1, "w2", FINISHED + 0.3)]
+    assert run([ok("a")], [job("a")], history, executions=slightly).ok
+    late = [Execution("a", 1, "w", START), Execution("a", 1, "w2", FINISHED + 2)]
+    report = run([ok("a")], [job("a")], history, executions=late)
+    assert report.execution_violations == [
+        "a attempt 1 on w2: started 2.00 s after its job was completed"
+    ]
+
+
+def test_a_failure_the_nemesis_saw_at_the_fault_fails_the_run() -> None:
+    broken = Fault(
+        "kill_mid_transaction",
+        "crasher-1",
+        START,
+        START + 1,
+        failure="the uncommitted job j1 is in the database",
+    )
+    history = events(*lifetime("a", "pending", "processing", "completed"))
+    report = check(
+        [ok("a")],
+        ran([job("a")]),
+        Observed([job("a")], history),
+        max_active={},
+        max_daily={},
+        faults=[broken],
+    )
+    assert report.fault_failures == [
+        "kill_mid_transaction (crasher-1): the uncommitted job j1 is in the database"
+    ]
+    assert not report.ok
+
+
+def test_recovery_is_measured_on_what_each_fault_hit() -> None:
+    # a ends at +4 (finished_at), b never; completions at +3 by the HTTP worker, +6 by a DB one.
+    jobs = [
+        StoredJob("a", "u", "completed", 1, "key-a", {"attempt": 1}, START + 4),
+        StoredJob("b", "u", "pending", 0, "key-b", None),
+    ]
+    history = [
+        Event(1, "a", "u", "pending", 0, T0),
+        Event(2, "a", "u", "processing", 1, T0 + timedelta(seconds=2), "http-worker-3"),
+        Event(3, "a", "u", "completed", 1, T0 + timedelta(seconds=3), "http-worker-3"),
+        Event(4, "b", "u", "pending", 0, T0 + timedelta(seconds=6)),
+    ]
+    http_create = CreateOp("key-h", "u", "http", "ok", "h", "", START + 2.5, START + 5)
+    before_the_crash = CreateOp("key-l", "u", "library", "ok", "l", "", START + 5.1, START + 5.2)
+    executions = [Execution("a", 1, "db-worker-1", START + 2.2)]
     faults = [
-        Fault("kill_worker", "w1", start + 1.5, start + 1.8, held=("b",)),
-        Fault("kill_server", "serve", start, start + 1),
-        Fault("kill_worker", "w2", start + 5, start + 6, held=("zzz",)),
+        Fault("kill_worker", "db-worker-0", START + 1, START + 1.5, held=("a",)),
+        Fault("pause_worker", "db-worker-1", START + 1, START + 2),
+        Fault("kill_server", "jobdesk serve", START + 2, START + 2.4),
+        Fault("restart_postgres", "postgresql", START + 5, START + 5.9, down=START + 5.5),
+        Fault("kill_worker", "http-worker-3", START + 5, START + 6, held=("b",)),
+        Fault("terminate_backends", "9 connections", START + 7, START + 7),
     ]
-    report = check([], [], Observed([], history), max_active={}, max_daily={}, faults=faults)
-    assert report.recovery == [
-        ("kill_worker", "w1", 2.5),  # b ended at +4
-        ("kill_server", "serve", 2.0),  # a ended at +2, the first end after +1
-        ("kill_worker", "w2", None),  # its job never ended
+    report = check(
+        [http_create, before_the_crash],
+        executions,
+        Observed(jobs, history),
+        max_active={},
+        max_daily={},
+        faults=faults,
+        http_workers={"http-worker-3"},
+    )
+    assert [(r.label, r.seconds and round(r.seconds, 3)) for r in report.recovery] == [
+        ("kill_worker (db)", 3.0),  # a, the job it held, ended at +4
+        ("pause_worker (db)", 1.2),  # it started a handler at +2.2
+        ("kill_server", 1.0),  # the HTTP worker completed a at +3 (the create sent at +2.5
+        # was acknowledged only at +5)
+        ("restart_postgres", 1.0),  # b's event at +6 (not the create before it went down)
+        ("kill_worker (http)", None),  # b never ended
+        ("terminate_backends", None),  # nothing happened after +7
     ]
+    assert report.unrecovered == [
+        "kill_worker (http-worker-3): the jobs it held ending never happened",
+        "terminate_backends (9 connections): a database operation never happened",
+    ]
+    assert not report.ok
+
+
+def test_the_attempt_a_user_cancelled_may_start_after_the_cancellation() -> None:
+    # Its worker learns of the cancellation on its next call; another attempt may not.
+    history = events(*lifetime("a", "pending", "processing", "cancelled"))
+    cancelled = job("a", "cancelled")
+    after = [Execution("a", 1, "w", FINISHED + 2)]
+    assert run([ok("a")], [cancelled], history, executions=after).ok
+    stale = StoredJob("a", "u", "cancelled", 2, "key-a", None, FINISHED)
+    report = run([ok("a")], [stale], history, executions=after)
+    assert report.execution_violations == [
+        "a attempt 1 on w: started 2.00 s after its job was cancelled"
+    ]
+
+
+def test_a_handler_started_after_its_claims_lease_ran_out_is_reported() -> None:
+    history = events(*lifetime("a", "pending", "processing", "completed"))  # claimed at +2
+    claimed = START + 2
+    executions = [Execution("a", 1, "w", claimed + 0.1), Execution("a", 1, "w2", claimed + 3)]
+    report = check(
+        [ok("a")],
+        executions,
+        Observed([job("a")], history),
+        max_active={},
+        max_daily={},
+        lease_seconds=2,
+        clock_tolerance=0.5,
+    )
+    assert report.late_starts == ["a attempt 1 on w2: started 3.00 s after its claim"]
+    assert report.ok  # reported, not a failure (see docs/guarantees.md)
