@@ -85,6 +85,13 @@ def _assert_fits(page: Page, path: str, width: int) -> None:
     assert measured["scrolling"] == [], f"{path} at {width} px scrolls sideways inside"
 
 
+def _assert_all_fit(page: Page, server: Server, paths: list[str], width: int) -> None:
+    for path in paths:
+        page.goto(server.url + path)
+        expect(page.locator("main h1")).to_be_visible()
+        _assert_fits(page, path, width)
+
+
 @pytest.mark.parametrize("width", WIDTHS)
 def test_a_users_pages_fit_the_screen_with_the_longest_values(
     page: Page, server: Server, long_values: LongValues, width: int
@@ -97,10 +104,7 @@ def test_a_users_pages_fit_the_screen_with_the_longest_values(
         f"/jobs/{long_values.failed}",
         f"/jobs/{long_values.completed}",
     ]
-    for path in paths:
-        page.goto(server.url + path)
-        expect(page.locator("main h1")).to_be_visible()
-        _assert_fits(page, path, width)
+    _assert_all_fit(page, server, paths, width)
     page.goto(f"{server.url}/jobs/{long_values.processing}")
     expect(page.locator(".progress-message")).to_have_text(LONG_MESSAGE)
     expect(page.locator(".progress-message")).to_be_in_viewport()
@@ -118,10 +122,7 @@ def test_the_operators_pages_fit_the_screen_with_the_longest_values(
         f"/admin/jobs/{long_values.failed}",
         f"/admin/jobs/{long_values.processing}",
     ]
-    for path in paths:
-        page.goto(server.url + path)
-        expect(page.locator("main h1")).to_be_visible()
-        _assert_fits(page, path, width)
+    _assert_all_fit(page, server, paths, width)
 
 
 def test_the_queue_counts_read_as_labelled_cards_on_a_narrow_screen(
