@@ -116,8 +116,14 @@ class LeaseLost(JobdeskError):
 class StoreUnavailable(JobdeskError):
     """The database could not be reached, stayed locked past the timeout, or failed.
 
-    Nothing was applied, and the same call may be tried again, unless the message
-    says that the connection broke while committing: then the outcome is unknown,
-    and the job should be read back first (an ``idempotency_key`` makes a repeated
-    ``create_job`` safe either way).
+    Nothing was applied, and the same call may be tried again, unless
+    ``outcome_unknown`` is True: the connection broke while committing (or a
+    request to a jobdesk server went unanswered after it was sent), so the write
+    may have been applied, and the job should be read back first (an
+    ``idempotency_key`` makes a repeated ``create_job`` safe either way).
     """
+
+    def __init__(self, message: str, *, outcome_unknown: bool = False) -> None:
+        super().__init__(message)
+        #: whether the write may have been applied (True) or surely was not (False)
+        self.outcome_unknown = outcome_unknown

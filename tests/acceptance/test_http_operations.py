@@ -81,8 +81,29 @@ async def test_an_unavailable_store_is_503_without_its_details(
     response = await api.client.get("/api/v1/jobs", headers=alice)
     problem = assert_problem(response, 503, "store-unavailable")
     assert "/srv/private" not in response.text
-    assert problem["detail"] == "the database is unavailable; try again shortly"
+    assert (
+        problem["detail"] == "the database is unavailable; nothing was applied; try again shortly"
+    )
+    assert problem["outcome_unknown"] is False
     assert response.headers["retry-after"] == "1"
+
+
+async def test_a_commit_cut_off_is_a_503_that_says_the_outcome_is_unknown(
+    api: Api, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    alice = await api.user("alice")
+
+    async def cut(*args: object, **kwargs: object) -> None:
+        raise StoreUnavailable("broke while committing to db.internal:5432", outcome_unknown=True)
+
+    monkeypatch.setattr(api.desk, "create_job", cut)
+    response = await api.client.post(
+        "/api/v1/jobs", json={"type": "extract", "input": {}}, headers=alice
+    )
+    problem = assert_problem(response, 503, "store-unavailable")
+    assert "db.internal" not in response.text
+    assert problem["outcome_unknown"] is True
+    assert "may have been applied" in problem["detail"]
 
 
 async def test_unknown_routes_and_methods_are_problems_too(api: Api) -> None:

@@ -359,9 +359,10 @@ async def test_connecting_checks_the_url_the_token_and_the_server(
     with pytest.raises(Unauthorized, match=r"revoked|unknown|invalid"):
         async with HttpTransport.connect(server, token):
             pass
-    with pytest.raises(StoreUnavailable, match="no answer"):
+    with pytest.raises(StoreUnavailable, match="cannot connect") as refused:
         async with HttpTransport.connect("http://127.0.0.1:9", token, request_timeout=2):
             pass
+    assert refused.value.outcome_unknown is False  # nothing was sent
 
 
 def test_every_problem_the_server_sends_maps_back_to_its_error() -> None:
@@ -402,6 +403,11 @@ def test_every_problem_the_server_sends_maps_back_to_its_error() -> None:
     invalid = error_from_problem(422, {"errors": [{"field": "attempt", "rule": "must be >= 1"}]})
     assert isinstance(invalid, InvalidInput)
     assert (invalid.field, invalid.rule) == ("attempt", "must be >= 1")
+    for said in (True, False):
+        cut = {"type": "urn:jobdesk:problem:store-unavailable", "outcome_unknown": said}
+        unavailable = error_from_problem(503, cut)
+        assert isinstance(unavailable, StoreUnavailable)
+        assert unavailable.outcome_unknown is said
     # not a jobdesk problem: a proxy's answer, by its status
     assert isinstance(error_from_problem(502, {"detail": "Bad Gateway"}), StoreUnavailable)
     assert isinstance(error_from_problem(413, {}), InvalidInput)

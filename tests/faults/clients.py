@@ -41,7 +41,7 @@ def classify_library(exc: JobdeskError) -> tuple[Outcome, str]:
     """The outcome of a library create that raised ``exc``, and a detail to keep."""
     if isinstance(exc, RateLimited):
         return "refused", exc.limit
-    if isinstance(exc, StoreUnavailable) and "while committing" in str(exc):
+    if isinstance(exc, StoreUnavailable) and exc.outcome_unknown:
         return "unknown", str(exc)[:200]
     return "failed", f"{type(exc).__name__}: {str(exc)[:200]}"
 
@@ -57,6 +57,10 @@ def classify_http(status: int, document: Any) -> tuple[Outcome, str]:
         limit = document.get("limit", "") if isinstance(document, dict) else ""
         return "refused", str(limit)
     if slug in _NOT_APPLIED or 400 <= status < 500:
+        return "failed", f"{status} {slug}"
+    # The server's 503 says whether the write may have been applied.
+    unknown = isinstance(document, dict) and document.get("outcome_unknown") is not False
+    if slug == "store-unavailable" and not unknown:
         return "failed", f"{status} {slug}"
     return "unknown", f"{status} {slug or 'no problem document'}"
 

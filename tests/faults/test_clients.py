@@ -20,10 +20,7 @@ def test_a_store_that_says_nothing_was_applied_is_a_failed_create_not_an_unknown
 
 
 def test_a_commit_cut_off_is_unknown() -> None:
-    cut = StoreUnavailable(
-        "the connection to PostgreSQL broke while committing, so the outcome is unknown: "
-        "read the job back before trying again"
-    )
+    cut = StoreUnavailable("the connection broke while committing", outcome_unknown=True)
     assert classify_library(cut)[0] == "unknown"
 
 
@@ -40,9 +37,10 @@ def test_limits_and_invalid_input_are_refused_and_failed() -> None:
         (422, problem("invalid-input", 422), "failed"),
         (401, problem("unauthorized", 401), "failed"),
         (413, None, "failed"),
-        # The server does not say whether anything was applied: its 503 hides the store's
-        # message, which is where "broke while committing" would be.
-        (503, problem("store-unavailable", 503), "unknown"),
+        # The server's 503 says whether the store's write may have been applied.
+        (503, problem("store-unavailable", 503, outcome_unknown=False), "failed"),
+        (503, problem("store-unavailable", 503, outcome_unknown=True), "unknown"),
+        (503, problem("store-unavailable", 503), "unknown"),  # an older server
         (500, problem("internal-error", 500), "unknown"),
         (502, None, "unknown"),
     ],

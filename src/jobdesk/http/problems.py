@@ -112,8 +112,9 @@ class ProblemType:
     title: str
     headers: Headers = _no_headers
     extensions: Extensions = _no_extensions
-    #: said instead of the exception's message (which may name files or hosts)
-    public_detail: str | None = None
+    #: said instead of the exception's message (which may name files or hosts), or made
+    #: from the exception
+    public_detail: str | Callable[[Any], str] | None = None
     #: log the exception (with its traceback) when it is answered
     log: bool = field(default=False)
 
@@ -180,7 +181,13 @@ REGISTRY: dict[type[Exception], ProblemType] = {
         "store-unavailable",
         "Service unavailable",
         headers=lambda exc, settings: {"Retry-After": "1"},
-        public_detail="the database is unavailable; try again shortly",
+        extensions=lambda exc: {"outcome_unknown": exc.outcome_unknown},
+        public_detail=lambda exc: (
+            "the connection to the database broke while committing: the change may have "
+            "been applied; read it back (or repeat it with the same Idempotency-Key)"
+            if exc.outcome_unknown
+            else "the database is unavailable; nothing was applied; try again shortly"
+        ),
         log=True,
     ),
     JobdeskError: ProblemType(
@@ -243,6 +250,14 @@ def problem_response(
     return ProblemResponse(body, status_code=status, headers=dict(headers or {}))
 
 
+def _public_detail(problem: ProblemType, exc: JobdeskError) -> str:
+    if problem.public_detail is None:
+        return str(exc)
+    if isinstance(problem.public_detail, str):
+        return problem.public_detail
+    return problem.public_detail(exc)
+
+
 def problem_document(exc: JobdeskError, scope: Scope) -> dict[str, object]:
     """The problem document of a core exception (also one item of a batch's outcomes)."""
     problem = problem_for(exc)
@@ -258,7 +273,7 @@ def problem_document(exc: JobdeskError, scope: Scope) -> dict[str, object]:
         "type": problem.uri,
         "title": problem.title,
         "status": problem.status,
-        "detail": problem.public_detail or str(exc),
+        "detail": _public_detail(problem, exc),
         "request_id": request_id_of(scope),
         **problem.extensions(exc),
     }
@@ -335,7 +350,7 @@ async def http_exception_handler(request: Request, exc: Exception) -> Response:
 def internal_error_response(scope: Scope) -> Response:
     """The bare 500 of an unexpected error; its cause stays in the log."""
     problem = REGISTRY[JobdeskError]
-    assert problem.public_detail is not None
+    assert isinstance(problem.public_detail, str)
     return problem_response(
         scope, 500, type_uri=problem.uri, title=problem.title, detail=problem.public_detail
     )

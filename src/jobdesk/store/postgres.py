@@ -428,7 +428,8 @@ class PostgresStore:
                 if committing:
                     raise StoreUnavailable(
                         "the connection to PostgreSQL broke while committing, so the outcome "
-                        "is unknown: read the job back before trying again"
+                        "is unknown: read the job back before trying again",
+                        outcome_unknown=True,
                     ) from exc
                 if try_number == 2:
                     raise StoreUnavailable(f"PostgreSQL is unreachable: {exc}") from exc

@@ -97,7 +97,8 @@ _ERRORS: dict[str, Callable[[str, Mapping[str, Any], str], JobdeskError]] = {
     "invalid-transition": _invalid_transition,
     "lease-lost": _lease_lost,
     "store-unavailable": lambda detail, document, job: StoreUnavailable(
-        f"the jobdesk server could not reach its database: {detail}"
+        f"the jobdesk server could not reach its database: {detail}",
+        outcome_unknown=document.get("outcome_unknown") is True,
     ),
 }
 #: the problem a status stands for when the answer is not a jobdesk problem (a proxy's)
@@ -241,10 +242,16 @@ class HttpTransport:
             response = await client.request(
                 method, _PREFIX + path, content=content, headers=headers
             )
+        except (httpx.ConnectError, httpx.ConnectTimeout) as exc:  # nothing was sent
+            raise StoreUnavailable(
+                f"cannot connect to the jobdesk server at {client.base_url} "
+                f"({type(exc).__name__}: {exc})"
+            ) from exc
         except httpx.HTTPError as exc:
             raise StoreUnavailable(
                 f"no answer from the jobdesk server at {client.base_url} "
-                f"({type(exc).__name__}: {exc}); if this was a write, it may have been applied"
+                f"({type(exc).__name__}: {exc}); if this was a write, it may have been applied",
+                outcome_unknown=True,
             ) from exc
         if response.is_success:
             return response.json()
