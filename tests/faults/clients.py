@@ -5,12 +5,12 @@ An outcome is what the client can know, from what it was told:
 - acknowledged (``ok``): the job's id came back;
 - ``refused``: a limit said no (``RateLimited``, HTTP 429);
 - ``failed``, certainly not applied: the request never left (no connection), the
-  input or the token was refused, or the library's ``StoreUnavailable`` said
-  nothing was applied (it says so unless the connection broke while committing);
+  input or the token was refused, or a ``StoreUnavailable`` (or a 503 problem)
+  with ``outcome_unknown`` false said nothing was applied;
 - ``unknown``: anything else: a timeout or broken connection after the request
-  left, the library's "broke while committing", and HTTP 5xx answers, whose
-  problem documents (``store-unavailable``, ``internal-error``) do not say
-  whether anything was applied.
+  left, a ``StoreUnavailable`` with ``outcome_unknown`` (a commit cut off), a 503
+  whose problem says ``"outcome_unknown": true``, and other HTTP 5xx answers
+  (``internal-error``, a proxy's), which do not say whether anything was applied.
 """
 
 from __future__ import annotations
