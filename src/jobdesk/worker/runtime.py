@@ -327,16 +327,19 @@ class Worker:
         self._wake.set()
 
     def _take_stale(self) -> list[Job]:
-        """Take out of the waiting line the jobs that waited too long to start now."""
+        """Take out of the waiting line the jobs that waited too long to start now.
+
+        The line is in claim order and one store grants one lease length, so the
+        stale jobs are at its head: this looks no further than the first fresh one.
+        """
         now = asyncio.get_running_loop().time()
-        stale = [
-            job
-            for job, claimed_at in self._waiting
-            if now - claimed_at >= lease_seconds(job) * WAITING_LEASE_SHARE
-        ]
+        stale: list[Job] = []
+        while self._waiting:
+            job, claimed_at = self._waiting[0]
+            if now - claimed_at < lease_seconds(job) * WAITING_LEASE_SHARE:
+                break
+            stale.append(self._waiting.popleft()[0])
         if stale:
-            gone = {job.id for job in stale}
-            self._waiting = collections.deque(e for e in self._waiting if e[0].id not in gone)
             _log.info(
                 "%d prefetched job(s) waited %d%% of their lease for a slot; handing them back",
                 len(stale),
