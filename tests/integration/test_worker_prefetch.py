@@ -144,9 +144,10 @@ async def test_a_job_that_waited_a_third_of_its_lease_is_handed_back_not_started
     async def mixed(ctx: JobContext, payload: Any) -> None:
         ran.append(ctx.job.id)
         if payload.get("slow"):
-            await asyncio.sleep(0.3)  # the waiting jobs' leases (0.3 s) are a third gone
+            await asyncio.sleep(1.2)  # the waiting jobs' leases (3 s) are a third gone
 
-    async with open_desk(Limits(lease_seconds=0.3)) as desk:
+    # Long enough that only the slow job, not a busy machine, makes anything wait 1 s.
+    async with open_desk(Limits(lease_seconds=3)) as desk:
         slow = await desk.create_job("user-1", "mixed", {"slow": True})
         quick = [await desk.create_job("user-1", "mixed", {}) for _ in range(3)]
         worker = await counting(desk, registry, concurrency=1, prefetch=3)
@@ -171,7 +172,7 @@ class _SlowFirstAnswer(CountingTransport):
     async def claim(self, types: frozenset[str], limit: int) -> list[Job]:
         claimed = await super().claim(types, limit)
         if self.claims == 1:
-            await asyncio.sleep(0.15)
+            await asyncio.sleep(1.2)
         return claimed
 
 
@@ -185,7 +186,7 @@ async def test_a_claim_answered_after_a_third_of_the_lease_is_handed_back(
     async def quick(ctx: JobContext, payload: Any) -> None:
         ran.append(ctx.job.attempt)
 
-    async with open_desk(Limits(lease_seconds=0.3)) as desk:
+    async with open_desk(Limits(lease_seconds=3)) as desk:
         job = await desk.create_job("user-1", "quick", {})
         plain = await runtime(desk, registry)
         assert isinstance(plain.transport, DeskTransport)
