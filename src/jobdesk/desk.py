@@ -49,7 +49,6 @@ __all__ = ["DEFAULT_URL", "JobDesk"]
 DEFAULT_URL = "sqlite:///jobdesk.db"
 _REAPER_BATCH = 500
 _PRUNE_BATCH = 1000
-MAX_BATCH = 1000
 _MAX_WINDOW = timedelta(days=1)
 
 
@@ -163,9 +162,9 @@ class JobDesk:
         if (
             not isinstance(jobs, Sequence)
             or isinstance(jobs, str | bytes)
-            or not 1 <= len(jobs) <= MAX_BATCH
+            or not 1 <= len(jobs) <= validation.MAX_BATCH
         ):
-            raise InvalidInput("jobs", f"must be a list of 1-{MAX_BATCH} JobSpec")
+            raise InvalidInput("jobs", f"must be a list of 1-{validation.MAX_BATCH} JobSpec")
         specs: list[NewJob] = []
         for index, item in enumerate(jobs):
             if not isinstance(item, JobSpec):
@@ -415,7 +414,7 @@ class JobDesk:
         change = partial(
             lifecycle.report_progress,
             worker=worker,
-            attempt=validation.integer("attempt", attempt, 1, 2**31),
+            attempt=validation.attempt(attempt),
             lease_seconds=self.limits.lease_seconds,
             progress=progress,
             message=validation.message(message),
@@ -435,7 +434,7 @@ class JobDesk:
         change = partial(
             lifecycle.complete,
             worker=worker,
-            attempt=validation.integer("attempt", attempt, 1, 2**31),
+            attempt=validation.attempt(attempt),
             result=result,
         )
         return await self._update(job_id, change)
@@ -491,8 +490,13 @@ class JobDesk:
 
     def _completions(self, completions: Sequence[Completion], *, least: int) -> list[Completion]:
         """``completions`` checked: a list of ``least``-1000 :class:`Completion`, each valid."""
-        if not isinstance(completions, Sequence) or not least <= len(completions) <= MAX_BATCH:
-            raise InvalidInput("completions", f"must be a list of {least}-{MAX_BATCH} Completion")
+        if (
+            not isinstance(completions, Sequence)
+            or not least <= len(completions) <= validation.MAX_BATCH
+        ):
+            raise InvalidInput(
+                "completions", f"must be a list of {least}-{validation.MAX_BATCH} Completion"
+            )
         checked: list[Completion] = []
         for completion in completions:
             if not isinstance(completion, Completion):
@@ -506,7 +510,7 @@ class JobDesk:
             checked.append(
                 Completion(
                     job_id=validation.job_id(completion.job_id),
-                    attempt=validation.integer("attempt", completion.attempt, 1, 2**31),
+                    attempt=validation.attempt(completion.attempt),
                     result=completion.result,
                 )
             )
@@ -535,7 +539,7 @@ class JobDesk:
         change = partial(
             lifecycle.fail,
             worker=worker,
-            attempt=validation.integer("attempt", attempt, 1, 2**31),
+            attempt=validation.attempt(attempt),
             error=validation.error_payload(error),
             retryable=retryable,
             limits=self.limits,
@@ -559,7 +563,7 @@ class JobDesk:
         change = partial(
             lifecycle.release,
             worker=worker,
-            attempt=validation.integer("attempt", attempt, 1, 2**31),
+            attempt=validation.attempt(attempt),
         )
         return await self._update(job_id, change)
 

@@ -24,6 +24,10 @@ MAX_PRIORITY = 1000
 MAX_ATTEMPTS = 100
 MAX_PAGE = 100
 MAX_MESSAGE = 1000
+#: the highest attempt number: the stores keep attempts in a 32-bit integer column
+MAX_ATTEMPT = 2**31 - 1
+#: the most jobs (or completions) one batch call may carry
+MAX_BATCH = 1000
 # PostgreSQL cannot store U+0000 in text or jsonb; refusing it everywhere keeps the
 # stores alike.
 _NUL_RULE = "must not contain the NUL character (U+0000)"
@@ -111,6 +115,11 @@ def integer(field: str, value: object, low: int, high: int) -> int:
     if not low <= value <= high:
         raise InvalidInput(field, f"must be between {low} and {high}")
     return value
+
+
+def attempt(value: object, field: str = "attempt") -> int:
+    """An attempt number a worker holds: 1 to :data:`MAX_ATTEMPT`."""
+    return integer(field, value, 1, MAX_ATTEMPT)
 
 
 def seconds(field: str, value: object, high: float) -> float:
