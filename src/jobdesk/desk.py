@@ -97,6 +97,20 @@ class JobDesk:
         """Close the store's connections."""
         await self.store.close()
 
+    async def now(self) -> datetime:
+        """The store's clock: the time every rule is judged by (a test's manual clock too)."""
+        return await self.store.now()
+
+    def signing_key(self, purpose: str) -> bytes:
+        """A key for ``purpose`` (``"csrf"``, say), derived from the deployment's secret.
+
+        Faces sign what they hand out (forms, sessions) with it; each purpose gets its
+        own key, so a signature made for one is worthless for another.
+        """
+        if not isinstance(purpose, str) or not purpose:
+            raise InvalidInput("purpose", "must be a non-empty string")
+        return hmac.new(self._secret, b"purpose\x1f" + purpose.encode(), hashlib.sha256).digest()
+
     async def __aenter__(self) -> JobDesk:
         return self
 
