@@ -32,7 +32,8 @@ DESCRIPTION = {
     "jobdesk_pg": "PostgreSQL; bench loop, or runtime_c10: the worker runtime in process",
     "jobdesk_rt": "SQLite synchronous=full; `jobdesk worker` processes (x1, x2) or "
     "`jobdesk serve` + remote workers over HTTP (http_x1, http_x2)",
-    "jobdesk_rt_pg": "as jobdesk_rt, on PostgreSQL",
+    "jobdesk_rt_pg": "PostgreSQL; `jobdesk worker` processes (x1, x2) or `jobdesk serve` + "
+    "remote workers over HTTP (http_x1, http_x2)",
     "pgqueuer": "PostgreSQL; 1 process, batch 10, LISTEN/NOTIFY",
     "procrastinate": "PostgreSQL; 1 process, -c 10, LISTEN/NOTIFY",
     "celery": "Redis broker, no result backend",
