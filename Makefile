@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: run test lint typecheck unit bench faults clean
+.PHONY: run test lint typecheck unit bench bench-peers faults clean
 
 # The PostgreSQL server the tests create their databases on (trust auth on this machine).
 export JOBDESK_TEST_POSTGRES_URL ?= postgresql://root@127.0.0.1:5432/postgres
@@ -36,9 +36,13 @@ typecheck: $(STAMP)
 unit: $(STAMP)
 	$(BIN)/python -m pytest tests/unit -q
 
-## bench: the SQLite benchmark (see bench/README.md for the peer comparison)
+## bench: the SQLite benchmark (see bench/README.md for the others)
 bench: $(STAMP)
 	$(BIN)/python bench/bench_sqlite.py
+
+## bench-peers: jobdesk beside PgQueuer, Procrastinate, Celery and RQ (~20 min; REPS, N, LIBS: bench/peers/README.md)
+bench-peers:
+	bench/peers/run_peers.sh
 
 ## faults: the long fault-injection run on each store (10,000+ jobs, tens of faults; ~13 min)
 faults: $(STAMP)

@@ -7,7 +7,7 @@ Each measurement runs on a fresh database (``jobdesk_bench_*``) on the server of
 ``BENCH_POSTGRES_URL`` (default ``postgresql://root@127.0.0.1:5432/postgres``), at
 the server's default durability (fsync and synchronous_commit on). This is one
 process measuring itself; the side-by-side comparison with the peers is
-``bench/run_peers.sh`` (the harness of ``../shared/bench``).
+``make bench-peers`` (``bench/peers/``, the harness of ``../shared/bench``).
 """
 
 from __future__ import annotations

@@ -27,5 +27,8 @@ def main(server: str, command: list[str]) -> None:
 
 
 if __name__ == "__main__":
+    if "--" not in sys.argv[2:] or sys.argv[1] in ("-h", "--help"):
+        print(__doc__)
+        sys.exit(0 if sys.argv[1:2] in (["-h"], ["--help"]) else 2)
     separator = sys.argv.index("--")
     main(sys.argv[1], sys.argv[separator + 1 :])

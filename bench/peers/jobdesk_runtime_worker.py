@@ -5,22 +5,23 @@ its start (``common.record``), exactly what ``jobdesk worker --app ... --concurr
 10`` runs: it claims up to its free slots per call, wakes on change notifications
 (LISTEN/NOTIFY on PostgreSQL) and groups completions that finish together into one
 commit. Stops on SIGTERM or SIGINT.
+
+Its ``registry`` is also the ``--app`` of the ``jobdesk worker`` processes of the
+``x1``, ``x2``, ``http_x1`` and ``http_x2`` variants (see ``jobdesk_adapter``).
 """
 
 from __future__ import annotations
 
 import asyncio
-import importlib
 import os
 import sys
-from collections.abc import Callable
-from typing import Any, cast
+from typing import Any
+
+from jobdesk_adapter import CONCURRENCY, JOB_TYPE, LIMITS, record
 
 from jobdesk import JobDesk
 from jobdesk.worker import DeskTransport, JobContext, Registry, Worker
-from lib_jobdesk import JOB_TYPE, LIMITS
 
-record = cast(Callable[[float], None], importlib.import_module("common").record)
 registry = Registry()
 
 
@@ -34,9 +35,12 @@ async def main(url: str) -> None:
     """Run the runtime until a signal stops it."""
     async with JobDesk.open(url, limits=LIMITS) as desk:
         token = await desk.create_worker_token(f"bench-runtime-{os.getpid()}")
-        worker = Worker(registry, await DeskTransport.connect(desk, token), concurrency=10)
+        worker = Worker(registry, await DeskTransport.connect(desk, token), concurrency=CONCURRENCY)
         await worker.run(handle_signals=True)
 
 
 if __name__ == "__main__":
+    if len(sys.argv) != 2 or sys.argv[1] in ("-h", "--help"):
+        print(__doc__)
+        sys.exit(0 if sys.argv[1:2] in (["-h"], ["--help"]) else 2)
     asyncio.run(main(sys.argv[1]))

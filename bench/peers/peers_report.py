@@ -1,6 +1,6 @@
 """Side-by-side table of the peer harness results, with jobdesk / peer ratios (Markdown).
 
-    .venv/bin/python bench/peers_report.py RESULTS.jsonl > bench/results/peers.md
+    .venv/bin/python bench/peers/peers_report.py RESULTS.jsonl > bench/results/peers.md
 
 Reads the ``results.jsonl`` that the harness's ``bench.py`` appends to. Cells are
 median (min-max) over the repetitions. A ratio is jobdesk / peer: above 1 means
@@ -19,13 +19,21 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
+from jobdesk_adapter import CONFIGURATIONS
+
 Result = dict[str, Any]
 Key = tuple[str, str]  # (lib, variant)
 
-JOBDESKS = ("jobdesk", "jobdesk_normal")
+#: every jobdesk configuration the harness can run (one ``lib_jobdesk*`` module each)
+JOBDESKS = tuple(CONFIGURATIONS)
 DESCRIPTION = {
-    "jobdesk": "SQLite synchronous=full; 1 process, claim_jobs(limit=10), 5 ms idle poll",
+    "jobdesk": "SQLite synchronous=full; bench loop: 1 process, claim_jobs(limit=10)",
     "jobdesk_normal": "as jobdesk, SQLite synchronous=normal",
+    "jobdesk_pg": "PostgreSQL; bench loop, or runtime_c10: the worker runtime in process",
+    "jobdesk_rt": "SQLite synchronous=full; `jobdesk worker` processes (x1, x2) or "
+    "`jobdesk serve` + remote workers over HTTP (http_x1, http_x2)",
+    "jobdesk_rt_pg": "PostgreSQL; `jobdesk worker` processes (x1, x2) or `jobdesk serve` + "
+    "remote workers over HTTP (http_x1, http_x2)",
     "pgqueuer": "PostgreSQL; 1 process, batch 10, LISTEN/NOTIFY",
     "procrastinate": "PostgreSQL; 1 process, -c 10, LISTEN/NOTIFY",
     "celery": "Redis broker, no result backend",
@@ -102,7 +110,9 @@ def main_table(results: Results) -> list[str]:
         )
         lines.append(f"| {key[0]} | {key[1]} | " + " | ".join(cells) + f" | {reps} |")
     lines.append("")
-    lines.append("Setups: " + "; ".join(f"**{lib}**: {text}" for lib, text in DESCRIPTION.items()))
+    measured = {lib for lib, _ in results.keys}
+    setups = [f"**{lib}**: {text}" for lib, text in DESCRIPTION.items() if lib in measured]
+    lines.append("Setups: " + "; ".join(setups))
     return lines
 
 
@@ -139,6 +149,7 @@ def report(path: Path) -> str:
 
 
 if __name__ == "__main__":
-    if len(sys.argv) != 2:
-        sys.exit(__doc__)
+    if len(sys.argv) != 2 or sys.argv[1] in ("-h", "--help"):
+        print(__doc__)
+        sys.exit(0 if sys.argv[1:2] in (["-h"], ["--help"]) else 2)
     print(report(Path(sys.argv[1])))

@@ -1,0 +1,12 @@
+"""jobdesk on an SQLite file at synchronous=normal (a crash of the process loses nothing,
+a power cut may lose the last commits), the bench loop workers.
+
+``bench.py jobdesk_normal ...`` in the harness; the database URL from ``BENCH_JOBDESK_NORMAL_URL``.
+Everything else is ``jobdesk_adapter``, shared by every ``lib_jobdesk*`` module.
+"""
+
+from jobdesk_adapter import harness_module
+
+_module = harness_module("jobdesk_normal")
+setup, reset, Producer = _module.setup, _module.reset, _module.Producer
+worker_cmds, VARIANTS, NOTES = _module.worker_cmds, _module.VARIANTS, _module.NOTES
