@@ -509,6 +509,8 @@ async def starvation(server: str, scale: Scale, options: Any) -> dict[str, Any]:
             "light_period_s": LIGHT_PERIOD,
             "duration_s": options.duration,
             "max_wait_s": options.max_wait,
+            # Which limits this code has: A's running cap applies only with max_running.
+            "limit_keywords": sorted(limit_keywords(waiting=1, daily=1, running=1)),
         },
         "runs": [],
     }
