@@ -1,0 +1,793 @@
+"""Fair scheduling on PostgreSQL: does one user's backlog make everyone else wait?
+
+    .venv/bin/python bench/bench_fairness.py starvation                 # backlogs 0, 10k, 100k
+    .venv/bin/python bench/bench_fairness.py starvation --backlog 10000 # one backlog
+    .venv/bin/python bench/bench_fairness.py claim-cost                 # 1,000,000 pending jobs
+    .venv/bin/python bench/bench_fairness.py starvation --quick         # smoke runs, seconds
+    .venv/bin/python bench/bench_fairness.py claim-cost --quick
+
+``starvation``: user A ("heavy") holds a backlog of 50 ms jobs (its limits raised);
+4 real ``jobdesk worker`` processes run them; 50 light users each create one job
+every 2 s for the window. Measured: the light users' create->start (the first
+start in the job's history minus its creation: both the database's clock),
+p50/p95/p99/max, and the starts per user during the window. Given several
+backlogs (the default), each runs on its own fresh database and the light
+users' p95 is compared with the run without a backlog and between the two
+largest backlogs (issue 14: within 2x of no backlog, and moving under 20%).
+
+``claim-cost``: 1,000,000 pending jobs over 10,000 users, the heaviest (100,000,
+the oldest) at its running cap, inserted with SQL, then ``ANALYZE``; then
+``claim_jobs(worker, limit=1)`` timed one by one, and ``EXPLAIN (ANALYZE, BUFFERS)``
+of the store's ``claim`` statement, with the plans of the statements it runs
+inside functions (``auto_explain``).
+
+Each run makes a database of its own on the server of ``--server-url`` and drops
+it afterwards. Figures go to stdout and to ``bench/results/bench_fairness-*.json``
+with the commit, the machine and the load average beside every figure: the
+machine may be shared, so compare runs made side by side.
+
+Written for today's limits (``set_user_limits(max_active=, max_daily=)``) and for
+those of issue 14 (``max_running=, max_waiting=, max_daily=, weight=``): the
+keywords are chosen from ``JobDesk.set_user_limits``' signature.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import inspect
+import json
+import os
+import random
+import re
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, fields
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+import psycopg
+
+from fairness_handlers import JOB_TYPE
+from jobdesk import JobDesk, JobSpec, Limits
+from jobdesk.errors import RateLimited
+from jobdesk.store.postgres import Q
+
+BENCH = Path(__file__).resolve().parent
+RESULTS = BENCH / "results"
+REPOSITORY = BENCH.parent
+DEFAULT_SERVER = os.environ.get("BENCH_POSTGRES_URL", "postgresql://root@127.0.0.1:5432/postgres")
+
+HEAVY = "heavy"
+LIGHT_PREFIX = "light-"
+WARMUP = "warmup"
+#: a light user creates one job per period, in seconds
+LIGHT_PERIOD = 2.0
+#: the widest limits set_user_limits accepts today
+MAX_ACTIVE = 1_000_000
+MAX_DAILY = 100_000_000
+
+
+@dataclass(frozen=True, slots=True)
+class Scale:
+    """The sizes of one run: the issue's (full) or a smoke run's (quick)."""
+
+    backlogs: tuple[int, ...]
+    light_users: int
+    duration: float
+    claim_jobs: int
+    claim_users: int
+    claim_heaviest: int
+    claims: int
+
+
+FULL = Scale((0, 10_000, 100_000), 50, 60.0, 1_000_000, 10_000, 100_000, 2_000)
+QUICK = Scale((0, 2_000), 10, 15.0, 20_000, 200, 2_000, 500)
+
+
+# -- the machine, the load, the database -------------------------------------------------
+
+
+def command_output(*command: str) -> str:
+    """What ``command`` prints, stripped; empty if it cannot run."""
+    try:
+        done = subprocess.run(command, capture_output=True, text=True, check=False, cwd=REPOSITORY)
+    except OSError:
+        return ""
+    return done.stdout.strip()
+
+
+def load() -> dict[str, object]:
+    """The load right now: ``uptime`` as printed, and the three load averages."""
+    return {"uptime": command_output("uptime"), "loadavg": [round(x, 2) for x in os.getloadavg()]}
+
+
+def cpu_model() -> str:
+    """The CPU's model name from /proc/cpuinfo."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return "unknown"
+
+
+async def machine(server: str) -> dict[str, object]:
+    """What a reader needs to place the figures: code, date, machine, PostgreSQL."""
+    async with await psycopg.AsyncConnection.connect(server, autocommit=True) as connection:
+        row = await (await connection.execute("SHOW server_version")).fetchone()
+    return {
+        "commit": command_output("git", "rev-parse", "--short", "HEAD"),
+        "uncommitted_changes": bool(command_output("git", "status", "--porcelain", "--", "src")),
+        "date": datetime.now(UTC).isoformat(timespec="seconds"),
+        "nproc": os.cpu_count(),
+        "cpu": cpu_model(),
+        "postgres": row[0] if row else "unknown",
+    }
+
+
+def url_of(server: str, database: str, **query: str) -> str:
+    """The server URL pointed at ``database``, with store options in its query."""
+    options = "&".join(f"{key}={value}" for key, value in query.items())
+    return urlunsplit(urlsplit(server)._replace(path=f"/{database}", query=options))
+
+
+@asynccontextmanager
+async def fresh_database(server: str) -> AsyncIterator[str]:
+    """A new database migrated by ``JobDesk.open``, dropped afterwards; yields its name."""
+    name = f"jobdesk_fair_{uuid.uuid4().hex[:10]}"
+    async with await psycopg.AsyncConnection.connect(server, autocommit=True) as admin:
+        await admin.execute(f"CREATE DATABASE {name}".encode())
+    try:
+        async with JobDesk.open(url_of(server, name)):
+            pass
+        yield name
+    finally:
+        async with await psycopg.AsyncConnection.connect(server, autocommit=True) as admin:
+            await admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)".encode())
+
+
+async def scalar(connection: psycopg.AsyncConnection[Any], query: str, **params: Any) -> Any:
+    """The first column of the first row of ``query``."""
+    row = await (await connection.execute(query.encode(), params)).fetchone()
+    return None if row is None else row[0]
+
+
+# -- limits, today's and issue 14's ------------------------------------------------------
+
+
+def limit_keywords(*, waiting: int, daily: int, running: int | None = None) -> dict[str, int]:
+    """``set_user_limits`` keywords for this code: ``max_waiting``/``max_running`` once
+    the desk has them (issue 14), else today's one ``max_active`` (pending + processing).
+
+    ``running`` None leaves the running cap at its default.
+    """
+    parameters = inspect.signature(JobDesk.set_user_limits).parameters
+    if "max_waiting" in parameters:
+        keywords = {"max_waiting": min(waiting, MAX_ACTIVE), "max_daily": daily}
+        if running is not None:
+            keywords["max_running"] = running
+        return keywords
+    return {"max_active": min(waiting + (running or 0), MAX_ACTIVE), "max_daily": daily}
+
+
+def default_running_cap() -> int:
+    """The default per-user running cap: a ``Limits`` field named for it (issue 14), else
+    the 10 of DESIGN.md (today there is none: ``max_active`` counts pending jobs too)."""
+    defaults = Limits()
+    for field in fields(defaults):
+        if "running" in field.name and isinstance(getattr(defaults, field.name), int):
+            return int(getattr(defaults, field.name))
+    return 10
+
+
+async def fill_with_api(desk: JobDesk, user: str, count: int, seconds: float) -> None:
+    """Queue ``count`` jobs for ``user`` with ``create_jobs``, 1,000 per call (set-up)."""
+    for start in range(0, count, 1000):
+        specs = [JobSpec(JOB_TYPE, {"seconds": seconds})] * min(1000, count - start)
+        await desk.create_jobs(user, specs)
+
+
+# -- worker processes --------------------------------------------------------------------
+
+
+def start_workers(
+    url: str, tokens: list[str], concurrency: int, logs: Path
+) -> list[subprocess.Popen[bytes]]:
+    """One ``jobdesk worker`` process per token, each logging to a file of ``logs``."""
+    executable = Path(sys.executable).with_name("jobdesk")
+    processes = []
+    for index, token in enumerate(tokens):
+        log = (logs / f"worker-{index}.log").open("wb")
+        command = [
+            str(executable), "worker", "--db", url, "--concurrency", str(concurrency),
+            "--app", "fairness_handlers:registry", "--app-dir", str(BENCH),
+            "--log-level", "warning",
+        ]  # fmt: skip
+        # The token goes by environment, not argv, where every user of the machine sees it.
+        environment = {**os.environ, "JOBDESK_WORKER_TOKEN": token}
+        processes.append(
+            subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=environment)
+        )
+    return processes
+
+
+def check_workers(processes: list[subprocess.Popen[bytes]], logs: Path) -> None:
+    """Raise, with its log, if a worker process has exited."""
+    for index, process in enumerate(processes):
+        if process.poll() is not None:
+            tail = (logs / f"worker-{index}.log").read_text(errors="replace")[-2000:]
+            raise RuntimeError(f"worker {index} exited with {process.returncode}:\n{tail}")
+
+
+def stop_workers(processes: list[subprocess.Popen[bytes]]) -> list[int | None]:
+    """SIGTERM every worker, as an operator stops them; their exit statuses."""
+    for process in processes:
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+    statuses: list[int | None] = []
+    for process in processes:
+        try:
+            statuses.append(process.wait(timeout=60))
+        except subprocess.TimeoutExpired:
+            process.kill()
+            statuses.append(None)  # did not stop within a minute: killed
+    return statuses
+
+
+# -- starvation --------------------------------------------------------------------------
+
+
+def percentile(values: list[float], fraction: float) -> float:
+    """The ``fraction`` quantile of ``values`` (nearest rank)."""
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]
+
+
+async def wait_for_workers(
+    desk: JobDesk,
+    connection: psycopg.AsyncConnection[Any],
+    processes: list[subprocess.Popen[bytes]],
+    logs: Path,
+    seconds: float,
+) -> None:
+    """Until every worker has claimed a job: the heavy backlog's, else warm-up jobs'."""
+    deadline = time.monotonic() + 120
+    query = "SELECT count(DISTINCT worker_id) FROM jobdesk.jobs WHERE worker_id IS NOT NULL"
+    while await scalar(connection, query) < len(processes):
+        check_workers(processes, logs)
+        if time.monotonic() > deadline:
+            raise RuntimeError("the workers did not all claim a job within 2 minutes")
+        if not await scalar(
+            connection, "SELECT count(*) FROM jobdesk.jobs WHERE status = 'pending'"
+        ):
+            await desk.create_jobs(WARMUP, [JobSpec(JOB_TYPE, {"seconds": seconds})] * 40)
+        await asyncio.sleep(0.5)
+    warmup = "SELECT count(*) FROM jobdesk.jobs WHERE user_id = %(user)s AND status = 'pending'"
+    for _ in range(600):  # the warm-up jobs out of the way: a minute at most
+        if not await scalar(connection, warmup, user=WARMUP):
+            break
+        await asyncio.sleep(0.1)
+
+
+async def light_users(
+    desk: JobDesk, users: int, duration: float, seconds: float
+) -> tuple[int, int]:
+    """``users`` users each creating one job per period from a random offset, for
+    ``duration`` seconds; how many jobs were created and how many refused."""
+    loop = asyncio.get_running_loop()
+    start = loop.time()
+    counts = {"created": 0, "refused": 0}
+
+    async def user(name: str) -> None:
+        first = start + random.uniform(0, LIGHT_PERIOD)
+        for n in range(int(duration / LIGHT_PERIOD) + 1):
+            at = first + n * LIGHT_PERIOD
+            if at >= start + duration:
+                return
+            await asyncio.sleep(max(0.0, at - loop.time()))
+            try:
+                await desk.create_job(name, JOB_TYPE, {"seconds": seconds})
+                counts["created"] += 1
+            except RateLimited:
+                counts["refused"] += 1
+
+    await asyncio.gather(*(user(f"{LIGHT_PREFIX}{n:02d}") for n in range(users)))
+    return counts["created"], counts["refused"]
+
+
+async def wait_for_light_starts(
+    connection: psycopg.AsyncConnection[Any],
+    processes: list[subprocess.Popen[bytes]],
+    logs: Path,
+    max_wait: float,
+) -> float:
+    """Until every light job has started, at most ``max_wait`` seconds; the time waited."""
+    query = "SELECT count(*) FROM jobdesk.jobs WHERE user_id LIKE %(prefix)s AND status = 'pending'"
+    started = time.monotonic()
+    shown = started
+    while waiting := await scalar(connection, query, prefix=LIGHT_PREFIX + "%"):
+        check_workers(processes, logs)
+        now = time.monotonic()
+        if now - started > max_wait:
+            print(f"  gave up after {max_wait:.0f} s: {waiting} light jobs never started")
+            break
+        if now - shown >= 15:
+            heavy = await scalar(
+                connection,
+                "SELECT count(*) FROM jobdesk.jobs WHERE user_id = %(user)s AND status = 'pending'",
+                user=HEAVY,
+            )
+            print(f"  {now - started:.0f} s: {waiting} light jobs still pending, {heavy} of A's")
+            shown = now
+        await asyncio.sleep(1.0)
+    return time.monotonic() - started
+
+
+async def light_figures(
+    connection: psycopg.AsyncConnection[Any], window: tuple[datetime, datetime]
+) -> dict[str, Any]:
+    """Create->start of the light jobs, and the starts per user within ``window``."""
+    cursor = await connection.execute(
+        b"""
+        SELECT j.created_at, (
+            SELECT min(e.at) FROM jobdesk.job_events AS e
+            WHERE e.job_id = j.id AND e.status = 'processing'
+        ) FROM jobdesk.jobs AS j WHERE j.user_id LIKE %(prefix)s
+        """,
+        {"prefix": LIGHT_PREFIX + "%"},
+    )
+    rows = await cursor.fetchall()
+    waits = [(start - created).total_seconds() * 1000 for created, start in rows if start]
+    cursor = await connection.execute(
+        b"""
+        SELECT j.user_id, count(*) FROM jobdesk.job_events AS e
+        JOIN jobdesk.jobs AS j ON j.id = e.job_id
+        WHERE e.status = 'processing' AND e.at >= %(start)s AND e.at < %(end)s
+        GROUP BY j.user_id
+        """,
+        {"start": window[0], "end": window[1]},
+    )
+    starts = {user: int(count) for user, count in await cursor.fetchall()}
+    light = [count for user, count in starts.items() if user.startswith(LIGHT_PREFIX)]
+    seconds = (window[1] - window[0]).total_seconds()
+    figures: dict[str, Any] = {
+        "light_jobs": len(rows),
+        "light_started": len(waits),
+        "light_never_started": len(rows) - len(waits),
+        "window_s": round(seconds, 1),
+        "starts_in_window": sum(starts.values()),
+        "starts_per_s": round(sum(starts.values()) / seconds, 1),
+        "heavy_starts_in_window": starts.get(HEAVY, 0),
+        "light_starts_in_window": sum(light),
+        "light_users_with_a_start": len(light),
+        "light_starts_per_user": {
+            "min": min(light, default=0),
+            "median": statistics.median(light) if light else 0,
+            "max": max(light, default=0),
+        },
+    }
+    if waits:
+        figures["create_to_start_ms"] = {
+            "p50": round(statistics.median(waits), 1),
+            "p95": round(percentile(waits, 0.95), 1),
+            "p99": round(percentile(waits, 0.99), 1),
+            "max": round(max(waits), 1),
+        }
+    return figures
+
+
+async def run_starvation(server: str, backlog: int, scale: Scale, options: Any) -> dict[str, Any]:
+    """One starvation run with a backlog of ``backlog`` jobs for A, on a fresh database."""
+    seconds = options.job_ms / 1000
+    slots = options.workers * options.concurrency
+    # No cap asked for: every slot, so that the order, not a cap, decides who waits.
+    heavy_running = {None: slots, 0: None}.get(options.heavy_max_running, options.heavy_max_running)
+    async with fresh_database(server) as name:
+        url = url_of(server, name)
+        async with (
+            JobDesk.open(url_of(server, name, pool_max="10")) as desk,
+            await psycopg.AsyncConnection.connect(url, autocommit=True) as connection,
+        ):
+            fill_started = time.perf_counter()
+            await desk.set_user_limits(
+                HEAVY,
+                **limit_keywords(waiting=backlog + 1000, daily=MAX_DAILY, running=heavy_running),
+            )
+            await fill_with_api(desk, HEAVY, backlog, seconds)
+            fill_seconds = time.perf_counter() - fill_started
+            # Light users' jobs wait behind A's backlog today: room for all their window's
+            # jobs, so that a refusal does not hide a wait. Their running cap stays default.
+            for n in range(scale.light_users):
+                await desk.set_user_limits(
+                    f"{LIGHT_PREFIX}{n:02d}", **limit_keywords(waiting=1000, daily=10_000)
+                )
+            await desk.set_user_limits(WARMUP, **limit_keywords(waiting=10_000, daily=MAX_DAILY))
+            tokens = [await desk.create_worker_token(f"fair-{n}") for n in range(options.workers)]
+            with tempfile.TemporaryDirectory(prefix="bench-fairness-") as directory:
+                logs = Path(directory)
+                processes = start_workers(url, tokens, options.concurrency, logs)
+                try:
+                    await wait_for_workers(desk, connection, processes, logs, seconds)
+                    heavy_pending = (
+                        "SELECT count(*) FROM jobdesk.jobs "
+                        "WHERE user_id = %(user)s AND status = 'pending'"
+                    )
+                    load_before = load()
+                    heavy_at_start = await scalar(connection, heavy_pending, user=HEAVY)
+                    window_start = await scalar(connection, "SELECT now()")
+                    created, refused = await light_users(
+                        desk, scale.light_users, options.duration, seconds
+                    )
+                    window_end = await scalar(connection, "SELECT now()")
+                    heavy_at_end = await scalar(connection, heavy_pending, user=HEAVY)
+                    load_after = load()
+                    waited = await wait_for_light_starts(
+                        connection, processes, logs, options.max_wait
+                    )
+                finally:
+                    statuses = stop_workers(processes)
+            figures = await light_figures(connection, (window_start, window_end))
+    return {
+        "backlog": backlog,
+        "heavy_max_running": heavy_running,
+        "fill_s": round(fill_seconds, 1),
+        "heavy_pending_at_window_start": heavy_at_start,
+        "heavy_pending_at_window_end": heavy_at_end,
+        "light_created": created,
+        "light_refused": refused,
+        "waited_after_window_s": round(waited, 1),
+        **figures,
+        "worker_exit_statuses": statuses,
+        "load_at_window_start": load_before,
+        "load_at_window_end": load_after,
+    }
+
+
+def print_starvation(runs: list[dict[str, Any]]) -> dict[str, float]:
+    """The runs as a table, then the issue's two ratios where the runs allow them."""
+    print()
+    print(
+        f"{'backlog':>8} {'A at start':>10} {'light jobs':>10} {'never':>5} {'p50 ms':>10} "
+        f"{'p95 ms':>10} {'p99 ms':>10} {'max ms':>10} {'starts/s':>8} {'A starts':>8} "
+        f"{'light/user':>12} {'load 1m':>7}"
+    )
+    for run in runs:
+        wait = run.get("create_to_start_ms", {})
+        per_user = run["light_starts_per_user"]
+        print(
+            f"{run['backlog']:>8,} {run['heavy_pending_at_window_start']:>10,} "
+            f"{run['light_jobs']:>10,} {run['light_never_started']:>5} "
+            f"{wait.get('p50', float('nan')):>10,.1f} {wait.get('p95', float('nan')):>10,.1f} "
+            f"{wait.get('p99', float('nan')):>10,.1f} {wait.get('max', float('nan')):>10,.1f} "
+            f"{run['starts_per_s']:>8,.1f} {run['heavy_starts_in_window']:>8,} "
+            f"{per_user['min']:>4}/{per_user['median']:g}/{per_user['max']:<4} "
+            f"{run['load_at_window_end']['loadavg'][0]:>7}"
+        )
+    p95 = {
+        run["backlog"]: run["create_to_start_ms"]["p95"]
+        for run in runs
+        if "create_to_start_ms" in run
+    }
+    ratios: dict[str, float] = {}
+    if 0 in p95 and p95[0] > 0:
+        for backlog, value in sorted(p95.items()):
+            if backlog:
+                ratios[f"p95_{backlog}_over_p95_0"] = round(value / p95[0], 2)
+    loaded = sorted(backlog for backlog in p95 if backlog)
+    if len(loaded) >= 2 and p95[loaded[-2]] > 0:
+        ratios[f"p95_{loaded[-1]}_over_p95_{loaded[-2]}"] = round(
+            p95[loaded[-1]] / p95[loaded[-2]], 2
+        )
+    for label, value in ratios.items():
+        print(f"{label}: {value}")
+    print("(light/user: the light users' starts within the window, min-median-max)")
+    return ratios
+
+
+async def starvation(server: str, scale: Scale, options: Any) -> dict[str, Any]:
+    """Every backlog asked for, one fresh database each; saved after each run."""
+    backlogs = options.backlog or scale.backlogs
+    report: dict[str, Any] = {
+        "scenario": "starvation",
+        "machine": await machine(server),
+        "settings": {
+            "workers": options.workers,
+            "concurrency": options.concurrency,
+            "job_ms": options.job_ms,
+            "light_users": scale.light_users,
+            "light_period_s": LIGHT_PERIOD,
+            "duration_s": options.duration,
+            "max_wait_s": options.max_wait,
+            # Which limits this code has: A's running cap applies only with max_running.
+            "limit_keywords": sorted(limit_keywords(waiting=1, daily=1, running=1)),
+        },
+        "runs": [],
+    }
+    for backlog in backlogs:
+        print(f"starvation: backlog {backlog:,}, {scale.light_users} light users, "
+              f"{options.duration:.0f} s window ...")  # fmt: skip
+        report["runs"].append(await run_starvation(server, backlog, scale, options))
+        save(report, options.output)
+    report["ratios"] = print_starvation(report["runs"])
+    return report
+
+
+# -- claim cost --------------------------------------------------------------------------
+
+#: ids as jobdesk.ids.new_job_id makes them (48 bits of milliseconds, then random bits,
+#: Crockford base 32), for ``ms`` and ``low`` (random bits below 2**62: chars 10-12 are 0)
+JOB_ID_FUNCTION = """
+CREATE FUNCTION pg_temp.bench_job_id(ms bigint, low bigint) RETURNS text
+LANGUAGE sql IMMUTABLE AS $$
+    SELECT string_agg(substr('0123456789ABCDEFGHJKMNPQRSTVWXYZ', (CASE
+        WHEN i <= 9 THEN (ms >> (5 * (9 - i))) & 31
+        WHEN 5 * (25 - i) >= 63 THEN 0
+        ELSE (low >> (5 * (25 - i))) & 31
+    END)::integer + 1, 1), '' ORDER BY i)
+    FROM generate_series(0, 25) AS i
+$$
+"""
+
+#: the heaviest user's jobs first (the oldest: a claim in queue order meets them first),
+#: its first ``cap`` running; the others' spread over the other users
+FILL_JOBS = """
+INSERT INTO jobdesk.jobs (
+    id, user_id, type, status, input, priority, attempt, max_attempts, attempt_offset,
+    created_at, run_at, updated_at, started_at, worker_id, lease_expires_at, cancel_requested
+)
+SELECT
+    pg_temp.bench_job_id(%(base_ms)s + n, (random() * 4611686018427387903)::bigint),
+    CASE WHEN n < %(heaviest)s THEN 'user-00000'
+         ELSE 'user-' || lpad((1 + (n - %(heaviest)s) %% (%(users)s - 1))::text, 5, '0') END,
+    %(type)s,
+    CASE WHEN n < %(cap)s THEN 'processing' ELSE 'pending' END,
+    %(input)s::jsonb, 0, CASE WHEN n < %(cap)s THEN 1 ELSE 0 END, %(max_attempts)s, 0,
+    at, at, at,
+    CASE WHEN n < %(cap)s THEN now() END,
+    CASE WHEN n < %(cap)s THEN 'bench-heavy' END,
+    CASE WHEN n < %(cap)s THEN now() + interval '1 day' END,
+    false
+FROM generate_series(0, %(jobs)s - 1) AS n,
+     LATERAL (SELECT to_timestamp((%(base_ms)s + n) / 1000.0) AS at) AS stamp
+"""
+
+
+async def fill_claim_cost(database_url: str, scale: Scale, cap: int) -> float:
+    """The claim-cost table, with SQL (set-up, not the thing measured); its seconds.
+
+    Writes jobs and users rows only (no history entries), with the change
+    announcements switched off for the fill: a million NOTIFYs nobody listens to.
+    If issue 14 keeps scheduling state that its triggers do not maintain, fill it here.
+    """
+    started = time.perf_counter()
+    async with await psycopg.AsyncConnection.connect(database_url) as connection:
+        announcing = [
+            row[0]
+            for row in await (
+                await connection.execute(
+                    b"SELECT t.tgname FROM pg_trigger AS t JOIN pg_proc AS p ON p.oid = t.tgfoid "
+                    b"WHERE t.tgrelid = 'jobdesk.jobs'::regclass AND p.proname = 'announce_change'"
+                )
+            ).fetchall()
+        ]
+        for trigger in announcing:
+            await connection.execute(f"ALTER TABLE jobdesk.jobs DISABLE TRIGGER {trigger}".encode())
+        await connection.execute(JOB_ID_FUNCTION.encode())
+        await connection.execute(
+            b"INSERT INTO jobdesk.users (user_id) "
+            b"SELECT 'user-' || lpad(i::text, 5, '0') FROM generate_series(0, %(users)s - 1) AS i",
+            {"users": scale.claim_users},
+        )
+        await connection.execute(
+            FILL_JOBS.encode(),
+            {
+                "base_ms": int(time.time() * 1000) - scale.claim_jobs - 60_000,
+                "heaviest": scale.claim_heaviest,
+                "users": scale.claim_users,
+                "cap": cap,
+                "jobs": scale.claim_jobs,
+                "type": JOB_TYPE,
+                "input": json.dumps({"seconds": 0.05}),
+                "max_attempts": Limits().max_attempts,
+            },
+        )
+        for trigger in announcing:
+            await connection.execute(f"ALTER TABLE jobdesk.jobs ENABLE TRIGGER {trigger}".encode())
+        await connection.commit()
+        sample = await scalar(connection, "SELECT id FROM jobdesk.jobs ORDER BY id LIMIT 1")
+        await connection.execute(b"ANALYZE jobdesk.jobs")
+        await connection.execute(b"ANALYZE jobdesk.users")
+        await connection.commit()
+    from jobdesk.ids import JOB_ID_PATTERN  # noqa: PLC0415 - only this check needs it
+
+    assert JOB_ID_PATTERN.fullmatch(sample), f"the fill made an id unlike new_job_id's: {sample}"
+    return time.perf_counter() - started
+
+
+async def explain_claim(database_url: str, worker_name: str) -> tuple[str, list[str]]:
+    """``EXPLAIN (ANALYZE, BUFFERS)`` of the store's claim statement, rolled back, and the
+    plans auto_explain reports for the statements it runs inside functions."""
+    known: dict[str, object] = {
+        "now": None,
+        "types": None,
+        "limit": 1,
+        "worker_id": worker_name,
+        "lease_seconds": Limits().lease_seconds,
+    }
+    names = set(re.findall(r"%\((\w+)\)s", Q["claim"]))
+    if unknown := names - known.keys():
+        raise RuntimeError(f"the claim statement takes parameters this benchmark lacks: {unknown}")
+    nested: list[str] = []
+    async with await psycopg.AsyncConnection.connect(database_url) as connection:
+        connection.add_notice_handler(lambda notice: nested.append(notice.message_primary or ""))
+        await connection.execute(b"LOAD 'auto_explain'")
+        for setting in (
+            "log_min_duration = 0",
+            "log_analyze = on",
+            "log_buffers = on",
+            "log_nested_statements = on",
+            "log_level = notice",
+        ):
+            await connection.execute(f"SET auto_explain.{setting}".encode())
+        cursor = await connection.execute(
+            ("EXPLAIN (ANALYZE, BUFFERS) " + Q["claim"]).encode(),
+            {name: known[name] for name in names},
+        )
+        plan = "\n".join(row[0] for row in await cursor.fetchall())
+        await connection.rollback()
+    # auto_explain reports the EXPLAIN itself too, and the change trigger's statements.
+    inside = [text for text in nested if "jobdesk." in text and "Query Text: EXPLAIN" not in text]
+    return plan, inside
+
+
+async def claim_cost(server: str, scale: Scale, options: Any) -> dict[str, Any]:
+    """Claims one by one from the big table, and the claim's plan."""
+    cap = default_running_cap()
+    claims = options.claims or scale.claims
+    print(
+        f"claim-cost: {scale.claim_jobs:,} jobs over {scale.claim_users:,} users, the heaviest "
+        f"{scale.claim_heaviest:,} with {cap} running; {claims:,} claims ..."
+    )
+    report: dict[str, Any] = {"scenario": "claim-cost", "machine": await machine(server)}
+    async with fresh_database(server) as name:
+        url = url_of(server, name)
+        fill_seconds = await fill_claim_cost(url, scale, cap)
+        async with JobDesk.open(url) as desk:
+            await desk.set_user_limits(
+                "user-00000",
+                **limit_keywords(waiting=scale.claim_heaviest, daily=MAX_DAILY, running=cap),
+            )
+            worker = await desk.verify_worker_token(await desk.create_worker_token("claimer"))
+            load_before = load()
+            timings: list[float] = []
+            claimed_from: dict[str, int] = {}
+            for _ in range(claims):
+                started = time.perf_counter()
+                jobs = await desk.claim_jobs(worker, limit=1)
+                timings.append((time.perf_counter() - started) * 1000)
+                for job in jobs:
+                    claimed_from[job.user_id] = claimed_from.get(job.user_id, 0) + 1
+            load_after = load()
+        plan, nested = await explain_claim(url, "claimer")
+    report["run"] = {
+        "jobs": scale.claim_jobs,
+        "users": scale.claim_users,
+        "heaviest": scale.claim_heaviest,
+        "heaviest_running": cap,
+        "fill_s": round(fill_seconds, 1),
+        "claims": claims,
+        "claim_ms": {
+            "p50": round(statistics.median(timings), 2),
+            "p99": round(percentile(timings, 0.99), 2),
+            "max": round(max(timings), 2),
+        },
+        "claims_from_heaviest": claimed_from.get("user-00000", 0),
+        "users_claimed_from": len(claimed_from),
+        "load_before": load_before,
+        "load_after": load_after,
+        "explain": plan,
+        "explain_nested": nested,
+    }
+    run = report["run"]
+    print(
+        f"\nfill {run['fill_s']} s; claim p50 {run['claim_ms']['p50']} ms, "
+        f"p99 {run['claim_ms']['p99']} ms, max {run['claim_ms']['max']} ms over {claims:,} "
+        f"claims; {run['claims_from_heaviest']:,} from the heaviest user, "
+        f"{run['users_claimed_from']:,} users; load {load_after['loadavg']}"
+    )
+    print("\nEXPLAIN (ANALYZE, BUFFERS) claim:\n" + plan)
+    for statement in nested:
+        print("\nauto_explain, inside the claim:\n" + statement)
+    return report
+
+
+# -- the scenarios -----------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Scenario:
+    """One benchmark: its name on the command line, what it shows, how to run it."""
+
+    name: str
+    summary: str
+    run: Callable[[str, Scale, Any], Awaitable[dict[str, Any]]]
+
+
+#: Issue 14's third measure goes here once users have weights: "weights", two backlogged
+#: users with weights 3 and 1, their starts' ratio over 10,000 starts (3.0 +- 5%).
+SCENARIOS = {
+    scenario.name: scenario
+    for scenario in (
+        Scenario("starvation", "light users' create->start beside one user's backlog", starvation),
+        Scenario("claim-cost", "claim latency and plan on 1,000,000 pending jobs", claim_cost),
+    )
+}
+
+
+def save(report: dict[str, Any], output: Path | None) -> Path:
+    """Write ``report`` as JSON (to ``output``, else a new file under bench/results/)."""
+    if output is None:
+        RESULTS.mkdir(exist_ok=True)
+        stamp = report["machine"]["date"].replace(":", "").replace("-", "").replace("+0000", "Z")
+        output = RESULTS / f"bench_fairness-{report['scenario']}-{stamp}.json"
+    output.write_text(json.dumps(report, indent=2, default=str))
+    return output
+
+
+def arguments() -> argparse.Namespace:
+    """The command line."""
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("scenario", choices=sorted(SCENARIOS), help="the benchmark to run")
+    parser.add_argument("--server-url", default=DEFAULT_SERVER, help="PostgreSQL server")
+    parser.add_argument("--quick", action="store_true", help="small numbers: a smoke run")
+    parser.add_argument(
+        "--backlog",
+        type=int,
+        action="append",
+        help="starvation: A's backlog (repeat for several runs; default 0, 10000 and 100000)",
+    )
+    parser.add_argument("--duration", type=float, help="starvation: the window, s (default 60)")
+    parser.add_argument("--workers", type=int, default=4, help="worker processes (4)")
+    parser.add_argument("--concurrency", type=int, default=10, help="slots per worker (10)")
+    parser.add_argument("--job-ms", type=float, default=50.0, help="a job's length, ms (50)")
+    parser.add_argument(
+        "--heavy-max-running",
+        type=int,
+        help="starvation, issue 14's limits: A's running cap (default: every worker slot, so "
+        "that the order, not the cap, is measured; 0 keeps the default cap)",
+    )
+    parser.add_argument(
+        "--max-wait", type=float, default=600.0, help="seconds to wait after the window (600)"
+    )
+    parser.add_argument("--claims", type=int, help="claim-cost: claims timed (default 2000)")
+    parser.add_argument("--output", type=Path, help="the JSON file (default under bench/results)")
+    options = parser.parse_args()
+    scale = QUICK if options.quick else FULL
+    if options.duration is None:
+        options.duration = scale.duration
+    return options
+
+
+async def main() -> None:
+    """Run the scenario asked for and save its figures."""
+    options = arguments()
+    scale = QUICK if options.quick else FULL
+    report = await SCENARIOS[options.scenario].run(options.server_url, scale, options)
+    print(f"\nsaved {save(report, options.output)}")
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
