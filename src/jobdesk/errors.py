@@ -59,23 +59,24 @@ class JobNotFound(JobdeskError, LookupError):
 class RateLimited(JobdeskError):
     """A per-user limit refused the request.
 
-    ``limit`` is ``"active"`` (too many pending + processing jobs: finish or cancel
-    one) or ``"daily"`` (too many jobs created this UTC day). ``retry_after`` is the
-    number of seconds until the limit resets, when that can be known.
+    ``limit`` is ``"waiting"`` (the user already holds that many pending jobs: wait
+    for some to start, or cancel some) or ``"daily"`` (too many jobs created this UTC
+    day). ``retry_after`` is the number of seconds until the limit resets, when that
+    can be known. Jobs past a user's running cap are never refused: they wait.
     """
 
     def __init__(
         self,
-        limit: Literal["active", "daily"],
+        limit: Literal["waiting", "daily"],
         allowed: int,
         retry_after: int | None = None,
     ) -> None:
         self.limit = limit
         self.allowed = allowed
         self.retry_after = retry_after
-        if limit == "active":
+        if limit == "waiting":
             message = (
-                f"at most {allowed} active jobs per user; wait for one to finish or cancel one"
+                f"at most {allowed} pending jobs per user; wait for some to start, or cancel some"
             )
         else:
             message = (

@@ -225,6 +225,21 @@ def release(job: Job, now: datetime, *, worker: Worker, attempt: int) -> Job:
     )
 
 
+def snooze(job: Job, now: datetime, *, worker: Worker, attempt: int, delay: float) -> Job:
+    """The worker cannot run the job now ("not now"): ``pending`` again after ``delay``
+    seconds, without spending the attempt (as :func:`release`, but later)."""
+    hold(job, worker, attempt, now)
+    return dataclasses.replace(
+        job,
+        status=next_status(job.id, job.status, Action.REQUEUE),
+        attempt_offset=job.attempt_offset + 1,
+        run_at=now + timedelta(seconds=delay),
+        worker_id=None,
+        lease_expires_at=None,
+        updated_at=now,
+    )
+
+
 def expire(job: Job, now: datetime, *, limits: Limits) -> Job:
     """A lease ran out: the attempt is spent; back to the queue after a backoff, or ``failed``."""
     if job.status is not JobStatus.PROCESSING or job.lease_expires_at is None:

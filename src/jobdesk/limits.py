@@ -1,4 +1,9 @@
-"""Limits: the defaults, the per-user checks and the retry backoff.
+"""Limits: the defaults, the per-user admission checks and the retry backoff.
+
+Admission is checked at ``create_job`` (and ``retry_job``): the jobs a user may
+create per UTC day and the pending jobs they may hold. Concurrency (how many of a
+user's jobs run at once) is not an admission limit: a user at their running cap is
+not refused, their jobs wait (:mod:`jobdesk.scheduling`).
 
 The checks are pure functions; a store calls them inside the transaction that
 holds the user's row, which is what makes them atomic.
@@ -8,6 +13,7 @@ from __future__ import annotations
 
 import math
 import random
+import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -16,15 +22,24 @@ from typing import Any
 from jobdesk.errors import InvalidInput, RateLimited
 from jobdesk.models import UserLimits, UserUsage
 
-__all__ = ["Limits", "check_active", "check_daily", "next_midnight", "retry_backoff"]
+__all__ = [
+    "EffectiveLimits",
+    "Limits",
+    "check_daily",
+    "check_waiting",
+    "next_midnight",
+    "retry_backoff",
+]
 
 
 @dataclass(frozen=True, slots=True)
 class Limits:
     """Defaults for every user and job; per-user overrides come from ``set_user_limits``."""
 
-    #: pending + processing jobs one user may have at once
-    max_active_per_user: int = 10
+    #: jobs of one user processing at once; further jobs wait (they are not refused)
+    max_running_per_user: int = 10
+    #: pending jobs one user may hold; ``create_job`` refuses past it
+    max_waiting_per_user: int = 1000
     #: jobs one user may create per UTC day
     max_created_per_day: int = 1000
     #: seconds a worker holds a job without a progress report or heartbeat
@@ -41,11 +56,24 @@ class Limits:
     max_input_depth: int = 32
     #: serialized JSON result size limit in bytes
     max_result_bytes: int = 1024 * 1024
+    #: deprecated: the old limit of pending + processing jobs; it now sets
+    #: ``max_running_per_user`` (jobs past the cap wait instead of being refused)
+    max_active_per_user: int | None = None
 
     def __post_init__(self) -> None:
+        if self.max_active_per_user is not None:
+            warnings.warn(
+                "Limits(max_active_per_user=) is deprecated: use max_running_per_user "
+                "(jobs past it now wait) and max_waiting_per_user (pending jobs a user may hold)",
+                DeprecationWarning,
+                stacklevel=3,
+            )
+            object.__setattr__(self, "max_running_per_user", self.max_active_per_user)
+            object.__setattr__(self, "max_active_per_user", None)
         # The smallest value of each integer limit: 2 bytes hold '{}', 4 hold 'null'.
         smallest = {
-            "max_active_per_user": 1,
+            "max_running_per_user": 1,
+            "max_waiting_per_user": 1,
             "max_created_per_day": 1,
             "max_attempts": 1,
             "max_input_depth": 1,
@@ -66,14 +94,34 @@ class Limits:
             ):
                 raise InvalidInput(name, "must be a positive, finite number of seconds")
 
-    def for_user(self, overrides: UserLimits | None) -> tuple[int, int]:
-        """``(max_active, max_daily)`` for a user with these overrides."""
+    def for_user(self, overrides: UserLimits | None) -> EffectiveLimits:
+        """A user's limits: their overrides where set, these defaults elsewhere."""
         if overrides is None:
-            return self.max_active_per_user, self.max_created_per_day
-        return (
-            self.max_active_per_user if overrides.max_active is None else overrides.max_active,
-            self.max_created_per_day if overrides.max_daily is None else overrides.max_daily,
+            overrides = UserLimits()
+        return EffectiveLimits(
+            max_running=_pick(overrides.max_running, self.max_running_per_user),
+            max_waiting=_pick(overrides.max_waiting, self.max_waiting_per_user),
+            max_daily=_pick(overrides.max_daily, self.max_created_per_day),
+            weight=DEFAULT_WEIGHT if overrides.weight is None else overrides.weight,
         )
+
+
+def _pick(override: int | None, default: int) -> int:
+    return default if override is None else override
+
+
+#: a user's share of the workers when none was set (``set_user_limits(weight=)``)
+DEFAULT_WEIGHT = 1.0
+
+
+@dataclass(frozen=True, slots=True)
+class EffectiveLimits:
+    """The limits that hold for one user: overrides, else the defaults."""
+
+    max_running: int
+    max_waiting: int
+    max_daily: int
+    weight: float
 
 
 def next_midnight(now: datetime) -> datetime:
@@ -87,33 +135,59 @@ def usage_day(now: datetime) -> str:
     return now.astimezone(UTC).date().isoformat()
 
 
+def overrides_of(user_row: Mapping[str, Any] | None) -> UserLimits:
+    """A user's stored overrides (a ``users`` row of either store; None: no row)."""
+    if user_row is None:
+        return UserLimits()
+    return UserLimits(
+        max_running=user_row["max_running"],
+        max_waiting=user_row["max_waiting"],
+        max_daily=user_row["max_daily"],
+        weight=user_row["weight"],
+    )
+
+
+def created_today(user_row: Mapping[str, Any] | None, now: datetime) -> int:
+    """The user's creations counted for ``now``'s UTC day: a count kept for an earlier
+    day reads as zero (the daily reset)."""
+    if user_row is None or str(user_row["usage_day"]) != usage_day(now):
+        return 0
+    count: int = user_row["created_on_day"]
+    return count
+
+
 def usage(
     user_id: str,
-    active: int,
+    running: int,
     user_row: Mapping[str, Any] | None,
     limits: Limits,
     now: datetime,
 ) -> UserUsage:
-    """A user's usage from their stored row (overrides, counted day, count): a count
-    kept for an earlier UTC day reads as zero."""
-    overrides = (
-        None if user_row is None else UserLimits(user_row["max_active"], user_row["max_daily"])
+    """A user's usage from their stored row (overrides, counted day and count, pending
+    jobs) and their processing jobs."""
+    effective = limits.for_user(overrides_of(user_row))
+    return UserUsage(
+        user_id=user_id,
+        running=running,
+        max_running=effective.max_running,
+        waiting=0 if user_row is None else user_row["waiting"],
+        max_waiting=effective.max_waiting,
+        created_today=created_today(user_row, now),
+        max_daily=effective.max_daily,
+        resets_at=next_midnight(now),
+        weight=effective.weight,
     )
-    max_active, max_daily = limits.for_user(overrides)
-    counted_today = user_row is not None and str(user_row["usage_day"]) == usage_day(now)
-    created = user_row["created_on_day"] if user_row is not None and counted_today else 0
-    return UserUsage(user_id, active, max_active, created, max_daily, next_midnight(now))
 
 
-def check_active(active: int, max_active: int) -> None:
-    """Refuse one more active job when ``active`` already fills the limit."""
-    if active >= max_active:
-        raise RateLimited("active", max_active)
+def check_waiting(waiting: int, max_waiting: int, count: int = 1) -> None:
+    """Refuse ``count`` more pending jobs when they would not fit beside ``waiting``."""
+    if waiting + count > max_waiting:
+        raise RateLimited("waiting", max_waiting)
 
 
-def check_daily(created_today: int, max_daily: int, now: datetime) -> None:
-    """Refuse one more job today when ``created_today`` already fills the limit."""
-    if created_today >= max_daily:
+def check_daily(created_today: int, max_daily: int, now: datetime, count: int = 1) -> None:
+    """Refuse ``count`` more jobs today when they would not fit beside ``created_today``."""
+    if created_today + count > max_daily:
         wait = next_midnight(now) - now
         raise RateLimited("daily", max_daily, retry_after=max(1, math.ceil(wait.total_seconds())))
 

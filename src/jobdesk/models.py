@@ -34,7 +34,7 @@ class JobStatus(StrEnum):
 
     @property
     def is_active(self) -> bool:
-        """Whether the job counts against its user's active-job limit."""
+        """Whether the job is pending or processing (not finished)."""
         return self in _ACTIVE
 
     @property
@@ -90,6 +90,37 @@ def sources(action: Action) -> tuple[JobStatus, ...]:
     return tuple(status for (status, act) in TRANSITIONS if act is action)
 
 
+class WaitReason(StrEnum):
+    """Why a pending job has not started yet."""
+
+    #: its ``run_at`` is still ahead (``until``), as it was created or snoozed
+    SCHEDULED = "scheduled"
+    #: it failed and waits for its next attempt (``until``)
+    BACKOFF = "backoff"
+    #: its user already has ``limit`` jobs processing (``running`` of ``limit``)
+    USER_RUNNING_LIMIT = "user_running_limit"
+    #: its type's pool is full (``running`` of ``limit``, across every worker)
+    TYPE_POOL = "type_pool"
+    #: its type's rate allows the next start at ``until``
+    TYPE_RATE = "type_rate"
+    #: it can run: it waits for its turn among the users sharing the workers
+    QUEUED = "queued"
+
+
+@dataclass(frozen=True, slots=True)
+class Waiting:
+    """Why a pending job waits, and the figures that say for how long."""
+
+    reason: WaitReason
+    #: when the wait ends, where a time is known (scheduled, backoff, type_rate)
+    until: datetime | None = None
+    #: jobs processing now against ``limit`` (user_running_limit, type_pool)
+    running: int | None = None
+    limit: int | None = None
+    #: the user's own runnable jobs that come before it (queued), where counted
+    ahead: int | None = None
+
+
 @dataclass(frozen=True, slots=True)
 class Job:
     """One job, as stored. Times are timezone-aware UTC."""
@@ -121,6 +152,9 @@ class Job:
     lease_expires_at: datetime | None = None
     cancel_requested: bool = False
     idempotency_key: str | None = None
+    #: why a pending job waits, computed when its owner asks (``get_job_status``); None
+    #: for other statuses and wherever it was not asked for (lists, claims)
+    waiting: Waiting | None = field(default=None, compare=False)
 
     @property
     def attempts_left(self) -> int:
@@ -275,20 +309,33 @@ class UserUsage:
     """A user's limits and how much of them is in use."""
 
     user_id: str
-    active: int
-    max_active: int
+    #: jobs processing now, and the most that may be (further jobs wait)
+    running: int
+    max_running: int
+    #: pending jobs now, and the most the user may hold (``create_job`` refuses past it)
+    waiting: int
+    max_waiting: int
     created_today: int
     max_daily: int
     #: next UTC midnight, when ``created_today`` starts again from zero
     resets_at: datetime
+    #: the user's share of the workers when several users wait
+    weight: float = 1.0
+
+    @property
+    def active(self) -> int:
+        """Pending and processing jobs together."""
+        return self.running + self.waiting
 
 
 @dataclass(frozen=True, slots=True)
 class UserLimits:
     """Per-user overrides of the default limits; None keeps the default."""
 
-    max_active: int | None = None
+    max_running: int | None = None
+    max_waiting: int | None = None
     max_daily: int | None = None
+    weight: float | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -28,6 +28,10 @@ MAX_MESSAGE = 1000
 MAX_ATTEMPT = 2**31 - 1
 #: the most jobs (or completions) one batch call may carry
 MAX_BATCH = 1000
+#: the largest share a user may be given (``set_user_limits(weight=)``)
+MAX_WEIGHT = 1000.0
+#: the longest a worker may snooze a job: 30 days, in seconds
+MAX_SNOOZE_SECONDS = 30 * 86_400.0
 # PostgreSQL cannot store U+0000 in text or jsonb; refusing it everywhere keeps the
 # stores alike.
 _NUL_RULE = "must not contain the NUL character (U+0000)"
@@ -120,6 +124,18 @@ def integer(field: str, value: object, low: int, high: int) -> int:
 def attempt(value: object, field: str = "attempt") -> int:
     """An attempt number a worker holds: 1 to :data:`MAX_ATTEMPT`."""
     return integer(field, value, 1, MAX_ATTEMPT)
+
+
+def weight(value: object, field: str = "weight") -> float:
+    """A user's share: a finite number above 0 and at most :data:`MAX_WEIGHT`."""
+    if (
+        not isinstance(value, int | float)
+        or isinstance(value, bool)
+        or not math.isfinite(value)
+        or not 0 < value <= MAX_WEIGHT
+    ):
+        raise InvalidInput(field, f"must be a finite number above 0 and at most {MAX_WEIGHT:g}")
+    return float(value)
 
 
 def seconds(field: str, value: object, high: float) -> float:
