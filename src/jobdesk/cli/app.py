@@ -66,8 +66,9 @@ Opening a database applies its pending migrations. Only `migrate`, `serve`,
 `worker` and the commands that create something (`jobs create`, `tokens
 create-*`, `limits set`) start a new SQLite file; the others refuse a missing
 one. `--json` prints one JSON document (`jobs watch`: one per line) for
-scripts. Errors are one line on standard error; `--debug` (before or after the
-command) adds the traceback of an unexpected one.
+scripts, in the HTTP API's shapes (times in UTC with a Z). Errors are one line
+on standard error; `--debug` (before or after the command) adds the traceback of
+an unexpected one.
 """
 
 _EXIT_CODES_HELP = """**Exit codes**
