@@ -111,8 +111,10 @@ class UserState:
     created: int = 0
     #: ...and how many UTC days before the clock's day it was counted
     counted_days_ago: int = 0
-    #: the user's other pending jobs
+    #: the user's other active jobs...
     active: int = 0
+    #: ...of which a worker (worker-2) started this many
+    processing: int = 0
 
     @property
     def fresh(self) -> bool:
@@ -326,6 +328,12 @@ def _limit_rows() -> list[Scenario]:
             user=UserState(active=9),
         ),
         Scenario("create/active-at-default", Operation.CREATE, active, user=UserState(active=10)),
+        Scenario(
+            "create/active-counts-processing-jobs",
+            Operation.CREATE,
+            active,
+            user=UserState(active=10, processing=10),
+        ),
         Scenario(
             "create/active-at-custom-default",
             Operation.CREATE,
@@ -786,6 +794,13 @@ def _user_rows() -> list[Scenario]:
             Refusal(RateLimited, limit="active", allowed=10),
             job=JobState.FAILED,
             user=UserState(active=10),
+        ),
+        Scenario(
+            "retry/refused-by-processing-jobs",
+            Operation.RETRY,
+            Refusal(RateLimited, limit="active", allowed=10),
+            job=JobState.FAILED,
+            user=UserState(active=10, processing=6),
         ),
         Scenario(
             "retry/refused-by-an-active-override",

@@ -44,17 +44,20 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import importlib
 import json
+import re
 import sqlite3
 from collections.abc import Awaitable
 from datetime import date, datetime, timedelta
+from importlib import resources
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
 import pytest
 
-from jobdesk import Completion, Job, JobDesk, JobSpec, Limits, Worker, lifecycle
+from jobdesk import Completion, Job, JobDesk, JobSpec, JobStatus, Limits, Worker, lifecycle
 from jobdesk.errors import (
     InvalidTransition,
     JobdeskError,
@@ -63,13 +66,14 @@ from jobdesk.errors import (
     RateLimited,
 )
 from jobdesk.limits import check_active, check_daily, usage, usage_day
-from jobdesk.models import NewJob, UserUsage
+from jobdesk.models import TRANSITIONS, NewJob, UserUsage
 from jobdesk.testing import ManualClock
 from tests.conftest import OpenDesk
 from tests.integration.rule_scenarios import (
     FAILURE,
     RESULT,
     SCENARIOS,
+    STATUS_OF,
     USER,
     Actor,
     Backoff,
@@ -194,12 +198,18 @@ async def set_up_queue(
 
 
 async def set_up_user(
-    desk: JobDesk, store_url: str, clock: ManualClock, scenario: Scenario
+    desk: JobDesk,
+    workers: dict[Actor, Worker],
+    store_url: str,
+    clock: ManualClock,
+    scenario: Scenario,
 ) -> Row | None:
     """The user's stored state as the row says; the user's row as Python reads it."""
     user = scenario.user
     for number in range(user.active):
-        await desk.create_job(USER, "demo", {"already": number})
+        job = await desk.create_job(USER, "demo", {"already": number})
+        if number < user.processing:
+            await desk.start_job(workers[Actor.OTHER], job.id)
     if user.fresh and scenario.job is None and not scenario.queue:
         return None
     if user.overrides is not None:
@@ -508,7 +518,7 @@ async def test_python_and_the_store_give_the_table_s_answer(
         }
         job = None if scenario.job is None else await set_up_job(desk, workers, clock, scenario.job)
         ids = await set_up_queue(desk, workers, clock, scenario)
-        row = await set_up_user(desk, store_url, clock, scenario)
+        row = await set_up_user(desk, workers, store_url, clock, scenario)
         if scenario.actor is Actor.WORKER_RENDER_ONLY:
             # The same worker name, its token now re-issued for another type only.
             await desk.revoke_worker_token(Actor.WORKER.value)
@@ -524,3 +534,122 @@ async def test_python_and_the_store_give_the_table_s_answer(
         else:
             assert job is not None
             await run_change(desk, scenario, job, worker, now)
+
+
+# -- the table and the SQL files hold together --------------------------------------------
+
+#: the queries that restate a Python rule, by file: each must say so in a twin line
+TWINS = {
+    "postgres.sql": {
+        "claim",
+        "claim_ctes",
+        "complete_and_claim",
+        "count_active",
+        "create_job",
+        "expired_leases",
+        "insert_jobs",
+        "prune_finished",
+        "ready_jobs",
+        "top_users",
+    },
+    "sqlite.sql": {
+        "count_active",
+        "count_created_today",
+        "expired_leases",
+        "finished_before",
+        "insert_job",
+        "ready_jobs",
+        "top_users",
+    },
+}
+_QUERY_HEADER = re.compile(r"^-- name: (\w+)\s*$", re.MULTILINE)
+_TWIN_LINE = "-- twin of:"
+
+
+def twin_lines(filename: str) -> dict[str, list[str]]:
+    """The Python originals each query of ``filename`` names in its twin lines."""
+    text = resources.files("jobdesk.store").joinpath(filename).read_text(encoding="utf-8")
+    parts = _QUERY_HEADER.split(text)
+    found: dict[str, list[str]] = {}
+    for name, body in zip(parts[1::2], parts[2::2], strict=True):
+        originals = [
+            original.strip()
+            for line in body.splitlines()
+            if line.startswith(_TWIN_LINE)
+            for original in line.removeprefix(_TWIN_LINE).split(",")
+        ]
+        if originals:
+            found[name] = originals
+    return found
+
+
+def python_object(dotted: str) -> object:
+    """The module, class, function or property a dotted name stands for."""
+    parts = dotted.split(".")
+    for cut in range(len(parts), 0, -1):
+        try:
+            found: object = importlib.import_module(".".join(parts[:cut]))
+        except ModuleNotFoundError:
+            continue
+        for attribute in parts[cut:]:
+            found = getattr(found, attribute)
+        return found
+    raise LookupError(dotted)
+
+
+@pytest.mark.parametrize("filename", sorted(TWINS))
+def test_every_sql_twin_names_python_originals_that_exist(filename: str) -> None:
+    found = twin_lines(filename)
+    assert set(found) == TWINS[filename]
+    for query, originals in found.items():
+        for original in originals:
+            assert original.startswith("jobdesk."), f"{filename} {query}: {original}"
+            python_object(original)
+
+
+def test_the_table_covers_every_transition_limit_and_refusal() -> None:
+    moves: set[tuple[JobStatus, JobStatus]] = set()
+    for scenario in SCENARIOS:
+        expect = scenario.expect
+        if isinstance(expect, Claimed) and expect.names:
+            moves.add((JobStatus.PENDING, JobStatus.PROCESSING))
+        if isinstance(expect, Outcome) and scenario.job is not None:
+            moves.add((STATUS_OF[scenario.job], expect.status))
+    # Each (from, to) of the table is one action: the table has no two ways between two statuses.
+    assert {(source, target) for (source, _), target in TRANSITIONS.items()} <= moves
+    assert {scenario.operation for scenario in SCENARIOS} == set(Operation)
+    refusals = [scenario for scenario in SCENARIOS if isinstance(scenario.expect, Refusal)]
+    limited = {
+        (scenario.operation, scenario.expect.limit)
+        for scenario in refusals
+        if isinstance(scenario.expect, Refusal)
+    }
+    for operation in (Operation.CREATE, Operation.CREATE_BATCH):
+        assert {(operation, "daily"), (operation, "active")} <= limited
+    assert (Operation.RETRY, "active") in limited
+    overridden = [scenario.user.overrides for scenario in SCENARIOS if scenario.user.overrides]
+    assert any(overrides.max_daily is not None for overrides in overridden)
+    assert any(overrides.max_active is not None for overrides in overridden)
+    assert any(overrides.max_daily is None for overrides in overridden), "the daily fallback"
+    assert any(overrides.max_active is None for overrides in overridden), "the active fallback"
+    assert any(
+        scenario.user.counted_days_ago and isinstance(scenario.expect, Outcome)
+        for scenario in SCENARIOS
+    ), "the daily count's reset"
+    hold_reasons = [
+        "not held by this worker",
+        "is not the job's current attempt",
+        "was cancelled",
+        "the job is completed",
+        "the lease expired",
+    ]
+    for operation in (Operation.COMPLETE, Operation.CYCLE_COMPLETE):
+        given = [
+            scenario.expect
+            for scenario in refusals
+            if scenario.operation is operation and isinstance(scenario.expect, Refusal)
+        ]
+        for reason in hold_reasons:
+            assert any(refusal.reason and reason in refusal.reason for refusal in given), reason
+        assert any(refusal.error is JobNotFound for refusal in given), "the token's types"
+    assert any(scenario.expect == Refusal(InvalidTransition) for scenario in refusals)
