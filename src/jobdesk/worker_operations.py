@@ -20,7 +20,7 @@ from jobdesk import lifecycle, validation
 from jobdesk.desk_base import DeskBase
 from jobdesk.errors import InvalidInput, JobdeskError, Unauthorized
 from jobdesk.models import Completion, Job, JobStatus, JSONValue, ProgressReply, Worker
-from jobdesk.store import completion_changes
+from jobdesk.store.common import completion_changes
 from jobdesk.token_operations import verify_token
 
 __all__ = ["WorkerOperations"]
