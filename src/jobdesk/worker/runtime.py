@@ -1,4 +1,4 @@
-"""Worker: one loop that claims jobs, runs their handlers and reports how they ended.
+"""WorkerRuntime: one loop that claims jobs, runs their handlers and reports how they ended.
 
 The loop wakes on a change notification (a job became pending), on the poll
 interval, when a slot frees up, or on stop. It claims up to the free slots in
@@ -13,7 +13,7 @@ loop, a reaper requeues any worker's expired leases now and then.
 The slots and the line of jobs claimed ahead are :mod:`jobdesk.worker.slots`'s;
 what wakes the loop is :mod:`jobdesk.worker.wakeup`'s.
 
-Stopping: :meth:`Worker.stop` (SIGTERM or SIGINT with ``handle_signals=True``)
+Stopping: :meth:`WorkerRuntime.stop` (SIGTERM or SIGINT with ``handle_signals=True``)
 stops claiming and gives running jobs ``grace`` seconds to finish; the jobs
 still running then are handed back with ``release_job``, their attempt unspent.
 A second stop skips the rest of the grace period.
@@ -34,7 +34,7 @@ from jobdesk import validation
 from jobdesk.errors import InvalidInput, JobdeskError, Unauthorized
 from jobdesk.models import Job
 from jobdesk.worker.attempt import AttemptRunner
-from jobdesk.worker.batching import MAX_BATCH, CompletionBatcher
+from jobdesk.worker.batching import MAX_COMPLETIONS_PER_COMMIT, CompletionBatcher
 from jobdesk.worker.context import JobContext
 from jobdesk.worker.registry import Registry
 from jobdesk.worker.slots import MAX_CLAIM, Slots
@@ -42,7 +42,7 @@ from jobdesk.worker.transport import Transport
 from jobdesk.worker.wakeup import RESYNC_SPACING, Wakeup
 
 # MAX_CLAIM and RESYNC_SPACING are re-exported: tests and tuning read them from here.
-__all__ = ["MAX_CLAIM", "RESYNC_SPACING", "SLOT_GATHER", "Worker"]
+__all__ = ["MAX_CLAIM", "RESYNC_SPACING", "SLOT_GATHER", "WorkerRuntime"]
 
 _log = logging.getLogger("jobdesk.worker")
 
@@ -63,7 +63,7 @@ def _positive(field: str, value: object, *, zero: bool = False) -> float:
     return float(value)
 
 
-class Worker:
+class WorkerRuntime:
     """Runs the handlers of a :class:`~jobdesk.worker.Registry` on jobs claimed through a
     :class:`~jobdesk.worker.Transport`.
 
@@ -130,7 +130,7 @@ class Worker:
         # Outcomes waiting for their write: a job gives its slot back once its handler
         # stops and its outcome holds one of these, so the next jobs run while the last
         # batch is written; at most a full batch (and a slot's worth) waits.
-        self._writes = asyncio.Semaphore(self.concurrency + MAX_BATCH)
+        self._writes = asyncio.Semaphore(self.concurrency + MAX_COMPLETIONS_PER_COMMIT)
         self._jobs: dict[asyncio.Task[None], JobContext] = {}
         self._batcher = CompletionBatcher(transport, refill=_Refill(self))
         self._group: asyncio.TaskGroup | None = None
@@ -180,7 +180,7 @@ class Worker:
         call :meth:`stop`. A worker runs once.
         """
         if self._ran:
-            raise RuntimeError("a Worker runs once; make a new one")
+            raise RuntimeError("a WorkerRuntime runs once; make a new one")
         self._ran = True
         try:
             with self._signal_handlers(handle_signals):
@@ -433,7 +433,7 @@ class Worker:
 class _Refill:
     """The worker's free slots as the completion batcher's :class:`Refill`."""
 
-    def __init__(self, worker: Worker) -> None:
+    def __init__(self, worker: WorkerRuntime) -> None:
         self._worker = worker
         self.types = worker.types
         #: loop time the batcher's last claim was sent
