@@ -129,6 +129,12 @@ class JobDesk:
     ) -> None:
         self.close()
 
+    def signing_key(self, purpose: str) -> bytes:
+        """A key for ``purpose``, as :meth:`jobdesk.JobDesk.signing_key` derives it."""
+        # Pure computation over the secret read at open: no loop round trip needed.
+        return self.desk.signing_key(purpose)
+
+    now = _Blocking(AsyncJobDesk.now)
     create_job = _Blocking(AsyncJobDesk.create_job)
     create_jobs = _Blocking(AsyncJobDesk.create_jobs)
     get_job_status = _Blocking(AsyncJobDesk.get_job_status)

@@ -11,7 +11,7 @@ import pytest
 from jobdesk import JobDesk, JobStatus, Limits
 from jobdesk.errors import Unauthorized
 from jobdesk.testing import ManualClock
-from jobdesk.worker import DeskTransport, JobContext, Registry, SyncJobContext, Worker
+from jobdesk.worker import DeskTransport, JobContext, Registry, SyncJobContext, WorkerRuntime
 from tests.conftest import OpenDesk
 from tests.integration.worker_support import HeartbeatWatch, runtime, wait_until
 
@@ -238,7 +238,7 @@ async def test_heartbeats_keep_a_silent_handler_s_lease_past_its_length(store_ur
         plain = await runtime(desk, registry)
         assert isinstance(plain.transport, DeskTransport)
         watch = HeartbeatWatch(plain.transport, seconds=1.0)
-        worker = Worker(registry, watch, reap_interval=0.05)
+        worker = WorkerRuntime(registry, watch, reap_interval=0.05)
         await asyncio.wait_for(worker.run(until_empty=True), 10)
 
         after = await desk.get_job_status(job.id, "user-1")

@@ -10,7 +10,7 @@ from typing import Any
 from jobdesk import Completion, Job, JobDesk
 from jobdesk.errors import JobdeskError
 from jobdesk.models import ProgressReply
-from jobdesk.worker import DeskTransport, Registry, Worker
+from jobdesk.worker import DeskTransport, Registry, WorkerRuntime
 
 #: how long a test waits for a state before it fails (a bound, not a sleep)
 DEADLINE_SECONDS = 15.0
@@ -18,10 +18,10 @@ DEADLINE_SECONDS = 15.0
 _names = itertools.count(1)
 
 
-async def runtime(desk: JobDesk, registry: Registry, **options: Any) -> Worker:
+async def runtime(desk: JobDesk, registry: Registry, **options: Any) -> WorkerRuntime:
     """A runtime with a worker token of its own (``worker-N``) on ``desk``."""
     token = await desk.create_worker_token(f"worker-{next(_names)}")
-    return Worker(registry, await DeskTransport.connect(desk, token), **options)
+    return WorkerRuntime(registry, await DeskTransport.connect(desk, token), **options)
 
 
 class CountingTransport(DeskTransport):

@@ -45,3 +45,11 @@ def test_importing_the_http_face_builds_no_app() -> None:
         "print(json.dumps({'built': len(built), 'factory': callable(jobdesk.http.create_app)}))"
     )
     assert result == {"built": 0, "factory": True}
+
+
+def test_the_old_name_of_the_worker_runtime_still_works_and_warns() -> None:
+    import jobdesk.worker  # noqa: PLC0415 - the module's attribute access is the point
+
+    with pytest.warns(DeprecationWarning, match="WorkerRuntime"):
+        old = jobdesk.worker.Worker
+    assert old is jobdesk.worker.WorkerRuntime

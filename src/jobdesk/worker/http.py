@@ -8,7 +8,7 @@ operation it stands for, rebuilt from the server's problem document, so that
 handlers and the runtime never know which transport runs them::
 
     async with HttpTransport.connect("https://jobs.example.com", token) as transport:
-        await Worker(registry, transport, concurrency=10).run()
+        await WorkerRuntime(registry, transport, concurrency=10).run()
 
 A request the server never answered (refused connection, timeout, a proxy's
 502) raises :class:`~jobdesk.errors.StoreUnavailable`. A connection that could
