@@ -14,7 +14,6 @@ import contextlib
 import json
 import logging
 import os
-import sqlite3
 import sys
 from collections.abc import AsyncIterator, Coroutine, Sequence
 from datetime import datetime
@@ -393,11 +392,8 @@ async def open_desk(
         raise InvalidInput("--db", rule) from None
     try:
         desk = await opening
-    except StoreUnavailable as exc:
-        cause = exc.__cause__  # "file is not a database": trying again will not help
-        if getattr(cause, "sqlite_errorcode", None) != sqlite3.SQLITE_NOTADB:
-            raise
-        raise InvalidInput("--db", f"{safe_url(url)} is not an SQLite database ({cause})") from exc
+    except InvalidInput as exc:  # the store says the URL names no database of its kind
+        raise InvalidInput("--db", f"{safe_url(url)} {exc.rule}") from exc
     try:
         yield desk
     finally:

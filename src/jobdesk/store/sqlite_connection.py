@@ -215,6 +215,9 @@ class SQLiteConnection:
         except sqlite3.Error as exc:
             self._executor.shutdown(wait=False)
             self._executor = None
+            if getattr(exc, "sqlite_errorcode", None) == sqlite3.SQLITE_NOTADB:
+                # Another kind of file: trying again will not help, the URL is wrong.
+                raise InvalidInput("url", f"is not an SQLite database ({exc})") from exc
             raise StoreUnavailable(f"cannot open SQLite database {self.path!r}: {exc}") from exc
 
     async def close(self) -> None:
