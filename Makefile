@@ -23,10 +23,11 @@ run: $(STAMP)
 test: lint typecheck
 	$(BIN)/python -m pytest --cov=jobdesk --cov-report=term --cov-fail-under=$(COVERAGE_FLOOR)
 
-## lint: ruff format check and ruff lint
+## lint: ruff format check, ruff lint, and the layers (import-linter contracts in pyproject.toml)
 lint: $(STAMP)
 	$(BIN)/ruff format --check .
 	$(BIN)/ruff check .
+	$(BIN)/lint-imports
 
 ## typecheck: mypy --strict over src, tests, bench and scripts
 typecheck: $(STAMP)

@@ -1,6 +1,6 @@
 """jobdesk's real worker runtime for the peer harness: ``jobdesk_runtime_worker.py URL``.
 
-``jobdesk.worker.Worker`` with concurrency 10 and one no-op handler that records
+``jobdesk.worker.WorkerRuntime`` with concurrency 10 and one no-op handler that records
 its start (``common.record``), exactly what ``jobdesk worker --app ... --concurrency
 10`` runs: it claims up to its free slots per call, wakes on change notifications
 (LISTEN/NOTIFY on PostgreSQL) and groups completions that finish together into one
@@ -20,7 +20,7 @@ from typing import Any
 from jobdesk_adapter import CONCURRENCY, JOB_TYPE, LIMITS, record
 
 from jobdesk import JobDesk
-from jobdesk.worker import DeskTransport, JobContext, Registry, Worker
+from jobdesk.worker import DeskTransport, JobContext, Registry, WorkerRuntime
 
 registry = Registry()
 
@@ -35,7 +35,8 @@ async def main(url: str) -> None:
     """Run the runtime until a signal stops it."""
     async with JobDesk.open(url, limits=LIMITS) as desk:
         token = await desk.create_worker_token(f"bench-runtime-{os.getpid()}")
-        worker = Worker(registry, await DeskTransport.connect(desk, token), concurrency=CONCURRENCY)
+        transport = await DeskTransport.connect(desk, token)
+        worker = WorkerRuntime(registry, transport, concurrency=CONCURRENCY)
         await worker.run(handle_signals=True)
 
 

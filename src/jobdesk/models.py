@@ -161,6 +161,17 @@ class Job:
         """Starts still allowed before a failure becomes final."""
         return max(0, self.max_attempts - (self.attempt - self.attempt_offset))
 
+    @property
+    def attempts_used(self) -> int:
+        """Starts counted against the current budget: ``max_attempts - attempts_left``.
+
+        This is the N of "attempt N of ``max_attempts``", the one way every face
+        shows attempts: 0 before the first start, 1 while the first attempt runs.
+        Starts before the user's last ``retry_job`` and starts a worker handed back
+        unfinished are not counted (see ``attempt_offset``); ``attempt`` counts them.
+        """
+        return self.max_attempts - self.attempts_left
+
 
 @dataclass(frozen=True, slots=True)
 class JobSpec:

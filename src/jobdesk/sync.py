@@ -19,6 +19,7 @@ from __future__ import annotations
 import functools
 from collections.abc import Callable, Collection, Coroutine
 from contextlib import AbstractContextManager
+from datetime import datetime
 from types import TracebackType
 from typing import Any, Concatenate, Generic, ParamSpec, Self, TypeVar, overload
 
@@ -27,7 +28,6 @@ from anyio.from_thread import BlockingPortal, start_blocking_portal
 from jobdesk.desk import DEFAULT_URL
 from jobdesk.desk import JobDesk as AsyncJobDesk
 from jobdesk.limits import Limits
-from jobdesk.store import Clock
 
 __all__ = ["JobDesk"]
 
@@ -64,7 +64,10 @@ class _Blocking(Generic[P, R]):
 
 
 async def _open(
-    url: str, limits: Limits | None, types: Collection[str] | None, clock: Clock | None
+    url: str,
+    limits: Limits | None,
+    types: Collection[str] | None,
+    clock: Callable[[], datetime] | None,
 ) -> AsyncJobDesk:
     return await AsyncJobDesk.open(url, limits=limits, types=types, clock=clock)
 
@@ -91,7 +94,7 @@ class JobDesk:
         *,
         limits: Limits | None = None,
         types: Collection[str] | None = None,
-        clock: Clock | None = None,
+        clock: Callable[[], datetime] | None = None,
     ) -> JobDesk:
         """Open a desk (as :meth:`jobdesk.JobDesk.open`); close it, or use ``with``."""
         portal_context = start_blocking_portal()
@@ -129,6 +132,12 @@ class JobDesk:
     ) -> None:
         self.close()
 
+    def signing_key(self, purpose: str) -> bytes:
+        """A key for ``purpose``, as :meth:`jobdesk.JobDesk.signing_key` derives it."""
+        # Pure computation over the secret read at open: no loop round trip needed.
+        return self.desk.signing_key(purpose)
+
+    now = _Blocking(AsyncJobDesk.now)
     create_job = _Blocking(AsyncJobDesk.create_job)
     create_jobs = _Blocking(AsyncJobDesk.create_jobs)
     get_job_status = _Blocking(AsyncJobDesk.get_job_status)

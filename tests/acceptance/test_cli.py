@@ -507,7 +507,7 @@ def test_the_job_list_shows_the_attempts_used_and_never_cuts_the_status(sqlite_u
     assert max(len(line) for line in narrow.stdout.splitlines()) <= 80
     [row] = [line for line in narrow.stdout.splitlines() if job.id in line]
     cells = [cell.strip() for cell in row.split("│")]
-    assert cells[3:6] == ["processing", "40%", "1/3"]  # the first attempt of a budget of 3
+    assert cells[3:6] == ["processing", "40%", "1 of 3"]  # the first attempt of a budget of 3
 
     shown = jobdesk("jobs", "show", job.id, "-u", "alice", db=sqlite_url).stdout
     assert "attempt: 3" in shown

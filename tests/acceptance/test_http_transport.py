@@ -28,7 +28,7 @@ from jobdesk.errors import (
     Unauthorized,
 )
 from jobdesk.http.problems import REGISTRY
-from jobdesk.worker import Fail, HttpTransport, JobContext, Registry, Retry, Worker
+from jobdesk.worker import Fail, HttpTransport, JobContext, Registry, Retry, WorkerRuntime
 from jobdesk.worker.http import error_from_problem
 from tests.acceptance.conftest import MakeApp, bearer, served
 from tests.integration.worker_support import wait_until
@@ -60,7 +60,7 @@ async def test_a_remote_worker_drains_the_queue_with_batched_completions(
     async with HttpTransport.connect(server, token) as transport:
         assert transport.worker_name == "remote-1"
         assert transport.token_types is None
-        worker = Worker(registry, transport, concurrency=4)
+        worker = WorkerRuntime(registry, transport, concurrency=4)
         await asyncio.wait_for(worker.run(until_empty=True), 30)
 
     finished = [await status(desk, job.id) for job in jobs]
@@ -103,7 +103,7 @@ async def test_progress_from_a_remote_worker_reaches_the_users_event_stream(
 
     follower = asyncio.create_task(follow())
     async with HttpTransport.connect(server, await desk.create_worker_token("w")) as transport:
-        await asyncio.wait_for(Worker(registry, transport).run(until_empty=True), 30)
+        await asyncio.wait_for(WorkerRuntime(registry, transport).run(until_empty=True), 30)
     await asyncio.wait_for(follower, 10)  # the stream ends after the final state
 
     assert {
@@ -136,7 +136,7 @@ async def test_failures_retries_and_fails_travel_as_they_do_in_process(
     later_job = await desk.create_job("user-1", "later", None)
     hopeless_job = await desk.create_job("user-1", "hopeless", None)
     async with HttpTransport.connect(server, await desk.create_worker_token("w")) as transport:
-        worker = Worker(registry, transport, concurrency=3)
+        worker = WorkerRuntime(registry, transport, concurrency=3)
         await asyncio.wait_for(worker.run(until_empty=True), 30)
 
     flaky_now = await status(desk, flaky_job.id)
@@ -173,7 +173,7 @@ async def test_a_user_cancelling_stops_the_remote_handler(desk: JobDesk, server:
 
     job = await desk.create_job("user-1", "long", None)
     async with HttpTransport.connect(server, await desk.create_worker_token("w")) as transport:
-        worker = Worker(registry, transport, cancel_grace=5)
+        worker = WorkerRuntime(registry, transport, cancel_grace=5)
         running = asyncio.create_task(worker.run(until_empty=True))
         await asyncio.wait_for(started.wait(), 10)
         user = bearer(await desk.create_user_token("user-1"))
@@ -199,7 +199,7 @@ async def test_stopping_hands_running_jobs_back_unspent(desk: JobDesk, server: s
 
     job = await desk.create_job("user-1", "stuck", None)
     async with HttpTransport.connect(server, await desk.create_worker_token("w")) as transport:
-        worker = Worker(registry, transport, grace=0)
+        worker = WorkerRuntime(registry, transport, grace=0)
         running = asyncio.create_task(worker.run())
         await asyncio.wait_for(started.wait(), 10)
         worker.stop()
@@ -220,7 +220,7 @@ async def test_a_remote_worker_whose_token_is_revoked_stops(desk: JobDesk, serve
         return None
 
     async with HttpTransport.connect(server, await desk.create_worker_token("w")) as transport:
-        worker = Worker(registry, transport, poll_interval=0.05, reap_interval=3600)
+        worker = WorkerRuntime(registry, transport, poll_interval=0.05, reap_interval=3600)
         running = asyncio.create_task(worker.run())
         await desk.create_job("user-1", "quick", None)
         await wait_until(lambda: worker.outcomes["completed"] == 1)
@@ -239,9 +239,9 @@ async def test_a_remote_worker_takes_only_its_tokens_types(desk: JobDesk, server
         registry.handler(name)(_noop)
     token = await desk.create_worker_token("a-only", types=["a"])
     async with HttpTransport.connect(server, token) as transport:
-        assert Worker(registry, transport).types == {"a"}
+        assert WorkerRuntime(registry, transport).types == {"a"}
         with pytest.raises(InvalidInput, match="may only take a"):
-            Worker(registry, transport, types=["b"])
+            WorkerRuntime(registry, transport, types=["b"])
 
 
 async def _noop(ctx: JobContext, payload: None) -> None:
@@ -261,7 +261,7 @@ async def test_an_idle_remote_worker_wakes_on_the_servers_event_stream(
 
     async with HttpTransport.connect(server, await desk.create_worker_token("w")) as transport:
         # With an hour between polls, only a wake-up from the stream can start the job.
-        worker = Worker(registry, transport, poll_interval=3600)
+        worker = WorkerRuntime(registry, transport, poll_interval=3600)
         running = asyncio.create_task(worker.run())
         await asyncio.sleep(0.5)  # the worker has claimed once and is idle
         job = await desk.create_job("user-1", "ping", None)

@@ -32,9 +32,15 @@ def nested(depth: int) -> object:
     return document
 
 
+async def _async(function: Callable[..., object], *args: object) -> object:
+    """A synchronous operation called as the table's asynchronous ones are."""
+    return function(*args)
+
+
 NAIVE = datetime(2026, 3, 1, 12, 0)  # no time zone: the point of the checks that use it
 
 CASES: list[tuple[str, str, Call]] = [
+    ("signing_key", "purpose", lambda d, w, j: _async(d.signing_key, "")),
     # create_job
     ("create_jobs", "user_id", lambda d, w, j: d.create_jobs("", [JobSpec("demo")])),
     ("create_jobs", "jobs", lambda d, w, j: d.create_jobs("alice", bad(JobSpec("demo")))),
@@ -297,6 +303,7 @@ def test_every_public_operation_is_spot_checked() -> None:
         "list_worker_tokens",
         "subscribe",
         "ping",
+        "now",
         "get_oldest_pending",
     }
     # These refuse a bad token with Unauthorized.

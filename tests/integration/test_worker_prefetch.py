@@ -15,7 +15,7 @@ import pytest
 
 from jobdesk import Job, JobDesk, JobStatus, Limits
 from jobdesk.errors import InvalidInput
-from jobdesk.worker import DeskTransport, JobContext, Registry, Worker
+from jobdesk.worker import DeskTransport, JobContext, Registry, WorkerRuntime
 from jobdesk.worker.runtime import MAX_CLAIM
 from tests.conftest import OpenDesk
 from tests.integration.worker_support import CountingTransport, runtime, wait_until
@@ -23,10 +23,12 @@ from tests.integration.worker_support import CountingTransport, runtime, wait_un
 
 async def counting(
     desk: JobDesk, registry: Registry, *, round_trip: float = 0.0, **options: Any
-) -> Worker:
+) -> WorkerRuntime:
     plain = await runtime(desk, registry)
     assert isinstance(plain.transport, DeskTransport)
-    return Worker(registry, CountingTransport(plain.transport, round_trip=round_trip), **options)
+    return WorkerRuntime(
+        registry, CountingTransport(plain.transport, round_trip=round_trip), **options
+    )
 
 
 async def test_quick_handlers_get_jobs_ahead_and_commits_carry_many(desk: JobDesk) -> None:
@@ -190,7 +192,7 @@ async def test_a_claim_answered_after_a_third_of_the_lease_is_handed_back(
         job = await desk.create_job("user-1", "quick", {})
         plain = await runtime(desk, registry)
         assert isinstance(plain.transport, DeskTransport)
-        worker = Worker(registry, _SlowFirstAnswer(plain.transport), prefetch=0)
+        worker = WorkerRuntime(registry, _SlowFirstAnswer(plain.transport), prefetch=0)
         await asyncio.wait_for(worker.run(until_empty=True), 10)
 
         # Counted from when the claim was sent, its lease was a third gone on arrival:

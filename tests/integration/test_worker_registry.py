@@ -13,7 +13,7 @@ import pytest
 
 from jobdesk import Job, JobDesk
 from jobdesk.errors import InvalidInput, StoreUnavailable
-from jobdesk.worker import DeskTransport, JobContext, Registry, SyncJobContext, Worker
+from jobdesk.worker import DeskTransport, JobContext, Registry, SyncJobContext, WorkerRuntime
 
 
 async def handle(ctx: JobContext, payload: Any) -> None:
@@ -104,23 +104,23 @@ async def test_a_bad_worker_option_is_refused_naming_it(
     registry = Registry()
     registry.add("demo", handle)
     with pytest.raises(InvalidInput) as refused:
-        Worker(registry, transport, **options)
+        WorkerRuntime(registry, transport, **options)
     assert refused.value.field == field
 
 
 async def test_a_worker_needs_a_registry_with_handlers(transport: DeskTransport) -> None:
     with pytest.raises(InvalidInput) as empty:
-        Worker(Registry(), transport)
+        WorkerRuntime(Registry(), transport)
     assert empty.value.field == "registry"
     with pytest.raises(InvalidInput) as wrong:
-        Worker({"demo": handle}, transport)  # type: ignore[arg-type]
+        WorkerRuntime({"demo": handle}, transport)  # type: ignore[arg-type]
     assert wrong.value.field == "registry"
 
 
 async def test_a_worker_runs_once(transport: DeskTransport) -> None:
     registry = Registry()
     registry.add("demo", handle)
-    worker = Worker(registry, transport)
+    worker = WorkerRuntime(registry, transport)
     await worker.run(until_empty=True)
     with pytest.raises(RuntimeError, match="runs once"):
         await worker.run(until_empty=True)
@@ -140,4 +140,4 @@ async def test_drain_mode_raises_when_the_queue_cannot_be_read(
     registry.add("demo", handle)
     unreadable = UnreadableQueue(transport.desk, transport.worker)
     with pytest.raises(StoreUnavailable, match="locked"):
-        await Worker(registry, unreadable).run(until_empty=True)
+        await WorkerRuntime(registry, unreadable).run(until_empty=True)

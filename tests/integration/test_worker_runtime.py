@@ -13,7 +13,15 @@ import pytest
 from jobdesk import Completion, Job, JobDesk, JobStatus
 from jobdesk.errors import InvalidInput, JobdeskError
 from jobdesk.testing import ManualClock
-from jobdesk.worker import DeskTransport, Fail, JobContext, Registry, Retry, SyncJobContext, Worker
+from jobdesk.worker import (
+    DeskTransport,
+    Fail,
+    JobContext,
+    Registry,
+    Retry,
+    SyncJobContext,
+    WorkerRuntime,
+)
 from jobdesk.worker.runtime import RESYNC_SPACING
 from tests.conftest import OpenDesk
 from tests.integration.worker_support import CountingTransport, runtime, wait_until
@@ -207,7 +215,7 @@ async def test_nothing_is_acknowledged_before_its_commit(desk: JobDesk) -> None:
     plain = await runtime(desk, registry)
     assert isinstance(plain.transport, DeskTransport)
     transport = HeldCommits(plain.transport)
-    worker = Worker(registry, transport)
+    worker = WorkerRuntime(registry, transport)
     running = asyncio.create_task(worker.run(until_empty=True))
 
     await asyncio.wait_for(transport.entered.wait(), 10)
@@ -233,7 +241,7 @@ async def test_a_notification_wakes_the_worker_long_before_its_poll_interval(
     plain = await runtime(desk, registry)
     assert isinstance(plain.transport, DeskTransport)
     transport = CountingTransport(plain.transport)
-    worker = Worker(registry, transport, poll_interval=3600)
+    worker = WorkerRuntime(registry, transport, poll_interval=3600)
     running = asyncio.create_task(worker.run())
     try:
         await wait_until(lambda: transport.claims == 1)  # the queue was empty: now it sleeps
@@ -299,7 +307,7 @@ async def test_a_flood_of_other_processes_writes_does_not_flood_the_queue_with_c
     plain = await runtime(desk, registry)
     assert isinstance(plain.transport, DeskTransport)
     transport = CountingTransport(plain.transport)
-    worker = Worker(registry, transport, poll_interval=3600)
+    worker = WorkerRuntime(registry, transport, poll_interval=3600)
     running = asyncio.create_task(worker.run())
     try:
         await wait_until(lambda: transport.claims == 1)
@@ -337,8 +345,8 @@ async def test_the_worker_token_narrows_the_types_and_none_left_is_refused(
     only_a = await DeskTransport.connect(
         desk, await desk.create_worker_token("a-only", types=["a"])
     )
-    assert Worker(registry, only_a).types == {"a"}
+    assert WorkerRuntime(registry, only_a).types == {"a"}
     with pytest.raises(InvalidInput) as refused:
-        Worker(registry, only_a, types=["b"])
+        WorkerRuntime(registry, only_a, types=["b"])
     assert refused.value.field == "types"
     assert "may only take a" in refused.value.rule

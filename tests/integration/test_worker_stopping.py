@@ -11,9 +11,9 @@ import pytest
 from jobdesk import JobDesk, JobStatus, Limits
 from jobdesk.errors import Unauthorized
 from jobdesk.testing import ManualClock
-from jobdesk.worker import JobContext, Registry, SyncJobContext
+from jobdesk.worker import DeskTransport, JobContext, Registry, SyncJobContext, WorkerRuntime
 from tests.conftest import OpenDesk
-from tests.integration.worker_support import runtime, wait_until
+from tests.integration.worker_support import HeartbeatWatch, runtime, wait_until
 
 
 async def test_a_cancelled_job_s_handler_is_told_and_nothing_more_is_written(
@@ -222,21 +222,29 @@ async def test_a_stale_attempt_cannot_overwrite_the_attempt_that_replaced_it(
 
 async def test_heartbeats_keep_a_silent_handler_s_lease_past_its_length(store_url: str) -> None:
     registry = Registry()
+    watch: HeartbeatWatch | None = None
 
     @registry.handler("quiet")
     async def quiet(ctx: JobContext, payload: Any) -> str:
-        await asyncio.sleep(1.0)  # more than three leases, without a word
+        assert watch is not None
+        watch.start()
+        # Silent until a heartbeat went out more than three leases later.
+        await asyncio.wait_for(watch.past.wait(), 10)
         return "still mine"
 
     # The real clock: leases of 0.3 s do run out, and the reaper runs every 0.05 s.
     async with JobDesk.open(store_url, limits=Limits(lease_seconds=0.3)) as desk:
         job = await desk.create_job("user-1", "quiet", {})
-        worker = await runtime(desk, registry, reap_interval=0.05)
+        plain = await runtime(desk, registry)
+        assert isinstance(plain.transport, DeskTransport)
+        watch = HeartbeatWatch(plain.transport, seconds=1.0)
+        worker = WorkerRuntime(registry, watch, reap_interval=0.05)
         await asyncio.wait_for(worker.run(until_empty=True), 10)
 
         after = await desk.get_job_status(job.id, "user-1")
         assert (after.status, after.attempt, after.result) == (JobStatus.COMPLETED, 1, "still mine")
         assert worker.outcomes == {"completed": 1}
+        assert watch.heartbeats >= 3
 
 
 @pytest.mark.parametrize("how", ["timeout", "second stop"])

@@ -9,7 +9,8 @@ from typing import Any
 
 from jobdesk import Completion, Job, JobDesk
 from jobdesk.errors import JobdeskError
-from jobdesk.worker import DeskTransport, Registry, Worker
+from jobdesk.models import ProgressReply
+from jobdesk.worker import DeskTransport, Registry, WorkerRuntime
 
 #: how long a test waits for a state before it fails (a bound, not a sleep)
 DEADLINE_SECONDS = 15.0
@@ -17,10 +18,10 @@ DEADLINE_SECONDS = 15.0
 _names = itertools.count(1)
 
 
-async def runtime(desk: JobDesk, registry: Registry, **options: Any) -> Worker:
+async def runtime(desk: JobDesk, registry: Registry, **options: Any) -> WorkerRuntime:
     """A runtime with a worker token of its own (``worker-N``) on ``desk``."""
     token = await desk.create_worker_token(f"worker-{next(_names)}")
-    return Worker(registry, await DeskTransport.connect(desk, token), **options)
+    return WorkerRuntime(registry, await DeskTransport.connect(desk, token), **options)
 
 
 class CountingTransport(DeskTransport):
@@ -49,6 +50,33 @@ class CountingTransport(DeskTransport):
         self.limits.append(limit)
         await asyncio.sleep(self.round_trip)
         return await super().complete_and_claim(completions, types, limit)
+
+
+class HeartbeatWatch(DeskTransport):
+    """A :class:`DeskTransport` that sets ``past`` at the first heartbeat sent ``seconds``
+    or more after ``start()``: a handler waits on it instead of sleeping."""
+
+    def __init__(self, transport: DeskTransport, *, seconds: float) -> None:
+        super().__init__(transport.desk, transport.worker)
+        self.seconds = seconds
+        self.heartbeats = 0
+        self.past = asyncio.Event()
+        self._started: float | None = None
+
+    def start(self) -> None:
+        """Count from now."""
+        self._started = asyncio.get_running_loop().time()
+
+    async def report(
+        self, job_id: str, attempt: int, progress: float | None, message: str | None
+    ) -> ProgressReply:
+        reply = await super().report(job_id, attempt, progress, message)
+        if progress is None:
+            self.heartbeats += 1
+            elapsed = asyncio.get_running_loop().time() - (self._started or 0.0)
+            if self._started is not None and elapsed >= self.seconds:
+                self.past.set()
+        return reply
 
 
 async def wait_until(condition: Callable[[], object], within: float = DEADLINE_SECONDS) -> None:

@@ -11,15 +11,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import dataclasses
 import json
 import logging
 import os
-import sqlite3
 import sys
 from collections.abc import AsyncIterator, Coroutine, Sequence
 from datetime import datetime
-from enum import Enum, StrEnum
+from enum import StrEnum
 from typing import Annotated, Any, NoReturn, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
@@ -28,6 +26,7 @@ from rich.console import Console
 from rich.text import Text
 
 import jobdesk
+from jobdesk import wire
 from jobdesk.desk import DEFAULT_URL, JobDesk
 from jobdesk.errors import (
     InvalidInput,
@@ -66,8 +65,9 @@ Opening a database applies its pending migrations. Only `migrate`, `serve`,
 `worker` and the commands that create something (`jobs create`, `tokens
 create-*`, `limits set`) start a new SQLite file; the others refuse a missing
 one. `--json` prints one JSON document (`jobs watch`: one per line) for
-scripts. Errors are one line on standard error; `--debug` (before or after the
-command) adds the traceback of an unexpected one.
+scripts, in the HTTP API's shapes (times in UTC with a Z). Errors are one line
+on standard error; `--debug` (before or after the command) adds the traceback of
+an unexpected one.
 """
 
 _EXIT_CODES_HELP = """**Exit codes**
@@ -115,33 +115,10 @@ settings = _Settings()
 # -- plumbing -------------------------------------------------------------------------------
 
 
-def json_default(value: object) -> object:
-    """What ``json.dumps`` cannot write itself: times as ISO 8601, sets as sorted lists."""
-    if isinstance(value, datetime):
-        return value.isoformat()
-    if isinstance(value, frozenset | set):
-        return sorted(value)
-    raise TypeError(f"{type(value).__name__} is not JSON")
-
-
-def to_json(value: object) -> Any:
-    """A model (or a list of them) as plain JSON values."""
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return {
-            field.name: to_json(getattr(value, field.name)) for field in dataclasses.fields(value)
-        }
-    if isinstance(value, list | tuple):
-        return [to_json(item) for item in value]
-    if isinstance(value, dict):
-        return {key: to_json(item) for key, item in value.items()}
-    if isinstance(value, Enum):
-        return value.value
-    return value
-
-
 def print_json(value: object) -> None:
-    """Print ``value`` (models included) as one line of JSON on stdout."""
-    text = json.dumps(to_json(value), default=json_default, ensure_ascii=False)
+    """Print ``value`` (models included) as one line of JSON on stdout, as the wire
+    writes it (:func:`jobdesk.wire.encode`: the HTTP API's shapes and times)."""
+    text = json.dumps(wire.encode(value), ensure_ascii=False)
     sys.stdout.write(text + "\n")
     sys.stdout.flush()
 
@@ -150,7 +127,7 @@ def fail(message: str, code: int, **extra: object) -> NoReturn:
     """Print ``message`` as one line on stderr (JSON with ``--json``) and exit with ``code``."""
     if settings.as_json:
         payload = {"error": {"message": message, "exit_code": code, **extra}}
-        sys.stderr.write(json.dumps(payload, default=json_default) + "\n")
+        sys.stderr.write(json.dumps(wire.encode(payload)) + "\n")
     else:
         err.print(Text(f"error: {message}"))
     raise SystemExit(code)
@@ -415,11 +392,8 @@ async def open_desk(
         raise InvalidInput("--db", rule) from None
     try:
         desk = await opening
-    except StoreUnavailable as exc:
-        cause = exc.__cause__  # "file is not a database": trying again will not help
-        if getattr(cause, "sqlite_errorcode", None) != sqlite3.SQLITE_NOTADB:
-            raise
-        raise InvalidInput("--db", f"{safe_url(url)} is not an SQLite database ({cause})") from exc
+    except InvalidInput as exc:  # the store says the URL names no database of its kind
+        raise InvalidInput("--db", f"{safe_url(url)} {exc.rule}") from exc
     try:
         yield desk
     finally:

@@ -16,7 +16,7 @@ from rich.progress import BarColumn, Progress, TextColumn
 from rich.table import Table
 from rich.text import Text
 
-from jobdesk import Job, JobEvent, JobPage
+from jobdesk import Job, JobEvent, JobPage, wire
 from jobdesk.changes import RESYNC, JobChange, Subscription
 from jobdesk.cli.app import (
     WATCH_EXIT_CODES,
@@ -56,15 +56,6 @@ def _read_input(text: str) -> Any:
         raise InvalidInput("--input", f"must be JSON ({exc})") from None
 
 
-def _attempts(job: Job) -> str:
-    """The attempts the job has used of its budget: ``1/3`` while its first attempt runs.
-
-    Attempts handed back unfinished, and those before a user's retry, are not
-    counted: they do not use the budget (see ``Job.attempt_offset``).
-    """
-    return f"{job.max_attempts - job.attempts_left}/{job.max_attempts}"
-
-
 def _jobs_table(jobs: Sequence[Job]) -> Table:
     table = Table()
     # The id, the status and the short figures never wrap; a narrow terminal folds
@@ -85,7 +76,7 @@ def _jobs_table(jobs: Sequence[Job]) -> Table:
             cell(job.type),
             cell(job.status.value),
             cell(f"{job.progress:.0f}%"),
-            cell(_attempts(job)),
+            cell(wire.attempts_label(job)),
             cell(when(job.created_at)),
             cell(message),
         )
@@ -94,13 +85,13 @@ def _jobs_table(jobs: Sequence[Job]) -> Table:
 
 def _show_job(job: Job, history: Sequence[JobEvent]) -> None:
     fields = ["id", "user_id", "project_id", "type", "status", "progress", "progress_message"]
-    fields += ["attempt", "max_attempts", "attempts_left", "worker_id", "created_at"]
+    fields += ["attempts", "attempt", "max_attempts", "attempts_left", "worker_id", "created_at"]
     fields += ["run_at", "started_at", "finished_at", "lease_expires_at", "input", "result"]
     fields += ["error"]
     for name in fields:
-        value = getattr(job, name)
+        value = wire.attempts_label(job) if name == "attempts" else getattr(job, name)
         if isinstance(value, datetime):
-            value = value.isoformat()
+            value = wire.timestamp(value)
         elif isinstance(value, dict | list):
             value = json.dumps(value, ensure_ascii=False)
         elif isinstance(value, Enum):
@@ -273,7 +264,7 @@ async def _next_change_of(changes: Subscription, job_id: str, within: float) -> 
 
 
 def _describe(job: Job) -> str:
-    text = f"job {job.id} attempt {job.attempt}: {job.status}"
+    text = f"job {job.id} attempt {wire.attempts_label(job)}: {job.status}"
     if job.progress_message:
         text += f", {job.progress_message}"
     return text

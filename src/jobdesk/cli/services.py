@@ -203,8 +203,8 @@ def worker(
         HttpTransport,
         Registry,
         Transport,
+        WorkerRuntime,
     )
-    from jobdesk.worker import Worker as WorkerRuntime  # noqa: PLC0415
 
     logging.basicConfig(
         level=log_level.value.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"

@@ -1,6 +1,9 @@
-"""Errors as RFC 9457 problem details: the one registry from exception class to HTTP status.
+"""Errors as RFC 9457 problem details: the HTTP side of :data:`jobdesk.wire.PROBLEMS`.
 
-Every error response of the API is ``application/problem+json`` with ``type``,
+The problem types themselves (slug, status, title, members) are the wire's, shared
+with the remote worker that reads them back; this module adds what only HTTP has:
+headers, the public wording of internal failures, logging, the framework's own
+errors. Every error response of the API is ``application/problem+json`` with ``type``,
 ``title``, ``status``, ``detail`` and ``request_id``, plus ``errors`` (each
 ``{field, rule}``) when input was refused. Routes raise the core's exceptions;
 the handlers here translate them, and nothing else chooses a status code. No
@@ -24,12 +27,10 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import Scope
 
+from jobdesk import wire
 from jobdesk.errors import (
     InvalidInput,
-    InvalidTransition,
     JobdeskError,
-    JobNotFound,
-    LeaseLost,
     RateLimited,
     StoreUnavailable,
     Unauthorized,
@@ -41,9 +42,9 @@ __all__ = [
     "REGISTRY",
     "ContentTooLarge",
     "FieldProblem",
+    "HttpProblem",
     "MissingCredentials",
     "Problem",
-    "ProblemType",
     "documented",
     "problem_document",
     "problem_for",
@@ -91,12 +92,7 @@ class Problem(BaseModel):
     errors: list[FieldProblem] | None = None
 
 
-Extensions = Callable[[Any], Mapping[str, object]]
 Headers = Callable[[Any, Settings], Mapping[str, str]]
-
-
-def _no_extensions(_: object) -> Mapping[str, object]:
-    return {}
 
 
 def _no_headers(_: object, settings: Settings) -> Mapping[str, str]:
@@ -104,14 +100,12 @@ def _no_headers(_: object, settings: Settings) -> Mapping[str, str]:
 
 
 @dataclass(frozen=True, slots=True)
-class ProblemType:
-    """How one exception class is answered."""
+class HttpProblem:
+    """How one exception class is answered over HTTP: its problem type (slug, status,
+    title and members, from :data:`jobdesk.wire.PROBLEMS`) and what only HTTP adds."""
 
-    status: int
-    slug: str
-    title: str
+    problem: wire.ProblemType
     headers: Headers = _no_headers
-    extensions: Extensions = _no_extensions
     #: said instead of the exception's message (which may name files or hosts), or made
     #: from the exception
     public_detail: str | Callable[[Any], str] | None = None
@@ -119,9 +113,24 @@ class ProblemType:
     log: bool = field(default=False)
 
     @property
+    def status(self) -> int:
+        """The response's status code."""
+        return self.problem.status
+
+    @property
+    def slug(self) -> str:
+        """The last part of the problem's ``type``."""
+        return self.problem.slug
+
+    @property
+    def title(self) -> str:
+        """The problem's ``title``."""
+        return self.problem.title
+
+    @property
     def uri(self) -> str:
         """The problem's ``type`` member."""
-        return f"urn:jobdesk:problem:{self.slug}"
+        return self.problem.uri
 
 
 def _bearer(error: str | None, description: str | None = None) -> dict[str, str]:
@@ -141,47 +150,18 @@ def _rate_limit_headers(exc: RateLimited, settings: Settings) -> dict[str, str]:
     return {"Retry-After": str(seconds)}
 
 
-REGISTRY: dict[type[Exception], ProblemType] = {
-    InvalidInput: ProblemType(
-        422,
-        "invalid-input",
-        "Invalid input",
-        extensions=lambda exc: {"errors": [{"field": exc.field, "rule": exc.rule}]},
+_HTTP_ONLY: dict[type[Exception], HttpProblem] = {
+    RateLimited: HttpProblem(wire.PROBLEMS[RateLimited], headers=_rate_limit_headers),
+    MissingCredentials: HttpProblem(
+        wire.PROBLEMS[Unauthorized], headers=lambda exc, settings: _bearer(None)
     ),
-    JobNotFound: ProblemType(404, "job-not-found", "Job not found"),
-    RateLimited: ProblemType(
-        429,
-        "rate-limited",
-        "Too many jobs",
-        headers=_rate_limit_headers,
-        extensions=lambda exc: {
-            "limit": exc.limit,
-            "allowed": exc.allowed,
-            "retry_after": exc.retry_after,
-        },
-    ),
-    MissingCredentials: ProblemType(
-        401, "unauthorized", "Unauthorized", headers=lambda exc, settings: _bearer(None)
-    ),
-    Unauthorized: ProblemType(
-        401,
-        "unauthorized",
-        "Unauthorized",
+    Unauthorized: HttpProblem(
+        wire.PROBLEMS[Unauthorized],
         headers=lambda exc, settings: _bearer("invalid_token", str(exc)),
     ),
-    InvalidTransition: ProblemType(
-        409,
-        "invalid-transition",
-        "Invalid transition",
-        extensions=lambda exc: {"job_status": exc.status, "action": exc.action},
-    ),
-    LeaseLost: ProblemType(409, "lease-lost", "Lease lost"),
-    StoreUnavailable: ProblemType(
-        503,
-        "store-unavailable",
-        "Service unavailable",
+    StoreUnavailable: HttpProblem(
+        wire.PROBLEMS[StoreUnavailable],
         headers=lambda exc, settings: {"Retry-After": "1"},
-        extensions=lambda exc: {"outcome_unknown": exc.outcome_unknown},
         public_detail=lambda exc: (
             "the connection to the database broke while committing: the change may have "
             "been applied; read it back (or repeat it with the same Idempotency-Key)"
@@ -190,18 +170,25 @@ REGISTRY: dict[type[Exception], ProblemType] = {
         ),
         log=True,
     ),
-    JobdeskError: ProblemType(
-        500,
-        "internal-error",
-        "Internal Server Error",
+    JobdeskError: HttpProblem(
+        wire.PROBLEMS[JobdeskError],
         public_detail="an unexpected error occurred; quote the request id when reporting it",
         log=True,
     ),
 }
-"""Exception class -> problem; the nearest class in an exception's MRO wins."""
+
+REGISTRY: dict[type[Exception], HttpProblem] = {
+    **{error: HttpProblem(problem) for error, problem in wire.PROBLEMS.items()},
+    **_HTTP_ONLY,
+}
+"""Exception class -> how it is answered; the nearest class in an exception's MRO wins.
+
+Slugs, statuses, titles and members are :data:`jobdesk.wire.PROBLEMS`'; only the
+headers, the public wording and logging are HTTP's.
+"""
 
 
-def problem_for(exc: JobdeskError) -> ProblemType:
+def problem_for(exc: JobdeskError) -> HttpProblem:
     """The registry entry for ``exc``: its own class's, or its nearest ancestor's."""
     for cls in type(exc).__mro__:
         if cls in REGISTRY:
@@ -250,7 +237,7 @@ def problem_response(
     return ProblemResponse(body, status_code=status, headers=dict(headers or {}))
 
 
-def _public_detail(problem: ProblemType, exc: JobdeskError) -> str:
+def _public_detail(problem: HttpProblem, exc: JobdeskError) -> str:
     if problem.public_detail is None:
         return str(exc)
     if isinstance(problem.public_detail, str):
@@ -269,14 +256,7 @@ def problem_document(exc: JobdeskError, scope: Scope) -> dict[str, object]:
             request_id_of(scope),
             exc_info=exc,
         )
-    return {
-        "type": problem.uri,
-        "title": problem.title,
-        "status": problem.status,
-        "detail": _public_detail(problem, exc),
-        "request_id": request_id_of(scope),
-        **problem.extensions(exc),
-    }
+    return wire.encode_error(exc, _public_detail(problem, exc), request_id=request_id_of(scope))
 
 
 async def jobdesk_error_handler(request: Request, exc: Exception) -> Response:

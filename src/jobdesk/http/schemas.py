@@ -25,9 +25,10 @@ from pydantic import (
     StrictStr,
 )
 
-from jobdesk import validation
+from jobdesk import validation, wire
 from jobdesk.http.problems import Problem
 from jobdesk.ids import JOB_ID_PATTERN
+from jobdesk.limits import Limits
 from jobdesk.models import Job, JobEvent, JobPage, JobStatus, ProgressReply, UserUsage, Worker
 
 __all__ = [
@@ -57,8 +58,17 @@ __all__ = [
 TYPE_RULE = {"pattern": f"^{validation.TYPE_PATTERN.pattern}$"}
 ID_RULE = {"minLength": 1, "maxLength": validation.MAX_ID_LENGTH}
 JOB_ID_RULE = {"pattern": f"^{JOB_ID_PATTERN.pattern}$"}
-ATTEMPT_RULE = {"minimum": 1, "maximum": 2**31}
+ATTEMPT_RULE = {"minimum": 1, "maximum": validation.MAX_ATTEMPT}
 JSON_VALUE = "Any JSON value."
+BATCH_RULE = {"minItems": 1, "maxItems": validation.MAX_BATCH}
+_DEFAULT_LIMITS = Limits()
+
+
+def _size(limit: int) -> str:
+    """A byte limit in words: ``256 KiB``, ``1 MiB``."""
+    if limit % (1024 * 1024) == 0:
+        return f"{limit // (1024 * 1024)} MiB"
+    return f"{limit // 1024} KiB" if limit % 1024 == 0 else f"{limit} bytes"
 
 
 def _whole_number(value: object) -> object:
@@ -86,7 +96,11 @@ class JobSpecIn(Body):
         Field(description="The job type.", json_schema_extra=TYPE_RULE),
     ]
     input: Annotated[
-        Any, Field(description=f"What the job works on. {JSON_VALUE} At most 256 KiB.")
+        Any,
+        Field(
+            description=f"What the job works on. {JSON_VALUE} "
+            f"At most {_size(_DEFAULT_LIMITS.max_input_bytes)} by default."
+        ),
     ]
     project_id: Annotated[
         StrictStr | None,
@@ -131,7 +145,7 @@ class CreateJobRequest(JobSpecIn):
 class CreateJobsRequest(Body):
     """``POST /api/v1/jobs/batch``: many jobs, one transaction, all or none."""
 
-    jobs: Annotated[list[JobSpecIn], Field(json_schema_extra={"minItems": 1, "maxItems": 1000})]
+    jobs: Annotated[list[JobSpecIn], Field(json_schema_extra=BATCH_RULE)]
 
 
 JobId = Annotated[
@@ -196,9 +210,13 @@ class HeartbeatRequest(Body):
 class CompleteRequest(Body):
     """``POST /api/v1/worker/jobs/{id}/complete``."""
 
-    result: Annotated[Any, Field(description=f"The job's result. {JSON_VALUE} At most 1 MiB.")] = (
-        None
-    )
+    result: Annotated[
+        Any,
+        Field(
+            description=f"The job's result. {JSON_VALUE} "
+            f"At most {_size(_DEFAULT_LIMITS.max_result_bytes)} by default."
+        ),
+    ] = None
     attempt: Attempt
 
 
@@ -224,7 +242,8 @@ class FailRequest(Body):
         Annotated[float, Strict()] | None,
         Field(
             description="Seconds before the next attempt, instead of the exponential backoff "
-            "(at most the server's longest backoff, 3600 by default).",
+            "(at most the server's longest backoff, "
+            f"{_DEFAULT_LIMITS.retry_backoff_max_seconds:g} by default).",
             json_schema_extra={"minimum": 0},
         ),
     ] = None
@@ -237,9 +256,10 @@ class FailRequest(Body):
 class JobOut(BaseModel):
     """A job, as its owner (or a worker) sees it.
 
-    The fields are the :class:`~jobdesk.models.Job`'s (``attempts_left`` is its
-    property), read from its attributes: every ``*Out`` model here is its core
-    type's public face, validated on the way out.
+    The body is :func:`jobdesk.wire.encode_job`'s, the one encoding of a job that
+    the CLI prints and a remote worker reads back: every ``*Out`` model here
+    describes, and validates on the way out, what :func:`jobdesk.wire.encode`
+    writes for its core type.
     """
 
     id: str
@@ -257,7 +277,15 @@ class JobOut(BaseModel):
     priority: int
     attempt: int
     max_attempts: int
-    attempts_left: int
+    attempts_left: Annotated[int, Field(description="Starts left in the current budget.")]
+    attempts_used: Annotated[
+        int,
+        Field(
+            description="Starts counted against the current budget: attempt "
+            "`attempts_used` of `max_attempts` (a start handed back unfinished, or made "
+            "before the last retry, is not counted; `attempt` counts every start)."
+        ),
+    ]
     created_at: datetime
     run_at: datetime
     started_at: datetime | None
@@ -271,7 +299,7 @@ class JobOut(BaseModel):
     @classmethod
     def of(cls, job: Job) -> JobOut:
         """The response body for ``job``."""
-        return cls.model_validate(job, from_attributes=True)
+        return cls.model_validate(wire.encode_job(job))
 
 
 class JobPageOut(BaseModel):
@@ -285,7 +313,7 @@ class JobPageOut(BaseModel):
     @classmethod
     def of(cls, page: JobPage) -> JobPageOut:
         """The response body for ``page``."""
-        return cls.model_validate(page, from_attributes=True)
+        return cls.model_validate(wire.encode(page))
 
 
 class JobEventOut(BaseModel):
@@ -301,7 +329,7 @@ class JobEventOut(BaseModel):
     @classmethod
     def of(cls, event: JobEvent) -> JobEventOut:
         """The response body for ``event``."""
-        return cls.model_validate(event, from_attributes=True)
+        return cls.model_validate(wire.encode(event))
 
 
 class ProgressReplyOut(BaseModel):
@@ -315,7 +343,7 @@ class ProgressReplyOut(BaseModel):
     @classmethod
     def of(cls, reply: ProgressReply) -> ProgressReplyOut:
         """The response body for ``reply``."""
-        return cls.model_validate(reply, from_attributes=True)
+        return cls.model_validate(wire.encode(reply))
 
 
 class UsageOut(BaseModel):
@@ -331,7 +359,7 @@ class UsageOut(BaseModel):
     @classmethod
     def of(cls, usage: UserUsage) -> UsageOut:
         """The response body for ``usage``."""
-        return cls.model_validate(usage, from_attributes=True)
+        return cls.model_validate(wire.encode(usage))
 
 
 class JobStateEvent(BaseModel):
@@ -414,9 +442,7 @@ class CompletionItem(Body):
 class CompleteBatchRequest(Body):
     """``POST /api/v1/worker/jobs/complete``: many completions, one transaction."""
 
-    completions: Annotated[
-        list[CompletionItem], Field(json_schema_extra={"minItems": 1, "maxItems": 1000})
-    ]
+    completions: Annotated[list[CompletionItem], Field(json_schema_extra=BATCH_RULE)]
 
 
 class CompletionOutcome(BaseModel):
@@ -439,7 +465,7 @@ class CompleteAndClaimRequest(ClaimRequest):
         list[CompletionItem],
         Field(
             description="The jobs that finished (may be empty).",
-            json_schema_extra={"maxItems": 1000},
+            json_schema_extra={"maxItems": validation.MAX_BATCH},
         ),
     ] = []
     limit: Annotated[
@@ -469,4 +495,4 @@ class WorkerOut(BaseModel):
     @classmethod
     def of(cls, worker: Worker) -> WorkerOut:
         """The response body for ``worker``."""
-        return cls(name=worker.name, types=None if worker.types is None else sorted(worker.types))
+        return cls.model_validate(wire.encode(worker))

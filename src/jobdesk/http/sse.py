@@ -24,6 +24,7 @@ import anyio
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
+from jobdesk import wire
 from jobdesk.changes import JobChange
 from jobdesk.desk import JobDesk
 from jobdesk.errors import InvalidInput, JobdeskError, JobNotFound
@@ -74,10 +75,6 @@ def parse_event_id(value: str) -> tuple[datetime, str, str]:
     return updated_at, match.group(2), match.group(3)
 
 
-def _utc(value: datetime) -> str:
-    return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
-
-
 @functools.lru_cache(maxsize=4096)
 def _state(change: JobChange, **more: object) -> str:
     """The job's state after ``change``, as an event's JSON data."""
@@ -89,7 +86,7 @@ def _state(change: JobChange, **more: object) -> str:
         "progress": change.progress,
         "progress_message": change.progress_message,
         "attempt": change.attempt,
-        "updated_at": _utc(change.updated_at),
+        "updated_at": wire.timestamp(change.updated_at),
     }
     return json.dumps(data, separators=(",", ":"), ensure_ascii=False)
 
@@ -278,7 +275,7 @@ async def open_user_stream(
     since = None if last_event_id is None else parse_event_id(last_event_id)[0]
     listener = await broadcaster.listener(user_id)
     try:
-        connected_at = await desk.store.now()
+        connected_at = await desk.now()
     except BaseException:
         listener.close()
         raise

@@ -5,20 +5,17 @@ operation atomic. The rules themselves stay in :mod:`jobdesk.lifecycle` and
 :mod:`jobdesk.limits`: a store runs them inside the transaction that holds the
 rows they read. Two stores implement this protocol and pass one contract test
 suite: :class:`~jobdesk.store.sqlite.SQLiteStore` and (for scale-out)
-a PostgreSQL store.
+:class:`~jobdesk.store.postgres.PostgresStore`. What the two share beyond the
+protocol (query loading, migrations, conventions) is in :mod:`jobdesk.store.common`.
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Sequence
 from contextlib import AbstractAsyncContextManager
-from datetime import UTC, datetime
-from functools import partial
-from importlib import resources
+from datetime import datetime
 from typing import Protocol
 
-from jobdesk import lifecycle
 from jobdesk.changes import ChangeHub, Subscription
 from jobdesk.errors import InvalidInput, JobdeskError
 from jobdesk.limits import Limits
@@ -38,30 +35,16 @@ from jobdesk.models import (
     WorkerSeen,
 )
 
-__all__ = [
-    "ABOVE_EVERY_ID",
-    "FAILURE_STATUSES",
-    "Change",
-    "Clock",
-    "Store",
-    "completion_changes",
-    "load_migrations",
-    "load_queries",
-    "open_store",
-    "system_clock",
-    "throughput_minutes",
-]
+# Kept importable here for code written before jobdesk.store.common existed.
+from jobdesk.store.common import load_queries as load_queries
+
+__all__ = ["Change", "Clock", "Store", "open_store"]
 
 Clock = Callable[[], datetime]
 """Returns the current time, timezone-aware; injected in tests to move time."""
 
 Change = Callable[[Job, datetime], Job]
 """A pure function from a job and the store's current time to the job's next state."""
-
-
-def system_clock() -> datetime:
-    """The machine's clock, in UTC."""
-    return datetime.now(UTC)
 
 
 class Store(Protocol):
@@ -223,24 +206,6 @@ class Store(Protocol):
         on ``now``'s UTC day (both numbers for each), busiest first."""
 
 
-def completion_changes(
-    worker: Worker, completions: Sequence[Completion]
-) -> list[tuple[str, Change]]:
-    """Each completion as the :data:`Change` that ``update_jobs`` applies to its job."""
-    return [
-        (
-            completion.job_id,
-            partial(
-                lifecycle.complete,
-                worker=worker,
-                attempt=completion.attempt,
-                result=completion.result,
-            ),
-        )
-        for completion in completions
-    ]
-
-
 def open_store(url: str, clock: Clock | None = None) -> Store:
     """The store for a database URL: ``sqlite:///path.db`` or ``postgresql://...``."""
     if not isinstance(url, str):
@@ -255,53 +220,3 @@ def open_store(url: str, clock: Clock | None = None) -> Store:
 
         return PostgresStore.from_url(url, clock=clock)
     raise InvalidInput("url", "must start with sqlite:/// or postgresql://")
-
-
-def load_migrations(dialect: str) -> list[tuple[int, str]]:
-    """``(version, script)`` of every migration of ``dialect`` ("sqlite", "postgres"), in order."""
-    folder = resources.files(f"jobdesk.store.migrations.{dialect}")
-    found = [
-        (int(entry.name.split("_", 1)[0]), entry.read_text(encoding="utf-8"))
-        for entry in folder.iterdir()
-        if entry.name.endswith(".sql")
-    ]
-    return sorted(found)
-
-
-ABOVE_EVERY_ID = "8"
-"""Greater than every job id (they start with 0-7): the first page's keyset bound."""
-
-FAILURE_STATUSES = (JobStatus.FAILED, JobStatus.PENDING)
-"""History entries in these statuses keep the job's error: failed, or back to pending."""
-
-
-def throughput_minutes(rows: Sequence[tuple[datetime, str, int]]) -> list[ThroughputMinute]:
-    """``(minute, kind, count)`` rows (kind: created or a finished status) as minutes, in order."""
-    found: dict[datetime, dict[str, int]] = {}
-    for minute, kind, count in rows:
-        counts = found.setdefault(minute, {})
-        counts[kind] = counts.get(kind, 0) + count
-    return [
-        ThroughputMinute(
-            minute, counts.get("created", 0), counts.get("completed", 0), counts.get("failed", 0)
-        )
-        for minute, counts in sorted(found.items())
-    ]
-
-
-_INCLUDE = re.compile(r"^-- include: (\w+)$", re.MULTILINE)
-_QUERY_HEADER = re.compile(r"^-- name: ([a-z_]+)\s*$", re.MULTILINE)
-
-
-def load_queries(package: str, filename: str) -> dict[str, str]:
-    """The named queries of a ``.sql`` file: blocks headed ``-- name: query_name``.
-
-    A line ``-- include: other_name`` stands for the block ``other_name`` (a shared
-    fragment, defined earlier in the file).
-    """
-    text = resources.files(package).joinpath(filename).read_text(encoding="utf-8")
-    parts = _QUERY_HEADER.split(text)
-    queries: dict[str, str] = {}
-    for name, body in zip(parts[1::2], parts[2::2], strict=True):
-        queries[name] = _INCLUDE.sub(lambda line: queries[line.group(1)], body.strip())
-    return queries

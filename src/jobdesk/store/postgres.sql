@@ -1,5 +1,7 @@
 -- Every query PostgresStore runs, by name. Parameters are always bound (%(name)s), never
 -- formatted in. The active statuses written here are those of JobStatus.is_active.
+-- A query that restates a Python rule names it in a '-- twin of:' line; every row of
+-- tests/integration/test_rule_twins.py runs through both and fails when they differ.
 -- %(now)s is the injected test clock, or NULL for the database's own now().
 
 -- name: now
@@ -44,6 +46,8 @@ SELECT *, coalesce(%(now)s::timestamptz, now()) AS store_now FROM jobdesk.jobs
 WHERE user_id = %(user_id)s AND idempotency_key = %(idempotency_key)s;
 
 -- name: create_job
+-- twin of: jobdesk.limits.usage, jobdesk.limits.Limits.for_user, jobdesk.lifecycle.create
+-- twin of: jobdesk.limits.check_daily, jobdesk.limits.check_active
 -- One round trip: jobdesk.create_job (migration 0004) locks the user's row, counts, and
 -- stores the job with its first history entry only if the limits leave room; it returns
 -- the numbers it judged by, for PostgresStore to raise jobdesk.limits' refusal.
@@ -69,6 +73,7 @@ RETURNING max_active, max_daily, usage_day, created_on_day,
           coalesce(%(now)s::timestamptz, now()) AS store_now;
 
 -- name: insert_jobs
+-- twin of: jobdesk.lifecycle.create
 -- New jobs as jobdesk.lifecycle.create made them, with their first history entries.
 WITH n AS MATERIALIZED (
     SELECT * FROM ROWS FROM (
@@ -97,6 +102,7 @@ UPDATE jobdesk.users SET usage_day = %(day)s, created_on_day = %(count)s
 WHERE user_id = %(user_id)s;
 
 -- name: count_active
+-- twin of: jobdesk.models.JobStatus.is_active
 SELECT count(*) FROM jobdesk.jobs
 WHERE user_id = %(user_id)s AND status IN ('pending', 'processing');
 
@@ -181,6 +187,7 @@ LIMIT %(limit)s;
 SELECT 1 AS one;
 
 -- name: ready_jobs
+-- twin of: jobdesk.lifecycle.start, jobdesk.store.Store.ready_jobs
 SELECT *, NULL::timestamptz AS store_now FROM jobdesk.jobs
 WHERE status = 'pending'
   AND run_at <= coalesce(%(now)s::timestamptz, now())
@@ -189,6 +196,7 @@ ORDER BY priority DESC, id
 LIMIT %(limit)s;
 
 -- name: claim_ctes
+-- twin of: jobdesk.lifecycle.start, jobdesk.store.Store.ready_jobs
 -- A fragment (claim and complete_and_claim include it): lock up to %(limit)s ready rows
 -- (jobdesk.lock_ready, migration 0005: FOR UPDATE SKIP LOCKED in queue order) behind a
 -- MATERIALIZED CTE, an optimisation fence, so only those are updated; start them as
@@ -219,12 +227,14 @@ ready AS MATERIALIZED (
 )
 
 -- name: claim
+-- twin of: jobdesk.store.Store.ready_jobs
 -- One round trip: claim_ctes, then the started jobs in claim order.
 WITH
 -- include: claim_ctes
 SELECT *, NULL::timestamptz AS store_now FROM started ORDER BY priority DESC, id;
 
 -- name: complete_and_claim
+-- twin of: jobdesk.lifecycle.hold, jobdesk.lifecycle.complete
 -- A worker's whole cycle in one statement and one commit: complete a batch, claim the next.
 -- The completion does what jobdesk.lifecycle.complete does, only where hold() would let
 -- it (the job is processing, held by this worker under that attempt, its lease running,
@@ -269,6 +279,7 @@ UNION ALL
 SELECT false AS completed, *, NULL::timestamptz AS store_now FROM started;
 
 -- name: expired_leases
+-- twin of: jobdesk.lifecycle.expire
 SELECT *, xmin::text AS version, coalesce(%(now)s::timestamptz, now()) AS store_now
 FROM jobdesk.jobs
 WHERE status = 'processing' AND lease_expires_at <= coalesce(%(now)s::timestamptz, now())
@@ -277,6 +288,7 @@ LIMIT %(limit)s
 FOR UPDATE SKIP LOCKED;
 
 -- name: prune_finished
+-- twin of: jobdesk.models.JobStatus.is_finished
 WITH doomed AS MATERIALIZED (
     SELECT id FROM jobdesk.jobs
     WHERE status IN ('completed', 'failed', 'cancelled') AND finished_at < %(older_than)s
@@ -362,6 +374,7 @@ ORDER BY finished_at DESC
 LIMIT %(limit)s;
 
 -- name: top_users
+-- twin of: jobdesk.models.JobStatus.is_active, jobdesk.limits.usage
 -- The users with the most active jobs (the partial indexes of the queue and of the leases
 -- hold exactly the active jobs) and those who created the most today.
 WITH active AS (

@@ -1,5 +1,7 @@
 -- Every query SQLiteStore runs, by name. Parameters are always bound (:name), never
 -- formatted in. The active statuses written here are those of JobStatus.is_active.
+-- A query that restates a Python rule names it in a '-- twin of:' line; every row of
+-- tests/integration/test_rule_twins.py runs through both and fails when they differ.
 
 -- name: select_job
 SELECT * FROM jobs WHERE id = :id;
@@ -11,6 +13,7 @@ SELECT * FROM jobs WHERE id = :id AND user_id = :user_id;
 SELECT * FROM jobs WHERE user_id = :user_id AND idempotency_key = :idempotency_key;
 
 -- name: insert_job
+-- twin of: jobdesk.lifecycle.create
 INSERT INTO jobs (
     id, user_id, project_id, type, status, input, priority, attempt, max_attempts,
     attempt_offset, created_at, run_at, updated_at, cancel_requested, idempotency_key
@@ -37,10 +40,12 @@ SELECT job_id, at, status, attempt, worker_id, error FROM job_events
 WHERE job_id = :job_id ORDER BY id;
 
 -- name: count_active
+-- twin of: jobdesk.models.JobStatus.is_active
 SELECT count(*) FROM jobs
 WHERE user_id = :user_id AND status IN ('pending', 'processing');
 
 -- name: count_created_today
+-- twin of: jobdesk.limits.usage
 -- Adds :n to the user's count for the day (starting the day at :n) and returns the
 -- limits to check it against; the caller rolls back if the count went over.
 INSERT INTO users (user_id, usage_day, created_on_day) VALUES (:user_id, :day, :n)
@@ -125,6 +130,7 @@ LIMIT :limit;
 SELECT 1;
 
 -- name: ready_jobs
+-- twin of: jobdesk.lifecycle.start, jobdesk.store.Store.ready_jobs
 SELECT * FROM jobs INDEXED BY jobs_queue
 WHERE status = 'pending'
   AND run_at <= :now
@@ -133,6 +139,7 @@ ORDER BY priority DESC, id
 LIMIT :limit;
 
 -- name: expired_leases
+-- twin of: jobdesk.lifecycle.expire
 SELECT * FROM jobs
 WHERE status = 'processing' AND lease_expires_at <= :now
 ORDER BY lease_expires_at
@@ -156,6 +163,7 @@ WHERE kind = :kind AND subject = :subject AND revoked_at IS NULL;
 SELECT * FROM tokens WHERE kind = :kind ORDER BY created_at DESC, key_id;
 
 -- name: finished_before
+-- twin of: jobdesk.models.JobStatus.is_finished
 SELECT id FROM jobs
 WHERE status IN ('completed', 'failed', 'cancelled') AND finished_at < :older_than
 ORDER BY finished_at
@@ -220,6 +228,7 @@ ORDER BY finished_at DESC
 LIMIT :limit;
 
 -- name: top_users
+-- twin of: jobdesk.models.JobStatus.is_active, jobdesk.limits.usage
 -- The users with the most active jobs (the two partial indexes of the queue and of the
 -- leases hold exactly the active jobs) and those who created the most today.
 WITH active AS (

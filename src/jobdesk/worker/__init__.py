@@ -17,16 +17,20 @@
 
 Run it with ``jobdesk worker --app myapp.jobs:registry --db URL`` (or
 ``--server URL`` for a remote jobdesk server) or, in code,
-``await Worker(registry, await DeskTransport.connect(desk, token)).run()`` (or
+``await WorkerRuntime(registry, await DeskTransport.connect(desk, token)).run()`` (or
 ``async with HttpTransport.connect(url, token) as transport: ...``).
-:class:`Worker` here is the runtime; ``jobdesk.Worker`` is the verified identity
-of a worker token.
+:class:`WorkerRuntime` is the runtime; ``jobdesk.Worker`` is the verified identity
+of a worker token. The runtime's old name here, ``jobdesk.worker.Worker``, still
+works for one release, with a :class:`DeprecationWarning`.
 """
+
+import warnings
+from typing import TYPE_CHECKING
 
 from jobdesk.worker.context import Fail, JobContext, Retry, SyncJobContext
 from jobdesk.worker.http import HttpTransport
 from jobdesk.worker.registry import Handler, Registry
-from jobdesk.worker.runtime import Worker
+from jobdesk.worker.runtime import WorkerRuntime
 from jobdesk.worker.transport import ChangeFeed, DeskTransport, Transport
 
 __all__ = [
@@ -40,5 +44,23 @@ __all__ = [
     "Retry",
     "SyncJobContext",
     "Transport",
-    "Worker",
+    "WorkerRuntime",
 ]
+
+if TYPE_CHECKING:
+    # Type checkers see the old name as the class itself; at run time __getattr__ warns.
+    Worker = WorkerRuntime
+
+
+def __getattr__(name: str) -> object:
+    # The runtime was called Worker, like the verified identity jobdesk.Worker: one
+    # name for two things. The old name keeps working for one release.
+    if name == "Worker":
+        warnings.warn(
+            "jobdesk.worker.Worker is now jobdesk.worker.WorkerRuntime; the old name "
+            "goes away in the next release (jobdesk.Worker, the verified identity, stays)",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        return WorkerRuntime
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -27,8 +27,9 @@ __all__ = ["CompletionBatcher", "Refill"]
 
 _log = logging.getLogger("jobdesk.worker")
 
-#: the most completions one call carries (``complete_jobs`` takes up to 1000)
-MAX_BATCH = 100
+#: the most completions one commit carries: a short commit gives each job's outcome back
+#: soon (``complete_jobs`` itself accepts up to ``validation.MAX_BATCH``, 1000)
+MAX_COMPLETIONS_PER_COMMIT = 100
 
 Outcome = Job | JobdeskError
 _Entry = tuple[Completion, "asyncio.Future[Outcome]"]
@@ -53,7 +54,11 @@ class CompletionBatcher:
     """Collects completions and commits them in batches; run :meth:`run` in a task."""
 
     def __init__(
-        self, transport: Transport, *, max_batch: int = MAX_BATCH, refill: Refill | None = None
+        self,
+        transport: Transport,
+        *,
+        max_batch: int = MAX_COMPLETIONS_PER_COMMIT,
+        refill: Refill | None = None,
     ) -> None:
         self._transport = transport
         self._max_batch = max_batch

@@ -8,7 +8,7 @@ operation it stands for, rebuilt from the server's problem document, so that
 handlers and the runtime never know which transport runs them::
 
     async with HttpTransport.connect("https://jobs.example.com", token) as transport:
-        await Worker(registry, transport, concurrency=10).run()
+        await WorkerRuntime(registry, transport, concurrency=10).run()
 
 A request the server never answered (refused connection, timeout, a proxy's
 502) raises :class:`~jobdesk.errors.StoreUnavailable`. A connection that could
@@ -27,96 +27,26 @@ import contextlib
 import json
 import logging
 import random
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
-from dataclasses import fields
-from datetime import datetime
+from collections.abc import AsyncIterator, Sequence
 from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
 
-from jobdesk import validation
+from jobdesk import validation, wire
 from jobdesk.changes import RESYNC, JobChange
-from jobdesk.errors import (
-    InvalidInput,
-    InvalidTransition,
-    JobdeskError,
-    JobNotFound,
-    LeaseLost,
-    RateLimited,
-    StoreUnavailable,
-    Unauthorized,
-)
+from jobdesk.errors import InvalidInput, JobdeskError, StoreUnavailable
 from jobdesk.models import Completion, Job, JobStatus, JSONValue, ProgressReply
+from jobdesk.wire import error_from_problem
 
 __all__ = ["HttpTransport", "error_from_problem"]
 
 _log = logging.getLogger("jobdesk.worker.http")
 _PREFIX = "/api/v1/worker"
-_PROBLEM_PREFIX = "urn:jobdesk:problem:"
-_JOB_FIELDS = frozenset(field.name for field in fields(Job))
 #: the server's default request body limit (``JOBDESK_MAX_BODY_BYTES``)
 DEFAULT_MAX_BODY = 1024 * 1024
 #: reconnection delays of the event stream, in seconds: from the first to the longest
 _RECONNECT_FIRST, _RECONNECT_MAX = 0.5, 15.0
-
-
-def _invalid_input(detail: str, document: Mapping[str, Any], job: str) -> JobdeskError:
-    first = (document.get("errors") or [{}])[0]
-    if not isinstance(first, dict):
-        first = {}
-    return InvalidInput(str(first.get("field", "body")), str(first.get("rule", detail)))
-
-
-def _rate_limited(detail: str, document: Mapping[str, Any], job: str) -> JobdeskError:
-    allowed, retry_after = document.get("allowed"), document.get("retry_after")
-    return RateLimited(
-        "daily" if document.get("limit") == "daily" else "active",
-        allowed if isinstance(allowed, int) else 0,
-        retry_after if isinstance(retry_after, int) else None,
-    )
-
-
-def _invalid_transition(detail: str, document: Mapping[str, Any], job: str) -> JobdeskError:
-    error = InvalidTransition(job, str(document.get("job_status")), str(document.get("action")))
-    error.args = (detail,)  # the server's own wording
-    return error
-
-
-def _lease_lost(detail: str, document: Mapping[str, Any], job: str) -> JobdeskError:
-    error = LeaseLost(job, detail)
-    error.args = (detail,)
-    return error
-
-
-_ERRORS: dict[str, Callable[[str, Mapping[str, Any], str], JobdeskError]] = {
-    "invalid-input": _invalid_input,
-    "job-not-found": lambda detail, document, job: JobNotFound(job),
-    "rate-limited": _rate_limited,
-    "unauthorized": lambda detail, document, job: Unauthorized(detail),
-    "invalid-transition": _invalid_transition,
-    "lease-lost": _lease_lost,
-    "store-unavailable": lambda detail, document, job: StoreUnavailable(
-        f"the jobdesk server could not reach its database: {detail}",
-        outcome_unknown=document.get("outcome_unknown") is True,
-    ),
-}
-#: the problem a status stands for when the answer is not a jobdesk problem (a proxy's)
-_BY_STATUS = {401: "unauthorized", 404: "job-not-found", 413: "invalid-input", 422: "invalid-input"}
-
-
-def error_from_problem(
-    status: int, document: Mapping[str, Any], *, job_id: str | None = None
-) -> JobdeskError:
-    """The :mod:`jobdesk.errors` exception a server's problem document stands for."""
-    slug = str(document.get("type", "")).removeprefix(_PROBLEM_PREFIX)
-    detail = str(document.get("detail") or f"the server answered {status}")
-    build = _ERRORS.get(slug) or _ERRORS.get(_BY_STATUS.get(status, ""))
-    if build is not None:
-        return build(detail, document, job_id or "?")
-    if status >= 500 and slug != "internal-error":  # a proxy's 502, 504...
-        return StoreUnavailable(f"the jobdesk server answered {status}: {detail}")
-    return JobdeskError(f"the jobdesk server answered {status}: {detail}")
 
 
 def _completions_body(chunk: list[tuple[str, bytes]]) -> bytes:
@@ -129,24 +59,13 @@ def _outcomes(chunk: list[tuple[str, bytes]], answers: list[Any]) -> list[Job | 
     outcomes: list[Job | JobdeskError] = []
     for (job_id, _), outcome in zip(chunk, answers, strict=True):
         if outcome.get("job") is not None:
-            outcomes.append(_job(outcome["job"]))
+            outcomes.append(wire.decode_job(outcome["job"]))
         else:
             problem = outcome.get("problem") or {}
             outcomes.append(
                 error_from_problem(int(problem.get("status", 500)), problem, job_id=job_id)
             )
     return outcomes
-
-
-def _job(data: Mapping[str, Any]) -> Job:
-    """A :class:`~jobdesk.models.Job` from its JSON (a ``JobOut``)."""
-    from jobdesk.http.schemas import JobOut  # noqa: PLC0415 - pydantic parses the times
-
-    out = JobOut.model_validate(data)
-    values = {name: getattr(out, name) for name in _JOB_FIELDS if hasattr(out, name)}
-    # JobOut carries attempts_left, not the offset it is counted from: the same count.
-    values["attempt_offset"] = max(0, out.attempt - (out.max_attempts - out.attempts_left))
-    return Job(**values)
 
 
 def _server_url(server: object) -> str:
@@ -271,7 +190,7 @@ class HttpTransport:
     async def claim(self, types: frozenset[str], limit: int) -> list[Job]:
         """``POST /jobs/claim``: start up to ``limit`` due jobs of ``types``."""
         jobs = await self._call("POST", "/jobs/claim", {"types": sorted(types), "limit": limit})
-        return [_job(job) for job in jobs]
+        return [wire.decode_job(job) for job in jobs]
 
     async def report(
         self, job_id: str, attempt: int, progress: float | None, message: str | None
@@ -284,11 +203,7 @@ class HttpTransport:
             path = f"/jobs/{job_id}/progress"
             body = {"progress": float(progress), "message": message, "attempt": attempt}
         reply = await self._call("POST", path, body, job_id=job_id)
-        lease = reply.get("lease_expires_at")
-        return ProgressReply(
-            cancel_requested=bool(reply["cancel_requested"]),
-            lease_expires_at=None if lease is None else datetime.fromisoformat(lease),
-        )
+        return wire.decode_progress_reply(reply)
 
     async def complete(self, completions: Sequence[Completion]) -> list[Job | JobdeskError]:
         """``POST /jobs/complete``: one transaction per request body.
@@ -314,7 +229,7 @@ class HttpTransport:
         body = _completions_body(last)[:-1] + b"," + claim[1:]
         answer = await self._request(self._client, "POST", "/jobs/complete-and-claim", content=body)
         outcomes.extend(_outcomes(last, answer["outcomes"]))
-        return outcomes, [_job(job) for job in answer["claimed"]]
+        return outcomes, [wire.decode_job(job) for job in answer["claimed"]]
 
     async def _complete_chunks(
         self, chunks: list[list[tuple[str, bytes]]]
@@ -368,12 +283,16 @@ class HttpTransport:
             "retry_after": retry_after,
             "attempt": attempt,
         }
-        return _job(await self._call("POST", f"/jobs/{job_id}/fail", body, job_id=job_id))
+        return wire.decode_job(
+            await self._call("POST", f"/jobs/{job_id}/fail", body, job_id=job_id)
+        )
 
     async def release(self, job_id: str, attempt: int) -> Job:
         """``POST /jobs/{id}/release``: hand the job back, its attempt unspent."""
         body = {"attempt": attempt}
-        return _job(await self._call("POST", f"/jobs/{job_id}/release", body, job_id=job_id))
+        return wire.decode_job(
+            await self._call("POST", f"/jobs/{job_id}/release", body, job_id=job_id)
+        )
 
     async def verify(self) -> None:
         """``GET /me``: the server still takes the token."""
@@ -467,7 +386,7 @@ class _WorkFeed:
                         progress=float(fields["progress"]),
                         progress_message=fields["progress_message"],
                         attempt=int(fields["attempt"]),
-                        updated_at=datetime.fromisoformat(fields["updated_at"]),
+                        updated_at=wire.parse_time(fields["updated_at"], "updated_at"),
                     )
                 )
             except (ValueError, KeyError, TypeError):

@@ -1,4 +1,4 @@
-"""Worker: one loop that claims jobs, runs their handlers and reports how they ended.
+"""WorkerRuntime: one loop that claims jobs, runs their handlers and reports how they ended.
 
 The loop wakes on a change notification (a job became pending), on the poll
 interval, when a slot frees up, or on stop. It claims up to the free slots in
@@ -10,7 +10,10 @@ jobs for the free slots with each commit (one round trip per cycle while work
 keeps coming); the loop claims only while no commit is on its way. Beside the
 loop, a reaper requeues any worker's expired leases now and then.
 
-Stopping: :meth:`Worker.stop` (SIGTERM or SIGINT with ``handle_signals=True``)
+The slots and the line of jobs claimed ahead are :mod:`jobdesk.worker.slots`'s;
+what wakes the loop is :mod:`jobdesk.worker.wakeup`'s.
+
+Stopping: :meth:`WorkerRuntime.stop` (SIGTERM or SIGINT with ``handle_signals=True``)
 stops claiming and gives running jobs ``grace`` seconds to finish; the jobs
 still running then are handed back with ``release_job``, their attempt unspent.
 A second stop skips the rest of the grace period.
@@ -19,7 +22,6 @@ A second stop skips the rest of the grace period.
 from __future__ import annotations
 
 import asyncio
-import collections
 import contextlib
 import logging
 import math
@@ -29,33 +31,23 @@ from collections import Counter
 from collections.abc import Collection, Iterator
 
 from jobdesk import validation
-from jobdesk.changes import RESYNC, JobChange
 from jobdesk.errors import InvalidInput, JobdeskError, Unauthorized
-from jobdesk.models import Job, JobStatus
+from jobdesk.models import Job
 from jobdesk.worker.attempt import AttemptRunner
-from jobdesk.worker.batching import MAX_BATCH, CompletionBatcher
-from jobdesk.worker.context import JobContext, lease_seconds
+from jobdesk.worker.batching import MAX_COMPLETIONS_PER_COMMIT, CompletionBatcher
+from jobdesk.worker.context import JobContext
 from jobdesk.worker.registry import Registry
-from jobdesk.worker.transport import ChangeFeed, Transport
+from jobdesk.worker.slots import MAX_CLAIM, Slots
+from jobdesk.worker.transport import Transport
+from jobdesk.worker.wakeup import RESYNC_SPACING, Wakeup
 
-__all__ = ["Worker"]
+# MAX_CLAIM and RESYNC_SPACING are re-exported: tests and tuning read them from here.
+__all__ = ["MAX_CLAIM", "RESYNC_SPACING", "SLOT_GATHER", "WorkerRuntime"]
 
 _log = logging.getLogger("jobdesk.worker")
 
-#: the most jobs one claim asks for (``claim_jobs`` allows 100)
-MAX_CLAIM = 100
-#: RESYNC notifications wake the worker at most once in this many seconds (the first at once)
-RESYNC_SPACING = 0.02
 #: the longest a free slot waits for others to free up before it is claimed alone
 SLOT_GATHER = 0.005
-#: automatic prefetch holds as many jobs as the slots run in this many seconds, going by
-#: how long handlers took recently (so a waiting job waits about this long, at most)
-PREFETCH_HORIZON = 0.1
-#: weight of the latest handler time in that average
-_RUN_TIME_WEIGHT = 0.1
-#: a prefetched job that waited this part of its lease for a slot is handed back, not
-#: started: the lease was granted at the claim, and a heartbeat must come well inside it
-WAITING_LEASE_SHARE = 1 / 3
 
 
 def _positive(field: str, value: object, *, zero: bool = False) -> float:
@@ -71,7 +63,7 @@ def _positive(field: str, value: object, *, zero: bool = False) -> float:
     return float(value)
 
 
-class Worker:
+class WorkerRuntime:
     """Runs the handlers of a :class:`~jobdesk.worker.Registry` on jobs claimed through a
     :class:`~jobdesk.worker.Transport`.
 
@@ -134,29 +126,18 @@ class Worker:
         )
         #: how the jobs run so far ended: completed, failed, retried, released, dropped
         self.outcomes: Counter[str] = Counter()
-        #: claimed jobs waiting for a slot (prefetched), with the loop time of their claim
-        self._waiting: collections.deque[tuple[Job, float]] = collections.deque()
-        #: waiting jobs taken out of the line to be handed back (they waited too long)
-        self._stale: list[Job] = []
-        #: jobs asked for by claims on their way
-        self._claiming = 0
-        #: the average time handlers took, recently (None before the first)
-        self._run_time: float | None = None
+        self._slots = Slots(self.concurrency, self.prefetch)
         # Outcomes waiting for their write: a job gives its slot back once its handler
         # stops and its outcome holds one of these, so the next jobs run while the last
         # batch is written; at most a full batch (and a slot's worth) waits.
-        self._writes = asyncio.Semaphore(self.concurrency + MAX_BATCH)
-        #: jobs whose handler has not stopped yet (each holds a slot)
-        self._busy = 0
+        self._writes = asyncio.Semaphore(self.concurrency + MAX_COMPLETIONS_PER_COMMIT)
         self._jobs: dict[asyncio.Task[None], JobContext] = {}
         self._batcher = CompletionBatcher(transport, refill=_Refill(self))
         self._group: asyncio.TaskGroup | None = None
         self._attempts = AttemptRunner(transport, self._batcher, self.outcomes)
         self._stop = asyncio.Event()
         self._abort = asyncio.Event()
-        self._wake = asyncio.Event()
-        self._resync_wake: asyncio.TimerHandle | None = None
-        self._last_resync_wake = -math.inf
+        self._wake = Wakeup()
         self._ran = False
         #: why the worker must stop for good (its token was revoked), raised by run()
         self._fatal: JobdeskError | None = None
@@ -199,7 +180,7 @@ class Worker:
         call :meth:`stop`. A worker runs once.
         """
         if self._ran:
-            raise RuntimeError("a Worker runs once; make a new one")
+            raise RuntimeError("a WorkerRuntime runs once; make a new one")
         self._ran = True
         try:
             with self._signal_handlers(handle_signals):
@@ -220,7 +201,10 @@ class Worker:
             self._group = group
             helpers = [
                 group.create_task(self._batcher.run(), name="jobdesk-batcher"),
-                group.create_task(self._listen(feed), name="jobdesk-listener"),
+                group.create_task(
+                    self._wake.listen(feed, self.types, self.poll_interval),
+                    name="jobdesk-listener",
+                ),
                 group.create_task(self._check_periodically(), name="jobdesk-reaper"),
             ]
             try:
@@ -230,8 +214,7 @@ class Worker:
             finally:
                 for helper in helpers:
                     helper.cancel()
-                if self._resync_wake is not None:
-                    self._resync_wake.cancel()
+                self._wake.cancel()
 
     async def _claim_loop(self, *, until_empty: bool) -> None:
         loop = asyncio.get_running_loop()
@@ -241,7 +224,7 @@ class Worker:
             await self._hand_back_stale()
             if self._batcher.busy:
                 # The commit on its way claims for the free slots: wait for it.
-                await self._sleep(self.poll_interval, loop)
+                await self._wake.sleep(self.poll_interval, loop)
                 continue
             free = self._reserve()
             asked_at = loop.time()  # the lease starts before the answer is read
@@ -263,30 +246,17 @@ class Worker:
                 until_empty
                 and not claimed
                 and not self._jobs
-                and not self._waiting
+                and self._slots.nothing_waiting
                 and not self._batcher.busy
-                and not self._stale
             ):
                 return
-            await self._sleep(self.poll_interval, loop)
-
-    def _prefetch_now(self) -> int:
-        if self.prefetch is not None:
-            return self.prefetch
-        if self._run_time is None:
-            return 0
-        slots_get_through = self.concurrency * PREFETCH_HORIZON / max(self._run_time, 1e-6)
-        return int(min(slots_get_through, MAX_CLAIM))
+            await self._wake.sleep(self.poll_interval, loop)
 
     def _reserve(self) -> int:
-        """Room for one claim (at most ``MAX_CLAIM``): free slots and prefetch, less
-        what is held or on its way; taken until :meth:`_fill` settles it."""
+        """Room for one claim (:meth:`Slots.reserve`), none once stopping."""
         if self._stop.is_set():
             return 0
-        held = self._busy + len(self._waiting) + self._claiming
-        reserved = max(0, min(self.concurrency + self._prefetch_now() - held, MAX_CLAIM))
-        self._claiming += reserved
-        return reserved
+        return self._slots.reserve()
 
     def _fill(self, claimed: list[Job], reserved: int, asked_at: float) -> None:
         """Start each claimed job in a free slot, or keep it waiting for one.
@@ -295,18 +265,14 @@ class Worker:
         process paused while the answer travelled), so the job's time is counted
         from there, and a job whose claim is already stale is handed back.
         """
-        self._claiming -= reserved
-        for job in claimed:
-            self._waiting.append((job, asked_at))
-        self._stale.extend(self._take_stale())
-        while self._waiting and self._busy < self.concurrency and not self._stop.is_set():
-            self._start(*self._waiting.popleft())
+        self._slots.settle(claimed, reserved, asked_at)
+        while not self._stop.is_set() and (waiting := self._slots.next_to_start()):
+            self._start(*waiting)
         if claimed:
             _log.info("claimed %d job(s): %s", len(claimed), ", ".join(j.id for j in claimed))
 
     def _start(self, job: Job, claimed_at: float) -> None:
         assert self._group is not None
-        self._busy += 1
         context = JobContext(
             job, self.transport, cancel_grace=self.cancel_grace, claimed_at=claimed_at
         )
@@ -315,42 +281,15 @@ class Worker:
 
     def _slot_freed(self, run_time: float) -> None:
         """A handler stopped after ``run_time`` seconds: its slot takes a waiting job."""
-        self._busy -= 1
-        if self._run_time is None:
-            self._run_time = run_time
-        else:
-            self._run_time += _RUN_TIME_WEIGHT * (run_time - self._run_time)
-        if self._waiting and not self._stop.is_set():
-            self._stale.extend(self._take_stale())  # the loop hands them back
-            if self._waiting:
-                self._start(*self._waiting.popleft())
+        self._slots.handler_stopped(run_time)
+        if not self._stop.is_set():
+            self._slots.set_aside_stale()  # the loop hands them back
+            if waiting := self._slots.next_to_start():
+                self._start(*waiting)
         self._wake.set()
 
-    def _take_stale(self) -> list[Job]:
-        """Take out of the waiting line the jobs that waited too long to start now.
-
-        The line is in claim order and one store grants one lease length, so the
-        stale jobs are at its head: this looks no further than the first fresh one.
-        """
-        now = asyncio.get_running_loop().time()
-        stale: list[Job] = []
-        while self._waiting:
-            job, claimed_at = self._waiting[0]
-            if now - claimed_at < lease_seconds(job) * WAITING_LEASE_SHARE:
-                break
-            stale.append(self._waiting.popleft()[0])
-        if stale:
-            _log.info(
-                "%d prefetched job(s) waited %d%% of their lease for a slot; handing them back",
-                len(stale),
-                round(100 * WAITING_LEASE_SHARE),
-            )
-        return stale
-
     async def _hand_back_stale(self) -> None:
-        self._stale.extend(self._take_stale())
-        stale, self._stale = self._stale, []
-        await self._release(stale)
+        await self._release(self._slots.take_stale())
 
     async def _gather_slots(self, loop: asyncio.AbstractEventLoop) -> None:
         """Let slots that free up together be claimed together, in one call.
@@ -362,46 +301,13 @@ class Worker:
         wanted = max(1, min(self.concurrency, MAX_CLAIM) // 2)
         deadline = loop.time() + SLOT_GATHER
         while (
-            self._busy
-            and self.concurrency - self._busy < wanted
+            self._slots.busy
+            and self.concurrency - self._slots.busy < wanted
             and not self._stop.is_set()
             and loop.time() < deadline
         ):
             self._wake.clear()
-            await self._sleep(deadline - loop.time(), loop)
-
-    async def _sleep(self, seconds: float, loop: asyncio.AbstractEventLoop) -> None:
-        """Until woken (a change, a free slot, a stop) or ``seconds`` have passed."""
-        with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout_at(loop.time() + seconds):
-                await self._wake.wait()
-
-    async def _listen(self, feed: ChangeFeed) -> None:
-        loop = asyncio.get_running_loop()
-        while True:
-            change = await feed.next_change()
-            if change is RESYNC:
-                # On SQLite every commit of another process arrives as RESYNC: the first
-                # wakes the worker at once (it may be new work), the next ones are
-                # coalesced, so that an idle worker beside busy ones claims at most once
-                # per RESYNC_SPACING (an empty claim is a read and a lock, no write).
-                if self._resync_wake is None:
-                    due = self._last_resync_wake + min(RESYNC_SPACING, self.poll_interval)
-                    if loop.time() >= due:
-                        self._wake_on_resync()
-                    else:
-                        self._resync_wake = loop.call_at(due, self._wake_on_resync)
-            elif (
-                isinstance(change, JobChange)
-                and change.status is JobStatus.PENDING
-                and change.type in self.types
-            ):
-                self._wake.set()
-
-    def _wake_on_resync(self) -> None:
-        self._resync_wake = None
-        self._last_resync_wake = asyncio.get_running_loop().time()
-        self._wake.set()
+            await self._wake.sleep(deadline - loop.time(), loop)
 
     async def _reap(self) -> None:
         try:
@@ -443,7 +349,7 @@ class Worker:
         _log.info("stopping: %d job(s) may finish within %g s", len(self._jobs), self.grace)
         while self._jobs and not self._abort.is_set() and loop.time() < deadline:
             self._wake.clear()
-            await self._sleep(deadline - loop.time(), loop)
+            await self._wake.sleep(deadline - loop.time(), loop)
         for context in self._jobs.values():
             context.stop("shutting down")
         if self._jobs:
@@ -452,10 +358,7 @@ class Worker:
 
     async def _hand_back_waiting(self) -> None:
         """Release the prefetched jobs that never started: their attempts stay unspent."""
-        waiting = [*self._stale, *(job for job, _ in self._waiting)]
-        self._waiting.clear()
-        self._stale = []
-        await self._release(waiting)
+        await self._release(self._slots.take_all())
 
     async def _release(self, jobs: list[Job]) -> None:
         for job in jobs:
@@ -530,7 +433,7 @@ class Worker:
 class _Refill:
     """The worker's free slots as the completion batcher's :class:`Refill`."""
 
-    def __init__(self, worker: Worker) -> None:
+    def __init__(self, worker: WorkerRuntime) -> None:
         self._worker = worker
         self.types = worker.types
         #: loop time the batcher's last claim was sent

@@ -105,7 +105,7 @@ class DeskTransport:
 
         async with JobDesk.open(url) as desk:
             transport = await DeskTransport.connect(desk, token)
-            await Worker(registry, transport).run()
+            await WorkerRuntime(registry, transport).run()
     """
 
     def __init__(self, desk: JobDesk, worker: WorkerIdentity, token: str | None = None) -> None:

@@ -101,7 +101,7 @@ async def _open(
     desk = runtime.require_desk()
     listener = await runtime.broadcaster.listener(user_id)
     try:
-        connected_at = await desk.store.now()
+        connected_at = await desk.now()
     except BaseException:
         listener.close()
         raise

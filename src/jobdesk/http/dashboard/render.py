@@ -11,6 +11,7 @@ from jinja2 import Environment, PackageLoader, select_autoescape
 from markupsafe import Markup, escape
 from starlette.responses import HTMLResponse, Response
 
+from jobdesk import wire
 from jobdesk.http.dashboard.session import Visit
 from jobdesk.models import JobStatus
 
@@ -101,7 +102,11 @@ _environment.filters.update(
     breakable=_breakable,
 )
 _environment.globals.update(
-    STATUS_ICONS=STATUS_ICONS, JobStatus=JobStatus, COLLAPSE_BYTES=COLLAPSE_BYTES
+    STATUS_ICONS=STATUS_ICONS,
+    JobStatus=JobStatus,
+    COLLAPSE_BYTES=COLLAPSE_BYTES,
+    # "N of M", as the API's attempts_used and max_attempts and the CLI say it
+    attempts=wire.attempts_label,
 )
 
 

@@ -8,9 +8,10 @@ server keeps no session state. The cookie is ``HttpOnly`` (scripts cannot read i
 
 Every form that changes something carries a CSRF token, a signed double-submit: the
 ``jobdesk_csrf`` cookie holds a random seed, and the form's token is the HMAC, keyed
-by the deployment's secret, of that seed and the session's token. A POST whose token
-does not match is refused (403): another site can neither read the seed nor forge the
-HMAC, and a token made before signing in is worthless after.
+by the desk's signing key for ``"csrf"`` (derived from the deployment's secret), of
+that seed and the session's token. A POST whose token does not match is refused
+(403): another site can neither read the seed nor forge the HMAC, and a token made
+before signing in is worthless after.
 """
 
 from __future__ import annotations
@@ -106,14 +107,14 @@ async def verify_token(request: Request, token: str) -> Session:
     return Session("user", await desk.verify_user_token(token), token)
 
 
-def _csrf_token(secret: bytes, seed: str, session_token: str) -> str:
+def _csrf_token(key: bytes, seed: str, session_token: str) -> str:
     message = (
         b"jobdesk-csrf\x1f"
         + seed.encode()
         + b"\x1f"
         + hashlib.sha256(session_token.encode()).digest()
     )
-    return hmac.new(secret, message, hashlib.sha256).hexdigest()
+    return hmac.new(key, message, hashlib.sha256).hexdigest()
 
 
 async def visit(request: Request) -> Visit:
@@ -129,8 +130,8 @@ async def visit(request: Request) -> Visit:
     new_seed = not (16 <= len(seed) <= 128 and seed.isascii())
     if new_seed:
         seed = secrets.token_urlsafe(32)
-    secret = await runtime_of(request).require_desk().store.secret()
-    csrf = _csrf_token(secret, seed, session.token if session else "")
+    key = runtime_of(request).require_desk().signing_key("csrf")
+    csrf = _csrf_token(key, seed, session.token if session else "")
     return Visit(session, seed, new_seed, csrf, request.url.scheme == "https")
 
 

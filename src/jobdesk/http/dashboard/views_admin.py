@@ -20,6 +20,7 @@ from jobdesk.http.dashboard.session import Visit, visit
 from jobdesk.http.runtime import runtime_of
 from jobdesk.ids import JOB_ID_PATTERN
 from jobdesk.models import JobStatus, ThroughputMinute
+from jobdesk.wire import problem_type, status_of
 
 __all__ = ["Chart", "chart", "router"]
 
@@ -124,7 +125,7 @@ async def search(request: Request) -> Response:
     except InvalidInput:
         return error_page(
             current,
-            422,
+            status_of(InvalidInput),
             "Nothing to search for",
             "Search for a job id (26 characters) or a user id (1-128 characters).",
         )
@@ -142,7 +143,12 @@ async def job_page(request: Request, job_id: str) -> Response:
     try:
         job = await desk.find_job(job_id)
     except (JobNotFound, InvalidInput):
-        return error_page(current, 404, "Job not found", f"No job has the id {job_id!r}.")
+        return error_page(
+            current,
+            status_of(JobNotFound),
+            problem_type(JobNotFound).title,
+            f"No job has the id {job_id!r}.",
+        )
     history = await desk.get_job_history(job.id, job.user_id)
     return current.finish(page("admin_job.html", visit=current, job=job, history=history))
 
@@ -161,7 +167,7 @@ async def user_page(request: Request, user_id: str) -> Response:
             user_id, limit=50, cursor=request.query_params.get("cursor") or None
         )
     except InvalidInput as exc:
-        return error_page(current, 422, "Bad request", str(exc))
+        return error_page(current, status_of(exc), "Bad request", str(exc))
     return current.finish(
         page("admin_user.html", visit=current, usage=usage, jobs=jobs.items, page=jobs)
     )

@@ -40,6 +40,7 @@ from jobdesk.http.dashboard.session import (
 from jobdesk.http.runtime import runtime_of
 from jobdesk.http.settings import Settings
 from jobdesk.models import Action, Job, JobStatus, UserUsage, sources
+from jobdesk.wire import problem_type, status_of
 
 __all__ = ["ListFilters", "input_maxlength", "router", "usage_refusal"]
 
@@ -221,7 +222,12 @@ async def sign_in_submit(request: Request) -> Response:
         session = await verify_token(request, token)
     except (Unauthorized, InvalidInput) as exc:
         return current.finish(
-            page("signin.html", status_code=401, visit=current, error=f"Not signed in: {exc}")
+            page(
+                "signin.html",
+                status_code=status_of(Unauthorized),
+                visit=current,
+                error=f"Not signed in: {exc}",
+            )
         )
     target = "/admin" if session.kind == "admin" else "/"
     return sign_in(RedirectResponse(target, status_code=303), token, current)
@@ -288,7 +294,7 @@ async def more_rows(request: Request) -> Response:
     current = await visit(request)
     user_id = _signed_in_user(current)
     if user_id is None:
-        return Response(status_code=401)
+        return Response(status_code=status_of(Unauthorized))
     filters = ListFilters.of(request.query_params)
     try:
         result = await _desk(request).get_user_jobs(
@@ -334,7 +340,12 @@ async def create_job(request: Request) -> Response:
         errors["type"] = "type is required"
     if errors:
         return await _list_page(
-            request, current, user_id, form=values, form_errors=errors, status_code=422
+            request,
+            current,
+            user_id,
+            form=values,
+            form_errors=errors,
+            status_code=status_of(InvalidInput),
         )
     desk = _desk(request)
     try:
@@ -342,12 +353,22 @@ async def create_job(request: Request) -> Response:
     except InvalidInput as exc:
         name = exc.field if exc.field in values else "input"
         return await _list_page(
-            request, current, user_id, form=values, form_errors={name: str(exc)}, status_code=422
+            request,
+            current,
+            user_id,
+            form=values,
+            form_errors={name: str(exc)},
+            status_code=status_of(exc),
         )
     except RateLimited as exc:
         usage = await desk.get_user_usage(user_id)
         return await _list_page(
-            request, current, user_id, form=values, alert=usage_refusal(exc, usage), status_code=429
+            request,
+            current,
+            user_id,
+            form=values,
+            alert=usage_refusal(exc, usage),
+            status_code=status_of(exc),
         )
     runtime_of(request).metrics.created(job)
     return RedirectResponse(f"/jobs/{job.id}?done=created", status_code=303)
@@ -359,7 +380,7 @@ async def list_events(request: Request) -> Response:
     current = await visit(request)
     user_id = _signed_in_user(current)
     if user_id is None:
-        return Response(status_code=401)
+        return Response(status_code=status_of(Unauthorized))
     filters = ListFilters.of(request.query_params)
     return await open_list_stream(
         request,
@@ -408,7 +429,10 @@ async def _job_page(
 def not_found(current: Visit) -> Response:
     """The page for a job that is not there (or not the caller's: the same page)."""
     return error_page(
-        current, 404, "Job not found", "There is no job with this id among your jobs."
+        current,
+        status_of(JobNotFound),
+        problem_type(JobNotFound).title,
+        "There is no job with this id among your jobs.",
     )
 
 
@@ -454,10 +478,14 @@ async def _act(request: Request, job_id: str, action: str) -> Response:
     except InvalidTransition as exc:
         verb = "cancelled" if action == "cancel" else "retried"
         alert = f"Refused: a {exc.status} job cannot be {verb}."
-        return await _job_page(request, current, user_id, job_id, alert=alert, status_code=409)
+        return await _job_page(
+            request, current, user_id, job_id, alert=alert, status_code=status_of(exc)
+        )
     except RateLimited as exc:
         alert = usage_refusal(exc, await desk.get_user_usage(user_id))
-        return await _job_page(request, current, user_id, job_id, alert=alert, status_code=429)
+        return await _job_page(
+            request, current, user_id, job_id, alert=alert, status_code=status_of(exc)
+        )
     done = "cancelled" if action == "cancel" else "retried"
     return RedirectResponse(f"/jobs/{job.id}?done={done}", status_code=303)
 
@@ -468,9 +496,9 @@ async def job_events(request: Request, job_id: str) -> Response:
     current = await visit(request)
     user_id = _signed_in_user(current)
     if user_id is None:
-        return Response(status_code=401)
+        return Response(status_code=status_of(Unauthorized))
     try:
         job = await _desk(request).get_job_status(job_id, user_id)
     except (JobNotFound, InvalidInput):
-        return Response(status_code=404)
+        return Response(status_code=status_of(JobNotFound))
     return await open_job_stream(request, current, job)

@@ -1,0 +1,428 @@
+"""The wire format: jobs and errors as JSON, written and read the same by every face.
+
+No face owns it. The HTTP API answers with it, the CLI's ``--json`` prints it,
+the dashboard takes its status codes and its attempts from it, and a remote
+worker reads the server's answers back with it, without loading the server's
+web framework. It needs nothing but the core and the standard library.
+
+- **Values**: :func:`encode` turns any core value (a :class:`~jobdesk.models.Job`,
+  a page, an event, usage...) into JSON-ready data; :func:`decode_job` and
+  :func:`decode_progress_reply` read them back. Times are ISO 8601 in UTC with a
+  ``Z`` (:func:`timestamp`).
+- **Errors**: :data:`PROBLEMS` is the one table from each :mod:`jobdesk.errors`
+  class to its RFC 9457 problem type (``urn:jobdesk:problem:<slug>``), HTTP
+  status, title and extra members; :func:`encode_error` writes a problem
+  document from an exception, :func:`error_from_problem` rebuilds the exception.
+- **Attempts**: :func:`attempts_label`, "N of M", the one way attempts are shown.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from enum import Enum
+from typing import Any
+
+from jobdesk.errors import (
+    InvalidInput,
+    InvalidTransition,
+    JobdeskError,
+    JobNotFound,
+    LeaseLost,
+    RateLimited,
+    StoreUnavailable,
+    Unauthorized,
+)
+from jobdesk.models import Job, JobStatus, JSONValue, ProgressReply, Worker
+
+__all__ = [
+    "PROBLEMS",
+    "PROBLEM_PREFIX",
+    "ProblemType",
+    "attempts_label",
+    "decode_job",
+    "decode_progress_reply",
+    "encode",
+    "encode_error",
+    "encode_job",
+    "error_from_problem",
+    "parse_time",
+    "problem_type",
+    "status_of",
+    "timestamp",
+]
+
+PROBLEM_PREFIX = "urn:jobdesk:problem:"
+
+
+# -- values ---------------------------------------------------------------------------
+
+
+def timestamp(value: datetime) -> str:
+    """``value`` as the wire writes times: ISO 8601 in UTC with a ``Z`` suffix.
+
+    Microseconds appear when there are any: ``2026-03-01T12:00:00Z``,
+    ``2026-03-01T12:00:00.250000Z`` (the form pydantic writes too).
+    """
+    return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+def parse_time(value: object, field: str = "time") -> datetime:
+    """A time read from the wire (ISO 8601 with a zone, ``Z`` included), in UTC."""
+    if isinstance(value, str):
+        try:
+            moment = datetime.fromisoformat(value)
+        except ValueError:
+            pass
+        else:
+            if moment.tzinfo is not None:
+                return moment.astimezone(UTC)
+    raise InvalidInput(field, "must be an ISO 8601 time with a time zone")
+
+
+def _optional_time(value: datetime | None) -> str | None:
+    return None if value is None else timestamp(value)
+
+
+def attempts_label(job: Job) -> str:
+    """The job's attempts as every face shows them: ``"N of M"``.
+
+    N is :attr:`Job.attempts_used <jobdesk.models.Job.attempts_used>`, the starts
+    counted against the current budget, and M is ``max_attempts``: ``0 of 3``
+    before the first start, ``1 of 3`` while it runs, ``3 of 3`` when the last
+    attempt has been spent. A start a worker handed back unfinished, and every
+    start before the user's last retry, are not counted, so a released or retried
+    job never shows more than M. (``attempt``, the raw count of starts that
+    fences workers' writes, stays in the JSON for workers.)
+    """
+    return f"{job.attempts_used} of {job.max_attempts}"
+
+
+def encode_job(job: Job) -> dict[str, JSONValue]:
+    """A job as JSON-ready data (the HTTP API's ``Job``).
+
+    ``attempt_offset`` does not travel: ``attempts_used`` and ``attempts_left``
+    say what it means for the job's budget.
+    """
+    return {
+        "id": job.id,
+        "user_id": job.user_id,
+        "project_id": job.project_id,
+        "type": job.type,
+        "status": job.status.value,
+        "input": job.input,
+        "result": job.result,
+        "error": job.error,
+        "progress": float(job.progress),
+        "progress_message": job.progress_message,
+        "priority": job.priority,
+        "attempt": job.attempt,
+        "max_attempts": job.max_attempts,
+        "attempts_left": job.attempts_left,
+        "attempts_used": job.attempts_used,
+        "created_at": timestamp(job.created_at),
+        "run_at": timestamp(job.run_at),
+        "started_at": _optional_time(job.started_at),
+        "finished_at": _optional_time(job.finished_at),
+        "updated_at": timestamp(job.updated_at),
+        "worker_id": job.worker_id,
+        "lease_expires_at": _optional_time(job.lease_expires_at),
+        "cancel_requested": job.cancel_requested,
+        "idempotency_key": job.idempotency_key,
+    }
+
+
+def encode(value: object) -> JSONValue:
+    """Any core value as JSON-ready data, the way the wire writes it.
+
+    A :class:`~jobdesk.models.Job` as :func:`encode_job` writes it; a
+    :class:`~jobdesk.models.Worker` as its name and sorted types; any other model
+    (a page, an event, usage, stats) as its fields; times as :func:`timestamp`;
+    statuses as their values; sets as sorted lists.
+    """
+    if isinstance(value, Job):
+        return encode_job(value)
+    if isinstance(value, Worker):
+        return {"name": value.name, "types": None if value.types is None else sorted(value.types)}
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {
+            field.name: encode(getattr(value, field.name)) for field in dataclasses.fields(value)
+        }
+    if isinstance(value, list | tuple | frozenset | set):
+        items = [encode(item) for item in value]
+        return items if isinstance(value, list | tuple) else sorted(items)
+    if isinstance(value, dict):
+        return {key: encode(item) for key, item in value.items()}
+    return _scalar(value)
+
+
+def _scalar(value: object) -> JSONValue:
+    if isinstance(value, datetime):
+        return timestamp(value)
+    if isinstance(value, Enum):
+        return value.value
+    return value
+
+
+def _member(data: Mapping[str, Any], name: str, kinds: type | tuple[type, ...]) -> Any:
+    value = data.get(name)
+    if not isinstance(value, kinds) or (isinstance(value, bool) and bool not in _tuple(kinds)):
+        expected = " or ".join(kind.__name__ for kind in _tuple(kinds))
+        raise InvalidInput(f"job.{name}", f"must be {expected}, not {type(value).__name__}")
+    return value
+
+
+def _tuple(kinds: type | tuple[type, ...]) -> tuple[type, ...]:
+    return kinds if isinstance(kinds, tuple) else (kinds,)
+
+
+def _time_member(data: Mapping[str, Any], name: str) -> datetime:
+    return parse_time(data.get(name), f"job.{name}")
+
+
+def _optional_time_member(data: Mapping[str, Any], name: str) -> datetime | None:
+    return None if data.get(name) is None else _time_member(data, name)
+
+
+def decode_job(data: Mapping[str, Any]) -> Job:
+    """The :class:`~jobdesk.models.Job` that :func:`encode_job` wrote.
+
+    Its ``attempt_offset`` comes back from ``attempts_used`` (or, from a server
+    that does not send it, from ``attempts_left``). A member missing or of the
+    wrong type raises :class:`~jobdesk.errors.InvalidInput` naming it.
+    """
+    none = type(None)
+    attempt = _member(data, "attempt", int)
+    max_attempts = _member(data, "max_attempts", int)
+    if "attempts_used" in data:
+        used = _member(data, "attempts_used", int)
+    else:
+        used = max_attempts - _member(data, "attempts_left", int)
+    try:
+        status = JobStatus(str(data.get("status")))
+    except ValueError:
+        raise InvalidInput("job.status", "must be a job status") from None
+    return Job(
+        id=_member(data, "id", str),
+        user_id=_member(data, "user_id", str),
+        type=_member(data, "type", str),
+        status=status,
+        input=data.get("input"),
+        created_at=_time_member(data, "created_at"),
+        run_at=_time_member(data, "run_at"),
+        updated_at=_time_member(data, "updated_at"),
+        project_id=_member(data, "project_id", (str, none)),
+        result=data.get("result"),
+        error=_member(data, "error", (dict, none)),
+        progress=float(_member(data, "progress", (int, float))),
+        progress_message=_member(data, "progress_message", (str, none)),
+        priority=_member(data, "priority", int),
+        attempt=attempt,
+        max_attempts=max_attempts,
+        attempt_offset=max(0, attempt - used),
+        started_at=_optional_time_member(data, "started_at"),
+        finished_at=_optional_time_member(data, "finished_at"),
+        worker_id=_member(data, "worker_id", (str, none)),
+        lease_expires_at=_optional_time_member(data, "lease_expires_at"),
+        cancel_requested=_member(data, "cancel_requested", bool),
+        idempotency_key=_member(data, "idempotency_key", (str, none)),
+    )
+
+
+def decode_progress_reply(data: Mapping[str, Any]) -> ProgressReply:
+    """The :class:`~jobdesk.models.ProgressReply` that :func:`encode` wrote."""
+    cancel = data.get("cancel_requested")
+    if not isinstance(cancel, bool):
+        raise InvalidInput("cancel_requested", "must be true or false")
+    lease = data.get("lease_expires_at")
+    return ProgressReply(
+        cancel_requested=cancel,
+        lease_expires_at=None if lease is None else parse_time(lease, "lease_expires_at"),
+    )
+
+
+# -- errors ---------------------------------------------------------------------------
+
+Rebuild = Callable[[str, Mapping[str, Any], str], JobdeskError]
+"""``(detail, document, job_id) -> exception``: an error rebuilt from its problem."""
+
+
+def _no_members(error: Any) -> dict[str, JSONValue]:
+    return {}
+
+
+@dataclass(frozen=True, slots=True)
+class ProblemType:
+    """How one error class travels: its problem type, HTTP status, title and members."""
+
+    slug: str
+    status: int
+    title: str
+    #: the members it carries beyond RFC 9457's (``type``, ``title``, ``status``, ``detail``)
+    members: tuple[str, ...] = ()
+    #: those members' values for one exception
+    extensions: Callable[[Any], dict[str, JSONValue]] = _no_members
+    #: the exception a document of this type stands for; None: a bare ``JobdeskError``
+    rebuild: Rebuild | None = None
+
+    @property
+    def uri(self) -> str:
+        """The problem document's ``type`` member."""
+        return PROBLEM_PREFIX + self.slug
+
+
+def _invalid_input(detail: str, document: Mapping[str, Any], job_id: str) -> JobdeskError:
+    errors = document.get("errors")
+    first = errors[0] if isinstance(errors, list) and errors else {}
+    if not isinstance(first, dict):
+        first = {}
+    return InvalidInput(str(first.get("field", "body")), str(first.get("rule", detail)))
+
+
+def _rate_limited(detail: str, document: Mapping[str, Any], job_id: str) -> JobdeskError:
+    allowed, retry_after = document.get("allowed"), document.get("retry_after")
+    return RateLimited(
+        "daily" if document.get("limit") == "daily" else "active",
+        allowed if isinstance(allowed, int) else 0,
+        retry_after if isinstance(retry_after, int) else None,
+    )
+
+
+def _invalid_transition(detail: str, document: Mapping[str, Any], job_id: str) -> JobdeskError:
+    status, action = document.get("job_status"), document.get("action")
+    error = InvalidTransition(job_id, str(status), str(action))
+    error.args = (detail,)  # the server's own wording
+    return error
+
+
+def _lease_lost(detail: str, document: Mapping[str, Any], job_id: str) -> JobdeskError:
+    error = LeaseLost(job_id, detail)
+    error.args = (detail,)
+    return error
+
+
+def _store_unavailable(detail: str, document: Mapping[str, Any], job_id: str) -> JobdeskError:
+    return StoreUnavailable(
+        f"the jobdesk server could not reach its database: {detail}",
+        outcome_unknown=document.get("outcome_unknown") is True,
+    )
+
+
+PROBLEMS: Mapping[type[JobdeskError], ProblemType] = {
+    InvalidInput: ProblemType(
+        "invalid-input",
+        422,
+        "Invalid input",
+        ("errors",),
+        lambda error: {"errors": [{"field": error.field, "rule": error.rule}]},
+        _invalid_input,
+    ),
+    JobNotFound: ProblemType(
+        "job-not-found",
+        404,
+        "Job not found",
+        rebuild=lambda detail, document, job_id: JobNotFound(job_id),
+    ),
+    RateLimited: ProblemType(
+        "rate-limited",
+        429,
+        "Too many jobs",
+        ("limit", "allowed", "retry_after"),
+        lambda error: {
+            "limit": error.limit,
+            "allowed": error.allowed,
+            "retry_after": error.retry_after,
+        },
+        _rate_limited,
+    ),
+    Unauthorized: ProblemType(
+        "unauthorized",
+        401,
+        "Unauthorized",
+        rebuild=lambda detail, document, job_id: Unauthorized(detail),
+    ),
+    InvalidTransition: ProblemType(
+        "invalid-transition",
+        409,
+        "Invalid transition",
+        ("job_status", "action"),
+        lambda error: {"job_status": error.status, "action": error.action},
+        _invalid_transition,
+    ),
+    LeaseLost: ProblemType("lease-lost", 409, "Lease lost", rebuild=_lease_lost),
+    StoreUnavailable: ProblemType(
+        "store-unavailable",
+        503,
+        "Service unavailable",
+        ("outcome_unknown",),
+        lambda error: {"outcome_unknown": error.outcome_unknown},
+        _store_unavailable,
+    ),
+    JobdeskError: ProblemType("internal-error", 500, "Internal Server Error"),
+}
+"""Error class -> problem type; the nearest class in an exception's MRO wins."""
+
+_BY_SLUG = {problem.slug: problem for problem in PROBLEMS.values()}
+#: the problem a status stands for when the answer is not a jobdesk problem (a proxy's);
+#: 413 is the server's (or a proxy's) body limit: input too large
+_BY_STATUS = {
+    401: PROBLEMS[Unauthorized],
+    404: PROBLEMS[JobNotFound],
+    413: PROBLEMS[InvalidInput],
+    422: PROBLEMS[InvalidInput],
+}
+
+
+def problem_type(error: JobdeskError | type[JobdeskError]) -> ProblemType:
+    """The problem type of ``error`` (an exception or its class): its class's or the
+    nearest ancestor's."""
+    cls = error if isinstance(error, type) else type(error)
+    for ancestor in cls.__mro__:
+        if ancestor in PROBLEMS:
+            return PROBLEMS[ancestor]
+    return PROBLEMS[JobdeskError]  # pragma: no cover - JobdeskError is in every MRO
+
+
+def status_of(error: JobdeskError | type[JobdeskError]) -> int:
+    """The HTTP status ``error`` (an exception or its class) is answered with."""
+    return problem_type(error).status
+
+
+def encode_error(
+    error: JobdeskError, detail: str | None = None, **members: JSONValue
+) -> dict[str, JSONValue]:
+    """The problem document of ``error``: ``type``, ``title``, ``status``, ``detail``
+    (``str(error)`` unless given), then ``members`` (``request_id``, say), then the
+    members its problem type carries."""
+    problem = problem_type(error)
+    return {
+        "type": problem.uri,
+        "title": problem.title,
+        "status": problem.status,
+        "detail": str(error) if detail is None else detail,
+        **members,
+        **problem.extensions(error),
+    }
+
+
+def error_from_problem(
+    status: int, document: Mapping[str, Any], *, job_id: str | None = None
+) -> JobdeskError:
+    """The :mod:`jobdesk.errors` exception a problem document (answered with
+    ``status``) stands for.
+
+    A document that is not a jobdesk problem (a proxy's) is read by its status:
+    401, 404, 413 and 422 as the errors they mean, any other 5xx as
+    :class:`~jobdesk.errors.StoreUnavailable`, the rest as a bare
+    :class:`~jobdesk.errors.JobdeskError`.
+    """
+    slug = str(document.get("type", "")).removeprefix(PROBLEM_PREFIX)
+    detail = str(document.get("detail") or f"the server answered {status}")
+    problem = _BY_SLUG.get(slug) or _BY_STATUS.get(status)
+    if problem is not None and problem.rebuild is not None:
+        return problem.rebuild(detail, document, job_id or "?")
+    if status >= 500 and slug != PROBLEMS[JobdeskError].slug:  # a proxy's 502, 504...
+        return StoreUnavailable(f"the jobdesk server answered {status}: {detail}")
+    return JobdeskError(f"the jobdesk server answered {status}: {detail}")
