@@ -20,10 +20,13 @@ from jobdesk.models import (
     ThroughputMinute,
     UserLoad,
     UserUsage,
+    Waiting,
+    WaitReason,
     Worker,
     WorkerSeen,
     WorkerTokenInfo,
 )
+from jobdesk.scheduling import Rate, TypeLimits
 
 __all__ = [
     "Completion",
@@ -37,9 +40,13 @@ __all__ = [
     "ProgressReply",
     "QueueCount",
     "QueueStats",
+    "Rate",
     "ThroughputMinute",
+    "TypeLimits",
     "UserLoad",
     "UserUsage",
+    "WaitReason",
+    "Waiting",
     "Worker",
     "WorkerSeen",
     "WorkerTokenInfo",

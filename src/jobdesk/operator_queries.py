@@ -1,16 +1,16 @@
 """OperatorQueries: what an operator (the admin dashboard, the CLI) asks of the desk.
 
 Queue depth and throughput, failed jobs and the busiest users, any job by id,
-and the housekeeping every deployment runs: returning expired leases to the
-queue and pruning finished jobs. None of it is scoped to a user: never call it
-on a user's behalf.
+the job types' pools and rates, and the housekeeping every deployment runs:
+returning expired leases to the queue and pruning finished jobs. None of it is
+scoped to a user: never call it on a user's behalf.
 """
 
 from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from jobdesk import validation
+from jobdesk import scheduling, validation
 from jobdesk.desk_base import DeskBase
 from jobdesk.errors import InvalidInput, JobNotFound
 from jobdesk.models import Job, QueueStats, ThroughputMinute, UserLoad
@@ -24,6 +24,37 @@ _MAX_WINDOW = timedelta(days=1)
 
 class OperatorQueries(DeskBase):
     """The operator queries and housekeeping of :class:`jobdesk.JobDesk`."""
+
+    async def set_type_limits(
+        self,
+        type: str,  # noqa: A002 - the jobs' own word for it
+        *,
+        max_running: int | None = None,
+        rate: str | None = None,
+    ) -> scheduling.TypeLimits:
+        """Give a job type a pool and a rate, across every worker and process.
+
+        ``max_running``: at most that many of its jobs processing at once (a pool of
+        4 GPUs, a licence count). ``rate``: at most that many starts per period,
+        spread evenly (``"60/min"`` starts one a second; units s, min, hour, day).
+        Jobs over either wait; they are never refused and never spend an attempt.
+        Both None removes the type's limits. Returns what is now in force.
+        """
+        checked = scheduling.TypeLimits(
+            type=validation.job_type(type, self.types),
+            max_running=(
+                None
+                if max_running is None
+                else validation.integer("max_running", max_running, 0, 1_000_000)
+            ),
+            rate=None if rate is None else scheduling.Rate.parse(rate),
+        )
+        await self.store.set_type_limits(checked)
+        return checked
+
+    async def get_type_limits(self) -> list[scheduling.TypeLimits]:
+        """Every job type that has a pool or a rate, by type."""
+        return await self.store.type_limits()
 
     async def requeue_expired(self) -> int:
         """Return jobs whose lease ran out to the queue (or fail them); how many.

@@ -43,6 +43,8 @@ __all__ = [
     "Rate",
     "TypeGate",
     "TypeLimits",
+    "WaitFacts",
+    "candidates",
     "plan",
     "user_order_key",
     "vtime_after_start",
@@ -182,6 +184,30 @@ class TypeGate:
             self.next_start_at = self.limits.rate.next_start_after(self.next_start_at, now)
 
 
+def candidates(
+    walk: Iterable[QueuedUser],
+    *,
+    limit: int,
+    now: datetime,
+    allowed: Callable[[Job], bool] = lambda job: True,
+    gates: dict[str, TypeGate] | None = None,
+) -> list[QueuedUser]:
+    """The users a claim of ``limit`` plans over: the walk's first ``limit`` users (the
+    waiting users by ``(vtime, user_id)``) below their running cap with a job that is
+    due, ``allowed`` and whose type's gate is open. The ``limit`` starts of a claim
+    all come from them: every other user's first start would come later."""
+    gates = {} if gates is None else gates
+    found: list[QueuedUser] = []
+    for user in walk:
+        if len(found) >= limit:
+            break
+        if user.running < user.max_running and any(
+            _startable(job, now, allowed, gates) for job in user.jobs
+        ):
+            found.append(user)
+    return found
+
+
 def plan(
     users: Iterable[QueuedUser],
     *,
@@ -190,7 +216,8 @@ def plan(
     allowed: Callable[[Job], bool] = lambda job: True,
     gates: dict[str, TypeGate] | None = None,
 ) -> list[Job]:
-    """The next ``limit`` jobs to start, in order: the claim's rule.
+    """The next ``limit`` jobs to start, in order: the claim's rule, over the
+    :func:`candidates` of the walk.
 
     Repeatedly takes the waiting user with the smallest ``(vtime, user_id)`` who is
     below their running cap, and starts their first job (in their own order) that is
@@ -230,15 +257,22 @@ def _startable(
     return gate is None or gate.open(now)
 
 
-def why_waiting(
-    job: Job,
-    now: datetime,
-    *,
-    user_running: int,
-    user_max_running: int,
-    gate: TypeGate | None,
-    ahead: int | None,
-) -> Waiting | None:
+@dataclass(frozen=True, slots=True)
+class WaitFacts:
+    """What a store reads to explain a pending job (:func:`why_waiting`)."""
+
+    #: the store's time
+    now: datetime
+    #: the user's jobs processing now, and their cap
+    user_running: int
+    user_max_running: int
+    #: the job's type's pool and rate, if it has either
+    gate: TypeGate | None
+    #: the user's own due jobs before it (:func:`user_order_key`), if counted
+    ahead: int | None
+
+
+def why_waiting(job: Job, facts: WaitFacts) -> Waiting | None:
     """Why a pending job has not started, for its owner; None for any other status.
 
     In the order a claim would find it: not due yet (``backoff`` after a failure,
@@ -248,15 +282,20 @@ def why_waiting(
     """
     if job.status is not JobStatus.PENDING:
         return None
+    now, gate = facts.now, facts.gate
     if job.run_at > now:
         reason = WaitReason.BACKOFF if job.error is not None else WaitReason.SCHEDULED
         return Waiting(reason, until=job.run_at)
-    if user_running >= user_max_running:
-        return Waiting(WaitReason.USER_RUNNING_LIMIT, running=user_running, limit=user_max_running)
+    if facts.user_running >= facts.user_max_running:
+        return Waiting(
+            WaitReason.USER_RUNNING_LIMIT,
+            running=facts.user_running,
+            limit=facts.user_max_running,
+        )
     if gate is not None:
         pool = gate.limits.max_running
         if pool is not None and gate.running >= pool:
             return Waiting(WaitReason.TYPE_POOL, running=gate.running, limit=pool)
         if gate.next_start_at is not None and gate.next_start_at > now:
             return Waiting(WaitReason.TYPE_RATE, until=gate.next_start_at)
-    return Waiting(WaitReason.QUEUED, ahead=ahead)
+    return Waiting(WaitReason.QUEUED, ahead=facts.ahead)

@@ -8,11 +8,13 @@ exist. Arguments are validated here, before anything reaches the store.
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import warnings
 from collections.abc import Sequence
 from datetime import datetime
 
-from jobdesk import cursors, lifecycle, validation
+from jobdesk import cursors, lifecycle, scheduling, validation
 from jobdesk.desk_base import DeskBase
 from jobdesk.errors import InvalidInput, JobNotFound
 from jobdesk.ids import new_job_id
@@ -49,9 +51,11 @@ class UserOperations(DeskBase):
         """Store a ``pending`` job for ``user_id`` within that user's limits.
 
         Raises :class:`~jobdesk.errors.InvalidInput` for a bad argument and
-        :class:`~jobdesk.errors.RateLimited` when the user has too many active jobs
-        or created too many today. With ``idempotency_key``, a repeated call for the
-        same user returns the first job and counts once.
+        :class:`~jobdesk.errors.RateLimited` when the user already holds their most
+        pending jobs (``limit="waiting"``) or created their most today
+        (``limit="daily"``). A user at their running cap is not refused: the job
+        waits its turn. With ``idempotency_key``, a repeated call for the same user
+        returns the first job and counts once.
         """
         spec = self._new_job(
             validation.principal_id("user_id", user_id),
@@ -141,7 +145,18 @@ class UserOperations(DeskBase):
         )
 
     async def get_job_status(self, job_id: str, user_id: str) -> Job:
-        """One of the user's jobs; :class:`~jobdesk.errors.JobNotFound` for any other id."""
+        """One of the user's jobs; :class:`~jobdesk.errors.JobNotFound` for any other id.
+
+        A pending job says why it waits (``job.waiting``: scheduled, backoff, the
+        user's running cap, the type's pool or rate, or its turn).
+        """
+        job = await self._own_job(job_id, user_id)
+        if job.status is not JobStatus.PENDING:
+            return job
+        facts = await self.store.wait_facts(job, self.limits)
+        return dataclasses.replace(job, waiting=scheduling.why_waiting(job, facts))
+
+    async def _own_job(self, job_id: str, user_id: str) -> Job:
         job_id = validation.job_id(job_id)
         user_id = validation.principal_id("user_id", user_id)
         job = await self.store.get_job(job_id, user_id)
@@ -197,11 +212,11 @@ class UserOperations(DeskBase):
 
     async def get_job_history(self, job_id: str, user_id: str) -> list[JobEvent]:
         """The status changes of one of the user's jobs, oldest first: its attempts and errors."""
-        job = await self.get_job_status(job_id, user_id)
+        job = await self._own_job(job_id, user_id)
         return await self.store.job_events(job.id)
 
     async def cancel_job(self, job_id: str, user_id: str) -> Job:
-        """Cancel a pending or processing job at once; its active slot is free.
+        """Cancel a pending or processing job at once; its place (waiting or running) is free.
 
         A processing job's worker learns of it on its next progress report or
         heartbeat, and its later writes are refused. Cancelling a cancelled job
@@ -215,8 +230,8 @@ class UserOperations(DeskBase):
     async def retry_job(self, job_id: str, user_id: str) -> Job:
         """Put a failed or cancelled job back to ``pending`` with a fresh budget of attempts.
 
-        It counts against the active-job limit again (:class:`~jobdesk.errors.RateLimited`);
-        its history keeps the earlier attempts.
+        It counts against the waiting and the daily limits again, as a new job would
+        (:class:`~jobdesk.errors.RateLimited`); its history keeps the earlier attempts.
         """
         job_id = validation.job_id(job_id)
         user_id = validation.principal_id("user_id", user_id)
@@ -227,16 +242,48 @@ class UserOperations(DeskBase):
         return await self.store.user_usage(validation.principal_id("user_id", user_id), self.limits)
 
     async def set_user_limits(
-        self, user_id: str, *, max_active: int | None = None, max_daily: int | None = None
+        self,
+        user_id: str,
+        *,
+        max_running: int | None = None,
+        max_waiting: int | None = None,
+        max_daily: int | None = None,
+        weight: float | None = None,
+        max_active: int | None = None,
     ) -> None:
-        """Override the default limits for one user (a paid plan, say); None restores a default."""
+        """Override the default limits for one user (a paid plan, say).
+
+        ``max_running``: their jobs processing at once (further jobs wait);
+        ``max_waiting``: pending jobs they may hold; ``max_daily``: jobs created per
+        UTC day; ``weight``: their share of the workers when several users wait
+        (above 0, at most 1000; a user of weight 2 gets twice the starts of a user of
+        weight 1). Every call sets all four: None restores a default.
+        ``max_active`` is the deprecated name of ``max_running``.
+        """
         user_id = validation.principal_id("user_id", user_id)
+        if max_active is not None:
+            warnings.warn(
+                "set_user_limits(max_active=) is deprecated: use max_running (jobs past it "
+                "now wait instead of being refused) and max_waiting",
+                DeprecationWarning,
+                stacklevel=2,
+            )
+            if max_running is None:
+                max_running = validation.integer("max_active", max_active, 0, MAX_LIMIT)
         overrides = UserLimits(
-            None
-            if max_active is None
-            else validation.integer("max_active", max_active, 0, 1_000_000),
-            None
-            if max_daily is None
-            else validation.integer("max_daily", max_daily, 0, 100_000_000),
+            max_running=_optional_limit("max_running", max_running, MAX_LIMIT),
+            max_waiting=_optional_limit("max_waiting", max_waiting, MAX_LIMIT),
+            max_daily=_optional_limit("max_daily", max_daily, MAX_DAILY),
+            weight=None if weight is None else validation.weight(weight),
         )
         await self.store.set_user_limits(user_id, overrides)
+
+
+#: the largest running or waiting cap ``set_user_limits`` accepts
+MAX_LIMIT = 1_000_000
+#: the largest daily limit ``set_user_limits`` accepts
+MAX_DAILY = 100_000_000
+
+
+def _optional_limit(field: str, value: int | None, high: int) -> int | None:
+    return None if value is None else validation.integer(field, value, 0, high)

@@ -60,19 +60,22 @@ class WorkerOperations(DeskBase):
     async def get_pending_jobs(
         self, worker: Worker, *, types: str | Sequence[str] | None = None, limit: int = 10
     ) -> list[Job]:
-        """The due pending jobs this worker may take, in the order they would be claimed."""
+        """The jobs a claim by this worker would start now, in its order (fair across
+        users, within the running caps, pools and rates), without starting any."""
         worker = self._verified(worker)
         limit = validation.page_limit(limit)
         allowed = self._worker_types(worker, types)
         if allowed is not None and not allowed:
             return []
-        return await self.store.ready_jobs(allowed, limit)
+        return await self.store.ready_jobs(allowed, limit, self.limits)
 
     async def start_job(self, worker: Worker, job_id: str) -> Job:
         """Start one pending, due job for this worker: a new attempt under a new lease.
 
         :class:`~jobdesk.errors.InvalidTransition` if the job is no longer pending
-        (another worker started it, say).
+        (another worker started it, say), or if its user is at their running cap or
+        its type's pool is full or its rate spent: a start by id bypasses the fair
+        order, never the limits.
         """
         worker = self._verified(worker)
         job_id = validation.job_id(job_id)
@@ -82,13 +85,20 @@ class WorkerOperations(DeskBase):
     async def claim_jobs(
         self, worker: Worker, *, types: str | Sequence[str] | None = None, limit: int = 1
     ) -> list[Job]:
-        """Atomically start up to ``limit`` due jobs in queue order (the fast path)."""
+        """Atomically start up to ``limit`` jobs, fairly across users (the fast path).
+
+        The next start goes to the waiting user furthest behind their weighted share
+        (:mod:`jobdesk.scheduling`); a user's own jobs go by priority, then age. Users
+        at their running cap, and types whose pool is full or rate spent, wait.
+        """
         worker = self._verified(worker)
         limit = validation.page_limit(limit)
         allowed = self._worker_types(worker, types)
         if allowed is not None and not allowed:
             return []
-        return await self.store.claim(worker, allowed, limit, self.limits.lease_seconds)
+        return await self.store.claim(
+            worker, allowed, limit, self.limits.lease_seconds, self.limits
+        )
 
     async def update_job_progress(
         self,
@@ -254,6 +264,23 @@ class WorkerOperations(DeskBase):
                     "retry_after", retry_after, self.limits.retry_backoff_max_seconds
                 )
             ),
+        )
+        return await self._update(job_id, change)
+
+    async def snooze_job(self, worker: Worker, job_id: str, delay: float, *, attempt: int) -> Job:
+        """The worker cannot run the job now: ``pending`` again after ``delay`` seconds.
+
+        For a handler that finds an outside resource busy ("not now", not a
+        failure): the attempt is not spent and no error is recorded; the job waits
+        as ``scheduled`` until then. ``delay`` is 0 to 30 days.
+        """
+        worker = self._verified(worker)
+        job_id = validation.job_id(job_id)
+        change = partial(
+            lifecycle.snooze,
+            worker=worker,
+            attempt=validation.attempt(attempt),
+            delay=validation.seconds("delay", delay, validation.MAX_SNOOZE_SECONDS),
         )
         return await self._update(job_id, change)
 

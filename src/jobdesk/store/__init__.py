@@ -34,6 +34,7 @@ from jobdesk.models import (
     Worker,
     WorkerSeen,
 )
+from jobdesk.scheduling import TypeLimits, WaitFacts
 
 # Kept importable here for code written before jobdesk.store.common existed.
 from jobdesk.store.common import load_queries as load_queries
@@ -73,19 +74,23 @@ class Store(Protocol):
 
         Within one transaction, serialised per user: an idempotent replay returns
         ``(jobdesk.lifecycle.replay(existing, spec), False)``; otherwise the user's
-        daily and active limits are checked (:func:`jobdesk.limits.check_daily`,
-        :func:`~jobdesk.limits.check_active`) and the job made by
-        :func:`jobdesk.lifecycle.create` is stored and returned with True.
+        admission limits are checked (:func:`jobdesk.limits.check_daily`, then
+        :func:`~jobdesk.limits.check_waiting`, judged by
+        :func:`~jobdesk.limits.created_today` and the user's ``waiting`` count) and the
+        job made by :func:`jobdesk.lifecycle.create` is stored and returned with True.
+        The user's ``waiting`` count goes up by one and, if it was zero, their clock
+        comes up to the floor (:func:`jobdesk.scheduling.vtime_on_arrival`).
         """
 
     async def insert_jobs(self, specs: Sequence[NewJob], limits: Limits) -> list[Job]:
         """Store every job of ``specs`` (one user's) in one transaction, or none.
 
-        Under the user's row lock, the batch must fit the daily limit
-        (:func:`~jobdesk.limits.check_daily` as if its last job were the next
-        create) and the active limit likewise; else the refusal is raised and
-        nothing is written. The jobs are those :func:`jobdesk.lifecycle.create`
-        makes, in order.
+        Under the user's row lock, the batch must fit the daily and the waiting
+        limits (:func:`~jobdesk.limits.check_daily`, then
+        :func:`~jobdesk.limits.check_waiting`, with ``count=len(specs)``); else the
+        refusal is raised and nothing is written. The jobs are those
+        :func:`jobdesk.lifecycle.create` makes, in order; ``waiting`` and the clock as
+        for :meth:`insert_job`.
         """
 
     async def get_job(self, job_id: str, user_id: str | None = None) -> Job | None:
@@ -127,13 +132,29 @@ class Store(Protocol):
     async def ping(self) -> None:
         """One round trip to the database; :class:`StoreUnavailable` if it does not answer."""
 
-    async def ready_jobs(self, types: frozenset[str] | None, limit: int) -> list[Job]:
-        """Pending jobs that are due, in claim order (priority, then age)."""
+    async def ready_jobs(
+        self, types: frozenset[str] | None, limit: int, limits: Limits
+    ) -> list[Job]:
+        """The jobs a claim of ``limit`` would start now, in its order, starting none."""
 
     async def claim(
-        self, worker: Worker, types: frozenset[str] | None, limit: int, lease_seconds: float
+        self,
+        worker: Worker,
+        types: frozenset[str] | None,
+        limit: int,
+        lease_seconds: float,
+        limits: Limits,
     ) -> list[Job]:
-        """Start up to ``limit`` ready jobs for ``worker`` in one transaction, in claim order."""
+        """Start up to ``limit`` jobs for ``worker`` in one transaction, in fair order.
+
+        The order is :func:`jobdesk.scheduling.plan`'s over the walk that finds its
+        users: the waiting users by ``(vtime, user_id)``, passing over a user at
+        their running cap (``Limits.for_user``) or without a job of ``types`` that
+        is due and whose type's gate (:class:`~jobdesk.scheduling.TypeGate`) is
+        open; the first ``limit`` others. Each job starts as
+        :func:`jobdesk.lifecycle.start` makes it; users' clocks and ``waiting``
+        counts and types' next start times are written in the same transaction.
+        """
 
     async def complete_and_claim(
         self,
@@ -185,10 +206,21 @@ class Store(Protocol):
         """Every token of ``kind``, newest first."""
 
     async def set_user_limits(self, user_id: str, user_limits: UserLimits) -> None:
-        """Store per-user overrides of the default limits."""
+        """Store per-user overrides of the default limits (all of them, None for none)."""
 
     async def user_usage(self, user_id: str, limits: Limits) -> UserUsage:
-        """A user's effective limits and current use."""
+        """A user's effective limits and current use (:func:`jobdesk.limits.usage`)."""
+
+    async def set_type_limits(self, type_limits: TypeLimits) -> None:
+        """Store a type's pool and rate; with neither, forget the type's limits."""
+
+    async def type_limits(self) -> list[TypeLimits]:
+        """Every type with a pool or a rate, by type."""
+
+    async def wait_facts(self, job: Job, limits: Limits) -> WaitFacts:
+        """What :func:`jobdesk.scheduling.why_waiting` needs to explain a pending job:
+        the store's time, the user's running jobs and cap, the type's gate, and how
+        many of the user's own due jobs come before it (None if not counted)."""
 
     # -- for operators (the admin dashboard): bounded by a time window or a limit ----------
 
