@@ -176,17 +176,8 @@ def test_no_window_of_the_period_holds_more_than_count_starts(
         "60/min",
         "5/s",
         "4/s",
-        pytest.param(
-            "3/s",
-            marks=pytest.mark.xfail(
-                reason="Rate.interval rounds period/count to the nearest microsecond, so "
-                "1/3 s becomes 333,333 us and four starts fit in 999,999 us: it must round up"
-            ),
-        ),
-        pytest.param(
-            "7/s",
-            marks=pytest.mark.xfail(reason="142,857 us * 7 = 999,999 us: as for 3/s"),
-        ),
+        "3/s",  # 1/3 s rounded to the nearest microsecond would fit a fourth start
+        "7/s",
     ],
 )
 def test_claims_at_the_instant_the_gate_opens_never_overrun_the_rate(text: str) -> None:
