@@ -302,7 +302,7 @@ BEGIN
                 v_gate_types := v_gate_types || v_job.type;
                 v_next_starts := v_next_starts
                     || (greatest(coalesce(v_gate.next_start_at, v_now), v_now)
-                        + make_interval(secs => v_gate.rate_period / v_gate.rate_count));
+                        + ceil(v_gate.rate_period * 1000000 / v_gate.rate_count) * interval '1 microsecond');
             END IF;
         ELSIF EXISTS (SELECT 1 FROM jobdesk.type_limits AS t WHERE t.type = v_job.type) THEN
             -- another claimer holds this type's gate: closed for this claim
