@@ -21,9 +21,11 @@ Failures (each must be zero):
   between them;
 - **stale results**: a completed job whose result was written by an attempt other
   than its last (what fencing prevents);
-- **limit violations**: a user above their active limit at some point of the
-  history of transitions; above their daily limit in that history, or in the
-  creates the clients saw acknowledged;
+- **limit violations**: a user with more jobs processing than their running cap
+  at some point of the history of transitions; a job admitted (created, or
+  retried by its user) while its user already held their waiting limit of pending
+  jobs; a user above their daily limit in that history, or in the creates the
+  clients saw acknowledged;
 - **inconsistent history**: a job with no history, or whose history does not
   begin with its creation, does not end in its stored status, leaves a terminal
   status other than by a user retry, or makes a change the design does not allow;
@@ -66,7 +68,6 @@ from tests.faults.history import (
 from tests.faults.recovery import Recovery, recoveries
 
 __all__ = [
-    "ACTIVE",
     "ALLOWED",
     "TERMINAL",
     "CreateOp",
@@ -82,7 +83,6 @@ __all__ = [
 ]
 
 TERMINAL = frozenset({"completed", "failed", "cancelled"})
-ACTIVE = frozenset({"pending", "processing"})
 #: the design's transition table (DESIGN.md), written out here rather than imported:
 #: the checker must not take the code under test's word for what is allowed
 ALLOWED = frozenset(
@@ -174,7 +174,8 @@ def check(
     executions: Iterable[Execution],
     observed: Observed,
     *,
-    max_active: Mapping[str, int],
+    max_running: Mapping[str, int],
+    max_waiting: Mapping[str, int],
     max_daily: Mapping[str, int],
     faults: Iterable[Fault] = (),
     retried: Collection[str] = (),
@@ -224,7 +225,7 @@ def check(
     report.inconsistent_history = _inconsistent(jobs, histories, retried)
     report.double_terminal = _double_terminal(histories, retried)
     report.limit_violations = [
-        *_limit_violations(observed.events, max_active, max_daily),
+        *_limit_violations(observed.events, max_running, max_waiting, max_daily),
         *_acknowledged_over_daily(creates, max_daily),
     ]
     report.execution_violations = _execution_violations(jobs, executions, clock_tolerance)
@@ -341,33 +342,54 @@ def _result_attempt(result: Any) -> int | None:
 
 
 def _limit_violations(
-    events: Iterable[Event], max_active: Mapping[str, int], max_daily: Mapping[str, int]
+    events: Iterable[Event],
+    max_running: Mapping[str, int],
+    max_waiting: Mapping[str, int],
+    max_daily: Mapping[str, int],
 ) -> list[str]:
     """Replay each user's transitions in the order they were written.
 
-    A job enters the user's active count when it becomes ``pending`` from outside
-    it (created, or retried by its user) and leaves it at a terminal status.
-    Entries are made under the user's serialisation, after the count that allowed
-    them, so every exit they counted is earlier in the order: a count above the
-    limit in this replay is a real overrun.
+    Running: a job runs from its ``processing`` event to its next event. Every start
+    (a claim, a start by id) is made under the user's serialisation, after the count
+    of their running jobs that allowed it, so every end that count saw is earlier in
+    the order: more running jobs than the cap in this replay is a real overrun.
+
+    Waiting: judged only at admission, when a job becomes ``pending`` from outside
+    (its creation, or its user's retry of a failed or cancelled job): the user's
+    pending jobs then, this one included, must fit the waiting limit. A requeue (a
+    retryable failure, an expired lease, a release, a snooze) is not admitted and may
+    go past it. Every move into or out of ``pending`` writes its history under the
+    user's serialisation too, so the replay counts what the admission counted.
     """
     violations: list[str] = []
-    active: defaultdict[str, set[str]] = defaultdict(set)
+    running: defaultdict[str, set[str]] = defaultdict(set)
+    waiting: defaultdict[str, set[str]] = defaultdict(set)
     created: Counter[tuple[str, str]] = Counter()
-    seen: set[str] = set()
+    last: dict[str, str] = {}
     for event in sorted(events, key=lambda event: event.seq):
         user = event.user_id
-        if event.status in ACTIVE and event.job_id not in active[user]:
-            active[user].add(event.job_id)
-            limit = max_active.get(user)
-            if limit is not None and len(active[user]) > limit:
+        before = last.get(event.job_id)
+        last[event.job_id] = event.status
+        running[user].discard(event.job_id)
+        waiting[user].discard(event.job_id)
+        if event.status == "processing":
+            running[user].add(event.job_id)
+            cap = max_running.get(user)
+            if cap is not None and len(running[user]) > cap:
                 violations.append(
-                    f"{user}: {len(active[user])} active jobs (limit {limit}) at seq {event.seq}"
+                    f"{user}: {len(running[user])} jobs processing (max_running {cap}) "
+                    f"at seq {event.seq}"
                 )
-        elif event.status in TERMINAL:
-            active[user].discard(event.job_id)
-        if event.job_id not in seen:
-            seen.add(event.job_id)
+        elif event.status == "pending":
+            waiting[user].add(event.job_id)
+            cap = max_waiting.get(user)
+            admitted = before is None or before in TERMINAL
+            if admitted and cap is not None and len(waiting[user]) > cap:
+                violations.append(
+                    f"{user}: admitted a job to {len(waiting[user])} pending "
+                    f"(max_waiting {cap}) at seq {event.seq}"
+                )
+        if before is None:
             day = event.at.date().isoformat()
             created[user, day] += 1
             limit = max_daily.get(user)

@@ -55,7 +55,10 @@ class Plan:
     #: about how many creates the clients attempt over ``duration``
     target_jobs: int = 300
     users: int = 6
-    max_active: int = 4
+    #: each user's running cap (jobs processing at once)
+    max_running: int = 4
+    #: each user's waiting limit (pending jobs), small enough to refuse creates
+    max_waiting: int = 4
     #: the daily limit of one user (``daily-user``), small enough to be reached
     daily_limit: int = 25
     clients: int = 4
@@ -158,7 +161,8 @@ async def _drain(database: Database, within: float) -> None:
 @contextlib.asynccontextmanager
 async def _opened(database: Database, plan: Plan) -> AsyncIterator[JobDesk]:
     limits = Limits(
-        max_active_per_user=plan.max_active,
+        max_running_per_user=plan.max_running,
+        max_waiting_per_user=plan.max_waiting,
         max_created_per_day=1_000_000,
         lease_seconds=plan.lease_seconds,
         retry_backoff_seconds=0.2,
@@ -181,9 +185,14 @@ async def run_experiment(
             # Stored per user, so that every process (the server too) enforces the same
             # limits: a process's default Limits are its own.
             for user in users:
-                await desk.set_user_limits(user, max_active=plan.max_active)
+                await desk.set_user_limits(
+                    user, max_running=plan.max_running, max_waiting=plan.max_waiting
+                )
             await desk.set_user_limits(
-                "daily-user", max_active=plan.max_active, max_daily=plan.daily_limit
+                "daily-user",
+                max_running=plan.max_running,
+                max_waiting=plan.max_waiting,
+                max_daily=plan.daily_limit,
             )
             tokens = {user: await desk.create_user_token(user) for user in users}
             workers = range(plan.db_workers + plan.http_workers)
@@ -235,7 +244,8 @@ async def run_experiment(
             clients.creates,
             executions,
             observed,
-            max_active=dict.fromkeys(users, plan.max_active),
+            max_running=dict.fromkeys(users, plan.max_running),
+            max_waiting=dict.fromkeys(users, plan.max_waiting),
             max_daily={"daily-user": plan.daily_limit},
             faults=nemesis.faults,
             http_workers=cluster.http_workers,

@@ -56,16 +56,19 @@ def run(
     history: list[Event],
     *,
     executions: list[Execution] | None = None,
-    max_active: dict[str, int] | None = None,
+    max_running: dict[str, int] | None = None,
+    max_waiting: dict[str, int] | None = None,
     max_daily: dict[str, int] | None = None,
     retried: Collection[str] = (),
 ) -> Report:
-    """The checker with user ``u`` limited to 2 active jobs and 100 a day, unless told."""
+    """The checker with user ``u`` limited to 2 jobs running, 2 waiting and 100 a day,
+    unless told."""
     return check(
         creates,
         ran(jobs) if executions is None else executions,
         Observed(jobs, history),
-        max_active={"u": 2} if max_active is None else max_active,
+        max_running={"u": 2} if max_running is None else max_running,
+        max_waiting={"u": 2} if max_waiting is None else max_waiting,
         max_daily={"u": 100} if max_daily is None else max_daily,
         retried=retried,
     )
@@ -167,7 +170,7 @@ def test_a_change_the_design_does_not_allow_is_inconsistent() -> None:
 
 
 def test_history_of_a_job_the_jobs_table_does_not_hold_is_inconsistent() -> None:
-    report = run([], [], events(("ghost", "pending")), max_active={})
+    report = run([], [], events(("ghost", "pending")), max_running={}, max_waiting={})
     assert report.inconsistent_history == ["ghost: 1 events of a job the jobs table does not hold"]
 
 
@@ -177,32 +180,59 @@ def test_a_result_from_another_attempt_than_the_last_is_stale() -> None:
     assert report.stale_results == ["a: completed at attempt 2 with the result of attempt 1"]
 
 
-def test_the_active_limit_is_replayed_in_write_order() -> None:
-    within = events(("a", "pending"), ("b", "pending"), ("a", "completed"), ("c", "pending"))
+def test_the_running_cap_is_replayed_in_write_order() -> None:
+    within = events(
+        ("a", "pending"), ("b", "pending"), ("a", "processing"), ("b", "processing"),
+        ("a", "completed"), ("c", "pending"), ("c", "processing"),
+    )  # fmt: skip
     assert not run([ok("a"), ok("b"), ok("c")], [], within).limit_violations
-    over = events(("a", "pending"), ("b", "pending"), ("c", "pending"), ("a", "completed"))
+    over = events(
+        ("a", "pending"), ("b", "pending"), ("a", "processing"), ("b", "processing"),
+        ("c", "pending"), ("c", "processing"), ("a", "completed"),
+    )  # fmt: skip
     report = run([ok("a"), ok("b"), ok("c")], [], over)
-    assert report.limit_violations == ["u: 3 active jobs (limit 2) at seq 3"]
+    assert report.limit_violations == ["u: 3 jobs processing (max_running 2) at seq 6"]
 
 
-def test_a_retried_job_counts_again_and_other_users_do_not_count() -> None:
+def test_any_end_of_processing_frees_its_running_slot() -> None:
     history = events(
-        ("a", "pending"), ("a", "failed"), ("b", "pending"), ("x", "pending", "v"),
-        ("y", "pending", "v"), ("a", "pending"), ("c", "pending"),
+        ("a", "pending"), ("b", "pending"), ("c", "pending"), ("d", "pending", "v"),
+        ("a", "processing"), ("b", "processing"), ("a", "pending"), ("b", "cancelled"),
+        ("c", "processing"), ("a", "processing"), ("d", "processing", "v"),
+    )  # fmt: skip
+    assert not run([], [], history, max_waiting={}).limit_violations
+
+
+def test_the_waiting_limit_is_judged_at_admission_only() -> None:
+    # a and b wait; c's creation is a third pending job: refused by a store that works.
+    over = events(("a", "pending"), ("b", "pending"), ("c", "pending"))
+    report = run([], [], over, max_running={})
+    assert report.limit_violations == ["u: admitted a job to 3 pending (max_waiting 2) at seq 3"]
+    # A requeue is not admitted: c's failure puts it back beside a and b, past the limit.
+    requeued = events(
+        ("c", "pending"), ("c", "processing"), ("a", "pending"), ("b", "pending"), ("c", "pending"),
+    )  # fmt: skip
+    assert not run([], [], requeued, max_running={}).limit_violations
+
+
+def test_a_retried_job_is_admitted_again_and_other_users_do_not_count() -> None:
+    history = events(
+        ("a", "pending"), ("a", "processing"), ("a", "failed"), ("b", "pending"),
+        ("x", "pending", "v"), ("y", "pending", "v"), ("c", "pending"), ("a", "pending"),
     )  # fmt: skip
     report = run([], [], history)
-    assert report.limit_violations == ["u: 3 active jobs (limit 2) at seq 7"]
+    assert report.limit_violations == ["u: admitted a job to 3 pending (max_waiting 2) at seq 8"]
 
 
 def test_the_daily_limit_counts_creations_per_day() -> None:
     history = events(*((f"j{n}", "pending") for n in range(4)))
-    report = run([], [], history, max_active={}, max_daily={"u": 3})
+    report = run([], [], history, max_running={}, max_waiting={}, max_daily={"u": 3})
     assert report.limit_violations == [f"u: more than 3 jobs created on {T0.date()}"]
 
 
 def test_a_daily_overrun_is_seen_in_the_acknowledgements_even_with_no_history() -> None:
     creates = [ok(f"j{n}") for n in range(4)] + [ok("v1", "v")]
-    report = run(creates, [], [], max_active={}, max_daily={"u": 3, "v": 3})
+    report = run(creates, [], [], max_running={}, max_waiting={}, max_daily={"u": 3, "v": 3})
     assert report.limit_violations == [f"u: 4 creates acknowledged on {T0.date()} (daily limit 3)"]
 
 
@@ -210,7 +240,7 @@ def test_an_acknowledgement_whose_day_is_not_known_is_not_counted() -> None:
     midnight = datetime(2026, 11, 29, tzinfo=UTC).timestamp()
     creates = [ok(f"j{n}", at=midnight + 1) for n in range(3)]
     straddling = CreateOp("key-x", "u", "http", "ok", "x", "", midnight - 0.1, midnight + 0.1)
-    report = run([*creates, straddling], [], [], max_active={}, max_daily={"u": 3})
+    report = run([*creates, straddling], [], [], max_running={}, max_waiting={}, max_daily={"u": 3})
     assert not report.limit_violations
 
 
@@ -278,7 +308,8 @@ def test_a_failure_the_nemesis_saw_at_the_fault_fails_the_run() -> None:
         [ok("a")],
         ran([job("a")]),
         Observed([job("a")], history),
-        max_active={},
+        max_running={},
+        max_waiting={},
         max_daily={},
         faults=[broken],
     )
@@ -315,7 +346,8 @@ def test_recovery_is_measured_on_what_each_fault_hit() -> None:
         [http_create, before_the_crash],
         executions,
         Observed(jobs, history),
-        max_active={},
+        max_running={},
+        max_waiting={},
         max_daily={},
         faults=faults,
         http_workers={"http-worker-3"},
@@ -357,7 +389,8 @@ def test_a_handler_started_after_its_claims_lease_ran_out_is_reported() -> None:
         [ok("a")],
         executions,
         Observed([job("a")], history),
-        max_active={},
+        max_running={},
+        max_waiting={},
         max_daily={},
         lease_seconds=2,
         clock_tolerance=0.5,

@@ -21,14 +21,19 @@ from pathlib import Path
 
 import pytest
 
-from jobdesk import JobDesk, Limits
+from jobdesk import JobDesk, JobSpec
 from jobdesk.errors import InvalidTransition, LeaseLost
 from jobdesk.testing import ManualClock
 from tests.faults.app import JOB_TYPE
 from tests.faults.checker import CreateOp, Event, Execution, Observed, Report, StoredJob, check
 from tests.faults.cluster import Database
 from tests.faults.experiment import FAULTS, Plan, Run, faults_from_env, observe, run_experiment
-from tests.integration.test_postgres_store import race_four_processes, without_the_user_lock
+from tests.integration.test_postgres_store import (
+    UNLIMITED,
+    claim_without_the_user_lock,
+    create_without_the_user_lock,
+    race_four_processes,
+)
 
 PLANS = {
     "sqlite": Plan(duration=20, target_jobs=250, fault_interval=1.0, min_each=2),
@@ -158,7 +163,7 @@ async def stale_worker_story(desk: JobDesk, clock: ManualClock) -> Report:
         ],
     )
     acknowledged = [CreateOp("k", "u", "library", "ok", job_id=job.id)]
-    return check(acknowledged, executions, observed, max_active={}, max_daily={})
+    return check(acknowledged, executions, observed, max_running={}, max_waiting={}, max_daily={})
 
 
 async def test_the_checker_passes_the_stale_worker_story_with_fencing(
@@ -179,23 +184,30 @@ async def test_the_checker_fails_the_stale_worker_story_without_fencing(
 
 @pytest.mark.slow
 @pytest.mark.timeout(240)
+@pytest.mark.parametrize("racing", ["creates", "claims"])
 @pytest.mark.parametrize("serialised", [True, False], ids=["serialised", "mutated"])
-async def test_the_checker_sees_a_limit_overrun_when_creates_are_not_serialised(
-    serialised: bool, tmp_path: Path, postgres_server: str
+async def test_the_checker_sees_a_limit_overrun_when_a_user_is_not_serialised(
+    serialised: bool, racing: str, tmp_path: Path, postgres_server: str
 ) -> None:
     database = Database("postgres", tmp_path, postgres_server)
     database.create()
+    claiming = racing == "claims"
     try:
-        limits = Limits(max_active_per_user=100_000, max_created_per_day=100_000)
-        async with JobDesk.open(database.url, limits=limits) as desk:
-            await desk.set_user_limits("racer", max_active=10)
+        async with JobDesk.open(database.url, limits=UNLIMITED) as desk:
+            if claiming:
+                specs = [JobSpec("render", {"n": n}) for n in range(120)]
+                await desk.create_jobs("racer", specs)
+            await desk.set_user_limits("racer", max_running=10, max_waiting=10)
         if not serialised:
-            without_the_user_lock(database.url)
-        await race_four_processes(database.url, limits)
+            mutate = claim_without_the_user_lock if claiming else create_without_the_user_lock
+            mutate(database.url)
+        await race_four_processes(database.url, UNLIMITED, claiming=claiming)
         observed = await asyncio.to_thread(observe, database)
     finally:
         await asyncio.to_thread(database.drop)
-    report = check([], [], observed, max_active={"racer": 10}, max_daily={})
+    # The claims' 120 jobs were created before the waiting limit: not judged by it.
+    waiting = {} if claiming else {"racer": 10}
+    report = check([], [], observed, max_running={"racer": 10}, max_waiting=waiting, max_daily={})
     if serialised:
         assert not report.limit_violations, report.summary()
     else:

@@ -1,10 +1,11 @@
 """The one table of scenarios that ``test_rule_twins`` runs through Python and each store.
 
 A row is a user's state (per-user overrides, the stored daily count and the day it
-was counted, how many other active jobs they hold), the default :class:`Limits`, the
-clock, the job's state (or a queue of jobs, for claims), an operation, and what must
-come of it: the job's new status and fields, the jobs claimed in order, or the
-refusal with its ``limit``/``retry_after``/reason.
+was counted, how many other pending and processing jobs they hold), the default
+:class:`Limits`, the types' pools and rates, the clock, the job's state (or a queue
+of jobs of several users, for claims), an operation, and what must come of it: the
+job's new status and fields, the jobs claimed in order, or the refusal with its
+``limit``/``retry_after``/reason.
 """
 
 from __future__ import annotations
@@ -19,8 +20,15 @@ from jobdesk import JobStatus, Limits
 from jobdesk.errors import InvalidTransition, JobdeskError, JobNotFound, LeaseLost, RateLimited
 from jobdesk.lifecycle import LEASE_EXPIRED_ERROR
 from jobdesk.models import UserLimits
+from jobdesk.scheduling import Rate, TypeLimits
 
 USER = "user-1"
+OTHER_USER = "user-2"
+#: seconds a snooze row puts the job off
+SNOOZE_DELAY = 90.0
+#: the pooled type (one at a time) and the paced type (one start a minute) of the rows
+POOL = TypeLimits("gpu", max_running=1)
+PACED = TypeLimits("mail", rate=Rate.parse("1/min"))
 DEFAULTS = Limits()
 LEASE = DEFAULTS.lease_seconds
 NOON = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
@@ -48,6 +56,7 @@ class Operation(StrEnum):
     FAIL = "fail_job(retryable)"
     FAIL_FINAL = "fail_job(not retryable)"
     RELEASE = "release_job"
+    SNOOZE = "snooze_job"
     EXPIRE = "requeue_expired"
     CANCEL = "cancel_job"
     RETRY = "retry_job"
@@ -111,15 +120,19 @@ class UserState:
     created: int = 0
     #: ...and how many UTC days before the clock's day it was counted
     counted_days_ago: int = 0
-    #: the user's other active jobs...
-    active: int = 0
-    #: ...of which a worker (worker-2) started this many
+    #: the user's other pending jobs
+    waiting: int = 0
+    #: the user's other jobs a worker (worker-2) started...
     processing: int = 0
+    #: ...of this type
+    processing_type: str = "demo"
 
     @property
     def fresh(self) -> bool:
         """Whether the user has no stored row at all."""
-        return self.overrides is None and not self.created and not self.active
+        return (
+            self.overrides is None and not self.created and not self.waiting and not self.processing
+        )
 
 
 @dataclass(frozen=True)
@@ -156,6 +169,8 @@ class Outcome:
     fields: Mapping[str, object] = field(default_factory=dict)
     #: the user's daily count after the operation, when it matters
     created_today: int | None = None
+    #: the user's pending jobs after the operation, when it matters
+    waiting: int | None = None
 
 
 @dataclass(frozen=True)
@@ -166,7 +181,7 @@ class Refusal:
     limit: str | None = None
     allowed: int | None = None
     retry_after: int | None = None
-    #: a part of a LeaseLost's reason
+    #: a part of a LeaseLost's reason, or of an InvalidTransition's message
     reason: str | None = None
 
 
@@ -177,6 +192,7 @@ class Seed:
     name: str
     type: str = "demo"
     priority: int = 0
+    user: str = USER
     #: seconds after the clock that it becomes due
     due_in: float = 0.0
     #: "start" (by worker-2) or "cancel" after its creation
@@ -208,6 +224,12 @@ class Scenario:
     stale_attempt: bool = False
     batch: int = 1
     queue: tuple[Seed, ...] = ()
+    #: other users' overrides (a claim row's weights and caps)
+    others: tuple[tuple[str, UserLimits], ...] = ()
+    #: the types' pools and rates
+    type_limits: tuple[TypeLimits, ...] = ()
+    #: the type of the row's job
+    job_type: str = "demo"
     #: the types a claim asks for (None: every type the worker may handle)
     types: tuple[str, ...] | None = None
     claim_limit: int = 10
@@ -228,7 +250,9 @@ def _started(attempt: int = 1, worker: str = "worker-1") -> dict[str, object]:
 
 
 def _limit_rows() -> list[Scenario]:
-    active = Refusal(RateLimited, limit="active", allowed=10)
+    #: the waiting limit as small defaults make it: rows need only a few jobs
+    small = Limits(max_waiting_per_user=3)
+    waiting = Refusal(RateLimited, limit="waiting", allowed=3)
     return [
         Scenario(
             "create/fresh-user",
@@ -243,6 +267,7 @@ def _limit_rows() -> list[Scenario]:
                     "worker_id": None,
                 },
                 created_today=1,
+                waiting=1,
             ),
         ),
         Scenario(
@@ -283,10 +308,10 @@ def _limit_rows() -> list[Scenario]:
             user=UserState(UserLimits(max_daily=0)),
         ),
         Scenario(
-            "create/daily-falls-back-when-only-active-overridden",
+            "create/daily-falls-back-when-only-waiting-overridden",
             Operation.CREATE,
             Refusal(RateLimited, limit="daily", allowed=1000, retry_after=12 * 3600),
-            user=UserState(UserLimits(max_active=50), created=1000),
+            user=UserState(UserLimits(max_waiting=50), created=1000),
         ),
         Scenario(
             "create/daily-falls-back-after-overrides-cleared",
@@ -322,53 +347,68 @@ def _limit_rows() -> list[Scenario]:
             user=UserState(UserLimits(max_daily=5), created=5, counted_days_ago=30),
         ),
         Scenario(
-            "create/active-below-default",
+            "create/waiting-below-custom-default",
             Operation.CREATE,
-            Outcome(JobStatus.PENDING),
-            user=UserState(active=9),
-        ),
-        Scenario("create/active-at-default", Operation.CREATE, active, user=UserState(active=10)),
-        Scenario(
-            "create/active-counts-processing-jobs",
-            Operation.CREATE,
-            active,
-            user=UserState(active=10, processing=10),
+            Outcome(JobStatus.PENDING, waiting=3),
+            user=UserState(waiting=2),
+            limits=small,
         ),
         Scenario(
-            "create/active-at-custom-default",
+            "create/waiting-at-custom-default",
             Operation.CREATE,
-            Refusal(RateLimited, limit="active", allowed=2),
-            user=UserState(active=2),
-            limits=Limits(max_active_per_user=2),
+            waiting,
+            user=UserState(waiting=3),
+            limits=small,
         ),
         Scenario(
-            "create/active-override-lower",
+            "create/processing-jobs-do-not-wait",
             Operation.CREATE,
-            Refusal(RateLimited, limit="active", allowed=2),
-            user=UserState(UserLimits(max_active=2), active=2),
+            Outcome(JobStatus.PENDING, waiting=3),
+            user=UserState(waiting=2, processing=5),
+            limits=small,
         ),
         Scenario(
-            "create/active-override-higher",
+            "create/past-the-running-cap-the-job-waits",
             Operation.CREATE,
-            Outcome(JobStatus.PENDING),
-            user=UserState(UserLimits(max_active=11), active=10),
+            Outcome(JobStatus.PENDING, waiting=1),
+            user=UserState(UserLimits(max_running=2), processing=2),
         ),
         Scenario(
-            "create/active-falls-back-when-only-daily-overridden",
+            "create/waiting-override-lower",
             Operation.CREATE,
-            active,
-            user=UserState(UserLimits(max_daily=5000), active=10),
+            Refusal(RateLimited, limit="waiting", allowed=2),
+            user=UserState(UserLimits(max_waiting=2), waiting=2),
         ),
         Scenario(
-            "create/daily-judged-before-active",
+            "create/waiting-override-higher",
+            Operation.CREATE,
+            Outcome(JobStatus.PENDING, waiting=4),
+            user=UserState(UserLimits(max_waiting=4), waiting=3),
+            limits=small,
+        ),
+        Scenario(
+            "create/waiting-override-zero",
+            Operation.CREATE,
+            Refusal(RateLimited, limit="waiting", allowed=0),
+            user=UserState(UserLimits(max_waiting=0)),
+        ),
+        Scenario(
+            "create/waiting-falls-back-when-only-daily-overridden",
+            Operation.CREATE,
+            waiting,
+            user=UserState(UserLimits(max_daily=5000), waiting=3),
+            limits=small,
+        ),
+        Scenario(
+            "create/daily-judged-before-waiting",
             Operation.CREATE,
             Refusal(RateLimited, limit="daily", allowed=3, retry_after=12 * 3600),
-            user=UserState(UserLimits(max_active=2, max_daily=3), created=3, active=2),
+            user=UserState(UserLimits(max_waiting=2, max_daily=3), created=3, waiting=2),
         ),
         Scenario(
             "create-batch/fits-the-day",
             Operation.CREATE_BATCH,
-            Outcome(JobStatus.PENDING, created_today=1000),
+            Outcome(JobStatus.PENDING, created_today=1000, waiting=3),
             user=UserState(created=997),
             batch=3,
         ),
@@ -388,17 +428,17 @@ def _limit_rows() -> list[Scenario]:
             batch=3,
         ),
         Scenario(
-            "create-batch/fits-the-active-limit",
+            "create-batch/fits-the-waiting-limit",
             Operation.CREATE_BATCH,
-            Outcome(JobStatus.PENDING),
-            user=UserState(active=7),
+            Outcome(JobStatus.PENDING, waiting=5),
+            user=UserState(UserLimits(max_waiting=5), waiting=2),
             batch=3,
         ),
         Scenario(
-            "create-batch/one-past-the-active-limit",
+            "create-batch/one-past-the-waiting-limit",
             Operation.CREATE_BATCH,
-            active,
-            user=UserState(active=8),
+            Refusal(RateLimited, limit="waiting", allowed=5),
+            user=UserState(UserLimits(max_waiting=5), waiting=3),
             batch=3,
         ),
     ]
@@ -474,6 +514,109 @@ def _claim_rows() -> list[Scenario]:
             actor=Actor.RENDERER,
             types=("demo",),
         ),
+        Scenario(
+            "fair-across-users",
+            Operation.CLAIM,
+            Claimed(("a", "c", "b")),
+            queue=(Seed("a", priority=9), Seed("b", priority=9), Seed("c", user=OTHER_USER)),
+        ),
+        Scenario(
+            "priority-only-within-a-user",
+            Operation.CLAIM,
+            # user-2's priority 9 gets user-2's turn, not user-1's: priority orders
+            # only a user's own jobs.
+            Claimed(("own-urgent", "urgent", "first", "second")),
+            queue=(
+                Seed("first"),
+                Seed("second"),
+                Seed("urgent", priority=9, user=OTHER_USER),
+                Seed("own-urgent", priority=5),
+            ),
+        ),
+        Scenario(
+            "weights-order",
+            Operation.CLAIM,
+            Claimed(("a1", "b1", "b2", "b3", "a2", "b4")),
+            queue=(
+                *(Seed(f"a{n}") for n in range(1, 5)),
+                *(Seed(f"b{n}", user=OTHER_USER) for n in range(1, 5)),
+            ),
+            others=((OTHER_USER, UserLimits(weight=3.0)),),
+            claim_limit=6,
+        ),
+        Scenario(
+            "an-idle-user-comes-back-level-with-the-floor",
+            Operation.CLAIM,
+            # user-2 started three before user-1 had anything: user-1 arrives at
+            # user-2's clock (3), not at 0 (which would take the next three starts).
+            Claimed(("b1", "a4", "b2", "a5")),
+            queue=(
+                Seed("a1", user=OTHER_USER, then="start"),
+                Seed("a2", user=OTHER_USER, then="start"),
+                Seed("a3", user=OTHER_USER, then="start"),
+                Seed("a4", user=OTHER_USER),
+                Seed("a5", user=OTHER_USER),
+                Seed("b1"),
+                Seed("b2"),
+                Seed("b3"),
+            ),
+            claim_limit=4,
+        ),
+        Scenario(
+            "the-running-cap-passes-over-a-capped-user",
+            Operation.CLAIM,
+            Claimed(("c",)),
+            queue=(Seed("a", then="start"), Seed("b", priority=9), Seed("c", user=OTHER_USER)),
+            user=UserState(UserLimits(max_running=1)),
+        ),
+        Scenario(
+            "the-running-cap-leaves-room-for-the-rest",
+            Operation.CLAIM,
+            Claimed(("b", "c")),
+            queue=(Seed("a", then="start"), Seed("b"), Seed("c"), Seed("d")),
+            user=UserState(UserLimits(max_running=3)),
+        ),
+        Scenario(
+            "a-pool-starts-one-at-a-time",
+            Operation.CLAIM,
+            Claimed(("g1", "d")),
+            queue=(Seed("g1", type="gpu"), Seed("g2", type="gpu"), Seed("d")),
+            type_limits=(POOL,),
+        ),
+        Scenario(
+            "a-full-pool-waits",
+            Operation.CLAIM,
+            Claimed(("d",)),
+            queue=(Seed("g1", type="gpu", then="start"), Seed("g2", type="gpu"), Seed("d")),
+            type_limits=(POOL,),
+        ),
+        Scenario(
+            "a-rate-starts-one-per-interval",
+            Operation.CLAIM,
+            Claimed(("m1", "d")),
+            queue=(Seed("m1", type="mail"), Seed("m2", type="mail"), Seed("d")),
+            type_limits=(PACED,),
+        ),
+        Scenario(
+            "a-spent-rate-waits",
+            Operation.CLAIM,
+            Claimed(()),
+            queue=(Seed("m1", type="mail", then="start"), Seed("m2", type="mail")),
+            type_limits=(PACED,),
+            after=59,
+        ),
+        Scenario(
+            "a-rate-opens-after-its-interval",
+            Operation.CLAIM,
+            Claimed(("m2",)),
+            queue=(
+                Seed("m1", type="mail", then="start"),
+                Seed("m2", type="mail"),
+                Seed("m3", type="mail"),
+            ),
+            type_limits=(PACED,),
+            after=60,
+        ),
     ]
     return [
         dataclasses.replace(row, name=f"{prefix}/{row.name}", operation=operation)
@@ -517,6 +660,49 @@ def _start_rows() -> list[Scenario]:
             Operation.START,
             Refusal(InvalidTransition),
             job=JobState.CANCELLED_PENDING,
+        ),
+        Scenario(
+            "start/below-the-running-cap",
+            Operation.START,
+            Outcome(JobStatus.PROCESSING, _started(), waiting=0),
+            job=JobState.PENDING,
+            user=UserState(UserLimits(max_running=2), processing=1),
+        ),
+        Scenario(
+            "start/refused-at-the-running-cap",
+            Operation.START,
+            Refusal(InvalidTransition, reason=f"{USER} already has 2 jobs running (max_running 2)"),
+            job=JobState.PENDING,
+            user=UserState(UserLimits(max_running=2), processing=2),
+        ),
+        Scenario(
+            "start/refused-by-a-full-pool",
+            Operation.START,
+            Refusal(InvalidTransition, reason="the type's pool is full"),
+            job=JobState.PENDING,
+            job_type="gpu",
+            user=UserState(processing=1, processing_type="gpu"),
+            type_limits=(POOL,),
+        ),
+        Scenario(
+            "start/refused-by-a-spent-rate",
+            Operation.START,
+            Refusal(InvalidTransition, reason="the type's rate allows the next start at"),
+            job=JobState.PENDING,
+            job_type="mail",
+            user=UserState(processing=1, processing_type="mail"),
+            type_limits=(PACED,),
+            after=30,
+        ),
+        Scenario(
+            "start/allowed-once-the-rate-has-room",
+            Operation.START,
+            Outcome(JobStatus.PROCESSING, _started()),
+            job=JobState.PENDING,
+            job_type="mail",
+            user=UserState(processing=1, processing_type="mail"),
+            type_limits=(PACED,),
+            after=60,
         ),
         Scenario(
             "start/type-the-token-forbids",
@@ -670,6 +856,36 @@ def _failure_rows() -> list[Scenario]:
             job=JobState.PROCESSING,
         ),
         Scenario(
+            "snooze/held",
+            Operation.SNOOZE,
+            Outcome(
+                JobStatus.PENDING,
+                {
+                    "attempt": 1,
+                    "attempt_offset": 1,
+                    "run_at": Later(SNOOZE_DELAY),
+                    "worker_id": None,
+                    "lease_expires_at": None,
+                    "error": None,
+                },
+                waiting=1,
+            ),
+            job=JobState.PROCESSING,
+        ),
+        Scenario(
+            "snooze/stale-attempt",
+            Operation.SNOOZE,
+            Refusal(LeaseLost, reason="attempt 1 is not the job's current attempt 2"),
+            job=JobState.REATTEMPTED,
+            stale_attempt=True,
+        ),
+        Scenario(
+            "snooze/another-worker-holds-it",
+            Operation.SNOOZE,
+            Refusal(LeaseLost, reason="not held by this worker"),
+            job=JobState.PROCESSING_ELSEWHERE,
+        ),
+        Scenario(
             "release/stale-attempt",
             Operation.RELEASE,
             Refusal(LeaseLost, reason="attempt 1 is not the job's current attempt 2"),
@@ -736,7 +952,11 @@ def _user_rows() -> list[Scenario]:
         Scenario(
             "cancel/pending",
             Operation.CANCEL,
-            Outcome(JobStatus.CANCELLED, {"cancel_requested": False, "finished_at": Later()}),
+            Outcome(
+                JobStatus.CANCELLED,
+                {"cancel_requested": False, "finished_at": Later()},
+                waiting=0,
+            ),
             job=JobState.PENDING,
         ),
         Scenario(
@@ -782,39 +1002,50 @@ def _user_rows() -> list[Scenario]:
             job=JobState.CANCELLED_PROCESSING,
         ),
         Scenario(
-            "retry/within-the-active-limit",
+            "retry/counts-toward-the-day-and-the-waiting",
             Operation.RETRY,
-            Outcome(JobStatus.PENDING, fresh),
+            Outcome(JobStatus.PENDING, fresh, created_today=1000, waiting=3),
             job=JobState.FAILED,
-            user=UserState(active=9),
+            user=UserState(created=999, waiting=2),
+            limits=Limits(max_waiting_per_user=3),
         ),
         Scenario(
-            "retry/refused-by-the-default-active-limit",
+            "retry/refused-by-the-daily-limit",
             Operation.RETRY,
-            Refusal(RateLimited, limit="active", allowed=10),
+            Refusal(RateLimited, limit="daily", allowed=1000, retry_after=12 * 3600),
             job=JobState.FAILED,
-            user=UserState(active=10),
+            user=UserState(created=1000),
         ),
         Scenario(
-            "retry/refused-by-processing-jobs",
+            "retry/refused-by-the-waiting-limit",
             Operation.RETRY,
-            Refusal(RateLimited, limit="active", allowed=10),
+            Refusal(RateLimited, limit="waiting", allowed=3),
             job=JobState.FAILED,
-            user=UserState(active=10, processing=6),
+            user=UserState(waiting=3),
+            limits=Limits(max_waiting_per_user=3),
         ),
         Scenario(
-            "retry/refused-by-an-active-override",
+            "retry/processing-jobs-do-not-wait",
             Operation.RETRY,
-            Refusal(RateLimited, limit="active", allowed=1),
+            Outcome(JobStatus.PENDING, fresh, waiting=3),
             job=JobState.FAILED,
-            user=UserState(UserLimits(max_active=1), active=1),
+            user=UserState(waiting=2, processing=6),
+            limits=Limits(max_waiting_per_user=3),
         ),
         Scenario(
-            "retry/allowed-by-an-active-override",
+            "retry/refused-by-a-waiting-override",
             Operation.RETRY,
-            Outcome(JobStatus.PENDING, fresh),
+            Refusal(RateLimited, limit="waiting", allowed=1),
             job=JobState.FAILED,
-            user=UserState(UserLimits(max_active=11), active=10),
+            user=UserState(UserLimits(max_waiting=1), waiting=1),
+        ),
+        Scenario(
+            "retry/allowed-by-a-waiting-override",
+            Operation.RETRY,
+            Outcome(JobStatus.PENDING, fresh, waiting=4),
+            job=JobState.FAILED,
+            user=UserState(UserLimits(max_waiting=4), waiting=3),
+            limits=Limits(max_waiting_per_user=3),
         ),
         Scenario(
             "retry/pending", Operation.RETRY, Refusal(InvalidTransition), job=JobState.PENDING

@@ -20,13 +20,15 @@ from typing import Any
 import psycopg
 import pytest
 
-from jobdesk import JobDesk, JobStatus, Limits
+from jobdesk import JobDesk, JobSpec, JobStatus, Limits
 from jobdesk.changes import RESYNC, JobChange, Subscription
 from jobdesk.errors import LeaseLost, RateLimited
 from jobdesk.store.postgres import PostgresStore, migrations
 from tests.conftest import database_url
 
-UNLIMITED = Limits(max_active_per_user=100_000, max_created_per_day=100_000)
+UNLIMITED = Limits(
+    max_running_per_user=100_000, max_waiting_per_user=100_000, max_created_per_day=100_000
+)
 
 
 @pytest.fixture
@@ -122,20 +124,56 @@ async def test_an_update_decided_from_a_row_that_changed_since_writes_nothing_of
 
 # -- limits across processes ------------------------------------------------------------------
 
-USER_LOCK = "FOR UPDATE;"
-COUNT_ACTIVE = "INTO active;"
-WIDENED_COUNT = "INTO active; PERFORM pg_sleep(0.05);"
+
+def function_text(version: int, name: str) -> str:
+    """The ``CREATE FUNCTION`` statement of ``name`` in migration ``version``, made a
+    ``CREATE OR REPLACE`` so that a mutated copy can be applied over the real one."""
+    [script] = [script for number, script in migrations() if number == version]
+    start = script.index(f"CREATE FUNCTION {name}(")
+    end = script.index("\n$$;", start) + len("\n$$;")
+    return script[start:end].replace("CREATE FUNCTION", "CREATE OR REPLACE FUNCTION", 1)
 
 
-def without_the_user_lock(url: str) -> None:
-    """The mutation: the create function (migration 0004) reads the user's row without
-    locking it, and waits between the count and the insert so that racing creates overlap."""
-    [script] = [script for version, script in migrations() if version == 4]
-    assert script.count(USER_LOCK) == 2, "the user's row lock moved: update this mutation"
-    assert script.count(COUNT_ACTIVE) == 1, "the active count moved: update this mutation"
-    mutated = script.replace(USER_LOCK, ";").replace(COUNT_ACTIVE, WIDENED_COUNT)
+def apply_mutant(url: str, text: str) -> None:
     with psycopg.connect(url.split("?", maxsplit=1)[0], autocommit=True) as connection:
-        connection.execute(mutated.encode())
+        connection.execute(text.encode())
+
+
+CREATE_USER_LOCK = "FOR UPDATE;"
+CREATE_JUDGED = "IF NOT created THEN"
+
+
+def create_without_the_user_lock(url: str) -> None:
+    """The mutation: ``jobdesk.create_job`` (migration 0007) reads the user's row without
+    locking it, and waits between judging and writing so that racing creates overlap."""
+    text = function_text(7, "jobdesk.create_job")
+    assert text.count(CREATE_USER_LOCK) == 2, "the user's row lock moved: update this mutation"
+    assert text.count(CREATE_JUDGED) == 1, "the judgement moved: update this mutation"
+    apply_mutant(
+        url,
+        text.replace(CREATE_USER_LOCK, ";").replace(
+            CREATE_JUDGED, f"PERFORM pg_sleep(0.05);\n    {CREATE_JUDGED}"
+        ),
+    )
+
+
+CLAIM_USER_LOCK = "FOR UPDATE SKIP LOCKED;\n        IF NOT FOUND THEN\n            v_first_locked"
+CLAIM_RECOUNTED = "CONTINUE WHEN v_running >= v_locked.max_running;"
+
+
+def claim_without_the_user_lock(url: str) -> None:
+    """The mutation: ``jobdesk.claim_fair`` (migration 0007) walks the users without
+    locking them, and waits after counting a user's running jobs so that racing claims
+    overlap."""
+    text = function_text(7, "jobdesk.claim_fair")
+    assert text.count(CLAIM_USER_LOCK) == 1, "the walk's user lock moved: update this mutation"
+    assert text.count(CLAIM_RECOUNTED) == 1, "the count under the lock moved: update this"
+    apply_mutant(
+        url,
+        text.replace(
+            CLAIM_USER_LOCK, CLAIM_USER_LOCK.replace("FOR UPDATE SKIP LOCKED", "")
+        ).replace(CLAIM_RECOUNTED, f"PERFORM pg_sleep(0.05);\n        {CLAIM_RECOUNTED}"),
+    )
 
 
 def create_in_process(url: str, limits: Limits, barrier: Any) -> int:
@@ -156,45 +194,82 @@ def create_in_process(url: str, limits: Limits, barrier: Any) -> int:
     return asyncio.run(main())
 
 
-async def race_four_processes(url: str, limits: Limits) -> int:
+def claim_in_process(url: str, limits: Limits, barrier: Any) -> int:
+    """One OS process: 25 concurrent one-job claims after all processes are ready."""
+
+    async def main() -> int:
+        async with JobDesk.open(url, limits=limits) as desk:
+            token = await desk.create_worker_token(f"racer-{os.getpid()}")
+            worker = await desk.verify_worker_token(token)
+            barrier.wait(timeout=60)
+            batches = await asyncio.gather(*(desk.claim_jobs(worker, limit=1) for _ in range(25)))
+        return sum(len(batch) for batch in batches)
+
+    return asyncio.run(main())
+
+
+async def race_four_processes(url: str, limits: Limits, *, claiming: bool = False) -> int:
+    """How many of 4 processes' 25 concurrent creates (or claims) each succeed."""
     context = multiprocessing.get_context("spawn")
+    target = claim_in_process if claiming else create_in_process
     with context.Manager() as manager, ProcessPoolExecutor(4, mp_context=context) as pool:
         barrier = manager.Barrier(4)
         loop = asyncio.get_running_loop()
-        futures = [
-            loop.run_in_executor(pool, create_in_process, url, limits, barrier) for _ in range(4)
-        ]
+        futures = [loop.run_in_executor(pool, target, url, limits, barrier) for _ in range(4)]
         return sum(await asyncio.wait_for(asyncio.gather(*futures), 120))
 
 
-@pytest.mark.parametrize("limit_kind", ["active", "daily"])
+@pytest.mark.parametrize("limit_kind", ["waiting", "daily"])
 async def test_four_processes_creating_at_once_never_exceed_a_limit(
     pg_url: str, limit_kind: str
 ) -> None:
-    limits = Limits(max_active_per_user=100_000, max_created_per_day=100_000)
-    async with JobDesk.open(pg_url, limits=limits) as desk:
+    async with JobDesk.open(pg_url, limits=UNLIMITED) as desk:
         for n in range(3):
             await desk.create_job("racer", "render", {"before": n})
-        if limit_kind == "active":
-            await desk.set_user_limits("racer", max_active=10)
+        if limit_kind == "waiting":
+            await desk.set_user_limits("racer", max_waiting=10)
         else:
             await desk.set_user_limits("racer", max_daily=10)
-        created = await race_four_processes(pg_url, limits)
+        created = await race_four_processes(pg_url, UNLIMITED)
         usage = await desk.get_user_usage("racer")
     assert created == 7  # room for exactly 7 of the 100
     assert usage.created_today == 10
-    assert usage.active == 10
+    assert (usage.waiting, usage.running) == (10, 0)
 
 
-async def test_the_cross_process_test_fails_without_the_per_user_serialisation(
+async def test_four_processes_claiming_at_once_never_exceed_the_running_cap(
     pg_url: str,
 ) -> None:
-    limits = Limits(max_active_per_user=100_000, max_created_per_day=100_000)
-    async with JobDesk.open(pg_url, limits=limits) as desk:
-        await desk.set_user_limits("racer", max_active=10)
-        without_the_user_lock(pg_url)
-        created = await race_four_processes(pg_url, limits)
-    assert created > 10, "with the row lock removed the limit should be overrun"
+    async with JobDesk.open(pg_url, limits=UNLIMITED) as desk:
+        await desk.create_jobs("racer", [JobSpec("render", {"n": n}) for n in range(120)])
+        await desk.set_user_limits("racer", max_running=10)
+        worker = await desk.verify_worker_token(await desk.create_worker_token("early"))
+        assert len(await desk.claim_jobs(worker, limit=3)) == 3
+        claimed = await race_four_processes(pg_url, UNLIMITED, claiming=True)
+        usage = await desk.get_user_usage("racer")
+    assert claimed == 7  # room for exactly 7 of the 100 claims
+    assert (usage.running, usage.waiting) == (10, 110)
+
+
+async def test_the_cross_process_create_test_fails_without_the_per_user_serialisation(
+    pg_url: str,
+) -> None:
+    async with JobDesk.open(pg_url, limits=UNLIMITED) as desk:
+        await desk.set_user_limits("racer", max_waiting=10)
+        create_without_the_user_lock(pg_url)
+        created = await race_four_processes(pg_url, UNLIMITED)
+    assert created > 10, "with the row lock removed the waiting limit should be overrun"
+
+
+async def test_the_cross_process_claim_test_fails_without_the_per_user_serialisation(
+    pg_url: str,
+) -> None:
+    async with JobDesk.open(pg_url, limits=UNLIMITED) as desk:
+        await desk.create_jobs("racer", [JobSpec("render", {"n": n}) for n in range(120)])
+        await desk.set_user_limits("racer", max_running=10)
+        claim_without_the_user_lock(pg_url)
+        claimed = await race_four_processes(pg_url, UNLIMITED, claiming=True)
+    assert claimed > 10, "with the user lock removed the running cap should be overrun"
 
 
 # -- notifications ----------------------------------------------------------------------------

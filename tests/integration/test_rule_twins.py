@@ -10,32 +10,35 @@ refusal (class, ``limit``, ``allowed``, ``retry_after``, reason) with nothing wr
 
 The SQL twins, each marked ``-- twin of:`` in its ``.sql`` file (checked below):
 
-PostgreSQL (``store/postgres.sql``)
-  - ``create_job`` calls ``jobdesk.create_job`` (migration 0004): the daily reset of
-    ``limits.usage``, ``Limits.for_user``'s fallback to the defaults, the comparisons of
-    ``check_daily`` and ``check_active``, and the job ``lifecycle.create`` makes;
-  - ``insert_jobs``: the jobs ``lifecycle.create`` makes (a batch);
-  - ``count_active``: ``JobStatus.is_active``;
-  - ``ready_jobs`` and ``claim_ctes`` (through ``jobdesk.lock_ready``, migration 0005):
-    the ready predicate (``lifecycle.start``: pending, due, a type the worker may take)
-    and the claim order (priority, then age); ``claim_ctes`` also restates
-    ``lifecycle.start``'s new state; ``claim`` returns the jobs in that order;
-  - ``complete_and_claim``: ``lifecycle.hold`` and ``lifecycle.complete``;
+PostgreSQL (``store/postgres.sql``, and migration 0007's functions)
+  - ``create_job`` calls ``jobdesk.create_job`` (migration 0007): the daily reset of
+    ``limits.created_today``, ``Limits.for_user``'s fallback to the defaults, the
+    comparisons of ``check_daily`` then ``check_waiting``, the arrival rule
+    (``scheduling.vtime_on_arrival``, through ``jobdesk.arrival_vtime``) and the job
+    ``lifecycle.create`` makes; ``insert_jobs``, ``count_created`` and ``write_jobs``:
+    a batch's jobs, and the arrival rule of every move into ``pending``;
+  - ``claim`` calls ``jobdesk.claim_fair`` (migration 0007): the walk
+    (``scheduling.candidates``), the plan (``scheduling.plan``: fair by weight across
+    users, priority then age within one, running caps, pools, rates) and
+    ``lifecycle.start``'s new state; ``complete_and_claim`` also does
+    ``lifecycle.hold`` and ``lifecycle.complete``; ``walk`` and ``wait_facts``: a
+    user's own order (``scheduling.user_order_key``);
   - ``expired_leases``: which jobs ``lifecycle.expire`` requeues;
   - ``prune_finished``: ``JobStatus.is_finished``;
-  - ``top_users``: ``JobStatus.is_active`` and the daily reset of ``limits.usage``.
+  - ``top_users``: ``JobStatus.is_active`` and ``limits.usage``.
 
-SQLite (``store/sqlite.sql``)
+SQLite (``store/sqlite.sql``: the store runs the Python rule itself, these read for it)
   - ``insert_job``: the job ``lifecycle.create`` makes;
-  - ``count_created_today``: the daily reset of ``limits.usage``;
-  - ``count_active``: ``JobStatus.is_active``;
-  - ``ready_jobs``: the ready predicate and the claim order;
+  - ``user_queue`` and ``count_ahead``: a user's own order and the jobs
+    ``lifecycle.start`` accepts;
   - ``expired_leases``: which jobs ``lifecycle.expire`` requeues;
   - ``finished_before``: ``JobStatus.is_finished``;
-  - ``top_users``: ``JobStatus.is_active`` and the daily reset of ``limits.usage``.
+  - ``top_users``: ``JobStatus.is_active`` and ``limits.usage``.
 
-The claim order has no Python function of its own: its rule here is the one the
-``Store.ready_jobs`` protocol states, over the jobs ``lifecycle.start`` accepts.
+The claim order's Python side here is ``scheduling.candidates`` then
+``scheduling.plan`` over the users' clocks as the rule makes them while the row is
+set up (the arrival rule, ``1 / weight`` per start): the stores keep those clocks
+hidden, so the claims they make are the only way to see them.
 The operator's reports (``stats_counts``, ``stats_workers``, ``throughput``,
 ``failed_jobs``) read the same status sets but decide nothing; they are not rows here.
 """
@@ -57,7 +60,17 @@ from urllib.parse import urlsplit, urlunsplit
 import psycopg
 import pytest
 
-from jobdesk import Completion, Job, JobDesk, JobSpec, JobStatus, Limits, Worker, lifecycle
+from jobdesk import (
+    Completion,
+    Job,
+    JobDesk,
+    JobSpec,
+    JobStatus,
+    Limits,
+    Worker,
+    lifecycle,
+    scheduling,
+)
 from jobdesk.errors import (
     InvalidTransition,
     JobdeskError,
@@ -65,14 +78,17 @@ from jobdesk.errors import (
     LeaseLost,
     RateLimited,
 )
-from jobdesk.limits import check_active, check_daily, usage, usage_day
-from jobdesk.models import TRANSITIONS, NewJob, UserUsage
+from jobdesk.limits import check_daily, check_waiting, usage, usage_day
+from jobdesk.models import TRANSITIONS, Action, NewJob, UserLimits, UserUsage
+from jobdesk.scheduling import QueuedUser, TypeGate
+from jobdesk.store.postgres import migrations
 from jobdesk.testing import ManualClock
 from tests.conftest import OpenDesk
 from tests.integration.rule_scenarios import (
     FAILURE,
     RESULT,
     SCENARIOS,
+    SNOOZE_DELAY,
     STATUS_OF,
     USER,
     Actor,
@@ -152,15 +168,19 @@ async def worker_named(desk: JobDesk, name: str, types: list[str] | None = None)
 
 
 async def set_up_job(  # noqa: PLR0911 - one return per state, as the table lists them
-    desk: JobDesk, workers: dict[Actor, Worker], clock: ManualClock, state: JobState
+    desk: JobDesk,
+    workers: dict[Actor, Worker],
+    clock: ManualClock,
+    state: JobState,
+    job_type: str = "demo",
 ) -> Job:
     """The user's job in ``state``, made by the ordinary operations."""
     worker = workers[Actor.WORKER]
     if state is JobState.SCHEDULED:
         later = clock() + timedelta(hours=1)
-        return await desk.create_job(USER, "demo", {"state": state.value}, run_at=later)
+        return await desk.create_job(USER, job_type, {"state": state.value}, run_at=later)
     max_attempts = 1 if state is JobState.LAST_ATTEMPT else None
-    job = await desk.create_job(USER, "demo", {"state": state.value}, max_attempts=max_attempts)
+    job = await desk.create_job(USER, job_type, {"state": state.value}, max_attempts=max_attempts)
     if state is JobState.PENDING:
         return job
     if state is JobState.CANCELLED_PENDING:
@@ -187,12 +207,12 @@ async def set_up_queue(
     for seed in scenario.queue:
         run_at = clock() + timedelta(seconds=seed.due_in) if seed.due_in else None
         job = await desk.create_job(
-            USER, seed.type, {"seed": seed.name}, priority=seed.priority, run_at=run_at
+            seed.user, seed.type, {"seed": seed.name}, priority=seed.priority, run_at=run_at
         )
         if seed.then == "start":
             await desk.start_job(workers[Actor.OTHER], job.id)
         elif seed.then == "cancel":
-            await desk.cancel_job(job.id, USER)
+            await desk.cancel_job(job.id, seed.user)
         ids[seed.name] = job.id
     return ids
 
@@ -206,25 +226,90 @@ async def set_up_user(
 ) -> Row | None:
     """The user's stored state as the row says; the user's row as Python reads it."""
     user = scenario.user
-    for number in range(user.active):
-        job = await desk.create_job(USER, "demo", {"already": number})
+    for number in range(user.processing + user.waiting):
+        job_type = user.processing_type if number < user.processing else "demo"
+        job = await desk.create_job(USER, job_type, {"already": number})
         if number < user.processing:
             await desk.start_job(workers[Actor.OTHER], job.id)
     if user.fresh and scenario.job is None and not scenario.queue:
         return None
+    overrides = user.overrides or UserLimits()
     if user.overrides is not None:
         await desk.set_user_limits(
-            USER, max_active=user.overrides.max_active, max_daily=user.overrides.max_daily
+            USER,
+            max_running=overrides.max_running,
+            max_waiting=overrides.max_waiting,
+            max_daily=overrides.max_daily,
+            weight=overrides.weight,
         )
     day = clock().date() - timedelta(days=user.counted_days_ago)
     await seed_daily_count(store_url, day, user.created)
-    overrides = user.overrides
+    pending = user.waiting + sum(seed.user == USER and seed.then is None for seed in scenario.queue)
+    if scenario.job is not None and STATUS_OF[scenario.job] is JobStatus.PENDING:
+        pending += 1
     return {
-        "max_active": None if overrides is None else overrides.max_active,
-        "max_daily": None if overrides is None else overrides.max_daily,
+        "max_running": overrides.max_running,
+        "max_waiting": overrides.max_waiting,
+        "max_daily": overrides.max_daily,
+        "weight": overrides.weight,
         "usage_day": day.isoformat(),
         "created_on_day": user.created,
+        "waiting": pending,
     }
+
+
+def python_clocks(scenario: Scenario) -> tuple[dict[str, float], dict[str, datetime | None]]:
+    """The users' clocks and the rated types' next starts as the rule makes them while
+    the row is set up (its queue, then the user's other jobs), all at the row's clock."""
+    weights = {user_id: overrides.weight or 1.0 for user_id, overrides in scenario.others}
+    vtime: dict[str, float] = {}
+    waiting: dict[str, int] = {}
+    next_start: dict[str, datetime | None] = {}
+    rates = {limits.type: limits.rate for limits in scenario.type_limits if limits.rate}
+
+    def arrive(user_id: str) -> None:
+        if not waiting.get(user_id):
+            floors = [
+                vtime[other] for other, count in waiting.items() if count and other != user_id
+            ]
+            mine = vtime.get(user_id, 0.0)
+            vtime[user_id] = scheduling.vtime_on_arrival(mine, min(floors) if floors else None)
+        waiting[user_id] = waiting.get(user_id, 0) + 1
+
+    def start(user_id: str, job_type: str) -> None:
+        waiting[user_id] -= 1
+        vtime[user_id] = scheduling.vtime_after_start(vtime[user_id], weights.get(user_id, 1.0))
+        rate = rates.get(job_type)
+        if rate is not None:
+            next_start[job_type] = rate.next_start_after(next_start.get(job_type), scenario.clock)
+
+    for seed in scenario.queue:
+        arrive(seed.user)
+        if seed.then == "start":
+            start(seed.user, seed.type)
+        elif seed.then == "cancel":
+            waiting[seed.user] -= 1
+    user = scenario.user
+    for number in range(user.processing + user.waiting):
+        arrive(USER)
+        if number < user.processing:
+            start(USER, user.processing_type)
+    return vtime, next_start
+
+
+def python_gates(
+    scenario: Scenario, jobs: list[Job], next_start: dict[str, datetime | None]
+) -> dict[str, TypeGate]:
+    """The types' gates before the operation: their running jobs and next starts."""
+    gates: dict[str, TypeGate] = {}
+    for limits in scenario.type_limits:
+        running = sum(
+            job.type == limits.type and job.status is JobStatus.PROCESSING for job in jobs
+        )
+        if scenario.user.processing_type == limits.type:
+            running += scenario.user.processing
+        gates[limits.type] = TypeGate(limits, running, next_start.get(limits.type))
+    return gates
 
 
 # -- checking an answer -----------------------------------------------------------------
@@ -257,8 +342,8 @@ def check_expected(answer: Answer, expect: Outcome | Refusal, now: datetime) -> 
                 expect.retry_after,
             )
         if expect.reason is not None:
-            assert isinstance(answer, LeaseLost)
-            assert expect.reason in answer.reason
+            said = answer.reason if isinstance(answer, LeaseLost) else str(answer)
+            assert expect.reason in said, said
         return
     assert isinstance(answer, Job), f"expected {expect.status}: {answer!r}"
     assert answer.status is expect.status
@@ -284,7 +369,7 @@ def check_same(
 
 async def check_history(desk: JobDesk, before: Job, after: Job, length: int) -> None:
     """A status change wrote one history entry as the new state says; else none."""
-    history = await desk.get_job_history(before.id, USER)
+    history = await desk.get_job_history(before.id, before.user_id)
     if after.status is before.status:
         assert len(history) == length
         return
@@ -314,13 +399,13 @@ async def create_in_store(desk: JobDesk, scenario: Scenario) -> list[Job] | Jobd
 
 async def run_create(desk: JobDesk, scenario: Scenario, row: Row | None, now: datetime) -> None:
     limits, user, batch = desk.limits, scenario.user, scenario.batch
-    before: UserUsage = usage(USER, user.active, row, limits, now)
+    before: UserUsage = usage(USER, user.processing, row, limits, now)
     expect = scenario.expect
     assert not isinstance(expect, Claimed)
 
-    def admit() -> None:  # the Python rule, as a batch's last job sees it
-        check_daily(before.created_today + batch - 1, before.max_daily, now)
-        check_active(before.active + batch - 1, before.max_active)
+    def admit() -> None:  # the Python rule: the day, then the waiting jobs
+        check_daily(before.created_today, before.max_daily, now, count=batch)
+        check_waiting(before.waiting, before.max_waiting, count=batch)
 
     try:
         admit()
@@ -335,7 +420,8 @@ async def run_create(desk: JobDesk, scenario: Scenario, row: Row | None, now: da
         assert describe(store) == describe(python)
         check_expected(python, expect, now)
         assert await desk.get_user_usage(USER) == before, "a refused create wrote its count"
-        assert len((await desk.get_user_jobs(USER, limit=100)).items) == user.active
+        held = user.waiting + user.processing
+        assert len((await desk.get_user_jobs(USER, limit=100)).items) == held
         return
     for number, job in enumerate(store):
         document = {"n": number}
@@ -354,15 +440,18 @@ async def run_create(desk: JobDesk, scenario: Scenario, row: Row | None, now: da
         [event] = await desk.get_job_history(job.id, USER)
         assert (event.status, event.attempt, event.at) == (made.status, 0, made.created_at)
     after_row = {
-        **(row or {"max_active": None, "max_daily": None}),
+        **(row or {"max_running": None, "max_waiting": None, "max_daily": None, "weight": None}),
         "usage_day": usage_day(now),
         "created_on_day": before.created_today + batch,
+        "waiting": before.waiting + batch,
     }
-    counted = usage(USER, user.active + batch, after_row, limits, now)
+    counted = usage(USER, user.processing, after_row, limits, now)
     assert await desk.get_user_usage(USER) == counted
     assert isinstance(expect, Outcome)
     if expect.created_today is not None:
         assert counted.created_today == expect.created_today
+    if expect.waiting is not None:
+        assert counted.waiting == expect.waiting
 
 
 async def run_claim(
@@ -370,22 +459,45 @@ async def run_claim(
 ) -> None:
     expect = scenario.expect
     assert isinstance(expect, Claimed)
-    jobs = [await desk.get_job_status(job_id, USER) for job_id in ids.values()]
+    owners = {seed.name: seed.user for seed in scenario.queue}
+    jobs = [await desk.get_job_status(job_id, owners[name]) for name, job_id in ids.items()]
     asked = None if scenario.types is None else frozenset(scenario.types)
-    # The claim order: the jobs lifecycle.start accepts, by priority, then age (the id).
-    python: list[Job] = []
-    for job in sorted(jobs, key=lambda job: (-job.priority, job.id)):
-        if len(python) == scenario.claim_limit or (asked is not None and job.type not in asked):
+    # The claim order: the walk (waiting users by their clocks), then the plan.
+    vtime, next_start = python_clocks(scenario)
+    overrides = dict(scenario.others)
+    if scenario.user.overrides is not None:
+        overrides[USER] = scenario.user.overrides
+    walk: list[QueuedUser] = []
+    for user_id in sorted({job.user_id for job in jobs}):
+        effective = desk.limits.for_user(overrides.get(user_id))
+        own = [job for job in jobs if job.user_id == user_id]
+        pending = [job for job in own if job.status is JobStatus.PENDING]
+        if not pending:
             continue
-        started = python_answer(
-            lifecycle.start,
-            job,
-            now,
-            worker=worker,
-            lease_seconds=desk.limits.lease_seconds,
+        running = sum(job.status is JobStatus.PROCESSING for job in own)
+        if user_id == USER:
+            running += scenario.user.processing
+        walk.append(
+            QueuedUser(
+                user_id,
+                vtime[user_id],
+                effective.weight,
+                running,
+                effective.max_running,
+                sorted(pending, key=scheduling.user_order_key),
+            )
         )
-        if isinstance(started, Job):
-            python.append(started)
+    walk.sort(key=lambda user: (user.vtime, user.user_id))
+    gates = python_gates(scenario, jobs, next_start)
+
+    def allowed(job: Job) -> bool:
+        return worker.may_handle(job.type) and (asked is None or job.type in asked)
+
+    limit = scenario.claim_limit
+    chosen = scheduling.candidates(walk, limit=limit, now=now, allowed=allowed, gates=gates)
+    planned = scheduling.plan(chosen, limit=limit, now=now, allowed=allowed, gates=gates)
+    lease = desk.limits.lease_seconds
+    python = [lifecycle.start(job, now, worker=worker, lease_seconds=lease) for job in planned]
     names = {job_id: name for name, job_id in ids.items()}
     assert tuple(names[job.id] for job in python) == expect.names
     by_id = {job.id: job for job in jobs}
@@ -399,19 +511,59 @@ async def run_claim(
         )
         assert completed == []
     assert claimed == python
+    started = {job.id for job in claimed}
     for job in claimed:
-        assert await desk.get_job_status(job.id, USER) == job
+        assert await desk.get_job_status(job.id, job.user_id) == job
         await check_history(desk, by_id[job.id], job, 1)
+    for user_id in {job.user_id for job in jobs}:
+        left = sum(
+            job.user_id == user_id and job.status is JobStatus.PENDING and job.id not in started
+            for job in jobs
+        )
+        if user_id == USER:
+            left += scenario.user.waiting
+        assert (await desk.get_user_usage(user_id)).waiting == left, user_id
+
+
+def python_start(
+    scenario: Scenario, *, before: Job, now: datetime, worker: Worker, limits: Limits
+) -> Job:
+    """A start by id: ``lifecycle.start``, then the user's running cap and the type's gate."""
+    started = lifecycle.start(before, now, worker=worker, lease_seconds=limits.lease_seconds)
+    effective = limits.for_user(scenario.user.overrides)
+    running = scenario.user.processing
+    if running >= effective.max_running:
+        reason = f"{USER} already has {running} jobs running (max_running {effective.max_running})"
+        raise InvalidTransition(before.id, "pending", Action.START.value, reason)
+    _, next_start = python_clocks(scenario)
+    gate = python_gates(scenario, [], next_start).get(before.type)
+    if gate is not None and not gate.open(now):
+        pool = gate.limits.max_running
+        if pool is not None and gate.running >= pool:
+            raise InvalidTransition(
+                before.id, "pending", Action.START.value, "the type's pool is full"
+            )
+        assert gate.next_start_at is not None
+        reason = f"the type's rate allows the next start at {gate.next_start_at.isoformat()}"
+        raise InvalidTransition(before.id, "pending", Action.START.value, reason)
+    return started
 
 
 def python_change(  # noqa: PLR0911 - one return per operation, as the table lists them
-    scenario: Scenario, *, before: Job, now: datetime, worker: Worker, attempt: int, limits: Limits
+    scenario: Scenario,
+    *,
+    before: Job,
+    now: datetime,
+    worker: Worker,
+    attempt: int,
+    limits: Limits,
+    usage_before: UserUsage,
 ) -> Answer:
     """The pure Python rule's answer to the row's operation on ``before``."""
     operation = scenario.operation
     if operation is Operation.START:
         return python_answer(
-            lifecycle.start, before, now, worker=worker, lease_seconds=limits.lease_seconds
+            python_start, scenario, before=before, now=now, worker=worker, limits=limits
         )
     if operation in {Operation.COMPLETE, Operation.CYCLE_COMPLETE}:
         return python_answer(
@@ -430,16 +582,20 @@ def python_change(  # noqa: PLR0911 - one return per operation, as the table lis
         )
     if operation is Operation.RELEASE:
         return python_answer(lifecycle.release, before, now, worker=worker, attempt=attempt)
+    if operation is Operation.SNOOZE:
+        return python_answer(
+            lifecycle.snooze, before, now, worker=worker, attempt=attempt, delay=SNOOZE_DELAY
+        )
     if operation is Operation.EXPIRE:
         return python_answer(lifecycle.expire, before, now, limits=limits)
     if operation is Operation.CANCEL:
         return python_answer(lifecycle.cancel, before, now)
     assert operation is Operation.RETRY
 
-    def retry() -> Job:
+    def retry() -> Job:  # admitted as a creation: the day, then the waiting jobs
         revived = lifecycle.retry(before, now)
-        max_active, _ = limits.for_user(scenario.user.overrides)
-        check_active(scenario.user.active, max_active)
+        check_daily(usage_before.created_today, usage_before.max_daily, now)
+        check_waiting(usage_before.waiting, usage_before.max_waiting)
         return revived
 
     return python_answer(retry)
@@ -467,6 +623,9 @@ async def store_change(  # noqa: PLR0911 - one return per operation, as the tabl
             return await answer_of(call)
         case Operation.RELEASE:
             return await answer_of(desk.release_job(worker, job_id, attempt=attempt))
+        case Operation.SNOOZE:
+            call = desk.snooze_job(worker, job_id, SNOOZE_DELAY, attempt=attempt)
+            return await answer_of(call)
         case Operation.EXPIRE:
             requeued = await desk.requeue_expired()
             after = await desk.get_job_status(job_id, USER)
@@ -487,15 +646,24 @@ async def run_change(
     attempt = before.attempt - 1 if scenario.stale_attempt else before.attempt
     expect = scenario.expect
     assert not isinstance(expect, Claimed)
+    usage_before = await desk.get_user_usage(USER)
     python = python_change(
-        scenario, before=before, now=now, worker=worker, attempt=attempt, limits=desk.limits
+        scenario,
+        before=before,
+        now=now,
+        worker=worker,
+        attempt=attempt,
+        limits=desk.limits,
+        usage_before=usage_before,
     )
     check_expected(python, expect, now)
     store = await store_change(desk, scenario, before, worker, attempt)
     check_same(python, store, expect, now, desk.limits)
     stored = await desk.get_job_status(job.id, USER)
+    usage_after = await desk.get_user_usage(USER)
     if isinstance(python, JobdeskError):
         assert stored == before, "a refused operation wrote the job"
+        assert usage_after == usage_before, "a refused operation wrote the user's counts"
         await check_history(desk, before, before, length)
         return
     assert isinstance(expect, Outcome)
@@ -503,6 +671,23 @@ async def run_change(
         python, expect, now, desk.limits
     )
     await check_history(desk, before, stored, length)
+    # The waiting and running counts follow the job into and out of each status; a
+    # retry is also counted as a creation today.
+    pending, processing = JobStatus.PENDING, JobStatus.PROCESSING
+    moved = {
+        status: (python.status is status) - (before.status is status)
+        for status in (pending, processing)
+    }
+    revived = scenario.operation is Operation.RETRY
+    assert (usage_after.waiting, usage_after.running, usage_after.created_today) == (
+        usage_before.waiting + moved[pending],
+        usage_before.running + moved[processing],
+        usage_before.created_today + revived,
+    )
+    if expect.waiting is not None:
+        assert usage_after.waiting == expect.waiting
+    if expect.created_today is not None:
+        assert usage_after.created_today == expect.created_today
 
 
 @pytest.mark.parametrize("scenario", SCENARIOS, ids=[scenario.name for scenario in SCENARIOS])
@@ -511,12 +696,27 @@ async def test_python_and_the_store_give_the_table_s_answer(
 ) -> None:
     clock.set(scenario.clock)
     async with open_desk(scenario.limits) as desk:
+        for limits in scenario.type_limits:
+            rate = None if limits.rate is None else str(limits.rate)
+            await desk.set_type_limits(limits.type, max_running=limits.max_running, rate=rate)
+        for user_id, overrides in scenario.others:
+            await desk.set_user_limits(
+                user_id,
+                max_running=overrides.max_running,
+                max_waiting=overrides.max_waiting,
+                max_daily=overrides.max_daily,
+                weight=overrides.weight,
+            )
         workers = {
             Actor.WORKER: await worker_named(desk, Actor.WORKER.value),
             Actor.OTHER: await worker_named(desk, Actor.OTHER.value),
             Actor.RENDERER: await worker_named(desk, Actor.RENDERER.value, ["render"]),
         }
-        job = None if scenario.job is None else await set_up_job(desk, workers, clock, scenario.job)
+        job = (
+            None
+            if scenario.job is None
+            else await set_up_job(desk, workers, clock, scenario.job, scenario.job_type)
+        )
         ids = await set_up_queue(desk, workers, clock, scenario)
         row = await set_up_user(desk, workers, store_url, clock, scenario)
         if scenario.actor is Actor.WORKER_RENDER_ONLY:
@@ -542,24 +742,24 @@ async def test_python_and_the_store_give_the_table_s_answer(
 TWINS = {
     "postgres.sql": {
         "claim",
-        "claim_ctes",
         "complete_and_claim",
-        "count_active",
+        "count_created",
         "create_job",
         "expired_leases",
         "insert_jobs",
         "prune_finished",
-        "ready_jobs",
         "top_users",
+        "wait_facts",
+        "walk",
+        "write_jobs",
     },
     "sqlite.sql": {
-        "count_active",
-        "count_created_today",
+        "count_ahead",
         "expired_leases",
         "finished_before",
         "insert_job",
-        "ready_jobs",
         "top_users",
+        "user_queue",
     },
 }
 _QUERY_HEADER = re.compile(r"^-- name: (\w+)\s*$", re.MULTILINE)
@@ -607,6 +807,23 @@ def test_every_sql_twin_names_python_originals_that_exist(filename: str) -> None
             python_object(original)
 
 
+#: the PostgreSQL functions of migration 0007 that restate a rule, in their header comments
+MIGRATION_TWINS = ("jobdesk.arrival_vtime", "jobdesk.create_job", "jobdesk.claim_fair")
+_MIGRATION_TWIN = re.compile(r"twin of\s+(?:--\s+)?(jobdesk\.\w+\.[\w.]*\w)")
+
+
+def test_the_fair_scheduling_functions_name_python_originals_that_exist() -> None:
+    [script] = [script for version, script in migrations() if version == 7]
+    for function in MIGRATION_TWINS:
+        start = script.index(f"CREATE FUNCTION {function}(")
+        header = script[script.rindex("\n\n", 0, start) : start]
+        body = script[start : script.index("\n$$;", start)]
+        named = _MIGRATION_TWIN.findall(header + body)
+        assert named, f"{function} names no Python original in a twin line"
+        for original in named:
+            python_object(original)
+
+
 def test_the_table_covers_every_transition_limit_and_refusal() -> None:
     moves: set[tuple[JobStatus, JobStatus]] = set()
     for scenario in SCENARIOS:
@@ -624,14 +841,24 @@ def test_the_table_covers_every_transition_limit_and_refusal() -> None:
         for scenario in refusals
         if isinstance(scenario.expect, Refusal)
     }
-    for operation in (Operation.CREATE, Operation.CREATE_BATCH):
-        assert {(operation, "daily"), (operation, "active")} <= limited
-    assert (Operation.RETRY, "active") in limited
+    for operation in (Operation.CREATE, Operation.CREATE_BATCH, Operation.RETRY):
+        assert {(operation, "daily"), (operation, "waiting")} <= limited, operation
     overridden = [scenario.user.overrides for scenario in SCENARIOS if scenario.user.overrides]
     assert any(overrides.max_daily is not None for overrides in overridden)
-    assert any(overrides.max_active is not None for overrides in overridden)
+    assert any(overrides.max_waiting is not None for overrides in overridden)
+    assert any(overrides.max_running is not None for overrides in overridden)
     assert any(overrides.max_daily is None for overrides in overridden), "the daily fallback"
-    assert any(overrides.max_active is None for overrides in overridden), "the active fallback"
+    assert any(overrides.max_waiting is None for overrides in overridden), "the waiting fallback"
+    started_by_id = [s.expect for s in refusals if s.operation is Operation.START]
+    for reason in ("jobs running (max_running", "pool is full", "rate allows the next start"):
+        assert any(
+            isinstance(refusal, Refusal) and refusal.reason and reason in refusal.reason
+            for refusal in started_by_id
+        ), reason
+    claims = [scenario for scenario in SCENARIOS if isinstance(scenario.expect, Claimed)]
+    assert any(len({seed.user for seed in scenario.queue}) > 1 for scenario in claims)
+    assert any(overrides.weight for _, overrides in (o for s in claims for o in s.others))
+    assert {limits.type for s in claims for limits in s.type_limits} == {"gpu", "mail"}
     assert any(
         scenario.user.counted_days_ago and isinstance(scenario.expect, Outcome)
         for scenario in SCENARIOS
