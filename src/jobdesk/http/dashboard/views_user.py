@@ -129,11 +129,11 @@ def _to_sign_in(current: Visit) -> Response:
 
 def usage_refusal(exc: RateLimited, usage: UserUsage | None) -> str:
     """What to tell a user a limit refused, and when it frees up."""
-    if exc.limit == "active":
+    if exc.limit == "waiting":
         jobs = "job" if exc.allowed == 1 else "jobs"
         return (
-            f"Refused: you already have {exc.allowed} active {jobs}, the most allowed. "
-            "A slot frees up as soon as one of them finishes or you cancel one."
+            f"Refused: you already have {exc.allowed} waiting {jobs}, the most allowed. "
+            "Room frees up as soon as one of them starts or you cancel one."
         )
     resets = "" if usage is None else usage.resets_at.strftime(" at %Y-%m-%d %H:%M UTC")
     wait = "" if exc.retry_after is None else f" (in {_minutes(exc.retry_after)})"
