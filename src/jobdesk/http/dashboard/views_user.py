@@ -174,6 +174,13 @@ async def _list_page(
                 cursor=request.query_params.get("cursor") or None,
             )
             items, next_cursor = result.items, result.next_cursor
+            # A list does not say why a job waits; each pending row asks, as its page would.
+            items = [
+                await desk.get_job_status(job.id, user_id)
+                if job.status is JobStatus.PENDING
+                else job
+                for job in items
+            ]
         except InvalidInput as exc:
             errors[exc.field] = exc.rule
     usage = await desk.get_user_usage(user_id)
