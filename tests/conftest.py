@@ -99,8 +99,8 @@ def postgres_url(postgres_server: str, postgres_module_database: str) -> str:
     url = database_url(postgres_server, postgres_module_database)
     with psycopg.connect(url, autocommit=True) as connection:
         connection.execute(
-            "TRUNCATE jobdesk.jobs, jobdesk.job_events, jobdesk.users, jobdesk.tokens "
-            "RESTART IDENTITY"
+            "TRUNCATE jobdesk.jobs, jobdesk.job_events, jobdesk.users, jobdesk.tokens, "
+            "jobdesk.type_limits RESTART IDENTITY"
         )
     return url + "?pool_max=4"
 

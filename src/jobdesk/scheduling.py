@@ -30,6 +30,7 @@ the two together.
 from __future__ import annotations
 
 import heapq
+import math
 import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -101,8 +102,9 @@ class Rate:
 
     @property
     def interval(self) -> timedelta:
-        """The spacing between two starts."""
-        return timedelta(seconds=self.period_seconds / self.count)
+        """The spacing between two starts, rounded up to the microsecond: rounded to the
+        nearest, ``"3/s"`` would fit a fourth start into one second."""
+        return timedelta(microseconds=math.ceil(self.period_seconds * 1_000_000 / self.count))
 
     def next_start_after(self, next_start_at: datetime | None, now: datetime) -> datetime:
         """When the next start may come, after a start at ``now``."""

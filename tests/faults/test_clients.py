@@ -25,7 +25,7 @@ def test_a_commit_cut_off_is_unknown() -> None:
 
 
 def test_limits_and_invalid_input_are_refused_and_failed() -> None:
-    assert classify_library(RateLimited("active", 4)) == ("refused", "active")
+    assert classify_library(RateLimited("waiting", 4)) == ("refused", "waiting")
     assert classify_library(InvalidInput("type", "unknown"))[0] == "failed"
 
 

@@ -22,7 +22,7 @@ CLAIMERS = 6
 
 
 async def make_jobs(desk: JobDesk, count: int) -> set[str]:
-    await desk.set_user_limits("alice", max_active=count)
+    await desk.set_user_limits("alice", max_running=count)
     return {
         (await desk.create_job("alice", "demo", {"n": n}, priority=n % 4)).id for n in range(count)
     }
@@ -62,7 +62,7 @@ async def test_concurrent_claimers_on_several_desks_claim_each_job_once(
     assert_each_claimed_once(ids, list(claims), names)
     page = await desk.get_user_jobs("alice", limit=100, status="processing")
     assert len(page.items) == 100
-    assert (await desk.get_user_usage("alice")).active == JOBS
+    assert (await desk.get_user_usage("alice")).running == JOBS
 
 
 async def test_concurrent_claimers_on_one_desk_claim_each_job_once(desk: JobDesk) -> None:
@@ -104,7 +104,7 @@ def test_concurrent_claimers_in_threads_claim_each_job_once(
 ) -> None:
     threads = 8
     with SyncJobDesk.open(store_url, clock=clock) as desk:
-        desk.set_user_limits("alice", max_active=JOBS)
+        desk.set_user_limits("alice", max_running=JOBS)
         ids = {desk.create_job("alice", "demo", {"n": n}).id for n in range(JOBS)}
         tokens = [desk.create_worker_token(f"thread-{n}") for n in range(threads)]
 

@@ -184,7 +184,7 @@ async def test_a_worker_claims_only_the_types_its_token_allows(desk: JobDesk) ->
 async def test_cycling_workers_and_cancelling_users_finish_every_job_exactly_once(
     open_desk: OpenDesk,
 ) -> None:
-    limits = Limits(max_active_per_user=10_000, max_created_per_day=10_000)
+    limits = Limits(max_running_per_user=10_000, max_created_per_day=10_000)
     async with open_desk(limits) as desk:
         jobs = [await desk.create_job(f"user-{n % 5}", "render", {"n": n}) for n in range(300)]
         workers = [

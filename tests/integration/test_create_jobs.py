@@ -8,7 +8,7 @@ from datetime import timedelta
 
 import pytest
 
-from jobdesk import Job, JobDesk, JobSpec, JobStatus, Limits
+from jobdesk import Job, JobDesk, JobSpec, JobStatus, Limits, Worker
 from jobdesk.changes import JobChange
 from jobdesk.errors import InvalidInput, RateLimited
 from jobdesk.testing import ManualClock
@@ -42,19 +42,32 @@ async def test_a_batch_is_stored_in_order_with_each_jobs_history(
     assert (await desk.get_user_usage("alice")).created_today == 3
 
 
-async def test_a_batch_that_does_not_fit_the_active_limit_stores_nothing(desk: JobDesk) -> None:
+async def test_a_batch_that_does_not_fit_the_waiting_limit_stores_nothing(desk: JobDesk) -> None:
+    await desk.set_user_limits("alice", max_waiting=10)
     await desk.create_jobs("alice", [JobSpec("demo", {"n": n}) for n in range(8)])
     with pytest.raises(RateLimited) as caught:
         await desk.create_jobs("alice", [JobSpec("demo", {"n": n}) for n in range(3)])
-    assert (caught.value.limit, caught.value.allowed) == ("active", 10)
+    assert (caught.value.limit, caught.value.allowed) == ("waiting", 10)
     usage = await desk.get_user_usage("alice")
-    assert (usage.active, usage.created_today) == (8, 8)
+    assert (usage.waiting, usage.created_today) == (8, 8)
     await desk.create_jobs("alice", [JobSpec("demo", {"n": n}) for n in range(2)])  # exactly
-    assert (await desk.get_user_usage("alice")).active == 10
+    assert (await desk.get_user_usage("alice")).waiting == 10
+
+
+async def test_a_user_at_their_running_cap_may_still_create_a_batch(
+    desk: JobDesk, worker: Worker
+) -> None:
+    await desk.set_user_limits("alice", max_running=2)
+    await desk.create_jobs("alice", [JobSpec("demo") for _ in range(2)])
+    assert len(await desk.claim_jobs(worker, limit=5)) == 2
+    jobs = await desk.create_jobs("alice", [JobSpec("demo") for _ in range(5)])
+    assert all(job.status is JobStatus.PENDING for job in jobs)
+    usage = await desk.get_user_usage("alice")
+    assert (usage.running, usage.waiting) == (2, 5)
 
 
 async def test_a_batch_that_does_not_fit_the_daily_limit_stores_nothing(desk: JobDesk) -> None:
-    await desk.set_user_limits("alice", max_daily=5, max_active=100)
+    await desk.set_user_limits("alice", max_daily=5, max_waiting=100)
     await desk.create_jobs("alice", [JobSpec("demo") for _ in range(4)])
     with pytest.raises(RateLimited) as caught:
         await desk.create_jobs("alice", [JobSpec("demo") for _ in range(2)])
@@ -71,6 +84,7 @@ async def test_concurrent_batches_on_several_desks_fill_the_room_and_no_more(
 ) -> None:
     async with AsyncExitStack() as stack:
         desks = [await stack.enter_async_context(open_desk()) for _ in range(4)]
+        await desks[0].set_user_limits("alice", max_waiting=10)
 
         async def batch(desk: JobDesk) -> list[Job] | RateLimited:
             try:
@@ -83,7 +97,7 @@ async def test_concurrent_batches_on_several_desks_fill_the_room_and_no_more(
         refused = [outcome for outcome in outcomes if isinstance(outcome, RateLimited)]
         assert (len(made), len(refused)) == (3, 9)  # 3 batches of 3 fit in 10
         usage = await desks[0].get_user_usage("alice")
-        assert (usage.active, usage.created_today) == (9, 9)
+        assert (usage.waiting, usage.created_today) == (9, 9)
 
 
 async def test_subscribers_hear_of_every_job_of_a_batch(desk: JobDesk) -> None:

@@ -292,7 +292,7 @@ async def test_the_same_worker_reclaiming_a_job_gets_a_new_attempt(
 async def test_concurrent_reapers_requeue_each_expired_job_once(
     desk: JobDesk, open_desk: OpenDesk, worker: Worker, clock: ManualClock
 ) -> None:
-    await desk.set_user_limits("alice", max_active=100)
+    await desk.set_user_limits("alice", max_running=100)
     for n in range(40):
         await desk.create_job("alice", "demo", {"n": n}, max_attempts=2)
     assert len(await desk.claim_jobs(worker, limit=40)) == 40

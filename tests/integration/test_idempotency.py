@@ -67,8 +67,8 @@ async def test_without_a_key_every_create_is_a_new_job(desk: JobDesk) -> None:
     assert (await desk.get_user_usage("alice")).created_today == 2
 
 
-async def test_a_replay_returns_the_job_even_at_the_active_limit(desk: JobDesk) -> None:
-    await desk.set_user_limits("alice", max_active=1, max_daily=1)
+async def test_a_replay_returns_the_job_even_at_the_waiting_limit(desk: JobDesk) -> None:
+    await desk.set_user_limits("alice", max_waiting=1, max_daily=1)
     first = await desk.create_job("alice", "extract", INPUT, idempotency_key="k")
     assert await desk.create_job("alice", "extract", INPUT, idempotency_key="k") == first
 

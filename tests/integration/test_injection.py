@@ -72,7 +72,7 @@ async def bystander(desk: JobDesk) -> Bystander:
     worker_token = await desk.create_worker_token("victim-worker", types=["victim.only"])
     victim_worker = await desk.verify_worker_token(worker_token)
     user_token = await desk.create_user_token("victim")
-    await desk.set_user_limits("victim", max_active=7, max_daily=70)
+    await desk.set_user_limits("victim", max_running=7, max_daily=70)
     secret = {"card": "4111 1111 1111 1111"}
     jobs = [await desk.create_job("victim", "victim.only", secret, "vp") for _ in range(3)]
     [claimed] = await desk.claim_jobs(victim_worker, limit=1)
@@ -145,7 +145,7 @@ async def user_project_or_key(desk: JobDesk, bystander: Bystander, payload: str)
     assert [event.status for event in await desk.get_job_history(job.id, payload)] == [
         JobStatus.PENDING
     ]
-    await desk.set_user_limits(payload, max_active=1)
+    await desk.set_user_limits(payload, max_waiting=1)
     with pytest.raises(RateLimited):
         await desk.create_job(payload, "demo", {})
     assert (await desk.cancel_job(job.id, payload)).status is JobStatus.CANCELLED
@@ -226,7 +226,7 @@ async def type_status_id_or_cursor(
     await refused(lambda: desk.update_job_progress(worker, job.id, hostile, attempt=1), "progress")
     await refused(lambda: desk.heartbeat_job(worker, job.id, attempt=hostile), "attempt")
     await refused(lambda: desk.create_job("attacker", "demo", {}, priority=hostile), "priority")
-    await refused(lambda: desk.set_user_limits("attacker", max_active=hostile), "max_active")
+    await refused(lambda: desk.set_user_limits("attacker", max_running=hostile), "max_running")
     await refused(lambda: desk.get_user_jobs("attacker", limit=hostile), "limit")
     await refused(lambda: desk.create_job("attacker", "demo", {}, run_at=hostile), "run_at")
     with pytest.raises(Unauthorized):

@@ -1,4 +1,4 @@
-"""Per-user limits: 10 active and 1000 a UTC day by default, overridable, enforced atomically.
+"""Per-user limits: 1000 waiting and 1000 a UTC day by default, overridable, enforced atomically.
 
 N concurrent creates for one user with room for k succeed exactly k times, whether
 they share one desk, come from several desks (connections), or from threads through
@@ -44,25 +44,26 @@ def tally(
     return jobs, refusals
 
 
-async def test_defaults_are_ten_active_and_a_thousand_a_day(desk: JobDesk) -> None:
+async def test_defaults_are_ten_running_a_thousand_waiting_and_a_thousand_a_day(
+    desk: JobDesk, worker: Worker
+) -> None:
     usage = await desk.get_user_usage("alice")
-    assert (usage.active, usage.max_active) == (0, 10)
+    assert (usage.running, usage.max_running) == (0, 10)
+    assert (usage.waiting, usage.max_waiting) == (0, 1000)
     assert (usage.created_today, usage.max_daily) == (0, 1000)
-    for n in range(10):
+    for n in range(11):
         await desk.create_job("alice", "demo", {"n": n})
-    with pytest.raises(RateLimited) as caught:
-        await desk.create_job("alice", "demo", {"n": 10})
-    assert caught.value.limit == "active"
-    assert caught.value.allowed == 10
+    # Past the running cap a job is not refused: it waits.
+    assert len(await desk.claim_jobs(worker, limit=20)) == 10
     usage = await desk.get_user_usage("alice")
-    assert (usage.active, usage.created_today) == (10, 10)
+    assert (usage.running, usage.waiting, usage.created_today) == (10, 1, 11)
     assert (await desk.create_job("bob", "demo", {})).status is JobStatus.PENDING
 
 
 async def test_the_thousand_and_first_job_of_a_day_is_refused_until_midnight(
     desk: JobDesk, clock: ManualClock
 ) -> None:
-    await desk.set_user_limits("alice", max_active=5000)
+    await desk.set_user_limits("alice", max_waiting=5000)
     for n in range(1000):
         await desk.create_job("alice", "demo", {"n": n})
     with pytest.raises(RateLimited) as caught:
@@ -99,7 +100,7 @@ async def test_retry_after_counts_the_seconds_to_the_next_utc_midnight(
 async def test_the_daily_count_starts_again_after_utc_midnight(
     desk: JobDesk, clock: ManualClock
 ) -> None:
-    await desk.set_user_limits("alice", max_daily=3, max_active=100)
+    await desk.set_user_limits("alice", max_daily=3, max_waiting=100)
     clock.set(datetime(2026, 3, 1, 23, 59, 59, tzinfo=UTC))
     for n in range(3):
         await desk.create_job("alice", "demo", {"n": n})
@@ -118,51 +119,48 @@ async def test_the_daily_count_starts_again_after_utc_midnight(
 
 
 async def test_refused_creates_do_not_count_against_the_day(desk: JobDesk) -> None:
-    await desk.set_user_limits("alice", max_active=2, max_daily=5)
+    await desk.set_user_limits("alice", max_waiting=2, max_daily=5)
     outcomes = [await attempt_create(desk, "alice", n) for n in range(10)]
     jobs, refusals = tally(outcomes)
-    assert (len(jobs), refusals) == (2, ["active"] * 8)
+    assert (len(jobs), refusals) == (2, ["waiting"] * 8)
     assert (await desk.get_user_usage("alice")).created_today == 2
 
 
 async def test_per_user_overrides_are_read_at_create_time(desk: JobDesk) -> None:
-    await desk.set_user_limits("alice", max_active=2)
+    await desk.set_user_limits("alice", max_waiting=2)
     await desk.create_job("alice", "demo", {"n": 1})
     await desk.create_job("alice", "demo", {"n": 2})
     with pytest.raises(RateLimited) as caught:
         await desk.create_job("alice", "demo", {"n": 3})
     assert caught.value.allowed == 2
-    await desk.set_user_limits("alice", max_active=3)
+    await desk.set_user_limits("alice", max_waiting=3)
     await desk.create_job("alice", "demo", {"n": 3})
-    await desk.set_user_limits("alice", max_active=0)
+    await desk.set_user_limits("alice", max_waiting=0)
     with pytest.raises(RateLimited):
         await desk.create_job("alice", "demo", {"n": 4})
-    await desk.set_user_limits("alice", max_daily=3)  # max_active back to the default
+    await desk.set_user_limits("alice", max_daily=3)  # max_waiting back to the default
     usage = await desk.get_user_usage("alice")
-    assert (usage.max_active, usage.max_daily) == (10, 3)
+    assert (usage.max_waiting, usage.max_daily) == (1000, 3)
     with pytest.raises(RateLimited) as caught:
         await desk.create_job("alice", "demo", {"n": 4})
     assert caught.value.limit == "daily"
     bob = await desk.get_user_usage("bob")
-    assert (bob.max_active, bob.max_daily) == (10, 1000)
+    assert (bob.max_waiting, bob.max_daily) == (1000, 1000)
 
 
 async def test_overrides_set_by_another_desk_apply_at_once(
     desk: JobDesk, open_desk: OpenDesk
 ) -> None:
     async with open_desk() as other:
-        await other.set_user_limits("alice", max_active=1)
+        await other.set_user_limits("alice", max_waiting=1)
     await desk.create_job("alice", "demo", {})
     with pytest.raises(RateLimited):
         await desk.create_job("alice", "demo", {})
 
 
-@pytest.mark.parametrize("status", [JobStatus.PENDING, JobStatus.PROCESSING])
-async def test_cancelling_frees_the_active_slot_at_once(
-    desk: JobDesk, worker: Worker, status: JobStatus
-) -> None:
-    await desk.set_user_limits("alice", max_active=1)
-    job = await job_in_status(desk, worker, "alice", status)
+async def test_cancelling_frees_the_waiting_slot_at_once(desk: JobDesk, worker: Worker) -> None:
+    await desk.set_user_limits("alice", max_waiting=1)
+    job = await job_in_status(desk, worker, "alice", JobStatus.PENDING)
     with pytest.raises(RateLimited):
         await desk.create_job("alice", "demo", {})
     await desk.cancel_job(job.id, "alice")
@@ -171,30 +169,31 @@ async def test_cancelling_frees_the_active_slot_at_once(
 
 
 @pytest.mark.parametrize("status", [JobStatus.COMPLETED, JobStatus.FAILED])
-async def test_finished_jobs_do_not_count_as_active(
+async def test_finished_jobs_do_not_count_as_waiting(
     desk: JobDesk, worker: Worker, status: JobStatus
 ) -> None:
-    await desk.set_user_limits("alice", max_active=1)
+    await desk.set_user_limits("alice", max_waiting=1)
     await job_in_status(desk, worker, "alice", status)
     assert (await desk.get_user_usage("alice")).active == 0
     assert (await desk.create_job("alice", "demo", {})).status is JobStatus.PENDING
 
 
 @pytest.mark.parametrize("status", [JobStatus.FAILED, JobStatus.CANCELLED])
-async def test_retry_job_counts_against_the_active_limit(
+async def test_retry_job_counts_against_the_waiting_limit(
     desk: JobDesk, worker: Worker, status: JobStatus
 ) -> None:
-    await desk.set_user_limits("alice", max_active=2)
+    await desk.set_user_limits("alice", max_waiting=2)
     job = await job_in_status(desk, worker, "alice", status)
     blockers = [await desk.create_job("alice", "demo", {"n": n}) for n in range(2)]
     with pytest.raises(RateLimited) as caught:
         await desk.retry_job(job.id, "alice")
-    assert caught.value.limit == "active"
+    assert caught.value.limit == "waiting"
     assert (await desk.get_job_status(job.id, "alice")).status is status
     await desk.cancel_job(blockers[0].id, "alice")
     assert (await desk.retry_job(job.id, "alice")).status is JobStatus.PENDING
     usage = await desk.get_user_usage("alice")
-    assert (usage.active, usage.created_today) == (2, 3)  # a retry is not a new job today
+    # A retry counts as a creation today, and as one more waiting job.
+    assert (usage.waiting, usage.created_today) == (2, 4)
     with pytest.raises(RateLimited):
         await desk.create_job("alice", "demo", {})
 
@@ -203,6 +202,8 @@ async def test_retry_job_counts_against_the_active_limit(
 
 
 async def fill(desk: JobDesk, user_id: str, count: int) -> None:
+    """``count`` pending jobs for ``user_id``, whose waiting limit is 10."""
+    await desk.set_user_limits(user_id, max_waiting=10)
     for n in range(count):
         await desk.create_job(user_id, "demo", {"prefill": n})
 
@@ -215,7 +216,7 @@ async def test_concurrent_creates_on_one_desk_fill_exactly_the_room_left(
     outcomes = await asyncio.gather(*(attempt_create(desk, "alice", n) for n in range(CALLERS)))
     jobs, refusals = tally(list(outcomes))
     assert len(jobs) == room
-    assert refusals == ["active"] * (CALLERS - room)
+    assert refusals == ["waiting"] * (CALLERS - room)
     assert (await desk.get_user_usage("alice")).active == 10
 
 
@@ -231,7 +232,7 @@ async def test_concurrent_creates_on_several_desks_fill_exactly_the_room_left(
         )
     jobs, refusals = tally(list(outcomes))
     assert len(jobs) == room
-    assert refusals == ["active"] * (CALLERS - room)
+    assert refusals == ["waiting"] * (CALLERS - room)
     page = await desk.get_user_jobs("alice", status=["pending", "processing"], limit=100)
     assert len(page.items) == 10
 
@@ -241,6 +242,7 @@ def test_concurrent_creates_from_threads_fill_exactly_the_room_left(
 ) -> None:
     room = 6
     with SyncJobDesk.open(store_url, clock=clock) as desk:
+        desk.set_user_limits("alice", max_waiting=10)
         for n in range(10 - room):
             desk.create_job("alice", "demo", {"prefill": n})
 
@@ -249,7 +251,7 @@ def test_concurrent_creates_from_threads_fill_exactly_the_room_left(
 
     jobs, refusals = tally(run_in_threads(store_url, clock, CALLERS, create))
     assert len(jobs) == room
-    assert refusals == ["active"] * (CALLERS - room)
+    assert refusals == ["waiting"] * (CALLERS - room)
     with SyncJobDesk.open(store_url, clock=clock) as desk:
         usage = desk.get_user_usage("alice")
     assert (usage.active, usage.created_today) == (10, 10)
@@ -259,7 +261,7 @@ def test_concurrent_creates_from_threads_fill_exactly_the_room_left(
 async def test_concurrent_creates_on_several_desks_respect_the_daily_limit(
     desk: JobDesk, open_desk: OpenDesk, room: int
 ) -> None:
-    await desk.set_user_limits("alice", max_active=1000, max_daily=12)
+    await desk.set_user_limits("alice", max_waiting=1000, max_daily=12)
     await fill(desk, "alice", 12 - room)
     async with AsyncExitStack() as stack:
         desks = [await stack.enter_async_context(open_desk()) for _ in range(DESKS)]
@@ -275,7 +277,7 @@ async def test_concurrent_creates_on_several_desks_respect_the_daily_limit(
 
 
 async def test_concurrent_creates_on_one_desk_respect_the_daily_limit(desk: JobDesk) -> None:
-    await desk.set_user_limits("alice", max_active=1000, max_daily=20)
+    await desk.set_user_limits("alice", max_waiting=1000, max_daily=20)
     outcomes = await asyncio.gather(*(attempt_create(desk, "alice", n) for n in range(CALLERS)))
     jobs, refusals = tally(list(outcomes))
     assert len(jobs) == 20
@@ -288,7 +290,7 @@ def test_concurrent_creates_from_threads_respect_the_daily_limit(
     store_url: str, clock: ManualClock
 ) -> None:
     with SyncJobDesk.open(store_url, clock=clock) as desk:
-        desk.set_user_limits("alice", max_active=1000, max_daily=17)
+        desk.set_user_limits("alice", max_waiting=1000, max_daily=17)
 
     def create(thread_desk: SyncJobDesk, n: int) -> Job:
         return thread_desk.create_job("alice", "demo", {"n": n})
@@ -300,11 +302,11 @@ def test_concurrent_creates_from_threads_respect_the_daily_limit(
         assert desk.get_user_usage("alice").created_today == 17
 
 
-def test_concurrent_retries_from_threads_respect_the_active_limit(
+def test_concurrent_retries_from_threads_respect_the_waiting_limit(
     store_url: str, clock: ManualClock
 ) -> None:
     with SyncJobDesk.open(store_url, clock=clock) as desk:
-        desk.set_user_limits("alice", max_active=4, max_daily=1000)
+        desk.set_user_limits("alice", max_waiting=4, max_daily=1000)
         failed = []
         for n in range(20):
             job = desk.create_job("alice", "demo", {"n": n})
@@ -315,6 +317,6 @@ def test_concurrent_retries_from_threads_respect_the_active_limit(
 
     jobs, refusals = tally(run_in_threads(store_url, clock, len(failed), retry))
     assert len(jobs) == 4
-    assert refusals == ["active"] * 16
+    assert refusals == ["waiting"] * 16
     with SyncJobDesk.open(store_url, clock=clock) as desk:
         assert desk.get_user_usage("alice").active == 4

@@ -41,8 +41,8 @@ async def walk(
 
 @pytest.fixture
 async def roomy(desk: JobDesk) -> JobDesk:
-    """The desk, with room for many active jobs for alice."""
-    await desk.set_user_limits("alice", max_active=500)
+    """The desk, with room for many waiting jobs for alice."""
+    await desk.set_user_limits("alice", max_waiting=500)
     return desk
 
 
@@ -66,7 +66,7 @@ async def test_pagination_walks_every_job_exactly_once(roomy: JobDesk) -> None:
 async def test_the_last_page_has_no_next_cursor(roomy: JobDesk) -> None:
     for count in (1, 9, 10, 11, 20):
         user_id = f"user-{count}"
-        await roomy.set_user_limits(user_id, max_active=count)
+        await roomy.set_user_limits(user_id, max_waiting=count)
         for n in range(count):
             await roomy.create_job(user_id, "demo", {"n": n})
         pages = await walk(roomy, user_id, 10)

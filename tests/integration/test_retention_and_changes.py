@@ -37,7 +37,7 @@ async def test_prune_deletes_only_jobs_finished_before_the_retention_period(
 
 
 async def test_prune_works_through_more_than_one_batch(desk: JobDesk, clock: ManualClock) -> None:
-    await desk.set_user_limits("user-1", max_active=5000, max_daily=5000)
+    await desk.set_user_limits("user-1", max_running=5000, max_waiting=5000, max_daily=5000)
     for n in range(1203):
         await desk.cancel_job((await desk.create_job("user-1", "render", {"n": n})).id, "user-1")
     clock.advance(days=2)

@@ -146,13 +146,23 @@ async def test_retry_job_restarts_the_attempt_budget_and_keeps_the_history(
     assert [event.at for event in history] == sorted(event.at for event in history)
 
 
-async def test_claims_go_by_priority_then_age(desk: JobDesk, worker: Worker) -> None:
+async def test_claims_take_turns_across_users_and_go_by_priority_then_age_within_one(
+    desk: JobDesk, worker: Worker
+) -> None:
     priorities = [0, 5, -3, 5, 0, 10, -3, 5]
     jobs = [
         await desk.create_job("alice" if n < 5 else "bob", "demo", {"n": n}, priority=priority)
         for n, priority in enumerate(priorities)
     ]
-    expected = [job.id for job in sorted(jobs, key=lambda job: (-job.priority, job.id))]
+
+    def own_order(user_id: str) -> list[str]:
+        mine = [job for job in jobs if job.user_id == user_id]
+        return [job.id for job in sorted(mine, key=lambda job: (-job.priority, job.id))]
+
+    # Equal shares: alice and bob alternate (alice first on the tie) until bob runs out;
+    # bob's priority 10 does not put him ahead of alice.
+    alice, bob = own_order("alice"), own_order("bob")
+    expected = [alice[0], bob[0], alice[1], bob[1], alice[2], bob[2], alice[3], alice[4]]
     assert [job.id for job in await desk.get_pending_jobs(worker, limit=100)] == expected
     assert [job.id for job in await desk.get_pending_jobs(worker, limit=3)] == expected[:3]
     claimed = [job.id for _ in jobs for job in await desk.claim_jobs(worker, limit=1)]
@@ -163,7 +173,7 @@ async def test_claims_go_by_priority_then_age(desk: JobDesk, worker: Worker) -> 
 async def test_get_pending_jobs_shows_the_order_of_batched_claims(
     desk: JobDesk, worker: Worker, clock: ManualClock
 ) -> None:
-    await desk.set_user_limits("alice", max_active=100)
+    await desk.set_user_limits("alice", max_running=100)
     for n in range(12):
         await desk.create_job("alice", "demo", {"n": n}, priority=n % 3)
         clock.advance(seconds=1)

@@ -114,7 +114,7 @@ async def test_reopening_a_file_keeps_its_jobs_tokens_limits_and_cursors(
 ) -> None:
     url = sqlite_url(tmp_path / "kept.db")
     async with JobDesk.open(url, clock=clock) as desk:
-        await desk.set_user_limits("alice", max_active=20)
+        await desk.set_user_limits("alice", max_running=20)
         jobs = [await desk.create_job("alice", "demo", {"n": n}) for n in range(15)]
         token = await desk.create_worker_token("gpu-box-1")
         worker = await desk.verify_worker_token(token)
@@ -123,7 +123,7 @@ async def test_reopening_a_file_keeps_its_jobs_tokens_limits_and_cursors(
         secret_before = inspect(tmp_path / "kept.db", "SELECT value FROM meta")
 
     async with JobDesk.open(url, clock=clock) as desk:
-        assert (await desk.get_user_usage("alice")).max_active == 20
+        assert (await desk.get_user_usage("alice")).max_running == 20
         assert (await desk.verify_worker_token(token)).name == "gpu-box-1"
         stored = await desk.get_job_status(claimed.id, "alice")
         assert stored == claimed

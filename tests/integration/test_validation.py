@@ -112,8 +112,12 @@ CASES: list[tuple[str, str, Call]] = [
     ("retry_job", "job_id", lambda d, w, j: d.retry_job(bad(None), "alice")),
     ("retry_job", "user_id", lambda d, w, j: d.retry_job(j.id, "x" * 200)),
     ("get_user_usage", "user_id", lambda d, w, j: d.get_user_usage("")),
-    ("set_user_limits", "user_id", lambda d, w, j: d.set_user_limits("", max_active=1)),
-    ("set_user_limits", "max_active", lambda d, w, j: d.set_user_limits("alice", max_active=-1)),
+    ("set_user_limits", "user_id", lambda d, w, j: d.set_user_limits("", max_running=1)),
+    ("set_user_limits", "max_running", lambda d, w, j: d.set_user_limits("alice", max_running=-1)),
+    ("set_user_limits", "max_waiting", lambda d, w, j: d.set_user_limits("alice", max_waiting=-1)),
+    ("set_user_limits", "weight", lambda d, w, j: d.set_user_limits("alice", weight=0)),
+    ("set_user_limits", "weight", lambda d, w, j: d.set_user_limits("alice", weight=math.nan)),
+    ("set_user_limits", "weight", lambda d, w, j: d.set_user_limits("alice", weight=1001)),
     (
         "set_user_limits",
         "max_daily",
@@ -181,6 +185,11 @@ CASES: list[tuple[str, str, Call]] = [
     ),
     ("fail_job", "attempt", lambda d, w, j: d.fail_job(w, j.id, "m", attempt=-1)),
     ("release_job", "attempt", lambda d, w, j: d.release_job(w, j.id, attempt=0)),
+    ("snooze_job", "delay", lambda d, w, j: d.snooze_job(w, j.id, -1, attempt=1)),
+    ("snooze_job", "delay", lambda d, w, j: d.snooze_job(w, j.id, 31 * 86_400, attempt=1)),
+    ("snooze_job", "delay", lambda d, w, j: d.snooze_job(w, j.id, math.inf, attempt=1)),
+    ("snooze_job", "attempt", lambda d, w, j: d.snooze_job(w, j.id, 5, attempt=0)),
+    ("snooze_job", "job_id", lambda d, w, j: d.snooze_job(w, "x", 5, attempt=1)),
     ("release_job", "job_id", lambda d, w, j: d.release_job(w, j.id[:-1], attempt=1)),
     ("release_job", "worker", lambda d, w, j: d.release_job(bad(None), j.id, attempt=1)),
     ("complete_jobs", "completions", lambda d, w, j: d.complete_jobs(w, [])),
@@ -231,6 +240,10 @@ CASES: list[tuple[str, str, Call]] = [
     ("prune_finished", "older_than", lambda d, w, j: d.prune_finished(timedelta(seconds=-1))),
     ("get_queue_stats", "window", lambda d, w, j: d.get_queue_stats(bad(300))),
     ("get_queue_stats", "window", lambda d, w, j: d.get_queue_stats(timedelta(0))),
+    ("set_type_limits", "type", lambda d, w, j: d.set_type_limits("Bad Type", max_running=1)),
+    ("set_type_limits", "max_running", lambda d, w, j: d.set_type_limits("demo", max_running=-1)),
+    ("set_type_limits", "rate", lambda d, w, j: d.set_type_limits("demo", rate="5/fortnight")),
+    ("set_type_limits", "rate", lambda d, w, j: d.set_type_limits("demo", rate="0/min")),
     # the operator's views and admin tokens
     ("get_throughput", "window", lambda d, w, j: d.get_throughput(bad(3600))),
     ("get_throughput", "window", lambda d, w, j: d.get_throughput(timedelta(days=2))),
@@ -305,6 +318,7 @@ def test_every_public_operation_is_spot_checked() -> None:
         "ping",
         "now",
         "get_oldest_pending",
+        "get_type_limits",
     }
     # These refuse a bad token with Unauthorized.
     tokens_only = {"verify_worker_token", "verify_user_token", "verify_admin_token"}
@@ -346,11 +360,14 @@ def test_open_refuses_a_bad_url_or_limits() -> None:
         JobDesk.open("mysql://localhost/jobs")
     assert caught.value.field == "url"
     with pytest.raises(InvalidInput) as caught:
-        JobDesk.open("sqlite:///x.db", limits=bad({"max_active_per_user": 1}))
+        JobDesk.open("sqlite:///x.db", limits=bad({"max_running_per_user": 1}))
     assert caught.value.field == "limits"
     with pytest.raises(InvalidInput) as caught:
-        Limits(max_active_per_user=0)
-    assert caught.value.field == "max_active_per_user"
+        Limits(max_running_per_user=0)
+    assert caught.value.field == "max_running_per_user"
+    with pytest.raises(InvalidInput) as caught:
+        Limits(max_waiting_per_user=0)
+    assert caught.value.field == "max_waiting_per_user"
 
 
 async def test_a_desk_with_registered_types_refuses_every_other_type(

@@ -6,6 +6,7 @@ import math
 import random
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta, timezone
+from typing import Any
 
 import pytest
 from hypothesis import example, given
@@ -13,14 +14,18 @@ from hypothesis import strategies as st
 
 from jobdesk.errors import InvalidInput, RateLimited
 from jobdesk.limits import (
+    EffectiveLimits,
     Limits,
-    check_active,
     check_daily,
+    check_waiting,
+    created_today,
     next_midnight,
+    overrides_of,
     retry_backoff,
+    usage,
     usage_day,
 )
-from jobdesk.models import UserLimits
+from jobdesk.models import UserLimits, UserUsage
 
 NOON = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 PARIS = timezone(timedelta(hours=2))
@@ -48,7 +53,9 @@ class FixedDraw(random.Random):
 
 def test_the_default_limits_are_the_documented_ones() -> None:
     limits = Limits()
-    assert (limits.max_active_per_user, limits.max_created_per_day) == (10, 1000)
+    assert (limits.max_running_per_user, limits.max_waiting_per_user) == (10, 1000)
+    assert limits.max_created_per_day == 1000
+    assert limits.max_active_per_user is None
     assert (limits.max_input_bytes, limits.max_input_depth) == (256 * 1024, 32)
     assert limits.max_attempts == 3
 
@@ -56,10 +63,12 @@ def test_the_default_limits_are_the_documented_ones() -> None:
 @pytest.mark.parametrize(
     ("field", "value"),
     [
-        ("max_active_per_user", 0),
-        ("max_active_per_user", -1),
-        ("max_active_per_user", True),
-        ("max_active_per_user", 2.5),
+        ("max_running_per_user", 0),
+        ("max_running_per_user", -1),
+        ("max_running_per_user", True),
+        ("max_running_per_user", 2.5),
+        ("max_waiting_per_user", 0),
+        ("max_waiting_per_user", "1000"),
         ("max_created_per_day", 0),
         ("max_created_per_day", "1000"),
         ("max_attempts", 0),
@@ -90,7 +99,8 @@ def test_a_bad_limit_is_refused_naming_its_field(field: str, value: object) -> N
 
 def test_the_smallest_sensible_limits_are_accepted() -> None:
     limits = Limits(
-        max_active_per_user=1,
+        max_running_per_user=1,
+        max_waiting_per_user=1,
         max_created_per_day=1,
         max_attempts=1,
         lease_seconds=0.5,
@@ -103,40 +113,130 @@ def test_the_smallest_sensible_limits_are_accepted() -> None:
 
 
 def test_without_overrides_a_user_gets_the_defaults() -> None:
-    limits = Limits(max_active_per_user=4, max_created_per_day=40)
-    assert limits.for_user(None) == (4, 40)
-    assert limits.for_user(UserLimits()) == (4, 40)
+    limits = Limits(max_running_per_user=4, max_waiting_per_user=20, max_created_per_day=40)
+    expected = EffectiveLimits(max_running=4, max_waiting=20, max_daily=40, weight=1.0)
+    assert limits.for_user(None) == expected
+    assert limits.for_user(UserLimits()) == expected
 
 
 @pytest.mark.parametrize(
     ("overrides", "expected"),
     [
-        (UserLimits(max_active=50), (50, 1000)),
-        (UserLimits(max_daily=5000), (10, 5000)),
-        (UserLimits(max_active=1, max_daily=2), (1, 2)),
-        (UserLimits(max_active=0, max_daily=0), (0, 0)),
+        (UserLimits(max_running=50), (50, 1000, 1000, 1.0)),
+        (UserLimits(max_waiting=5), (10, 5, 1000, 1.0)),
+        (UserLimits(max_daily=5000), (10, 1000, 5000, 1.0)),
+        (UserLimits(weight=3.0), (10, 1000, 1000, 3.0)),
+        (UserLimits(max_running=1, max_daily=2), (1, 1000, 2, 1.0)),
+        (UserLimits(max_running=0, max_waiting=0, max_daily=0), (0, 0, 0, 1.0)),
     ],
 )
 def test_a_users_overrides_replace_only_what_they_name(
-    overrides: UserLimits, expected: tuple[int, int]
+    overrides: UserLimits, expected: tuple[int, int, int, float]
 ) -> None:
-    assert Limits().for_user(overrides) == expected
+    effective = Limits().for_user(overrides)
+    assert (
+        effective.max_running,
+        effective.max_waiting,
+        effective.max_daily,
+        effective.weight,
+    ) == expected
 
 
-@given(active=st.integers(0, 10_000), max_active=st.integers(0, 10_000))
-def test_one_more_active_job_is_allowed_only_below_the_limit(active: int, max_active: int) -> None:
-    assert refuses(lambda: check_active(active, max_active)) is (active >= max_active)
+def test_the_deprecated_active_limit_warns_and_sets_the_running_cap() -> None:
+    with pytest.warns(DeprecationWarning, match="max_running_per_user"):
+        limits = Limits(max_active_per_user=4)
+    assert limits.max_running_per_user == 4
+    assert limits.max_active_per_user is None
+    assert limits.max_waiting_per_user == 1000
 
 
-def test_the_active_limit_says_which_limit_and_what_to_do() -> None:
+def test_the_deprecated_active_limit_is_checked_as_the_running_cap() -> None:
+    with (
+        pytest.warns(DeprecationWarning, match="deprecated"),
+        pytest.raises(InvalidInput) as caught,
+    ):
+        Limits(max_active_per_user=0)
+    assert caught.value.field == "max_running_per_user"
+
+
+@given(
+    waiting=st.integers(0, 10_000), max_waiting=st.integers(0, 10_000), count=st.integers(1, 1000)
+)
+def test_more_pending_jobs_are_allowed_only_while_they_fit(
+    waiting: int, max_waiting: int, count: int
+) -> None:
+    assert refuses(lambda: check_waiting(waiting, max_waiting, count)) is (
+        waiting + count > max_waiting
+    )
+
+
+def test_the_waiting_limit_says_which_limit_and_what_to_do() -> None:
     with pytest.raises(RateLimited) as caught:
-        check_active(10, 10)
+        check_waiting(1000, 1000)
     assert (caught.value.limit, caught.value.allowed, caught.value.retry_after) == (
-        "active",
-        10,
+        "waiting",
+        1000,
         None,
     )
     assert "cancel" in str(caught.value)
+    assert "pending" in str(caught.value)
+
+
+@given(
+    created_today=st.integers(0, 5000), max_daily=st.integers(0, 5000), count=st.integers(1, 1000)
+)
+def test_a_batch_today_is_allowed_only_if_all_of_it_fits(
+    created_today: int, max_daily: int, count: int
+) -> None:
+    assert refuses(lambda: check_daily(created_today, max_daily, NOON, count)) is (
+        created_today + count > max_daily
+    )
+
+
+def row(**values: Any) -> dict[str, Any]:
+    """A ``users`` row as either store reads it."""
+    base: dict[str, Any] = {
+        "max_running": None,
+        "max_waiting": None,
+        "max_daily": None,
+        "weight": None,
+        "usage_day": "2026-03-01",
+        "created_on_day": 0,
+        "waiting": 0,
+    }
+    return base | values
+
+
+def test_a_users_row_gives_their_overrides() -> None:
+    assert overrides_of(None) == UserLimits()
+    assert overrides_of(row(max_running=3, max_waiting=7, max_daily=9, weight=2.5)) == (
+        UserLimits(max_running=3, max_waiting=7, max_daily=9, weight=2.5)
+    )
+
+
+def test_the_daily_count_reads_as_zero_on_a_later_day() -> None:
+    assert created_today(None, NOON) == 0
+    assert created_today(row(created_on_day=12), NOON) == 12
+    assert created_today(row(created_on_day=12), NOON + timedelta(days=1)) == 0
+    assert created_today(row(usage_day="2026-02-28", created_on_day=12), NOON) == 0
+
+
+def test_usage_reports_running_waiting_and_the_effective_limits() -> None:
+    stored = row(max_running=3, weight=2.0, created_on_day=5, waiting=4)
+    assert usage("alice", 2, stored, Limits(), NOON) == UserUsage(
+        user_id="alice",
+        running=2,
+        max_running=3,
+        waiting=4,
+        max_waiting=1000,
+        created_today=5,
+        max_daily=1000,
+        resets_at=datetime(2026, 3, 2, tzinfo=UTC),
+        weight=2.0,
+    )
+    assert usage("alice", 2, stored, Limits(), NOON).active == 6
+    fresh = usage("bob", 0, None, Limits(), NOON)
+    assert (fresh.running, fresh.waiting, fresh.created_today, fresh.max_running) == (0, 0, 0, 10)
 
 
 @given(created_today=st.integers(0, 5000), max_daily=st.integers(0, 5000))

@@ -12,7 +12,9 @@ itself after the connection or the server goes away.
 This module holds the store's job, token and user operations; the rest is one
 concept per module: :mod:`~jobdesk.store.postgres_connections` (pool,
 transactions and their one retry, migrations), :mod:`~jobdesk.store.postgres_rows`
-(rows to models and back), :mod:`~jobdesk.store.postgres_channel` (LISTEN) and
+(rows to models and back), :mod:`~jobdesk.store.postgres_channel` (LISTEN),
+:mod:`~jobdesk.store.postgres_scheduling` (claims, the queue's peek, type limits,
+why a job waits, the limits of retries and starts by id) and
 :mod:`~jobdesk.store.postgres_operator_queries` (the operator's views).
 """
 
@@ -27,8 +29,8 @@ from typing import Any
 import psycopg
 
 from jobdesk import lifecycle
-from jobdesk.errors import InvalidInput, JobdeskError, StoreUnavailable
-from jobdesk.limits import Limits, check_active, check_daily, usage
+from jobdesk.errors import InvalidInput, JobdeskError, JobNotFound, StoreUnavailable
+from jobdesk.limits import Limits, check_daily, check_waiting, usage
 from jobdesk.models import (
     Completion,
     Job,
@@ -43,34 +45,27 @@ from jobdesk.models import (
 from jobdesk.store import Change
 from jobdesk.store.common import ABOVE_EVERY_ID, completion_changes
 from jobdesk.store.postgres_connections import Connection, Q, migrations
-from jobdesk.store.postgres_operator_queries import PostgresOperatorQueries
 from jobdesk.store.postgres_rows import (
     NeedsLock,
     decide,
     job_from_row,
     judge_limits,
     needs_the_locked_path,
+    pending_moves,
     time_text,
     token_from_row,
     types_param,
     write_params,
 )
+from jobdesk.store.postgres_scheduling import PostgresScheduling
 
 __all__ = ["PostgresStore", "Q", "job_from_row", "migrations"]
 
 
-class PostgresStore(PostgresOperatorQueries):
+class PostgresStore(PostgresScheduling):
     """The :class:`~jobdesk.store.Store` on PostgreSQL (``postgresql://user@host/db``)."""
 
     # -- jobs -------------------------------------------------------------------------------
-
-    async def _check_active(self, connection: Connection, user_id: str, limits: Limits) -> None:
-        row = await self._fetch_one(connection, Q["lock_user"], {"user_id": user_id})
-        assert row is not None
-        max_active, _ = limits.for_user(UserLimits(row["max_active"], row["max_daily"]))
-        count = await self._fetch_one(connection, Q["count_active"], {"user_id": user_id})
-        assert count is not None
-        check_active(count["count"], max_active)
 
     async def insert_job(self, spec: NewJob, limits: Limits) -> tuple[Job, bool]:
         params = {
@@ -84,7 +79,7 @@ class PostgresStore(PostgresOperatorQueries):
             "run_at": spec.run_at,
             "idempotency_key": spec.idempotency_key,
             "now": self._now_param(),
-            "default_max_active": limits.max_active_per_user,
+            "default_max_waiting": limits.max_waiting_per_user,
             "default_max_daily": limits.max_created_per_day,
         }
 
@@ -93,8 +88,8 @@ class PostgresStore(PostgresOperatorQueries):
                 row = await self._fetch_one(connection, Q["select_job_by_idempotency_key"], params)
                 if row is not None:
                     return lifecycle.replay(job_from_row(row), spec), False
-            # One round trip: the function locks the user's row, counts, and stores the
-            # job only if the limits leave room (migration 0004).
+            # One round trip: the function locks the user's row, judges, and stores the
+            # job only if the limits leave room (migration 0007).
             row = await self._fetch_one(connection, Q["create_job"], params)
             assert row is not None
             judge_limits(row, limits)
@@ -128,12 +123,9 @@ class PostgresStore(PostgresOperatorQueries):
             user = await self._fetch_one(connection, Q["lock_user_usage"], params)
             assert user is not None
             now: datetime = user["store_now"]
-            active = await self._fetch_one(connection, Q["count_active"], {"user_id": user_id})
-            assert active is not None
-            current = usage(user_id, active["count"], user, limits, now)
-            # As if the batch's last job were the next create, after the others.
-            check_daily(current.created_today + len(specs) - 1, current.max_daily, now)
-            check_active(current.active + len(specs) - 1, current.max_active)
+            current = usage(user_id, 0, user, limits, now)
+            check_daily(current.created_today, current.max_daily, now, count=len(specs))
+            check_waiting(current.waiting, current.max_waiting, count=len(specs))
             jobs = [lifecycle.create(spec, now) for spec in specs]
             rows = [
                 {
@@ -156,6 +148,7 @@ class PostgresStore(PostgresOperatorQueries):
                     "user_id": user_id,
                     "day": now.astimezone(UTC).date(),
                     "count": current.created_today + len(specs),
+                    "added": len(specs),
                 },
             )
             return jobs
@@ -185,8 +178,8 @@ class PostgresStore(PostgresOperatorQueries):
         }
         # Optimistic first, without BEGIN and COMMIT: read the rows, decide, and write
         # in one statement only if no row changed in between (its version, xmin, is
-        # the one read); else, or for a retry (which must hold the user's row lock),
-        # do it all again under locks.
+        # the one read), moving the users' waiting counts with it; else, or for a retry
+        # or a start (admitted under the user's row lock), do it all again under locks.
         read = partial(self._fetch_all, Q["select_jobs"], params)
         rows = await self._run(read, write=False, single=True)
         try:
@@ -196,7 +189,11 @@ class PostgresStore(PostgresOperatorQueries):
         if not written:
             return outcomes
         versions = {row["id"]: row["version"] for row in rows}
-        write = Q["write_jobs"], write_params(written, events, versions)
+        users = [
+            {"user_id": user_id, "waiting": move}
+            for user_id, move in pending_moves(rows, written).items()
+        ]
+        write = Q["write_jobs"], write_params(written, events, versions, users)
         if await self._run(partial(self._fetch_value, *write), single=True):
             return outcomes
         return await self._run(partial(self._update_locked, changes, limits, params))
@@ -208,17 +205,19 @@ class PostgresStore(PostgresOperatorQueries):
         params: dict[str, Any],
         connection: Connection,
     ) -> list[Job | JobdeskError]:
-        # Lock every row first, in id order, so two batches never deadlock.
+        # Lock every row first, in id order, then their users and limited types, so two
+        # batches never deadlock (jobdesk.claim_fair takes no lock it would wait for).
         rows = await self._fetch_all(Q["select_jobs_for_update"], params, connection)
-
-        async def admit(job: Job) -> None:
-            await self._check_active(connection, job.user_id, limits)
-
-        outcomes, written, events = await decide(changes, rows, admit)
+        ledger = await self._ledger(connection, rows, limits)
+        if ledger is None:
+            return [JobNotFound(job_id) for job_id, _ in changes]
+        outcomes, written, events = await decide(changes, rows, ledger.admit)
         if written:
             versions = {row["id"]: row["version"] for row in rows}
-            write = Q["write_jobs"], write_params(written, events, versions)
-            if not await self._fetch_value(*write, connection):
+            parameters = write_params(
+                written, events, versions, ledger.user_changes(), ledger.type_changes()
+            )
+            if not await self._fetch_value(Q["write_jobs"], parameters, connection):
                 raise AssertionError("a locked job changed under its lock")  # pragma: no cover
         return outcomes
 
@@ -262,30 +261,6 @@ class PostgresStore(PostgresOperatorQueries):
 
         await self._run(work, write=False, single=True)
 
-    async def ready_jobs(self, types: frozenset[str] | None, limit: int) -> list[Job]:
-        async def work(connection: Connection) -> list[Job]:
-            params = {"now": self._now_param(), "types": types_param(types), "limit": limit}
-            cursor = await connection.execute(Q["ready_jobs"], params)
-            return [job_from_row(row) for row in await cursor.fetchall()]
-
-        return await self._run(work, write=False, single=True)
-
-    async def claim(
-        self, worker: Worker, types: frozenset[str] | None, limit: int, lease_seconds: float
-    ) -> list[Job]:
-        async def work(connection: Connection) -> list[Job]:
-            params = {
-                "now": self._now_param(),
-                "types": types_param(types),
-                "limit": limit,
-                "worker_id": worker.name,
-                "lease_seconds": lease_seconds,
-            }
-            cursor = await connection.execute(Q["claim"], params)
-            return [job_from_row(row) for row in await cursor.fetchall()]
-
-        return await self._run(work, single=True)
-
     async def complete_and_claim(
         self,
         worker: Worker,
@@ -301,7 +276,8 @@ class PostgresStore(PostgresOperatorQueries):
             # A job twice in one batch: the second must see the first's effect, as
             # update_jobs applies changes in order. Rare enough to take two transactions.
             in_order = await self.update_jobs(completion_changes(worker, completions), limits)
-            return in_order, await self.claim(worker, types, limit, lease_seconds) if limit else []
+            claimed = await self.claim(worker, types, limit, lease_seconds, limits) if limit else []
+            return in_order, claimed
         params = {
             "completions": json.dumps(
                 [{"id": c.job_id, "attempt": c.attempt, "result": c.result} for c in completions]
@@ -313,17 +289,19 @@ class PostgresStore(PostgresOperatorQueries):
             "types": types_param(types),
             "limit": limit,
             "lease_seconds": lease_seconds,
+            "default_max_running": limits.max_running_per_user,
         }
         rows = await self._run(
-            partial(self._fetch_all, Q["complete_and_claim"], params), single=True
+            lambda connection: self._fetch_all(Q["complete_and_claim"], params, connection),
+            single=True,
         )
         outcomes: dict[str, Job | JobdeskError] = {
             row["id"]: job_from_row(row) for row in rows if row["completed"]
         }
-        started = sorted(
-            (job_from_row(row) for row in rows if not row["completed"]),
-            key=lambda job: (-job.priority, job.id),
+        in_plan_order = sorted(
+            (row for row in rows if not row["completed"]), key=lambda row: row["ordinality"]
         )
+        started = [job_from_row(row) for row in in_plan_order]
         refused = [completion for completion in completions if completion.job_id not in outcomes]
         if refused:
             # Each one refused for its reason (LeaseLost, JobNotFound), as update_jobs says.
@@ -342,7 +320,11 @@ class PostgresStore(PostgresOperatorQueries):
             ]
             if expired:
                 versions = {row["id"]: row["version"] for row in rows}
-                write = Q["write_jobs"], write_params(expired, expired, versions)
+                users = [
+                    {"user_id": user_id, "waiting": move}
+                    for user_id, move in pending_moves(rows, expired).items()
+                ]
+                write = Q["write_jobs"], write_params(expired, expired, versions, users)
                 if not await self._fetch_value(*write, connection):
                     raise AssertionError("a locked job changed under its lock")  # pragma: no cover
             return len(expired)
@@ -429,8 +411,10 @@ class PostgresStore(PostgresOperatorQueries):
     async def set_user_limits(self, user_id: str, user_limits: UserLimits) -> None:
         params = {
             "user_id": user_id,
-            "max_active": user_limits.max_active,
+            "max_running": user_limits.max_running,
+            "max_waiting": user_limits.max_waiting,
             "max_daily": user_limits.max_daily,
+            "weight": user_limits.weight,
         }
 
         async def work(connection: Connection) -> None:
@@ -444,7 +428,7 @@ class PostgresStore(PostgresOperatorQueries):
             row = await self._fetch_one(
                 connection, Q["select_user"], {"user_id": user_id, "now": now_param}
             )
-            count = await self._fetch_one(connection, Q["count_active"], {"user_id": user_id})
+            count = await self._fetch_one(connection, Q["count_running"], {"user_id": user_id})
             clock = await self._fetch_one(connection, Q["now"], {"now": now_param})
             assert count is not None
             assert clock is not None

@@ -46,30 +46,26 @@ SELECT *, coalesce(%(now)s::timestamptz, now()) AS store_now FROM jobdesk.jobs
 WHERE user_id = %(user_id)s AND idempotency_key = %(idempotency_key)s;
 
 -- name: create_job
--- twin of: jobdesk.limits.usage, jobdesk.limits.Limits.for_user, jobdesk.lifecycle.create
--- twin of: jobdesk.limits.check_daily, jobdesk.limits.check_active
--- One round trip: jobdesk.create_job (migration 0004) locks the user's row, counts, and
--- stores the job with its first history entry only if the limits leave room; it returns
--- the numbers it judged by, for PostgresStore to raise jobdesk.limits' refusal.
+-- twin of: jobdesk.limits.created_today, jobdesk.limits.Limits.for_user
+-- twin of: jobdesk.limits.check_daily, jobdesk.limits.check_waiting
+-- twin of: jobdesk.scheduling.vtime_on_arrival, jobdesk.lifecycle.create
+-- One round trip: jobdesk.create_job (migration 0007) locks the user's row, judges the
+-- daily and waiting limits, and stores the job with its first history entry only if
+-- they leave room, counting it as waiting (the arrival rule when it is the first); it
+-- returns the numbers it judged by, for PostgresStore to raise jobdesk.limits' refusal.
 SELECT * FROM jobdesk.create_job(
     %(id)s::text, %(user_id)s::text, %(project_id)s::text, %(type)s::text,
     %(input)s::jsonb, %(priority)s::integer, %(max_attempts)s::integer,
     %(run_at)s::timestamptz, %(idempotency_key)s::text, %(now)s::timestamptz,
-    %(default_max_active)s::integer, %(default_max_daily)s::integer
+    %(default_max_waiting)s::integer, %(default_max_daily)s::integer
 );
 
--- name: lock_user
--- Locks the user's row (making it if needed) before an active count that must not race.
-INSERT INTO jobdesk.users AS u (user_id) VALUES (%(user_id)s)
-ON CONFLICT (user_id) DO UPDATE SET user_id = u.user_id
-RETURNING max_active, max_daily;
-
 -- name: lock_user_usage
--- A bulk create's start: locks the user's row (making it if needed) and reads its limits
--- and its count for the day, with the time the whole transaction stamps.
+-- A bulk create's start: locks the user's row (making it if needed) and reads its limits,
+-- its count for the day and its waiting jobs, with the time the whole transaction stamps.
 INSERT INTO jobdesk.users AS u (user_id) VALUES (%(user_id)s)
 ON CONFLICT (user_id) DO UPDATE SET user_id = u.user_id
-RETURNING max_active, max_daily, usage_day, created_on_day,
+RETURNING max_running, max_waiting, max_daily, weight, usage_day, created_on_day, waiting,
           coalesce(%(now)s::timestamptz, now()) AS store_now;
 
 -- name: insert_jobs
@@ -98,20 +94,34 @@ INSERT INTO jobdesk.job_events (job_id, at, status, attempt)
 SELECT id, created_at, 'pending', 0 FROM n ORDER BY position;
 
 -- name: count_created
-UPDATE jobdesk.users SET usage_day = %(day)s, created_on_day = %(count)s
-WHERE user_id = %(user_id)s;
+-- twin of: jobdesk.scheduling.vtime_on_arrival
+-- A bulk create's end: the day's count, the user's new waiting jobs, and the arrival rule
+-- when they had none.
+UPDATE jobdesk.users AS u SET
+    usage_day = %(day)s,
+    created_on_day = %(count)s,
+    waiting = u.waiting + %(added)s,
+    vtime = CASE WHEN u.waiting = 0 THEN jobdesk.arrival_vtime(u.user_id, u.vtime)
+                 ELSE u.vtime END
+WHERE u.user_id = %(user_id)s;
 
--- name: count_active
--- twin of: jobdesk.models.JobStatus.is_active
+-- name: count_running
+-- A user's jobs processing now (jobs_by_user_status), bounded by their running cap.
 SELECT count(*) FROM jobdesk.jobs
-WHERE user_id = %(user_id)s AND status IN ('pending', 'processing');
+WHERE user_id = %(user_id)s AND status = 'processing';
 
 -- name: write_jobs
+-- twin of: jobdesk.scheduling.vtime_on_arrival
 -- One statement for a batch: every job's new state and the history entries of those
 -- whose status changed, in order, as JSON arrays of objects (one parameter each: far
 -- cheaper for the client than an array per column). All or nothing: it first locks the
 -- rows still at the version each new state was decided from (in id order), and writes
 -- only if every one is; it answers whether it wrote.
+-- With them, the users the batch moved jobs into or out of pending for (%(users)s): locked
+-- after the jobs, in user_id order; their waiting count moved by `waiting`, and either
+-- their clock, day and count as decided under their lock (the locked path: `vtime` set),
+-- or the arrival rule when they had nothing waiting (jobdesk.arrival_vtime). And the
+-- types whose rate a start by id spent (%(types)s: their rows locked by the caller).
 WITH w AS MATERIALIZED (
     SELECT * FROM jsonb_to_recordset(%(jobs)s::jsonb) AS w (
         id text, version text, status text, result jsonb, error jsonb,
@@ -149,6 +159,31 @@ WITH w AS MATERIALIZED (
     verdict
     WHERE verdict.unchanged
     ORDER BY e.position
+), d AS MATERIALIZED (
+    SELECT * FROM jsonb_to_recordset(%(users)s::jsonb) AS d (
+        user_id text, waiting integer, vtime double precision, usage_day date,
+        created_on_day integer
+    )
+), locked_users AS MATERIALIZED (
+    SELECT u.user_id FROM jobdesk.users AS u, verdict
+    WHERE u.user_id IN (SELECT d.user_id FROM d) AND verdict.unchanged
+    ORDER BY u.user_id
+    FOR UPDATE OF u
+), users_written AS (
+    UPDATE jobdesk.users AS u SET
+        waiting = u.waiting + d.waiting,
+        vtime = coalesce(d.vtime, CASE WHEN u.waiting = 0 AND d.waiting > 0
+                                       THEN jobdesk.arrival_vtime(u.user_id, u.vtime)
+                                       ELSE u.vtime END),
+        usage_day = coalesce(d.usage_day, u.usage_day),
+        created_on_day = coalesce(d.created_on_day, u.created_on_day)
+    FROM d, locked_users
+    WHERE u.user_id = d.user_id AND locked_users.user_id = d.user_id
+), types_written AS (
+    UPDATE jobdesk.type_limits AS t SET next_start_at = g.next_start_at
+    FROM jsonb_to_recordset(%(types)s::jsonb) AS g (type text, next_start_at timestamptz),
+         verdict
+    WHERE t.type = g.type AND verdict.unchanged
 )
 SELECT unchanged FROM verdict;
 
@@ -157,14 +192,16 @@ SELECT job_id, at, status, attempt, worker_id, error FROM jobdesk.job_events
 WHERE job_id = %(job_id)s ORDER BY id;
 
 -- name: select_user
-SELECT max_active, max_daily, usage_day, created_on_day FROM jobdesk.users
+SELECT max_running, max_waiting, max_daily, weight, usage_day, created_on_day, waiting
+FROM jobdesk.users
 WHERE user_id = %(user_id)s;
 
 -- name: upsert_user_limits
-INSERT INTO jobdesk.users AS u (user_id, max_active, max_daily)
-VALUES (%(user_id)s, %(max_active)s, %(max_daily)s)
+INSERT INTO jobdesk.users AS u (user_id, max_running, max_waiting, max_daily, weight)
+VALUES (%(user_id)s, %(max_running)s, %(max_waiting)s, %(max_daily)s, %(weight)s)
 ON CONFLICT (user_id) DO UPDATE SET
-    max_active = excluded.max_active, max_daily = excluded.max_daily;
+    max_running = excluded.max_running, max_waiting = excluded.max_waiting,
+    max_daily = excluded.max_daily, weight = excluded.weight;
 
 -- name: list_user_jobs
 -- %(before_id)s is '8' (above every id) for the first page, so the index range always applies.
@@ -186,61 +223,25 @@ LIMIT %(limit)s;
 -- name: ping
 SELECT 1 AS one;
 
--- name: ready_jobs
--- twin of: jobdesk.lifecycle.start, jobdesk.store.Store.ready_jobs
-SELECT *, NULL::timestamptz AS store_now FROM jobdesk.jobs
-WHERE status = 'pending'
-  AND run_at <= coalesce(%(now)s::timestamptz, now())
-  AND (%(types)s::text[] IS NULL OR type = ANY(%(types)s))
-ORDER BY priority DESC, id
-LIMIT %(limit)s;
-
--- name: claim_ctes
--- twin of: jobdesk.lifecycle.start, jobdesk.store.Store.ready_jobs
--- A fragment (claim and complete_and_claim include it): lock up to %(limit)s ready rows
--- (jobdesk.lock_ready, migration 0005: FOR UPDATE SKIP LOCKED in queue order) behind a
--- MATERIALIZED CTE, an optimisation fence, so only those are updated; start them as
--- jobdesk.lifecycle.start does (the contract suite holds both to it); record the starts.
-ready AS MATERIALIZED (
-    SELECT id FROM jobdesk.lock_ready(
-        %(types)s::text[], %(limit)s::integer, coalesce(%(now)s::timestamptz, now())
-    ) AS id
-), started AS (
-    UPDATE jobdesk.jobs AS j SET
-        status = 'processing',
-        attempt = j.attempt + 1,
-        worker_id = %(worker_id)s,
-        started_at = coalesce(%(now)s::timestamptz, now()),
-        lease_expires_at = coalesce(%(now)s::timestamptz, now())
-                           + make_interval(secs => %(lease_seconds)s),
-        progress = 0,
-        progress_message = NULL,
-        cancel_requested = false,
-        error = NULL,
-        updated_at = coalesce(%(now)s::timestamptz, now())
-    FROM ready
-    WHERE j.id = ready.id
-    RETURNING j.*
-), started_events AS (
-    INSERT INTO jobdesk.job_events (job_id, at, status, attempt, worker_id)
-    SELECT id, updated_at, status, attempt, worker_id FROM started
-)
-
 -- name: claim
--- twin of: jobdesk.store.Store.ready_jobs
--- One round trip: claim_ctes, then the started jobs in claim order.
-WITH
--- include: claim_ctes
-SELECT *, NULL::timestamptz AS store_now FROM started ORDER BY priority DESC, id;
+-- twin of: jobdesk.scheduling.plan, jobdesk.scheduling.candidates, jobdesk.lifecycle.start
+-- One round trip: jobdesk.claim_fair (migration 0007) walks the waiting users, plans and
+-- writes the starts; the started jobs come back in plan order.
+SELECT c.*, NULL::timestamptz AS store_now
+FROM jobdesk.claim_fair(
+    %(worker_id)s::text, %(types)s::text[], %(limit)s::integer, %(now)s::timestamptz,
+    %(lease_seconds)s::double precision, %(default_max_running)s::integer
+) WITH ORDINALITY AS c
+ORDER BY c.ordinality;
 
 -- name: complete_and_claim
--- twin of: jobdesk.lifecycle.hold, jobdesk.lifecycle.complete
+-- twin of: jobdesk.lifecycle.hold, jobdesk.lifecycle.complete, jobdesk.scheduling.plan
 -- A worker's whole cycle in one statement and one commit: complete a batch, claim the next.
 -- The completion does what jobdesk.lifecycle.complete does, only where hold() would let
 -- it (the job is processing, held by this worker under that attempt, its lease running,
 -- its type one the worker may handle); PostgresStore sends any other completion through
 -- update_jobs for its refusal. Rows are locked in id order first, as write_jobs does, so
--- that this and a user's batch cancel never deadlock. The claim is claim_ctes.
+-- that this and a user's batch cancel never deadlock. The claim is jobdesk.claim_fair's.
 WITH c AS MATERIALIZED (
     SELECT * FROM jsonb_to_recordset(%(completions)s::jsonb) AS c (
         id text, attempt integer, result jsonb
@@ -273,8 +274,22 @@ WITH c AS MATERIALIZED (
     INSERT INTO jobdesk.job_events (job_id, at, status, attempt, worker_id)
     SELECT id, updated_at, status, attempt, worker_id FROM done
 ),
--- include: claim_ctes
-SELECT true AS completed, *, NULL::timestamptz AS store_now FROM done
+-- The claim runs after the completions (it is joined to their count), so it sees the
+-- running slots and pool places they freed: a volatile function's statements see what
+-- the statement calling it wrote before calling it.
+finished AS MATERIALIZED (
+    SELECT count(*) AS count FROM done
+), started AS MATERIALIZED (
+    SELECT c.*
+    FROM finished,
+         LATERAL jobdesk.claim_fair(
+             %(worker_id)s::text, %(types)s::text[],
+             %(limit)s::integer + 0 * finished.count::integer, %(now)s::timestamptz,
+             %(lease_seconds)s::double precision, %(default_max_running)s::integer
+         ) WITH ORDINALITY AS c
+)
+SELECT true AS completed, *, NULL::bigint AS ordinality, NULL::timestamptz AS store_now
+FROM done
 UNION ALL
 SELECT false AS completed, *, NULL::timestamptz AS store_now FROM started;
 
@@ -398,3 +413,117 @@ SELECT chosen.user_id,
            AS created_today
 FROM chosen
 ORDER BY active DESC, created_today DESC, chosen.user_id;
+
+-- name: lock_users_and_types
+-- The locked path of update_jobs, after its jobs: their users' rows in user_id order, then
+-- the rows of their limited types in type order (a start by id holds both, as a claim does).
+WITH locked_users AS MATERIALIZED (
+    SELECT user_id FROM jobdesk.users
+    WHERE user_id = ANY(%(user_ids)s::text[])
+    ORDER BY user_id
+    FOR UPDATE
+), locked_types AS MATERIALIZED (
+    SELECT t.type FROM jobdesk.type_limits AS t
+    WHERE t.type = ANY(%(types)s::text[]) AND (SELECT count(*) FROM locked_users) >= 0
+    ORDER BY t.type
+    FOR UPDATE
+)
+SELECT (SELECT count(*) FROM locked_users) AS users, (SELECT count(*) FROM locked_types) AS types;
+
+-- name: user_states
+-- The locked users as the rules need them, read after the locks (a fresh snapshot: a claim
+-- that committed while this waited counts): limits, clock, waiting and daily counts, their
+-- running jobs, and the floor of jobdesk.scheduling.vtime_on_arrival (the smallest clock
+-- among the other waiting users).
+SELECT u.user_id, u.max_running, u.max_waiting, u.max_daily, u.weight, u.waiting, u.vtime,
+       u.usage_day, u.created_on_day,
+       (SELECT count(*) FROM jobdesk.jobs AS r
+        WHERE r.user_id = u.user_id AND r.status = 'processing') AS running,
+       (SELECT min(o.vtime) FROM jobdesk.users AS o
+        WHERE o.waiting > 0 AND o.user_id <> u.user_id) AS floor
+FROM jobdesk.users AS u
+WHERE u.user_id = ANY(%(user_ids)s::text[]);
+
+-- name: type_gates
+-- The limited types (all of them, or those of %(types)s) with their jobs processing now
+-- (jobs_running_by_type), for jobdesk.scheduling.TypeGate.
+SELECT t.type, t.max_running, t.rate_count, t.rate_period, t.next_start_at,
+       (SELECT count(*) FROM jobdesk.jobs AS r
+        WHERE r.type = t.type AND r.status = 'processing') AS running,
+       coalesce(%(now)s::timestamptz, now()) AS store_now
+FROM jobdesk.type_limits AS t
+WHERE %(types)s::text[] IS NULL OR t.type = ANY(%(types)s::text[])
+ORDER BY t.type;
+
+-- name: walk
+-- twin of: jobdesk.scheduling.user_order_key
+-- One page of the claim's walk for ready_jobs, without locks: waiting users by (vtime,
+-- user_id) after %(after_vtime)s/%(after_user)s (users_waiting), each with their running
+-- jobs and their first %(limit)s due pending jobs of the worker's types whose gate is
+-- open (jobs_user_queue), one row per job (a user without one: one row, no job).
+SELECT w.user_id AS walk_user, w.vtime AS walk_vtime, w.weight AS walk_weight,
+       w.max_running AS walk_max_running, w.running AS walk_running, j.*,
+       NULL::timestamptz AS store_now
+FROM (
+    SELECT u.user_id, u.vtime, coalesce(u.weight, 1.0) AS weight,
+           coalesce(u.max_running, %(default_max_running)s::integer) AS max_running,
+           (SELECT count(*) FROM jobdesk.jobs AS r
+            WHERE r.user_id = u.user_id AND r.status = 'processing') AS running
+    FROM jobdesk.users AS u
+    WHERE u.waiting > 0
+      AND (%(after_user)s::text IS NULL
+           OR (u.vtime, u.user_id) > (%(after_vtime)s::double precision, %(after_user)s::text))
+    ORDER BY u.vtime, u.user_id
+    LIMIT %(page)s
+) AS w
+LEFT JOIN LATERAL (
+    SELECT * FROM jobdesk.jobs AS j
+    WHERE j.user_id = w.user_id AND j.status = 'pending' AND j.run_at <= %(now)s::timestamptz
+      AND (%(types)s::text[] IS NULL OR j.type = ANY(%(types)s::text[]))
+      AND j.type <> ALL(%(closed)s::text[])
+      AND w.running < w.max_running
+    ORDER BY j.priority DESC, j.id
+    LIMIT %(limit)s
+) AS j ON true
+ORDER BY w.vtime, w.user_id, j.priority DESC, j.id;
+
+-- name: wait_facts
+-- twin of: jobdesk.scheduling.user_order_key
+-- What explains a pending job (jobdesk.scheduling.why_waiting): the store's time, the
+-- user's running jobs and cap override, and how many of their due pending jobs come before
+-- it in their own order (priority, then age), counted up to %(bound)s.
+SELECT coalesce(%(now)s::timestamptz, now()) AS store_now,
+       (SELECT u.max_running FROM jobdesk.users AS u WHERE u.user_id = %(user_id)s)
+           AS max_running,
+       (SELECT count(*) FROM jobdesk.jobs AS r
+        WHERE r.user_id = %(user_id)s AND r.status = 'processing') AS running,
+       (SELECT count(*) FROM (
+            SELECT 1 FROM jobdesk.jobs AS j
+            WHERE j.user_id = %(user_id)s AND j.status = 'pending'
+              AND j.run_at <= coalesce(%(now)s::timestamptz, now())
+              AND (j.priority > %(priority)s
+                   OR (j.priority = %(priority)s AND j.id < %(id)s))
+            LIMIT %(bound)s
+        ) AS before) AS ahead;
+
+-- name: upsert_type_limits
+-- A type's pool and rate. A rate's next start is kept (never later than one interval of
+-- the new rate from now), dropped with the rate.
+INSERT INTO jobdesk.type_limits AS t (type, max_running, rate_count, rate_period)
+VALUES (%(type)s, %(max_running)s, %(rate_count)s, %(rate_period)s)
+ON CONFLICT (type) DO UPDATE SET
+    max_running = excluded.max_running,
+    rate_count = excluded.rate_count,
+    rate_period = excluded.rate_period,
+    next_start_at = CASE
+        WHEN excluded.rate_count IS NULL THEN NULL
+        ELSE least(t.next_start_at,
+                   coalesce(%(now)s::timestamptz, now())
+                   + make_interval(secs => excluded.rate_period / excluded.rate_count))
+    END;
+
+-- name: delete_type_limits
+DELETE FROM jobdesk.type_limits WHERE type = %(type)s;
+
+-- name: select_type_limits
+SELECT type, max_running, rate_count, rate_period FROM jobdesk.type_limits ORDER BY type;

@@ -2,7 +2,7 @@
 
 A row read becomes a :class:`~jobdesk.models.Job` (or a token record) here; the
 changes decided on those jobs become the JSON parameters of ``write_jobs`` here;
-and the numbers ``jobdesk.create_job`` judged a create by are checked against
+and the numbers ``jobdesk.create_job`` judged a create by are judged again by
 :mod:`jobdesk.limits` here.
 """
 
@@ -14,7 +14,7 @@ from datetime import datetime
 from typing import Any
 
 from jobdesk.errors import JobdeskError, JobNotFound, RateLimited
-from jobdesk.limits import Limits, check_active, check_daily
+from jobdesk.limits import Limits, check_daily, check_waiting
 from jobdesk.models import Job, JobStatus, TokenRecord, UserLimits
 from jobdesk.store import Change
 from jobdesk.store.common import FAILURE_STATUSES
@@ -26,6 +26,7 @@ __all__ = [
     "job_from_row",
     "judge_limits",
     "needs_the_locked_path",
+    "pending_moves",
     "time_text",
     "token_from_row",
     "types_param",
@@ -92,19 +93,34 @@ class NeedsLock(Exception):
     """An optimistic update met a change that must run under the user's row lock."""
 
 
-async def needs_the_locked_path(job: Job) -> None:
-    """The ``admit`` of an optimistic update: any job that becomes active again needs the lock."""
-    raise NeedsLock(job.id)
+Admit = Callable[[Job, Job], Awaitable[None]]
+"""Judges one change of a job (before, after) by its user's and its type's limits, and
+counts it; raises the refusal."""
+
+
+def needs_admission(before: Job, after: Job) -> bool:
+    """Whether a change must be admitted under its user's row lock: a retry (finished ->
+    pending: the daily and waiting limits) or a start (pending -> processing: the running
+    cap and the type's gate)."""
+    retried = after.status is JobStatus.PENDING and before.status.is_finished
+    started = after.status is JobStatus.PROCESSING and before.status is JobStatus.PENDING
+    return retried or started
+
+
+async def needs_the_locked_path(before: Job, after: Job) -> None:
+    """The ``admit`` of an optimistic update: a retry or a start needs the locked path."""
+    if needs_admission(before, after):
+        raise NeedsLock(before.id)
 
 
 async def decide(
     changes: Sequence[tuple[str, Change]],
     rows: Sequence[Row],
-    admit: Callable[[Job], Awaitable[None]],
+    admit: Admit,
 ) -> tuple[list[Job | JobdeskError], list[Job], list[Job]]:
     """Apply each change, in order, to the jobs of ``rows``: every outcome, the jobs to
-    write and their status changes (history). ``admit`` checks a job that becomes active
-    again against its user's active limit."""
+    write and their status changes (history). ``admit`` judges and counts every change
+    that alters a job's status."""
     current = {row["id"]: job_from_row(row) for row in rows}
     now: datetime | None = rows[0]["store_now"] if rows else None
     outcomes: list[Job | JobdeskError] = []
@@ -116,8 +132,8 @@ async def decide(
             if before is None or now is None:
                 raise JobNotFound(job_id)
             after = change(before, now)
-            if after is not before and after.status.is_active and not before.status.is_active:
-                await admit(before)
+            if after.status is not before.status:
+                await admit(before, after)
         except JobdeskError as refusal:
             outcomes.append(refusal)
             continue
@@ -129,11 +145,29 @@ async def decide(
     return outcomes, list(written.values()), events
 
 
+def pending_moves(rows: Sequence[Row], written: Sequence[Job]) -> dict[str, int]:
+    """How many jobs each user has pending after ``written`` more than before (the rows):
+    what the optimistic path adds to ``users.waiting``; users with no change left out."""
+    before = {row["id"]: row["status"] == JobStatus.PENDING.value for row in rows}
+    moves: dict[str, int] = {}
+    for job in written:
+        move = int(job.status is JobStatus.PENDING) - int(before[job.id])
+        if move:
+            moves[job.user_id] = moves.get(job.user_id, 0) + move
+    return {user_id: move for user_id, move in moves.items() if move}
+
+
 def write_params(
-    written: Sequence[Job], events: Sequence[Job], versions: dict[str, str]
+    written: Sequence[Job],
+    events: Sequence[Job],
+    versions: dict[str, str],
+    users: Sequence[dict[str, Any]] = (),
+    types: Sequence[dict[str, Any]] = (),
 ) -> dict[str, Any]:
     """``write_jobs``'s parameters: the jobs' new states, each with the version (xmin) of
-    the row it was decided from, and their history entries, as JSON."""
+    the row it was decided from, and their history entries, as JSON; with the users'
+    changes (``user_id``, ``waiting``: the move of their count, and, decided under their
+    lock, ``vtime``, ``usage_day``, ``created_on_day``) and the types' next start times."""
     jobs = [
         {
             "id": job.id,
@@ -171,24 +205,29 @@ def write_params(
         "ids": [job.id for job in written],
         "jobs": json.dumps(jobs),
         "events": json.dumps(history),
+        "users": json.dumps(sorted(users, key=lambda user: str(user["user_id"]))),
+        "types": json.dumps(list(types)),
     }
 
 
 def judge_limits(row: Row, limits: Limits) -> None:
     """Raise the refusal :mod:`jobdesk.limits` makes of the numbers ``jobdesk.create_job``
-    judged by; if the function decided otherwise, the two copies of the rule have drifted."""
-    active_limit, daily_limit = limits.for_user(UserLimits(row["max_active"], row["max_daily"]))
+    judged by (the daily limit first, then the waiting one); if the function decided
+    otherwise, the two copies of the rule have drifted."""
+    effective = limits.for_user(
+        UserLimits(max_waiting=row["max_waiting"], max_daily=row["max_daily"])
+    )
+    refusal: RateLimited | None = None
     try:
-        check_daily(row["created_today"], daily_limit, row["store_now"])
-        check_active(row["active"], active_limit)
-    except RateLimited:
-        if not row["created"]:
-            raise
-        allowed = False
-    else:
-        allowed = True
-    if allowed != row["created"]:
-        raise RuntimeError(
-            "jobdesk.create_job (PostgreSQL migration 0004) and jobdesk.limits disagree on "
-            f"a create with {dict(row)}: bring the function in line with jobdesk.limits"
+        check_daily(row["created_today"], effective.max_daily, row["store_now"])
+        check_waiting(row["waiting"], effective.max_waiting)
+    except RateLimited as raised:
+        refusal = raised
+    if (refusal is None) != row["created"]:
+        raise AssertionError(
+            f"jobdesk.create_job (PostgreSQL migration 0007) decided created={row['created']}"
+            f" but jobdesk.limits decided {'created' if refusal is None else repr(refusal)}"
+            f" from {dict(row)}: bring the function in line with jobdesk.limits"
         )
+    if refusal is not None:
+        raise refusal

@@ -21,7 +21,7 @@ from datetime import datetime
 from jobdesk import lifecycle
 from jobdesk.errors import InvalidInput, JobdeskError, JobNotFound
 from jobdesk.ids import first_id_at
-from jobdesk.limits import Limits, check_active, check_daily, usage, usage_day
+from jobdesk.limits import Limits, usage, usage_day
 from jobdesk.models import (
     Completion,
     Job,
@@ -37,7 +37,9 @@ from jobdesk.models import (
     Worker,
     WorkerSeen,
 )
+from jobdesk.scheduling import TypeLimits, WaitFacts
 from jobdesk.store import Change
+from jobdesk.store import sqlite_scheduling as scheduler
 from jobdesk.store.common import ABOVE_EVERY_ID, completion_changes, throughput_minutes
 from jobdesk.store.sqlite_connection import Q, SQLiteConnection, migrations
 from jobdesk.store.sqlite_rows import (
@@ -59,13 +61,6 @@ class SQLiteStore(SQLiteConnection):
 
     # -- jobs -------------------------------------------------------------------------------
 
-    def _check_active(self, connection: sqlite3.Connection, user_id: str, limits: Limits) -> None:
-        row = connection.execute(Q["select_user"], {"user_id": user_id}).fetchone()
-        overrides = None if row is None else UserLimits(row["max_active"], row["max_daily"])
-        max_active, _ = limits.for_user(overrides)
-        (active,) = connection.execute(Q["count_active"], {"user_id": user_id}).fetchone()
-        check_active(active, max_active)
-
     async def insert_job(self, spec: NewJob, limits: Limits) -> tuple[Job, bool]:
         def work(connection: sqlite3.Connection) -> tuple[Job, bool]:
             now = self._clock()
@@ -76,7 +71,7 @@ class SQLiteStore(SQLiteConnection):
                 ).fetchone()
                 if row is not None:
                     return lifecycle.replay(job_from_row(row), spec), False
-            self._admit(connection, spec.user_id, 1, limits, now)
+            scheduler.admit(connection, spec.user_id, 1, limits, now)
             job = lifecycle.create(spec, now)
             self._insert(connection, [(job, spec.input_json)])
             return job, True
@@ -89,7 +84,7 @@ class SQLiteStore(SQLiteConnection):
     async def insert_jobs(self, specs: Sequence[NewJob], limits: Limits) -> list[Job]:
         def work(connection: sqlite3.Connection) -> list[Job]:
             now = self._clock()
-            self._admit(connection, specs[0].user_id, len(specs), limits, now)
+            scheduler.admit(connection, specs[0].user_id, len(specs), limits, now)
             jobs = [lifecycle.create(spec, now) for spec in specs]
             self._insert(
                 connection, [(job, spec.input_json) for job, spec in zip(jobs, specs, strict=True)]
@@ -99,20 +94,6 @@ class SQLiteStore(SQLiteConnection):
         jobs = await self._write(work)
         self.hub.publish_jobs(jobs)
         return jobs
-
-    @staticmethod
-    def _admit(
-        connection: sqlite3.Connection, user_id: str, count: int, limits: Limits, now: datetime
-    ) -> None:
-        """Count ``count`` creates for ``user_id`` today, or refuse them by the limits."""
-        max_active, max_daily, created_today = connection.execute(
-            Q["count_created_today"], {"user_id": user_id, "day": usage_day(now), "n": count}
-        ).fetchone()
-        active_limit, daily_limit = limits.for_user(UserLimits(max_active, max_daily))
-        # As if the batch's last job were the next create, after the others.
-        check_daily(created_today - 1, daily_limit, now)
-        (active,) = connection.execute(Q["count_active"], {"user_id": user_id}).fetchone()
-        check_active(active + count - 1, active_limit)
 
     @staticmethod
     def _insert(connection: sqlite3.Connection, jobs: list[tuple[Job, str]]) -> None:
@@ -173,8 +154,7 @@ class SQLiteStore(SQLiteConnection):
         after = change(before, now)
         if after is before:
             return before, False
-        if after.status.is_active and not before.status.is_active:
-            self._check_active(connection, before.user_id, limits)
+        scheduler.account_change(connection, before, after, limits, now)
         connection.execute(Q["update_job"], job_params(after))
         if after.status is not before.status:
             connection.execute(Q["insert_event"], event_params(after))
@@ -254,34 +234,41 @@ class SQLiteStore(SQLiteConnection):
     async def ping(self) -> None:
         await self._run(lambda connection: connection.execute(Q["ping"]).fetchone())
 
-    async def ready_jobs(self, types: frozenset[str] | None, limit: int) -> list[Job]:
+    async def ready_jobs(
+        self, types: frozenset[str] | None, limit: int, limits: Limits
+    ) -> list[Job]:
         def work(connection: sqlite3.Connection) -> list[Job]:
-            params = {"now": time_text(self._clock()), "types": types_param(types), "limit": limit}
-            return [job_from_row(row) for row in connection.execute(Q["ready_jobs"], params)]
+            chosen, _, _ = scheduler.plan_starts(connection, types, limit, limits, self._clock())
+            return chosen
 
-        return await self._run(work)
+        return await self._read(work)
 
     def _claim_work(
-        self, worker: Worker, types: frozenset[str] | None, limit: int, lease_seconds: float
+        self,
+        worker: Worker,
+        types: frozenset[str] | None,
+        limit: int,
+        lease_seconds: float,
+        limits: Limits,
     ) -> Callable[[sqlite3.Connection], list[Job]]:
         def work(connection: sqlite3.Connection) -> list[Job]:
             now = self._clock()
-            params = {"now": time_text(now), "types": types_param(types), "limit": limit}
-            rows = connection.execute(Q["ready_jobs"], params).fetchall()
-            started = [
-                lifecycle.start(job_from_row(row), now, worker=worker, lease_seconds=lease_seconds)
-                for row in rows
-            ]
-            connection.executemany(Q["update_job"], [job_params(job) for job in started])
-            connection.executemany(Q["insert_event"], [event_params(job) for job in started])
-            return started
+            planned = scheduler.plan_starts(connection, types, limit, limits, now)
+            return scheduler.write_starts(
+                connection, planned, worker=worker, lease_seconds=lease_seconds, now=now
+            )
 
         return work
 
     async def claim(
-        self, worker: Worker, types: frozenset[str] | None, limit: int, lease_seconds: float
+        self,
+        worker: Worker,
+        types: frozenset[str] | None,
+        limit: int,
+        lease_seconds: float,
+        limits: Limits,
     ) -> list[Job]:
-        started = await self._write(self._claim_work(worker, types, limit, lease_seconds))
+        started = await self._write(self._claim_work(worker, types, limit, lease_seconds, limits))
         self.hub.publish_jobs(started)
         return started
 
@@ -296,7 +283,7 @@ class SQLiteStore(SQLiteConnection):
         limits: Limits,
     ) -> tuple[list[Job | JobdeskError], list[Job]]:
         complete = self._update_work(completion_changes(worker, completions), limits, None)
-        claim = self._claim_work(worker, types, limit, lease_seconds)
+        claim = self._claim_work(worker, types, limit, lease_seconds, limits)
 
         def work(
             connection: sqlite3.Connection,
@@ -315,6 +302,8 @@ class SQLiteStore(SQLiteConnection):
                 Q["expired_leases"], {"now": time_text(now), "limit": batch_size}
             ).fetchall()
             expired = [lifecycle.expire(job_from_row(row), now, limits=limits) for row in rows]
+            for row, job in zip(rows, expired, strict=True):
+                scheduler.account_change(connection, job_from_row(row), job, limits, now)
             connection.executemany(Q["update_job"], [job_params(job) for job in expired])
             connection.executemany(Q["insert_event"], [event_params(job) for job in expired])
             return expired
@@ -415,19 +404,50 @@ class SQLiteStore(SQLiteConnection):
     async def set_user_limits(self, user_id: str, user_limits: UserLimits) -> None:
         params = {
             "user_id": user_id,
-            "max_active": user_limits.max_active,
+            "max_running": user_limits.max_running,
+            "max_waiting": user_limits.max_waiting,
             "max_daily": user_limits.max_daily,
+            "weight": user_limits.weight,
         }
         await self._write(lambda connection: connection.execute(Q["upsert_user_limits"], params))
 
     async def user_usage(self, user_id: str, limits: Limits) -> UserUsage:
         def work(connection: sqlite3.Connection) -> UserUsage:
-            now = self._clock()
-            row = connection.execute(Q["select_user"], {"user_id": user_id}).fetchone()
-            (active,) = connection.execute(Q["count_active"], {"user_id": user_id}).fetchone()
-            return usage(user_id, active, row, limits, now)
+            row = scheduler.user_row(connection, user_id)
+            running = scheduler.running_count(connection, user_id)
+            return usage(user_id, running, row, limits, self._clock())
+
+        return await self._read(work)
+
+    # -- job types ----------------------------------------------------------------------------
+
+    async def set_type_limits(self, type_limits: TypeLimits) -> None:
+        rate = type_limits.rate
+        if type_limits.max_running is None and rate is None:
+            params: dict[str, object] = {"type": type_limits.type}
+            await self._write(
+                lambda connection: connection.execute(Q["delete_type_limits"], params)
+            )
+            return
+        params = {
+            "type": type_limits.type,
+            "max_running": type_limits.max_running,
+            "rate_count": None if rate is None else rate.count,
+            "rate_period": None if rate is None else rate.period_seconds,
+        }
+        await self._write(lambda connection: connection.execute(Q["upsert_type_limits"], params))
+
+    async def type_limits(self) -> list[TypeLimits]:
+        def work(connection: sqlite3.Connection) -> list[TypeLimits]:
+            return [gate.limits for gate in scheduler.read_gates(connection).values()]
 
         return await self._run(work)
+
+    async def wait_facts(self, job: Job, limits: Limits) -> WaitFacts:
+        def work(connection: sqlite3.Connection) -> WaitFacts:
+            return scheduler.wait_facts(connection, job, limits, self._clock())
+
+        return await self._read(work)
 
     # -- for operators ----------------------------------------------------------------------
 

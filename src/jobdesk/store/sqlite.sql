@@ -39,28 +39,98 @@ VALUES (:job_id, :at, :status, :attempt, :worker_id, :error);
 SELECT job_id, at, status, attempt, worker_id, error FROM job_events
 WHERE job_id = :job_id ORDER BY id;
 
--- name: count_active
--- twin of: jobdesk.models.JobStatus.is_active
-SELECT count(*) FROM jobs
-WHERE user_id = :user_id AND status IN ('pending', 'processing');
-
--- name: count_created_today
--- twin of: jobdesk.limits.usage
--- Adds :n to the user's count for the day (starting the day at :n) and returns the
--- limits to check it against; the caller rolls back if the count went over.
-INSERT INTO users (user_id, usage_day, created_on_day) VALUES (:user_id, :day, :n)
-ON CONFLICT (user_id) DO UPDATE SET
-    created_on_day = CASE WHEN usage_day = excluded.usage_day THEN created_on_day + :n ELSE :n END,
-    usage_day = excluded.usage_day
-RETURNING max_active, max_daily, created_on_day;
-
 -- name: select_user
-SELECT max_active, max_daily, usage_day, created_on_day FROM users WHERE user_id = :user_id;
+SELECT * FROM users WHERE user_id = :user_id;
+
+-- name: admit_user
+-- Counts :count creations (or retries) on :day and :count more waiting jobs, once
+-- jobdesk.limits.check_daily and check_waiting have let them in; :vtime is the clock
+-- jobdesk.scheduling.vtime_on_arrival gave (the user's own when they already waited).
+INSERT INTO users (user_id, usage_day, created_on_day, waiting, vtime)
+VALUES (:user_id, :day, :created_on_day, :count, :vtime)
+ON CONFLICT (user_id) DO UPDATE SET
+    usage_day = excluded.usage_day, created_on_day = excluded.created_on_day,
+    waiting = waiting + excluded.waiting, vtime = excluded.vtime;
+
+-- name: add_waiting
+-- :count more of the user's jobs back to pending (requeues); :vtime as for admit_user.
+INSERT INTO users (user_id, waiting, vtime) VALUES (:user_id, :count, :vtime)
+ON CONFLICT (user_id) DO UPDATE SET waiting = waiting + excluded.waiting, vtime = excluded.vtime;
+
+-- name: remove_waiting
+-- :count of the user's pending jobs started (their clock now :vtime) or cancelled.
+UPDATE users SET waiting = waiting - :count, vtime = :vtime WHERE user_id = :user_id;
+
+-- name: arrival_floor
+-- The floor of jobdesk.scheduling.vtime_on_arrival: the other waiting users' smallest clock.
+SELECT min(vtime) FROM users INDEXED BY users_waiting
+WHERE waiting > 0 AND user_id <> :user_id;
 
 -- name: upsert_user_limits
-INSERT INTO users (user_id, max_active, max_daily) VALUES (:user_id, :max_active, :max_daily)
+INSERT INTO users (user_id, max_running, max_waiting, max_daily, weight)
+VALUES (:user_id, :max_running, :max_waiting, :max_daily, :weight)
 ON CONFLICT (user_id) DO UPDATE SET
-    max_active = excluded.max_active, max_daily = excluded.max_daily;
+    max_running = excluded.max_running, max_waiting = excluded.max_waiting,
+    max_daily = excluded.max_daily, weight = excluded.weight;
+
+-- name: count_running
+SELECT count(*) FROM jobs WHERE user_id = :user_id AND status = 'processing';
+
+-- name: waiting_users
+-- The walk: the users with pending jobs, by their clocks (jobdesk.scheduling.candidates).
+SELECT * FROM users INDEXED BY users_waiting WHERE waiting > 0 ORDER BY vtime, user_id;
+
+-- name: user_queue
+-- twin of: jobdesk.scheduling.user_order_key, jobdesk.lifecycle.start
+-- One user's first :limit pending jobs that may start now: due, of a type the worker
+-- takes (:types, NULL for any) and not of a type whose gate is closed (:closed).
+SELECT * FROM jobs INDEXED BY jobs_user_queue
+WHERE user_id = :user_id AND status = 'pending'
+  AND run_at <= :now
+  AND (:types IS NULL OR type IN (SELECT value FROM json_each(:types)))
+  AND type NOT IN (SELECT value FROM json_each(:closed))
+ORDER BY priority DESC, id
+LIMIT :limit;
+
+-- name: count_ahead
+-- twin of: jobdesk.scheduling.user_order_key
+-- The user's due pending jobs before this one in their own order, counted up to :bound.
+SELECT count(*) FROM (
+    SELECT 1 FROM jobs INDEXED BY jobs_user_queue
+    WHERE user_id = :user_id AND status = 'pending' AND run_at <= :now
+      AND (priority > :priority OR (priority = :priority AND id < :id))
+    LIMIT :bound
+);
+
+-- name: type_gates
+-- Every limited type with its jobs processing now (its pool's use).
+SELECT type_limits.*,
+       (SELECT count(*) FROM jobs INDEXED BY jobs_running_by_type
+        WHERE jobs.type = type_limits.type AND jobs.status = 'processing') AS running
+FROM type_limits
+ORDER BY type;
+
+-- name: type_gate
+SELECT type_limits.*,
+       (SELECT count(*) FROM jobs INDEXED BY jobs_running_by_type
+        WHERE jobs.type = type_limits.type AND jobs.status = 'processing') AS running
+FROM type_limits
+WHERE type = :type;
+
+-- name: upsert_type_limits
+-- A type's rate kept keeps its next start; a rate removed forgets it.
+INSERT INTO type_limits (type, max_running, rate_count, rate_period)
+VALUES (:type, :max_running, :rate_count, :rate_period)
+ON CONFLICT (type) DO UPDATE SET
+    max_running = excluded.max_running, rate_count = excluded.rate_count,
+    rate_period = excluded.rate_period,
+    next_start_at = CASE WHEN excluded.rate_count IS NULL THEN NULL ELSE next_start_at END;
+
+-- name: delete_type_limits
+DELETE FROM type_limits WHERE type = :type;
+
+-- name: set_next_start
+UPDATE type_limits SET next_start_at = :next_start_at WHERE type = :type;
 
 -- name: list_user_jobs
 -- :before_id is '8' (above every id) for the first page, so the index range always applies.
@@ -128,15 +198,6 @@ LIMIT :limit;
 
 -- name: ping
 SELECT 1;
-
--- name: ready_jobs
--- twin of: jobdesk.lifecycle.start, jobdesk.store.Store.ready_jobs
-SELECT * FROM jobs INDEXED BY jobs_queue
-WHERE status = 'pending'
-  AND run_at <= :now
-  AND (:types IS NULL OR type IN (SELECT value FROM json_each(:types)))
-ORDER BY priority DESC, id
-LIMIT :limit;
 
 -- name: expired_leases
 -- twin of: jobdesk.lifecycle.expire

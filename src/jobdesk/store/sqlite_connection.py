@@ -204,6 +204,18 @@ class SQLiteConnection:
 
         return await self._run(transaction)
 
+    async def _read(self, work: Callable[[sqlite3.Connection], T]) -> T:
+        """Run several reads on one snapshot (a deferred transaction: no write lock)."""
+
+        def transaction(connection: sqlite3.Connection) -> T:
+            connection.execute("BEGIN")
+            try:
+                return work(connection)
+            finally:
+                connection.execute("COMMIT")
+
+        return await self._run(transaction)
+
     async def open(self) -> None:
         """Open the file (creating it), set WAL, and apply pending migrations."""
         if self._executor is not None:

@@ -120,19 +120,24 @@ BEGIN
 END
 $$;
 
--- The fair claim: twin of jobdesk.scheduling.plan with the walk that finds its users, and
--- of jobdesk.lifecycle.start. In one call, so a claim stays one round trip:
--- 1. the walk: waiting users by (vtime, user_id), locked (SKIP LOCKED: another claimer's
---    users are its own), passing over a user at their running cap or without a job this
---    worker may start now; the first p_limit others are the candidates;
+-- The fair claim: twin of jobdesk.scheduling.plan with the walk that finds its users
+-- (jobdesk.scheduling.candidates), and of jobdesk.lifecycle.start. In one call, so a claim
+-- stays one round trip:
+-- 1. the walk: waiting users by (vtime, user_id), read without locks, passing over a user
+--    at their running cap or without a job this worker may start now; each other user is
+--    then locked (SKIP LOCKED: another claimer's users are its own) and their running
+--    count read again under the lock; the first p_limit so locked are the candidates;
 -- 2. the plan: again and again the open candidate with the smallest (vtime, user_id)
 --    starts their first startable job (their own order: priority, then age); their clock
 --    moves on by 1 / weight; a type whose pool fills or whose rate is spent closes;
 -- 3. the writes: the jobs started as jobdesk.lifecycle.start does, their history, the
 --    users' clocks and waiting counts, the types' next start times.
--- The users' rows are locked before any pending job, in the walk's order; a claim waits
--- for a lock only while it holds none (a lone user's claims queue instead of returning
--- nothing), so two claims never wait on each other in a cycle.
+-- A claim locks users before any pending job and every lock it takes after them with SKIP
+-- LOCKED; it waits for a lock only while it holds none (for the first user it found
+-- locked: a lone user's claims queue instead of returning nothing). Writers lock jobs,
+-- then users (user_id order), then types (type order). So no two wait on each other in a
+-- cycle. A capped user is never locked, and never costs more than counting their running
+-- jobs (jobs_by_user_status): their backlog is not read.
 CREATE FUNCTION jobdesk.claim_fair(
     p_worker_id text, p_types text[], p_limit integer, p_now timestamptz,
     p_lease_seconds double precision, p_default_max_running integer
@@ -144,11 +149,14 @@ AS $$
 DECLARE
     v_now timestamptz := coalesce(p_now, now());
     v_user record;
+    v_locked record;
     v_job record;
     v_gate record;
     v_running integer;
     v_room integer;
     v_best integer;
+    v_first_locked text;
+    v_holding boolean := false;
     -- the candidates, in walk order
     c_user text[] := '{}';
     c_vtime double precision[] := '{}';
@@ -174,14 +182,12 @@ BEGIN
               SELECT count(*) FROM jobdesk.jobs AS r
               WHERE r.type = t.type AND r.status = 'processing'));
 
-    -- 1. The walk.
+    -- 1. The walk (twin of jobdesk.scheduling.candidates).
     FOR v_user IN
-        SELECT u.user_id, u.vtime, coalesce(u.weight, 1.0) AS weight,
-               coalesce(u.max_running, p_default_max_running) AS max_running
+        SELECT u.user_id, coalesce(u.max_running, p_default_max_running) AS max_running
         FROM jobdesk.users AS u
         WHERE u.waiting > 0
         ORDER BY u.vtime, u.user_id
-        FOR UPDATE SKIP LOCKED
     LOOP
         SELECT count(*) INTO v_running FROM jobdesk.jobs AS r
         WHERE r.user_id = v_user.user_id AND r.status = 'processing';
@@ -191,37 +197,53 @@ BEGIN
             WHERE j.user_id = v_user.user_id AND j.status = 'pending' AND j.run_at <= v_now
               AND (p_types IS NULL OR j.type = ANY(p_types)) AND j.type <> ALL(v_closed)
         );
+        SELECT u.vtime, coalesce(u.weight, 1.0) AS weight,
+               coalesce(u.max_running, p_default_max_running) AS max_running
+        INTO v_locked
+        FROM jobdesk.users AS u
+        WHERE u.user_id = v_user.user_id AND u.waiting > 0
+        FOR UPDATE SKIP LOCKED;
+        IF NOT FOUND THEN
+            v_first_locked := coalesce(v_first_locked, v_user.user_id);
+            CONTINUE;
+        END IF;
+        v_holding := true;
+        -- Counted again under the lock: a claim that committed since the walk's read counts.
+        SELECT count(*) INTO v_running FROM jobdesk.jobs AS r
+        WHERE r.user_id = v_user.user_id AND r.status = 'processing';
+        CONTINUE WHEN v_running >= v_locked.max_running;
         c_user := c_user || v_user.user_id;
-        c_vtime := c_vtime || v_user.vtime;
-        c_weight := c_weight || v_user.weight;
-        c_room := c_room || (v_user.max_running - v_running);
+        c_vtime := c_vtime || v_locked.vtime;
+        c_weight := c_weight || v_locked.weight;
+        c_room := c_room || (v_locked.max_running - v_running);
         c_open := c_open || true;
         c_starts := c_starts || 0;
         EXIT WHEN cardinality(c_user) >= p_limit;
     END LOOP;
     IF cardinality(c_user) = 0 THEN
-        -- Every waiting user was locked by other claimers (or had nothing for us). Holding
-        -- no lock, wait for the first one: a lone user's jobs go to every idle worker.
-        SELECT u.user_id, u.vtime, coalesce(u.weight, 1.0) AS weight,
+        IF v_first_locked IS NULL OR v_holding THEN
+            RETURN;
+        END IF;
+        -- Every user with work for us was locked by other claimers. Holding no lock, wait
+        -- for the first one: a lone user's jobs go to every idle worker.
+        SELECT u.vtime, coalesce(u.weight, 1.0) AS weight,
                coalesce(u.max_running, p_default_max_running) AS max_running
-        INTO v_user
+        INTO v_locked
         FROM jobdesk.users AS u
-        WHERE u.waiting > 0
-        ORDER BY u.vtime, u.user_id
-        LIMIT 1
+        WHERE u.user_id = v_first_locked AND u.waiting > 0
         FOR UPDATE;
         IF NOT FOUND THEN
             RETURN;
         END IF;
         SELECT count(*) INTO v_running FROM jobdesk.jobs AS r
-        WHERE r.user_id = v_user.user_id AND r.status = 'processing';
-        IF v_running >= v_user.max_running THEN
+        WHERE r.user_id = v_first_locked AND r.status = 'processing';
+        IF v_running >= v_locked.max_running THEN
             RETURN;
         END IF;
-        c_user := ARRAY[v_user.user_id];
-        c_vtime := ARRAY[v_user.vtime];
-        c_weight := ARRAY[v_user.weight];
-        c_room := ARRAY[v_user.max_running - v_running];
+        c_user := ARRAY[v_first_locked];
+        c_vtime := ARRAY[v_locked.vtime];
+        c_weight := ARRAY[v_locked.weight];
+        c_room := ARRAY[v_locked.max_running - v_running];
         c_open := ARRAY[true];
         c_starts := ARRAY[0];
     END IF;
@@ -274,7 +296,7 @@ BEGIN
                 v_gate_types := v_gate_types || v_job.type;
                 v_next_starts := v_next_starts
                     || (greatest(coalesce(v_gate.next_start_at, v_now), v_now)
-                        + make_interval(secs => v_gate.rate_period / v_gate.rate_count));
+                        + ceil(v_gate.rate_period * 1000000 / v_gate.rate_count) * interval '1 microsecond');
             END IF;
         ELSIF EXISTS (SELECT 1 FROM jobdesk.type_limits AS t WHERE t.type = v_job.type) THEN
             -- another claimer holds this type's gate: closed for this claim
