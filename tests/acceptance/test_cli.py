@@ -134,7 +134,7 @@ ERRORS = [
     (["jobs", "create", "x", "-u", "a", "--run-at", "2030-01-01T00:00"], 2, "error: --run-at:"),
     (["jobs", "list", "-u", "alice", "--limit", "500"], 2, "error: limit: must be between 1"),
     (["tokens", "revoke", "nobody"], 3, "error: no live worker token named 'nobody'"),
-    (["limits", "set", "x" * 200], 2, "error: user_id: must be 1-128 characters long"),
+    (["limits", "user", "x" * 200], 2, "error: user_id: must be 1-128 characters long"),
     # Usage errors too are one line, with Click's exit code 2 and where to find help.
     (
         ["jobs", "list"],
@@ -193,7 +193,7 @@ def test_a_file_that_is_not_a_database_is_a_bad_db_not_an_outage(tmp_path: Path)
 @pytest.mark.parametrize(
     "args",
     [["stats"], ["jobs", "list", "-u", "alice"], ["jobs", "show", MISSING_ID, "-u", "alice"],
-     ["tokens", "list"], ["limits", "show", "alice"]],
+     ["tokens", "list"], ["limits", "user", "alice"]],
 )  # fmt: skip
 def test_commands_that_read_refuse_a_missing_database_rather_than_create_it(
     tmp_path: Path, args: list[str]

@@ -53,7 +53,12 @@ async def test_create_answers_201_with_the_job_and_utc_times(api: Api, clock: Ma
     assert len(job["id"]) == 26
     fetched = await api.client.get(f"/api/v1/jobs/{job['id']}", headers=alice)
     assert fetched.status_code == 200
-    assert fetched.json() == job
+    # Created with a run_at ahead, it says so: its owner's read explains the wait.
+    scheduled = {"reason": "scheduled", "until": job["run_at"]}
+    assert fetched.json() == {
+        **job,
+        "waiting": {**scheduled, "running": None, "limit": None, "ahead": None},
+    }
 
 
 async def test_idempotency_key_header_and_field_return_the_first_job(api: Api) -> None:

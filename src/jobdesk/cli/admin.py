@@ -301,8 +301,7 @@ def limits_set(
     as_json: AsJson = False,
     debug: Debug = False,
 ) -> None:
-    """Deprecated: `jobdesk limits user USER_ID --max-running N ...`."""
-    err.print("warning: `jobdesk limits set` is deprecated: use `jobdesk limits user`")
+    """Deprecated: `jobdesk limits user USER_ID --max-running N ...` (Typer warns)."""
     if max_active is not None:
         err.print("warning: --max-active is deprecated: use --max-running and --max-waiting")
         max_running = max_active if max_running is None else max_running
@@ -317,8 +316,7 @@ def limits_show(
     as_json: AsJson = False,
     debug: Debug = False,
 ) -> None:
-    """Deprecated: `jobdesk limits user USER_ID`."""
-    err.print("warning: `jobdesk limits show` is deprecated: use `jobdesk limits user`")
+    """Deprecated: `jobdesk limits user USER_ID` (Typer warns)."""
     _print_usage(run(_user_limits(db, user_id, None), as_json=as_json), as_json)
 
 
