@@ -4,9 +4,10 @@ It starts ``jobdesk serve`` (the HTTP API) and, in a separate process,
 ``jobdesk worker`` with the example character-extraction handlers, which
 reaches the queue through the server's HTTP API with only its worker token,
 as a worker on another machine would. Then two
-users ask for jobs over HTTP: Alice asks for more than her limit of 10 active
-jobs and two are refused; one of her jobs fails once and is retried; Bob
-cancels one half-way. Progress shows live until every job has finished; then
+users ask for jobs over HTTP: Alice asks for more than the demo's limit of 10
+jobs a day and two are refused (jobs beyond a user's running cap wait, they
+are not refused); one of her jobs fails once and is retried; Bob cancels one
+half-way. Progress shows live until every job has finished; then
 the server stays up for you to try (Ctrl-C stops everything).
 """
 
@@ -147,7 +148,8 @@ def wait_until_up(client: httpx.Client, server: Child) -> None:
 
 
 def create_jobs(client: httpx.Client, tokens: dict[str, str]) -> list[tuple[str, str]]:
-    """Alice asks for 12 jobs (room for 10), Bob for 3; returns ``(user, id)`` of each accepted."""
+    """Alice asks for 12 jobs (10 a day allowed), Bob for 3; returns ``(user, id)`` of each
+    accepted."""
     accepted = []
     for user, count, steps in (("alice", 12, 4), ("bob", 3, 8)):
         for number in range(count):
@@ -233,6 +235,7 @@ def main(path: Path, host: str, port: int | None, exit_when_done: bool) -> None:
     env = dict(os.environ, JOBDESK_DB=url, JOBDESK_WORKER_TOKEN=worker_token)
     base = f"http://{host}:{port}"
     serve = ["serve", "--host", host, "--port", str(port), "--log-level", "warning"]
+    serve += ["--max-daily", "10"]  # so that Alice's 11th and 12th jobs show a refusal
     work = ["worker", "--app", APP, "--app-dir", str(app_dir), "--concurrency", "3"]
     work += ["--server", base]
     with contextlib.ExitStack() as running:

@@ -6,14 +6,15 @@ worker reads the server's answers back with it, without loading the server's
 web framework. It needs nothing but the core and the standard library.
 
 - **Values**: :func:`encode` turns any core value (a :class:`~jobdesk.models.Job`,
-  a page, an event, usage...) into JSON-ready data; :func:`decode_job` and
-  :func:`decode_progress_reply` read them back. Times are ISO 8601 in UTC with a
-  ``Z`` (:func:`timestamp`).
+  a page, an event, usage, a type's limits...) into JSON-ready data;
+  :func:`decode_job`, :func:`decode_waiting` and :func:`decode_progress_reply`
+  read them back. Times are ISO 8601 in UTC with a ``Z`` (:func:`timestamp`).
 - **Errors**: :data:`PROBLEMS` is the one table from each :mod:`jobdesk.errors`
   class to its RFC 9457 problem type (``urn:jobdesk:problem:<slug>``), HTTP
   status, title and extra members; :func:`encode_error` writes a problem
   document from an exception, :func:`error_from_problem` rebuilds the exception.
-- **Attempts**: :func:`attempts_label`, "N of M", the one way attempts are shown.
+- **Words**: :func:`attempts_label`, "N of M", the one way attempts are shown;
+  :func:`waiting_label`, the one way a wait is told.
 """
 
 from __future__ import annotations
@@ -35,7 +36,17 @@ from jobdesk.errors import (
     StoreUnavailable,
     Unauthorized,
 )
-from jobdesk.models import Job, JobStatus, JSONValue, ProgressReply, Worker
+from jobdesk.models import (
+    Job,
+    JobStatus,
+    JSONValue,
+    ProgressReply,
+    UserUsage,
+    Waiting,
+    WaitReason,
+    Worker,
+)
+from jobdesk.scheduling import Rate, TypeLimits
 
 __all__ = [
     "PROBLEMS",
@@ -44,14 +55,19 @@ __all__ = [
     "attempts_label",
     "decode_job",
     "decode_progress_reply",
+    "decode_waiting",
     "encode",
     "encode_error",
     "encode_job",
+    "encode_type_limits",
+    "encode_usage",
+    "encode_waiting",
     "error_from_problem",
     "parse_time",
     "problem_type",
     "status_of",
     "timestamp",
+    "waiting_label",
 ]
 
 PROBLEM_PREFIX = "urn:jobdesk:problem:"
@@ -100,6 +116,29 @@ def attempts_label(job: Job) -> str:
     return f"{job.attempts_used} of {job.max_attempts}"
 
 
+def waiting_label(waiting: Waiting, clock: Callable[[datetime], str] = timestamp) -> str:
+    """Why a pending job waits, in words for its owner: ``"waiting: 10 of 10 of your
+    jobs are running"``, ``"scheduled until 14:05"``, ``"its turn: 3 of your jobs
+    ahead"``. ``clock`` writes the times (the wire's by default)."""
+    if waiting.reason is WaitReason.QUEUED:
+        if not waiting.ahead:
+            return "its turn: next of your jobs, once a worker is free"
+        return f"its turn: {waiting.ahead} of your {'job' if waiting.ahead == 1 else 'jobs'} ahead"
+    until = "" if waiting.until is None else clock(waiting.until)
+    return _WAIT_WORDS[waiting.reason].format(
+        until=until, running=waiting.running, limit=waiting.limit
+    )
+
+
+_WAIT_WORDS = {
+    WaitReason.SCHEDULED: "scheduled until {until}",
+    WaitReason.BACKOFF: "failed: next attempt at {until}",
+    WaitReason.USER_RUNNING_LIMIT: "waiting: {running} of {limit} of your jobs are running",
+    WaitReason.TYPE_POOL: "waiting: {running} of {limit} jobs of its type are running",
+    WaitReason.TYPE_RATE: "waiting: its type's rate allows the next start at {until}",
+}
+
+
 def encode_job(job: Job) -> dict[str, JSONValue]:
     """A job as JSON-ready data (the HTTP API's ``Job``).
 
@@ -131,21 +170,72 @@ def encode_job(job: Job) -> dict[str, JSONValue]:
         "lease_expires_at": _optional_time(job.lease_expires_at),
         "cancel_requested": job.cancel_requested,
         "idempotency_key": job.idempotency_key,
+        "waiting": encode_waiting(job.waiting),
     }
+
+
+def encode_waiting(waiting: Waiting | None) -> dict[str, JSONValue] | None:
+    """Why a pending job waits, as JSON-ready data (None: not asked, or not pending):
+    ``{reason, until, running, limit, ahead}``, null where its reason has no figure."""
+    if waiting is None:
+        return None
+    return {
+        "reason": waiting.reason.value,
+        "until": _optional_time(waiting.until),
+        "running": waiting.running,
+        "limit": waiting.limit,
+        "ahead": waiting.ahead,
+    }
+
+
+def encode_usage(usage: UserUsage) -> dict[str, JSONValue]:
+    """A user's usage as JSON-ready data: its fields, and ``active`` (running + waiting).
+
+    ``active`` is kept one release for clients of the old ``active``/``max_active``
+    pair; it is derived, never a limit.
+    """
+    data = {field.name: _scalar(getattr(usage, field.name)) for field in dataclasses.fields(usage)}
+    data["active"] = usage.active
+    return data
+
+
+def encode_type_limits(limits: TypeLimits) -> dict[str, JSONValue]:
+    """A job type's pool and rate: ``{type, max_running, rate}``, the rate as ``"60/min"``."""
+    return {
+        "type": limits.type,
+        "max_running": limits.max_running,
+        "rate": None if limits.rate is None else str(limits.rate),
+    }
+
+
+def _encode_worker(worker: Worker) -> JSONValue:
+    return {"name": worker.name, "types": None if worker.types is None else sorted(worker.types)}
+
+
+#: the core types the wire writes in their own way; any other model goes by its fields
+_WRITERS: tuple[tuple[type[Any], Callable[[Any], JSONValue]], ...] = (
+    (Job, encode_job),
+    (Worker, _encode_worker),
+    (UserUsage, encode_usage),
+    (TypeLimits, encode_type_limits),
+    (Waiting, encode_waiting),
+    (Rate, str),
+)
 
 
 def encode(value: object) -> JSONValue:
     """Any core value as JSON-ready data, the way the wire writes it.
 
-    A :class:`~jobdesk.models.Job` as :func:`encode_job` writes it; a
-    :class:`~jobdesk.models.Worker` as its name and sorted types; any other model
-    (a page, an event, usage, stats) as its fields; times as :func:`timestamp`;
-    statuses as their values; sets as sorted lists.
+      A :class:`~jobdesk.models.Job` as :func:`encode_job` writes it; a
+      :class:`~jobdesk.models.Worker` as its name and sorted types; any other model
+      (a page, an event, stats) as its fields; usage, a type's limits and a wait as
+    :func:`encode_usage`, :func:`encode_type_limits` and :func:`encode_waiting` write
+    them; a rate as ``"60/min"``; times as :func:`timestamp`;
+      statuses as their values; sets as sorted lists.
     """
-    if isinstance(value, Job):
-        return encode_job(value)
-    if isinstance(value, Worker):
-        return {"name": value.name, "types": None if value.types is None else sorted(value.types)}
+    for kind, write in _WRITERS:
+        if isinstance(value, kind):
+            return write(value)
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
         return {
             field.name: encode(getattr(value, field.name)) for field in dataclasses.fields(value)
@@ -228,6 +318,32 @@ def decode_job(data: Mapping[str, Any]) -> Job:
         lease_expires_at=_optional_time_member(data, "lease_expires_at"),
         cancel_requested=_member(data, "cancel_requested", bool),
         idempotency_key=_member(data, "idempotency_key", (str, none)),
+        waiting=decode_waiting(data.get("waiting")),
+    )
+
+
+def decode_waiting(data: object) -> Waiting | None:
+    """The :class:`~jobdesk.models.Waiting` that :func:`encode_waiting` wrote (None for
+    null or missing: a server that does not explain, or a job that is not pending)."""
+    if data is None:
+        return None
+    if not isinstance(data, Mapping):
+        raise InvalidInput("job.waiting", "must be an object or null")
+    try:
+        reason = WaitReason(str(data.get("reason")))
+    except ValueError:
+        raise InvalidInput("job.waiting.reason", "must be a wait reason") from None
+    figures: dict[str, int | None] = {}
+    for name in ("running", "limit", "ahead"):
+        figure = data.get(name)
+        if figure is not None and (not isinstance(figure, int) or isinstance(figure, bool)):
+            raise InvalidInput(f"job.waiting.{name}", "must be an integer or null")
+        figures[name] = figure
+    until = data.get("until")
+    return Waiting(
+        reason,
+        until=None if until is None else parse_time(until, "job.waiting.until"),
+        **figures,
     )
 
 
@@ -284,7 +400,7 @@ def _invalid_input(detail: str, document: Mapping[str, Any], job_id: str) -> Job
 def _rate_limited(detail: str, document: Mapping[str, Any], job_id: str) -> JobdeskError:
     allowed, retry_after = document.get("allowed"), document.get("retry_after")
     return RateLimited(
-        "daily" if document.get("limit") == "daily" else "active",
+        "daily" if document.get("limit") == "daily" else "waiting",
         allowed if isinstance(allowed, int) else 0,
         retry_after if isinstance(retry_after, int) else None,
     )

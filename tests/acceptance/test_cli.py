@@ -134,7 +134,7 @@ ERRORS = [
     (["jobs", "create", "x", "-u", "a", "--run-at", "2030-01-01T00:00"], 2, "error: --run-at:"),
     (["jobs", "list", "-u", "alice", "--limit", "500"], 2, "error: limit: must be between 1"),
     (["tokens", "revoke", "nobody"], 3, "error: no live worker token named 'nobody'"),
-    (["limits", "set", "x" * 200], 2, "error: user_id: must be 1-128 characters long"),
+    (["limits", "user", "x" * 200], 2, "error: user_id: must be 1-128 characters long"),
     # Usage errors too are one line, with Click's exit code 2 and where to find help.
     (
         ["jobs", "list"],
@@ -164,12 +164,14 @@ def test_refusals_by_the_rules_have_their_own_exit_codes(sqlite_url: str) -> Non
     assert retried.returncode == 6
     assert one_error_line(retried) == f"error: job {job_id!r}: a pending job cannot be retried"
 
-    usage = json_of(jobdesk("limits", "set", "alice", "--max-active", "1", "--json", db=sqlite_url))
-    assert (usage["active"], usage["max_active"], usage["max_daily"]) == (1, 1, 1000)
+    usage = json_of(
+        jobdesk("limits", "user", "alice", "--max-waiting", "1", "--json", db=sqlite_url)
+    )
+    assert (usage["waiting"], usage["max_waiting"], usage["max_daily"]) == (1, 1, 1000)
     limited = jobdesk("jobs", "create", "render", "-u", "alice", "--json", db=sqlite_url)
     assert limited.returncode == 4
     error = json.loads(one_error_line(limited))["error"]
-    assert (error["type"], error["limit"], error["exit_code"]) == ("RateLimited", "active", 4)
+    assert (error["type"], error["limit"], error["exit_code"]) == ("RateLimited", "waiting", 4)
 
     unreachable = jobdesk("migrate", db="sqlite:////no/such/directory/jobdesk.db")
     assert unreachable.returncode == 7
@@ -191,7 +193,7 @@ def test_a_file_that_is_not_a_database_is_a_bad_db_not_an_outage(tmp_path: Path)
 @pytest.mark.parametrize(
     "args",
     [["stats"], ["jobs", "list", "-u", "alice"], ["jobs", "show", MISSING_ID, "-u", "alice"],
-     ["tokens", "list"], ["limits", "show", "alice"]],
+     ["tokens", "list"], ["limits", "user", "alice"]],
 )  # fmt: skip
 def test_commands_that_read_refuse_a_missing_database_rather_than_create_it(
     tmp_path: Path, args: list[str]
@@ -266,13 +268,42 @@ def test_tokens_are_created_listed_and_revoked(sqlite_url: str) -> None:
 
 def test_limits_are_set_and_shown(sqlite_url: str) -> None:
     text = jobdesk(
-        "limits", "set", "alice", "--max-active", "2", "--max-daily", "50", db=sqlite_url
+        "limits", "user", "alice", "--max-running", "2", "--max-daily", "50", "--weight", "3",
+        db=sqlite_url,
+    )  # fmt: skip
+    assert text.stdout.startswith("alice: 0/2 running, 0/1000 waiting, 0/50 created today")
+    assert text.stdout.rstrip().endswith("weight 3")
+    shown = json_of(jobdesk("limits", "user", "alice", "--json", db=sqlite_url))
+    assert (shown["max_running"], shown["max_daily"], shown["weight"]) == (2, 50, 3.0)
+    defaults = json_of(
+        jobdesk("limits", "user", "alice", "--max-waiting", "7", "--json", db=sqlite_url)
     )
-    assert text.stdout.startswith("alice: 0/2 active, 0/50 created today (resets ")
-    shown = json_of(jobdesk("limits", "show", "alice", "--json", db=sqlite_url))
-    assert (shown["max_active"], shown["max_daily"]) == (2, 50)
-    defaults = json_of(jobdesk("limits", "set", "alice", "--json", db=sqlite_url))
-    assert (defaults["max_active"], defaults["max_daily"]) == (10, 1000)
+    assert (defaults["max_running"], defaults["max_waiting"], defaults["weight"]) == (10, 7, 1.0)
+
+
+def test_the_old_limits_commands_still_work_and_say_they_are_deprecated(sqlite_url: str) -> None:
+    old = jobdesk("limits", "set", "alice", "--max-active", "2", "--json", db=sqlite_url)
+    assert json_of(old)["max_running"] == 2
+    assert "deprecated" in old.stderr
+    shown = jobdesk("limits", "show", "alice", "--json", db=sqlite_url)
+    assert json_of(shown)["max_running"] == 2
+    assert "deprecated" in shown.stderr
+
+
+def test_a_types_pool_and_rate_are_set_listed_and_cleared(sqlite_url: str) -> None:
+    assert jobdesk("limits", "types", db=sqlite_url).stdout.strip() == (
+        "no job type has a pool or a rate"
+    )
+    set_ = jobdesk("limits", "type", "gpu", "--max-running", "4", "--rate", "60/min",
+                   "--json", db=sqlite_url)  # fmt: skip
+    assert json_of(set_) == [{"type": "gpu", "max_running": 4, "rate": "60/min"}]
+    listed = jobdesk("limits", "types", db=sqlite_url).stdout
+    assert listed.strip() == "gpu: at most 4 running, rate 60/min"
+    bad = jobdesk("limits", "type", "gpu", "--rate", "5/fortnight", db=sqlite_url)
+    assert bad.returncode == 2
+    assert "rate" in one_error_line(bad)
+    jobdesk("limits", "type", "gpu", "--clear", db=sqlite_url)
+    assert json_of(jobdesk("limits", "types", "--json", db=sqlite_url)) == []
 
 
 def test_migrate_prepares_a_new_database(tmp_path: Path) -> None:

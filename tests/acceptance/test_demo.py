@@ -29,7 +29,7 @@ def test_the_demo_runs_every_job_to_its_end_from_any_directory(tmp_path: Path) -
     finished = demo("--port", "0", cwd=tmp_path, timeout=120)
     assert finished.returncode == 0, finished.stdout + finished.stderr
     assert "every job has finished" in finished.stdout
-    assert finished.stdout.count("429") == 2  # alice asked for 12 with room for 10
+    assert finished.stdout.count("429") == 2  # alice asked for 12 with 10 a day allowed
     assert "cancelled" in finished.stdout
     assert (tmp_path / "jobdesk-demo.db").exists()
 

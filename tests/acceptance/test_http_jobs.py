@@ -53,7 +53,12 @@ async def test_create_answers_201_with_the_job_and_utc_times(api: Api, clock: Ma
     assert len(job["id"]) == 26
     fetched = await api.client.get(f"/api/v1/jobs/{job['id']}", headers=alice)
     assert fetched.status_code == 200
-    assert fetched.json() == job
+    # Created with a run_at ahead, it says so: its owner's read explains the wait.
+    scheduled = {"reason": "scheduled", "until": job["run_at"]}
+    assert fetched.json() == {
+        **job,
+        "waiting": {**scheduled, "running": None, "limit": None, "ahead": None},
+    }
 
 
 async def test_idempotency_key_header_and_field_return_the_first_job(api: Api) -> None:
@@ -202,16 +207,16 @@ async def test_cancelling_a_completed_job_is_409(api: Api) -> None:
     assert assert_problem(refused, 409, "invalid-transition")["action"] == "cancelled"
 
 
-async def test_active_limit_is_429_with_a_retry_after_hint(api: Api) -> None:
+async def test_waiting_limit_is_429_with_a_retry_after_hint(api: Api) -> None:
     alice = await api.user("alice")
-    await api.desk.set_user_limits("alice", max_active=2)
+    await api.desk.set_user_limits("alice", max_waiting=2)
     for _ in range(2):
         await api.create(alice)
     refused = await api.client.post(
         "/api/v1/jobs", json={"type": "extract", "input": {}}, headers=alice
     )
     body = assert_problem(refused, 429, "rate-limited")
-    assert body["limit"] == "active"
+    assert body["limit"] == "waiting"
     assert body["allowed"] == 2
     assert refused.headers["retry-after"] == "5"
 
@@ -253,13 +258,14 @@ async def test_a_batch_creates_every_job_or_none(api: Api) -> None:
     for job in made:
         assert (await api.client.get(f"/api/v1/jobs/{job['id']}", headers=bob)).status_code == 404
 
+    await api.desk.set_user_limits("alice", max_waiting=10)
     too_many = await api.client.post(
         "/api/v1/jobs/batch",
         json={"jobs": [{"type": "extract", "input": {"n": n}} for n in range(9)]},
         headers=alice,
     )
     body = assert_problem(too_many, 429, "rate-limited")
-    assert (body["limit"], body["allowed"]) == ("active", 10)
+    assert (body["limit"], body["allowed"]) == ("waiting", 10)
     bad = await api.client.post(
         "/api/v1/jobs/batch",
         json={"jobs": [{"type": "extract", "input": {}}, {"type": "has space", "input": {}}]},
@@ -284,11 +290,15 @@ async def test_usage_reports_the_callers_limits(api: Api) -> None:
     usage = await api.client.get("/api/v1/usage", headers=alice)
     assert usage.json() == {
         "user_id": "alice",
-        "active": 1,
-        "max_active": 10,
+        "running": 0,
+        "max_running": 10,
+        "waiting": 1,
+        "max_waiting": 1000,
         "created_today": 1,
         "max_daily": 1000,
         "resets_at": "2026-03-02T00:00:00Z",
+        "weight": 1.0,
+        "active": 1,
     }
 
 

@@ -97,7 +97,7 @@ def principals(fuzzed_url: str) -> Principals:
     async def issue() -> Principals:
         async with JobDesk.open(fuzzed_url) as desk:
             # Room for every job the fuzzer makes: the limits are tested elsewhere.
-            await desk.set_user_limits("alice", max_active=1_000_000, max_daily=100_000_000)
+            await desk.set_user_limits("alice", max_waiting=1_000_000, max_daily=100_000_000)
             return Principals(
                 user=bearer(await desk.create_user_token("alice")),
                 other_user=bearer(await desk.create_user_token("mallory")),

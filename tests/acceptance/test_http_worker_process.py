@@ -83,7 +83,7 @@ def server(store_url: str, processes: Processes) -> str:
     port = free_port()
     child = processes.start(
         "serve", "serve", "--db", store_url, "--port", str(port), "--log-level", "warning",
-        "--lease-seconds", str(LEASE_SECONDS), "--max-active", "3",
+        "--lease-seconds", str(LEASE_SECONDS), "--max-waiting", "3",
         env={"JOBDESK_REAP_INTERVAL_SECONDS": "0.5"},
     )  # fmt: skip
     base = f"http://127.0.0.1:{port}"
@@ -177,4 +177,5 @@ def test_the_servers_default_limits_are_its_options(store_url: str, server: str)
     with httpx.Client(base_url=server, headers=user, timeout=DEADLINE) as client:
         answers = [client.post("/api/v1/jobs", json=body) for _ in range(4)]
     assert [answer.status_code for answer in answers] == [201, 201, 201, 429]
-    assert answers[-1].json()["allowed"] == 3  # jobdesk serve --max-active 3
+    assert (answers[-1].json()["limit"], answers[-1].json()["allowed"]) == ("waiting", 3)
+    # jobdesk serve --max-waiting 3

@@ -124,7 +124,7 @@ def test_the_list_shows_new_jobs_and_moves_their_progress_bars_live(
 
 def test_filters_by_status_type_and_project_and_loads_more(page: Page, server: Server) -> None:
     user_id, token = server.user()
-    server.desk.set_user_limits(user_id, max_active=100)
+    server.desk.set_user_limits(user_id, max_waiting=100)
     worker = server.desk.verify_worker_token(server.desk.create_worker_token(f"w-{user_id}"))
     for number in range(30):
         server.desk.create_job(user_id, "bulk", {"n": number}, "p-bulk")
@@ -201,13 +201,13 @@ def test_a_refused_action_says_why_and_when_it_frees_up(page: Page, server: Serv
     claimed = server.desk.start_job(worker, failed.id)
     server.desk.fail_job(worker, failed.id, "no", retryable=False, attempt=claimed.attempt)
     server.desk.create_job(user_id, "refused", {})
-    server.desk.set_user_limits(user_id, max_active=1, max_daily=2)
+    server.desk.set_user_limits(user_id, max_waiting=1, max_daily=2)
 
     sign_in(page, server, token)
-    expect(page.locator("#usage-active")).to_have_text("1")
+    expect(page.locator("#usage-waiting")).to_have_text("1")
     page.goto(f"{server.url}/jobs/{failed.id}")
     page.get_by_role("button", name="Retry job").click()
-    expect(page.get_by_role("alert")).to_contain_text("1 active job, the most allowed")
+    expect(page.get_by_role("alert")).to_contain_text("1 waiting job, the most allowed")
     expect(page.locator("#job-status")).to_contain_text("failed")
 
     page.goto(server.url + "/")

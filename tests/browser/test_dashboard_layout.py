@@ -58,7 +58,7 @@ def long_values(server: Server) -> LongValues:
     user_id = f"user-{uuid.uuid4().hex}-" + "z" * 90  # 128 characters
     assert len(user_id) == 128
     desk = server.desk
-    desk.set_user_limits(user_id, max_active=100)
+    desk.set_user_limits(user_id, max_waiting=100)
     worker = desk.verify_worker_token(desk.create_worker_token(LONG_WORKER))
     document = {"source_url": LONG_PROJECT * 3, "episodes": [LONG_MESSAGE] * 3}
     small = {"source_url": LONG_PROJECT * 3}

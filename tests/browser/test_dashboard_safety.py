@@ -34,7 +34,7 @@ def _no_csp_violation(page: Page) -> None:
 def test_markup_in_a_jobs_data_is_shown_as_text_on_every_page(page: Page, server: Server) -> None:
     user_id = f"user-{uuid.uuid4().hex[:8]}{MARKUP}"
     desk = server.desk
-    desk.set_user_limits(user_id, max_active=10)
+    desk.set_user_limits(user_id, max_waiting=10)
     worker = desk.verify_worker_token(desk.create_worker_token(f"w-{uuid.uuid4().hex[:8]}"))
     running = desk.create_job(user_id, "markup", {"html": MARKUP}, MARKUP)
     failed = desk.create_job(user_id, "markup", {"html": MARKUP}, MARKUP)
@@ -93,7 +93,7 @@ def test_markup_in_live_updates_is_shown_as_text(page: Page, server: Server) -> 
 
 def test_pages_work_under_their_content_security_policy(page: Page, server: Server) -> None:
     user_id, token = server.user()
-    server.desk.set_user_limits(user_id, max_active=40)
+    server.desk.set_user_limits(user_id, max_waiting=40)
     for number in range(30):
         server.desk.create_job(user_id, "csp", {"n": number})
     response = page.goto(server.url + "/signin")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 import json
 from datetime import UTC, datetime, timedelta, timezone
-from typing import Any
+from typing import Any, Literal, cast
 
 import pytest
 
@@ -21,7 +21,9 @@ from jobdesk.errors import (
     Unauthorized,
 )
 from jobdesk.http.schemas import JobOut
-from jobdesk.models import Job, JobStatus, ProgressReply
+from jobdesk.http.schemas_limits import TypeLimitsOut, UsageOut
+from jobdesk.models import Job, JobStatus, ProgressReply, UserUsage, Waiting, WaitReason
+from jobdesk.scheduling import Rate, TypeLimits
 from tests.unit.builders import ERROR, LIMITS, NOW, WORKER, job_in, processing_job
 
 
@@ -114,6 +116,7 @@ def every_error() -> list[JobdeskError]:
         InvalidInput("progress", "must be between 0 and 100"),
         JobNotFound("J1"),
         RateLimited("daily", 1000, 60),
+        RateLimited("waiting", 1000),
         Unauthorized("malformed user token"),
         InvalidTransition("J1", "completed", "cancelled"),
         LeaseLost("J1", "attempt 2 is not the job's current attempt 3"),
@@ -175,3 +178,95 @@ def test_an_answer_that_is_not_a_jobdesk_problem_is_read_by_its_status(
 def test_progress_is_always_written_as_a_number_with_a_fraction() -> None:
     job = dataclasses.replace(processing_job(), progress=40)
     assert wire.encode_job(job)["progress"] == 40.0  # always a float, as the API writes it
+
+
+WAITS = [
+    Waiting(WaitReason.SCHEDULED, until=NOW),
+    Waiting(WaitReason.USER_RUNNING_LIMIT, running=10, limit=10),
+    Waiting(WaitReason.TYPE_POOL, running=4, limit=4),
+    Waiting(WaitReason.TYPE_RATE, until=NOW),
+    Waiting(WaitReason.QUEUED, ahead=3),
+]
+
+
+@pytest.mark.parametrize("waiting", WAITS, ids=lambda waiting: waiting.reason.value)
+def test_a_pending_job_carries_why_it_waits_there_and_back(waiting: Waiting) -> None:
+    job = dataclasses.replace(job_in(JobStatus.PENDING), waiting=waiting)
+    data = json.loads(json.dumps(wire.encode_job(job)))
+    assert data["waiting"]["reason"] == waiting.reason.value
+    assert wire.decode_job(data).waiting == waiting
+    assert JobOut.of(job).model_dump(mode="json") == wire.encode_job(job)
+
+
+def test_a_job_that_does_not_say_why_it_waits_reads_as_none() -> None:
+    data = wire.encode_job(job_in(JobStatus.PENDING))
+    assert data["waiting"] is None
+    del data["waiting"]  # an older server
+    assert wire.decode_job(data).waiting is None
+
+
+@pytest.mark.parametrize(
+    ("waiting", "field"),
+    [({"reason": "sleepy"}, "job.waiting.reason"), ({"reason": "queued", "ahead": "3"},
+     "job.waiting.ahead"), ("queued", "job.waiting")],
+)  # fmt: skip
+def test_a_malformed_wait_is_refused_naming_the_member(waiting: object, field: str) -> None:
+    data = wire.encode_job(job_in(JobStatus.PENDING))
+    data["waiting"] = cast(Any, waiting)
+    with pytest.raises(InvalidInput) as refused:
+        wire.decode_job(data)
+    assert refused.value.field == field
+
+
+def test_usage_is_written_with_its_new_fields_and_the_derived_active() -> None:
+    usage = UserUsage("alice", 2, 10, 5, 1000, 7, 1000, NOW, 2.0)
+    data = wire.encode(usage)
+    assert data == {
+        "user_id": "alice",
+        "running": 2,
+        "max_running": 10,
+        "waiting": 5,
+        "max_waiting": 1000,
+        "created_today": 7,
+        "max_daily": 1000,
+        "resets_at": "2026-03-01T12:00:00Z",
+        "weight": 2.0,
+        "active": 7,
+    }
+    assert UsageOut.of(usage).model_dump(mode="json") == data
+
+
+def test_a_types_limits_are_written_with_the_rate_as_its_text() -> None:
+    limits = TypeLimits("gpu", max_running=4, rate=Rate.parse("60/min"))
+    assert wire.encode(limits) == {"type": "gpu", "max_running": 4, "rate": "60/min"}
+    assert wire.encode([TypeLimits("api")]) == [{"type": "api", "max_running": None, "rate": None}]
+    assert TypeLimitsOut.of(limits).model_dump(mode="json") == wire.encode(limits)
+
+
+@pytest.mark.parametrize("limit", ["waiting", "daily"])
+def test_a_refusal_comes_back_naming_the_limit_that_refused(limit: str) -> None:
+    error = RateLimited(cast(Literal["waiting", "daily"], limit), 1000)
+    document = wire.encode_error(error)
+    assert document["limit"] == limit
+    back = wire.error_from_problem(429, document)
+    assert isinstance(back, RateLimited)
+    assert back.limit == limit
+
+
+@pytest.mark.parametrize(
+    ("waiting", "words"),
+    [
+        (WAITS[0], "scheduled until 2026-03-01T12:00:00Z"),
+        (WAITS[1], "waiting: 10 of 10 of your jobs are running"),
+        (WAITS[2], "waiting: 4 of 4 jobs of its type are running"),
+        (WAITS[3], "waiting: its type's rate allows the next start at 2026-03-01T12:00:00Z"),
+        (WAITS[4], "its turn: 3 of your jobs ahead"),
+        (Waiting(WaitReason.QUEUED, ahead=0), "its turn: next of your jobs, once a worker is free"),
+        (Waiting(WaitReason.BACKOFF, until=NOW), "failed: next attempt at 2026-03-01T12:00:00Z"),
+    ],
+)
+def test_a_wait_is_told_in_words(waiting: Waiting, words: str) -> None:
+    assert wire.waiting_label(waiting) == words
+    assert wire.waiting_label(WAITS[0], lambda moment: moment.strftime("%H:%M")) == (
+        "scheduled until 12:00"
+    )

@@ -30,11 +30,15 @@ from jobdesk.cli.app import (
     tokens_app,
     when,
 )
-from jobdesk.models import JobStatus, QueueStats, UserUsage, WorkerTokenInfo
+from jobdesk.models import JobStatus, QueueStats, UserLimits, UserUsage, WorkerTokenInfo
+from jobdesk.scheduling import TypeLimits
 
 __all__ = [
     "limits_set",
     "limits_show",
+    "limits_type",
+    "limits_types",
+    "limits_user",
     "migrate",
     "stats",
     "tokens_create_admin",
@@ -227,49 +231,151 @@ def _print_usage(usage: UserUsage, as_json: bool) -> None:
         return
     out.print(
         Text(
-            f"{usage.user_id}: {usage.active}/{usage.max_active} active, "
+            f"{usage.user_id}: {usage.running}/{usage.max_running} running, "
+            f"{usage.waiting}/{usage.max_waiting} waiting, "
             f"{usage.created_today}/{usage.max_daily} created today "
-            f"(resets {usage.resets_at.isoformat()})"
+            f"(resets {usage.resets_at.isoformat()}), weight {usage.weight:g}"
         )
     )
 
 
-@limits_app.command("set")
-def limits_set(
+MaxRunningOption = Annotated[
+    int | None, typer.Option(help="Jobs processing at once; further jobs wait.", min=0)
+]
+MaxWaitingOption = Annotated[
+    int | None, typer.Option(help="Pending jobs the user may hold; more are refused.", min=0)
+]
+MaxDailyOption = Annotated[int | None, typer.Option(help="Jobs created per UTC day.", min=0)]
+WeightOption = Annotated[
+    float | None,
+    typer.Option(help="Share of the workers when several users wait (1: the default)."),
+]
+
+
+async def _user_limits(db: str | None, user_id: str, changes: UserLimits | None) -> UserUsage:
+    async with open_desk(db, create=changes is not None) as desk:
+        if changes is not None:
+            await desk.set_user_limits(
+                user_id,
+                max_running=changes.max_running,
+                max_waiting=changes.max_waiting,
+                max_daily=changes.max_daily,
+                weight=changes.weight,
+            )
+        return await desk.get_user_usage(user_id)
+
+
+@limits_app.command("user")
+def limits_user(
     user_id: Annotated[str, typer.Argument(help="The user.")],
     *,
-    max_active: Annotated[
-        int | None, typer.Option(help="Pending + processing jobs at once.", min=0)
-    ] = None,
-    max_daily: Annotated[int | None, typer.Option(help="Jobs created per UTC day.", min=0)] = None,
+    max_running: MaxRunningOption = None,
+    max_waiting: MaxWaitingOption = None,
+    max_daily: MaxDailyOption = None,
+    weight: WeightOption = None,
     db: Db = None,
     as_json: AsJson = False,
     debug: Debug = False,
 ) -> None:
-    """Override a user's limits. Each call sets both: a limit left out returns to the default."""
+    """Show a user's limits and usage; with any option, set them first.
 
-    async def work() -> UserUsage:
-        async with open_desk(db, create=True) as desk:
-            await desk.set_user_limits(user_id, max_active=max_active, max_daily=max_daily)
-            return await desk.get_user_usage(user_id)
+    Setting sets all four at once: a limit left out returns to the default.
+    """
+    given = UserLimits(max_running, max_waiting, max_daily, weight)
+    changes = None if given == UserLimits() else given
+    _print_usage(run(_user_limits(db, user_id, changes), as_json=as_json), as_json)
 
-    _print_usage(run(work(), as_json=as_json), as_json)
+
+@limits_app.command("set", hidden=True, deprecated=True)
+def limits_set(
+    user_id: Annotated[str, typer.Argument(help="The user.")],
+    *,
+    max_running: MaxRunningOption = None,
+    max_waiting: MaxWaitingOption = None,
+    max_active: Annotated[
+        int | None, typer.Option(help="Deprecated: sets --max-running.", min=0)
+    ] = None,
+    max_daily: MaxDailyOption = None,
+    weight: WeightOption = None,
+    db: Db = None,
+    as_json: AsJson = False,
+    debug: Debug = False,
+) -> None:
+    """Deprecated: `jobdesk limits user USER_ID --max-running N ...` (Typer warns)."""
+    if max_active is not None:
+        err.print("warning: --max-active is deprecated: use --max-running and --max-waiting")
+        max_running = max_active if max_running is None else max_running
+    changes = UserLimits(max_running, max_waiting, max_daily, weight)
+    _print_usage(run(_user_limits(db, user_id, changes), as_json=as_json), as_json)
 
 
-@limits_app.command("show")
+@limits_app.command("show", hidden=True, deprecated=True)
 def limits_show(
     user_id: Annotated[str, typer.Argument(help="The user.")],
     db: Db = None,
     as_json: AsJson = False,
     debug: Debug = False,
 ) -> None:
-    """Show a user's limits and how much of them is in use."""
+    """Deprecated: `jobdesk limits user USER_ID` (Typer warns)."""
+    _print_usage(run(_user_limits(db, user_id, None), as_json=as_json), as_json)
 
-    async def work() -> UserUsage:
+
+def _print_type_limits(limits: list[TypeLimits], as_json: bool) -> None:
+    if as_json:
+        print_json(limits)
+        return
+    if not limits:
+        out.print(Text("no job type has a pool or a rate"))
+    for each in limits:
+        pool = "no pool" if each.max_running is None else f"at most {each.max_running} running"
+        rate = "no rate" if each.rate is None else f"rate {each.rate}"
+        out.print(Text(f"{each.type}: {pool}, {rate}"))
+
+
+@limits_app.command("type")
+def limits_type(
+    job_type: Annotated[str, typer.Argument(metavar="TYPE", help="The job type.")],
+    *,
+    max_running: Annotated[
+        int | None,
+        typer.Option(help="Jobs of this type processing at once, across every worker.", min=0),
+    ] = None,
+    rate: Annotated[
+        str | None,
+        typer.Option(help="Starts per period across every process: 60/min, 5/s, 1000/hour."),
+    ] = None,
+    clear: Annotated[bool, typer.Option("--clear", help="Remove the type's limits.")] = False,
+    db: Db = None,
+    as_json: AsJson = False,
+    debug: Debug = False,
+) -> None:
+    """Show a job type's pool and rate; with --max-running, --rate or --clear, set them.
+
+    Setting sets both: one left out is removed. Jobs over either wait, never refused.
+    """
+    if clear and (max_running is not None or rate is not None):
+        fail("give --clear, or --max-running/--rate, not both", 2)
+    setting = clear or max_running is not None or rate is not None
+
+    async def work() -> TypeLimits:
+        async with open_desk(db, create=setting) as desk:
+            if setting:
+                return await desk.set_type_limits(job_type, max_running=max_running, rate=rate)
+            found = [each for each in await desk.get_type_limits() if each.type == job_type]
+            return found[0] if found else TypeLimits(job_type)
+
+    _print_type_limits([run(work(), as_json=as_json)], as_json)
+
+
+@limits_app.command("types")
+def limits_types(db: Db = None, as_json: AsJson = False, debug: Debug = False) -> None:
+    """List the job types that have a pool or a rate."""
+
+    async def work() -> list[TypeLimits]:
         async with open_desk(db) as desk:
-            return await desk.get_user_usage(user_id)
+            return await desk.get_type_limits()
 
-    _print_usage(run(work(), as_json=as_json), as_json)
+    _print_type_limits(run(work(), as_json=as_json), as_json)
 
 
 # -- stats ----------------------------------------------------------------------------------

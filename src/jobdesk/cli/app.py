@@ -78,7 +78,7 @@ _EXIT_CODES_HELP = """**Exit codes**
 | 1 | unexpected error: run again with `--debug` and report it |
 | 2 | bad usage, or an argument broke a rule (the message names it), a wrong `--db` included |
 | 3 | not found: no such job for this user, no such token |
-| 4 | refused by one of the user's limits (active jobs, jobs per day) |
+| 4 | refused by one of the user's limits (waiting jobs, jobs per day) |
 | 5 | the worker token was refused (unknown, revoked, expired) |
 | 6 | the job's status does not allow this (or the worker lost the job) |
 | 7 | the database is unreachable or stayed busy: try again |
@@ -243,7 +243,9 @@ app = Commands(
 )
 jobs_app = typer.Typer(help="A user's jobs: create, list, show, cancel, retry, watch.")
 tokens_app = typer.Typer(help="Worker tokens (and user tokens for the HTTP API).")
-limits_app = typer.Typer(help="Per-user limits: active jobs and jobs per UTC day.")
+limits_app = typer.Typer(
+    help="Limits: a user's running, waiting and daily jobs and weight; a job type's pool and rate."
+)
 for _group, _name in ((jobs_app, "jobs"), (tokens_app, "tokens"), (limits_app, "limits")):
     app.add_typer(_group, name=_name, no_args_is_help=True)
 

@@ -88,8 +88,15 @@ def _show_job(job: Job, history: Sequence[JobEvent]) -> None:
     fields += ["attempts", "attempt", "max_attempts", "attempts_left", "worker_id", "created_at"]
     fields += ["run_at", "started_at", "finished_at", "lease_expires_at", "input", "result"]
     fields += ["error"]
+    if job.waiting is not None:
+        fields.insert(fields.index("status") + 1, "waiting")
     for name in fields:
-        value = wire.attempts_label(job) if name == "attempts" else getattr(job, name)
+        if name == "attempts":
+            value: object = wire.attempts_label(job)
+        elif name == "waiting" and job.waiting is not None:
+            value = wire.waiting_label(job.waiting)
+        else:
+            value = getattr(job, name)
         if isinstance(value, datetime):
             value = wire.timestamp(value)
         elif isinstance(value, dict | list):

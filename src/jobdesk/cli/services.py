@@ -19,6 +19,7 @@ from jobdesk.cli.app import (
     LogLevel,
     app,
     database_url,
+    err,
     names,
     open_desk,
     run,
@@ -36,6 +37,26 @@ RetryBackoff = Annotated[
         min=0.001,
     ),
 ]
+MaxRunning = Annotated[
+    int | None,
+    typer.Option(
+        help="Jobs of one user processing at once, unless set per user; further jobs wait "
+        "(default: 10).",
+        min=1,
+    ),
+]
+MaxWaiting = Annotated[
+    int | None,
+    typer.Option(
+        help="Pending jobs one user may hold, unless set per user; creating more is refused "
+        "(default: 1000).",
+        min=1,
+    ),
+]
+MaxActive = Annotated[
+    int | None,
+    typer.Option(help="Deprecated: use --max-running (it sets that).", min=1, hidden=True),
+]
 
 
 def serve(
@@ -51,10 +72,9 @@ def serve(
         ),
     ] = None,
     retry_backoff: RetryBackoff = None,
-    max_active: Annotated[
-        int | None,
-        typer.Option(help="Active jobs a user may have, unless set per user (default: 10).", min=1),
-    ] = None,
+    max_running: MaxRunning = None,
+    max_waiting: MaxWaiting = None,
+    max_active: MaxActive = None,
     max_daily: Annotated[
         int | None,
         typer.Option(
@@ -69,15 +89,15 @@ def serve(
 
     Settings come from `JOBDESK_*` environment variables (see docs/http.md). The
     limits apply to what goes through this server: users' creates and retries
-    (`--max-active`, `--max-daily`: give every process that creates jobs the same,
-    or set them per user with `jobdesk limits set`), remote workers' claims and
-    failures, and the leases its reaper finds expired.
+    (`--max-waiting`, `--max-daily`), remote workers' claims (`--max-running`) and
+    failures, and the leases its reaper finds expired. Give every process the same,
+    or set them per user with `jobdesk limits user`.
     """
     from jobdesk.http import serve as serve_http  # noqa: PLC0415 - FastAPI loads only here
 
-    limits = _limits(lease_seconds, retry_backoff)
-    if max_active is not None:
-        limits = dataclasses.replace(limits, max_active_per_user=max_active)
+    limits = _limits(lease_seconds, retry_backoff, _running(max_running, max_active))
+    if max_waiting is not None:
+        limits = dataclasses.replace(limits, max_waiting_per_user=max_waiting)
     if max_daily is not None:
         limits = dataclasses.replace(limits, max_created_per_day=max_daily)
 
@@ -89,9 +109,25 @@ def serve(
     serve_http(database_url(db), host, port, log_level=log_level.value, limits=limits)
 
 
-def _limits(lease_seconds: float | None, retry_backoff: float | None) -> Limits:
-    """The default limits with ``--lease-seconds`` and ``--retry-backoff`` applied."""
+def _running(max_running: int | None, max_active: int | None) -> int | None:
+    """``--max-running``, or the deprecated ``--max-active`` (with a warning) in its place."""
+    if max_active is None:
+        return max_running
+    err.print(
+        "warning: --max-active is deprecated: use --max-running (jobs past it now wait "
+        "instead of being refused) and --max-waiting"
+    )
+    return max_active if max_running is None else max_running
+
+
+def _limits(
+    lease_seconds: float | None, retry_backoff: float | None, max_running: int | None = None
+) -> Limits:
+    """The default limits with ``--lease-seconds``, ``--retry-backoff`` and
+    ``--max-running`` applied."""
     limits = Limits()
+    if max_running is not None:
+        limits = dataclasses.replace(limits, max_running_per_user=max_running)
     if lease_seconds is not None:
         limits = dataclasses.replace(limits, lease_seconds=lease_seconds)
     if retry_backoff is not None:
@@ -171,6 +207,8 @@ def worker(
         typer.Option(help="The lease of the jobs it claims (default: the desk's, 300).", min=0.1),
     ] = None,
     retry_backoff: RetryBackoff = None,
+    max_running: MaxRunning = None,
+    max_active: MaxActive = None,
     until_empty: Annotated[
         bool,
         typer.Option("--until-empty", help="Stop once no due job is left and none is running."),
@@ -209,6 +247,7 @@ def worker(
     logging.basicConfig(
         level=log_level.value.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    running = _running(max_running, max_active)
 
     async def work() -> None:
         if not token:
@@ -226,17 +265,18 @@ def worker(
             for option, value in (
                 ("--lease-seconds", lease_seconds),
                 ("--retry-backoff", retry_backoff),
+                ("--max-running", running),
             ):
                 if value is not None:
                     raise InvalidInput(
                         option,
                         "only with --db: over HTTP the server's apply "
-                        "(jobdesk serve --lease-seconds, --retry-backoff)",
+                        "(jobdesk serve --lease-seconds, --retry-backoff, --max-running)",
                     )
             async with HttpTransport.connect(server, token) as remote:
                 await serve_jobs(registry, remote, server)
             return
-        limits = _limits(lease_seconds, retry_backoff)
+        limits = _limits(lease_seconds, retry_backoff, running)
         async with open_desk(db, create=True, limits=limits) as desk:
             direct = await DeskTransport.connect(desk, token)
             await serve_jobs(registry, direct, safe_url(database_url(db)))

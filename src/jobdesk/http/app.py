@@ -22,7 +22,7 @@ from starlette.staticfiles import StaticFiles
 from jobdesk import __version__
 from jobdesk.desk import DEFAULT_URL, JobDesk
 from jobdesk.errors import InvalidInput, JobdeskError
-from jobdesk.http import dashboard, routes_ops, routes_user, routes_worker
+from jobdesk.http import dashboard, routes_admin, routes_ops, routes_user, routes_worker
 from jobdesk.http.metrics import Metrics
 from jobdesk.http.middleware import CORS, BodyLimit, RequestContext
 from jobdesk.http.problems import HANDLERS, FieldProblem, Problem
@@ -92,6 +92,7 @@ def create_app(
     app.state.jobdesk = runtime
     app.include_router(routes_user.router)
     app.include_router(routes_worker.router)
+    app.include_router(routes_admin.router)
     app.include_router(routes_ops.router)
     app.include_router(dashboard.router)
     app.mount("/static", StaticFiles(directory=dashboard.STATIC_DIRECTORY), name="static")

@@ -3,7 +3,8 @@
 User routes accept a jobdesk user token (``jdu_...``, from ``create_user_token``)
 or, when ``JOBDESK_JWT_SECRET`` is set, an HS256 JWT signed by the host
 application with the user id in ``sub`` and ``exp`` required. Worker routes
-accept worker tokens (``jdw_...``) only. A token of the wrong kind is refused
+accept worker tokens (``jdw_...``) only, operator routes admin tokens (``jda_...``,
+the dashboard's operator sign-in) only. A token of the wrong kind is refused
 like any invalid one: 401 with ``WWW-Authenticate``. jobdesk never answers 403.
 """
 
@@ -24,12 +25,21 @@ from jobdesk.http.settings import Settings
 from jobdesk.models import Worker
 from jobdesk.tokens import PREFIXES
 
-__all__ = ["PRINCIPAL_KEY", "CurrentUser", "CurrentWorker", "current_user", "current_worker"]
+__all__ = [
+    "PRINCIPAL_KEY",
+    "CurrentAdmin",
+    "CurrentUser",
+    "CurrentWorker",
+    "current_admin",
+    "current_user",
+    "current_worker",
+]
 
 PRINCIPAL_KEY = "jobdesk.principal"
 # RFC 6750 section 2.1: the b64token syntax of a bearer credential.
 _BEARER = re.compile(r"Bearer +([A-Za-z0-9\-._~+/]+=*) *", re.IGNORECASE)
 _USER_PREFIX, _WORKER_PREFIX = PREFIXES["user"], PREFIXES["worker"]
+_ADMIN_PREFIX = PREFIXES["admin"]
 
 user_scheme = HTTPBearer(
     scheme_name="userToken",
@@ -39,6 +49,11 @@ user_scheme = HTTPBearer(
 worker_scheme = HTTPBearer(
     scheme_name="workerToken",
     description="A worker token (`jdw_...`).",
+    auto_error=False,
+)
+admin_scheme = HTTPBearer(
+    scheme_name="adminToken",
+    description="An admin token (`jda_...`), from `jobdesk tokens create-admin`.",
     auto_error=False,
 )
 
@@ -119,5 +134,19 @@ async def current_worker(
     return worker
 
 
+async def current_admin(
+    request: Request,
+    _: Annotated[HTTPAuthorizationCredentials | None, Security(admin_scheme)],
+) -> str:
+    """Dependency: the name of the admin token calling an operator route."""
+    token = bearer_token(request)
+    if not token.startswith(_ADMIN_PREFIX):
+        raise Unauthorized(f"operator routes need an admin token ({_ADMIN_PREFIX}...)")
+    name = await runtime_of(request).require_desk().verify_admin_token(token)
+    request.scope[PRINCIPAL_KEY] = f"admin:{name}"
+    return name
+
+
+CurrentAdmin = Annotated[str, Depends(current_admin)]
 CurrentUser = Annotated[str, Depends(current_user)]
 CurrentWorker = Annotated[Worker, Depends(current_worker)]

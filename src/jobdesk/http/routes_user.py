@@ -20,8 +20,8 @@ from jobdesk.http.schemas import (
     JobOut,
     JobPageOut,
     JobType,
-    UsageOut,
 )
+from jobdesk.http.schemas_limits import UsageOut
 from jobdesk.http.sse import open_job_stream, open_user_stream
 from jobdesk.models import JobSpec, JobStatus
 
@@ -174,7 +174,7 @@ async def stream_all_job_events(
 
 @router.get("/jobs/{id}", operation_id="getJob", responses=documented(401, 404, 422, 503))
 async def get_job(job_id: JobId, user_id: CurrentUser, runtime: RuntimeDep) -> JobOut:
-    """One of the caller's jobs."""
+    """One of the caller's jobs; a pending one says why it waits (`waiting`)."""
     return JobOut.of(await runtime.require_desk().get_job_status(job_id, user_id))
 
 

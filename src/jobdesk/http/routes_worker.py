@@ -34,6 +34,7 @@ from jobdesk.http.schemas import (
     ProgressRequest,
     WorkerOut,
 )
+from jobdesk.http.schemas_limits import SnoozeRequest
 from jobdesk.http.sse import open_work_stream
 from jobdesk.models import Completion, Job
 
@@ -50,6 +51,7 @@ def _attempt_links(source: str) -> dict[str, Any]:
         "CompleteJob": "completeJob",
         "FailJob": "failJob",
         "ReleaseJob": "releaseJob",
+        "SnoozeJob": "snoozeJob",
     }
     return {
         link: {
@@ -264,4 +266,18 @@ async def release_job(
 ) -> JobOut:
     """Hand a job back unfinished (the worker is stopping); the attempt is not spent."""
     job = await runtime.require_desk().release_job(worker, job_id, attempt=body.attempt)
+    return JobOut.of(job)
+
+
+@router.post(
+    "/jobs/{id}/snooze",
+    operation_id="snoozeJob",
+    responses=documented(401, 404, 409, 413, 422, 503),
+)
+async def snooze_job(
+    job_id: JobId, body: SnoozeRequest, worker: CurrentWorker, runtime: RuntimeDep
+) -> JobOut:
+    """Not now (an outside resource is busy): pending again after `delay` seconds; the
+    attempt is not spent and no error is recorded."""
+    job = await runtime.require_desk().snooze_job(worker, job_id, body.delay, attempt=body.attempt)
     return JobOut.of(job)

@@ -29,7 +29,7 @@ from jobdesk import validation, wire
 from jobdesk.http.problems import Problem
 from jobdesk.ids import JOB_ID_PATTERN
 from jobdesk.limits import Limits
-from jobdesk.models import Job, JobEvent, JobPage, JobStatus, ProgressReply, UserUsage, Worker
+from jobdesk.models import Job, JobEvent, JobPage, JobStatus, ProgressReply, WaitReason, Worker
 
 __all__ = [
     "EVENT_SCHEMA",
@@ -51,7 +51,7 @@ __all__ = [
     "ProgressRequest",
     "ReadyEvent",
     "ResyncEvent",
-    "UsageOut",
+    "WaitingOut",
     "WorkerOut",
 ]
 
@@ -253,6 +253,24 @@ class FailRequest(Body):
 # -- responses -------------------------------------------------------------------------
 
 
+class WaitingOut(BaseModel):
+    """Why a pending job has not started, and the figures that say for how long."""
+
+    reason: Annotated[
+        WaitReason,
+        Field(
+            description="`scheduled` or `backoff` (until `until`), `user_running_limit` "
+            "(`running` of your `limit` jobs are running), `type_pool` (`running` of the "
+            "type's `limit`), `type_rate` (the next start at `until`), `queued` (its turn: "
+            "`ahead` of your own jobs come first)."
+        ),
+    ]
+    until: datetime | None = None
+    running: int | None = None
+    limit: int | None = None
+    ahead: int | None = None
+
+
 class JobOut(BaseModel):
     """A job, as its owner (or a worker) sees it.
 
@@ -295,6 +313,12 @@ class JobOut(BaseModel):
     lease_expires_at: datetime | None
     cancel_requested: bool
     idempotency_key: str | None
+    waiting: Annotated[
+        WaitingOut | None,
+        Field(
+            description="Why a pending job waits (`GET /jobs/{id}` and its events); null otherwise."
+        ),
+    ] = None
 
     @classmethod
     def of(cls, job: Job) -> JobOut:
@@ -346,22 +370,6 @@ class ProgressReplyOut(BaseModel):
         return cls.model_validate(wire.encode(reply))
 
 
-class UsageOut(BaseModel):
-    """The caller's limits and how much of them is in use."""
-
-    user_id: str
-    active: int
-    max_active: int
-    created_today: int
-    max_daily: int
-    resets_at: datetime
-
-    @classmethod
-    def of(cls, usage: UserUsage) -> UsageOut:
-        """The response body for ``usage``."""
-        return cls.model_validate(wire.encode(usage))
-
-
 class JobStateEvent(BaseModel):
     """The data of a ``job`` event on an event stream: the job's state after a change."""
 
@@ -372,6 +380,13 @@ class JobStateEvent(BaseModel):
     progress_message: str | None
     attempt: int
     updated_at: datetime
+    waiting: Annotated[
+        WaitingOut | None,
+        Field(
+            description="Why a pending job waits, on one job's stream (as of its last "
+            "change); absent elsewhere."
+        ),
+    ] = None
 
 
 class ReadyEvent(JobStateEvent):

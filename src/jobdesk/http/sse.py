@@ -3,7 +3,8 @@
 Streams are fed by the app's :class:`~jobdesk.http.broadcast.Broadcaster`: no
 stream polls the database.
 
-Each event is the job's state (``event: job``) with the id
+Each event is the job's state (``event: job``; on one job's stream a pending job's
+state also says why it waits, as of that change) with the id
 ``<updated_at in microseconds since 1970>-<job id>-<status>``. A client that reconnects
 with ``Last-Event-ID`` gets the current state of every job that changed since
 then, before live changes: for a stream of states that leaves no gap. On
@@ -31,7 +32,7 @@ from jobdesk.errors import InvalidInput, JobdeskError, JobNotFound
 from jobdesk.http.broadcast import Broadcaster, Listener, Signal
 from jobdesk.http.metrics import Metrics
 from jobdesk.http.settings import Settings
-from jobdesk.models import Job
+from jobdesk.models import Job, JobStatus, Waiting
 
 __all__ = [
     "EventStreamResponse",
@@ -76,9 +77,9 @@ def parse_event_id(value: str) -> tuple[datetime, str, str]:
 
 
 @functools.lru_cache(maxsize=4096)
-def _state(change: JobChange, **more: object) -> str:
+def _state(change: JobChange, waiting: Waiting | None = None, **more: object) -> str:
     """The job's state after ``change``, as an event's JSON data."""
-    data = {
+    data: dict[str, object] = {
         "id": change.job_id,
         **more,
         "type": change.type,
@@ -88,12 +89,16 @@ def _state(change: JobChange, **more: object) -> str:
         "attempt": change.attempt,
         "updated_at": wire.timestamp(change.updated_at),
     }
+    if waiting is not None:
+        data["waiting"] = wire.encode_waiting(waiting)
     return json.dumps(data, separators=(",", ":"), ensure_ascii=False)
 
 
-def encode_change(change: JobChange) -> bytes:
-    """One ``job`` event; encoded once however many streams send it."""
-    return f"id: {event_id(change)}\nevent: job\ndata: {_state(change)}\n\n".encode()
+def encode_change(change: JobChange, waiting: Waiting | None = None) -> bytes:
+    """One ``job`` event (with why the job waits, if given); encoded once however many
+    streams send it."""
+    data = _state(change, waiting)
+    return f"id: {event_id(change)}\nevent: job\ndata: {data}\n\n".encode()
 
 
 def encode_ready(change: JobChange) -> bytes:
@@ -230,12 +235,26 @@ async def open_job_stream(
     if job.status.is_finished and resumed_from == (job.updated_at, job.id, job.status.value):
         listener.close()
         return Response(status_code=204)
-    events = _job_events(desk, listener, settings, JobChange.of(job))
+    events = _job_events(desk, listener, settings, JobChange.of(job), job.waiting)
     return EventStreamResponse(events, listener, metrics)
 
 
+async def _waiting(desk: JobDesk, change: JobChange) -> Waiting | None:
+    """Why the job of a pending change waits now (the feed's changes do not say)."""
+    if change.status is not JobStatus.PENDING:
+        return None
+    try:
+        return (await desk.get_job_status(change.job_id, change.user_id)).waiting
+    except JobNotFound:
+        return None  # pruned meanwhile
+
+
 async def _job_events(
-    desk: JobDesk, listener: Listener, settings: Settings, current: JobChange
+    desk: JobDesk,
+    listener: Listener,
+    settings: Settings,
+    current: JobChange,
+    waiting: Waiting | None,
 ) -> AsyncGenerator[bytes, None]:
     reread = _rereader(desk, current.user_id)
     sent = _Sent(reread)
@@ -243,7 +262,7 @@ async def _job_events(
     try:
         while change is None or not change.status.is_finished:
             if change is not None:
-                yield encode_change(change)
+                yield encode_change(change, waiting)
             item = await listener.next(settings.sse_keepalive_seconds)
             change = None
             if item is None:
@@ -257,6 +276,7 @@ async def _job_events(
                 change = sent.unsent(fresh)
             elif isinstance(item, JobChange) and item.job_id == current.job_id:
                 change = await sent.settle(item)
+            waiting = None if change is None else await _waiting(desk, change)
         yield encode_change(change)
     except JobdeskError as exc:
         _log.warning("ending the event stream of job %s: %s", current.job_id, exc)

@@ -27,7 +27,7 @@ works for one release, with a :class:`DeprecationWarning`.
 import warnings
 from typing import TYPE_CHECKING
 
-from jobdesk.worker.context import Fail, JobContext, Retry, SyncJobContext
+from jobdesk.worker.context import Fail, JobContext, Retry, Snooze, SyncJobContext
 from jobdesk.worker.http import HttpTransport
 from jobdesk.worker.registry import Handler, Registry
 from jobdesk.worker.runtime import WorkerRuntime
@@ -42,6 +42,7 @@ __all__ = [
     "JobContext",
     "Registry",
     "Retry",
+    "Snooze",
     "SyncJobContext",
     "Transport",
     "WorkerRuntime",

@@ -29,7 +29,7 @@ from typing import Any, TypeVar
 from jobdesk.errors import InvalidInput, JobdeskError, LeaseLost, StoreUnavailable
 from jobdesk.models import Completion, Job, JobStatus, JSONValue
 from jobdesk.worker.batching import CompletionBatcher
-from jobdesk.worker.context import Fail, JobContext, Retry, SyncJobContext
+from jobdesk.worker.context import Fail, JobContext, Retry, Snooze, SyncJobContext
 from jobdesk.worker.registry import Handler
 from jobdesk.worker.transport import Transport
 
@@ -64,11 +64,16 @@ class _Release:
 
 
 @dataclass(frozen=True, slots=True)
+class _Snooze:
+    delay: float
+
+
+@dataclass(frozen=True, slots=True)
 class _Drop:
     reason: str
 
 
-_Outcome = _Complete | _Fail | _Release | _Drop
+_Outcome = _Complete | _Fail | _Release | _Snooze | _Drop
 
 
 def error_of(exc: BaseException) -> dict[str, JSONValue]:
@@ -248,6 +253,8 @@ class AttemptRunner:
             return _Fail(_handler_error(exc), retryable=False)
         if isinstance(exc, Retry):
             return _Fail(_handler_error(exc), retryable=not final, retry_after=exc.after)
+        if isinstance(exc, Snooze):
+            return _Snooze(exc.delay)
         _log.error("job %s attempt %d raised", context.job.id, context.job.attempt, exc_info=exc)
         return _Fail(error_of(exc), retryable=not final)
 
@@ -264,6 +271,8 @@ class AttemptRunner:
                 await self._complete(job, outcome.result)
             elif isinstance(outcome, _Fail):
                 await self._fail(job, outcome)
+            elif isinstance(outcome, _Snooze):
+                await self._snooze(job, outcome.delay)
             else:
                 await self._write(lambda: self.transport.release(job.id, job.attempt))
                 _log.info("job %s handed back unfinished (attempt not spent)", job.id)
@@ -274,6 +283,17 @@ class AttemptRunner:
         except JobdeskError as exc:
             _log.error("job %s: could not report its outcome (%s); it will run again", job.id, exc)
             self._outcomes["unreported"] += 1
+
+    async def _snooze(self, job: Job, delay: float) -> None:
+        try:
+            await self._write(lambda: self.transport.snooze(job.id, job.attempt, delay))
+        except InvalidInput as refused:  # a delay out of range: a bug in the handler
+            _log.error("job %s: its snooze was refused (%s); failing the attempt", job.id, refused)
+            error = {"message": f"the handler's snooze was refused: {refused}", "code": "snooze"}
+            await self._fail(job, _Fail(error, retryable=True))
+            return
+        _log.info("job %s snoozed for %g s (attempt not spent)", job.id, delay)
+        self._outcomes["snoozed"] += 1
 
     async def _complete(self, job: Job, result: JSONValue) -> None:
         outcome = await self._write(

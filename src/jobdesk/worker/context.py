@@ -11,13 +11,21 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Any, Literal
+from typing import Any, Literal, NoReturn
 
 from jobdesk.errors import JobNotFound, LeaseLost, StoreUnavailable
 from jobdesk.models import Job, JSONValue, ProgressReply
 from jobdesk.worker.transport import Transport
 
-__all__ = ["Fail", "JobContext", "Retry", "StopReason", "SyncJobContext", "lease_seconds"]
+__all__ = [
+    "Fail",
+    "JobContext",
+    "Retry",
+    "Snooze",
+    "StopReason",
+    "SyncJobContext",
+    "lease_seconds",
+]
 
 _log = logging.getLogger("jobdesk.worker")
 
@@ -68,12 +76,27 @@ class Fail(Exception):
         self.details = details
 
 
+class Snooze(Exception):
+    """Raise from a handler (or call ``ctx.snooze(seconds)``) when the job cannot run
+    now (an outside resource is busy, a quota is spent): it goes back to ``pending``
+    for ``delay`` seconds without spending its attempt, and no error is recorded.
+
+    Unlike :class:`Retry`, it is not a failure: a job may snooze any number of times.
+    ``delay`` is 0 to 30 days.
+    """
+
+    def __init__(self, delay: float) -> None:
+        super().__init__(f"snoozed for {delay:g} s")
+        self.delay = delay
+
+
 class JobContext:
     """One attempt of one job, as its ``async def`` handler sees it.
 
     ``ctx.job`` is the job as claimed (``ctx.job.input``, ``ctx.job.attempt``...);
     ``await ctx.progress(pct, message)`` reports progress and renews the lease;
-    ``ctx.cancelled`` turns True when the handler should stop.
+    ``ctx.cancelled`` turns True when the handler should stop; ``ctx.snooze(seconds)``
+    ends the handler and puts the job back for later, its attempt unspent.
     """
 
     def __init__(
@@ -127,6 +150,15 @@ class JobContext:
     async def heartbeat(self) -> None:
         """Renew the lease without new progress (the runtime does this by itself)."""
         await self._report(None, None)
+
+    def snooze(self, seconds: float) -> NoReturn:
+        """End the handler: the job cannot run now; ``pending`` again after ``seconds``.
+
+        It raises :class:`Snooze`, which the runtime turns into ``snooze_job``: the
+        attempt is not spent and no error is recorded (a busy resource is not a
+        failure). Whatever the handler does after the call does not run.
+        """
+        raise Snooze(seconds)
 
     async def _report(self, percent: float | None, message: str | None) -> None:
         if self._stop_reason is not None:
@@ -190,6 +222,10 @@ class SyncJobContext:
     def cancelled(self) -> bool:
         """True once the handler should stop; see :attr:`JobContext.cancelled`."""
         return self._context.cancelled
+
+    def snooze(self, seconds: float) -> NoReturn:
+        """End the handler: ``pending`` again after ``seconds``; see :meth:`JobContext.snooze`."""
+        raise Snooze(seconds)
 
     def progress(self, percent: float, message: str | None = None) -> None:
         """Report progress (0-100) and renew the lease; blocks until written."""

@@ -294,6 +294,13 @@ class HttpTransport:
             await self._call("POST", f"/jobs/{job_id}/release", body, job_id=job_id)
         )
 
+    async def snooze(self, job_id: str, attempt: int, delay: float) -> Job:
+        """``POST /jobs/{id}/snooze``: pending again after ``delay``, its attempt unspent."""
+        body = {"attempt": attempt, "delay": delay}
+        return wire.decode_job(
+            await self._call("POST", f"/jobs/{job_id}/snooze", body, job_id=job_id)
+        )
+
     async def verify(self) -> None:
         """``GET /me``: the server still takes the token."""
         await self._call("GET", "/me")

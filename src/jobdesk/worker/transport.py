@@ -1,7 +1,7 @@
 """The worker runtime's one seam: how it reaches jobdesk.
 
 The runtime calls a :class:`Transport` and nothing else: claim, report
-(progress or heartbeat), complete a batch, fail, release, reap, and a feed of
+(progress or heartbeat), complete a batch, fail, release, snooze, reap, and a feed of
 changes to wake on. :class:`DeskTransport` goes straight to the database through
 a :class:`~jobdesk.JobDesk`; a transport over the HTTP API (a remote server and
 a worker token) implements the same methods, so handlers never know which one
@@ -87,6 +87,11 @@ class Transport(Protocol):
 
     async def release(self, job_id: str, attempt: int) -> Job:
         """Hand an unfinished job back without spending its attempt (``release_job``)."""
+        ...
+
+    async def snooze(self, job_id: str, attempt: int, delay: float) -> Job:
+        """Not now: pending again after ``delay`` seconds, its attempt unspent
+        (``snooze_job``)."""
         ...
 
     async def reap(self) -> int:
@@ -184,6 +189,10 @@ class DeskTransport:
     async def release(self, job_id: str, attempt: int) -> Job:
         """``release_job``."""
         return await self.desk.release_job(self.worker, job_id, attempt=attempt)
+
+    async def snooze(self, job_id: str, attempt: int, delay: float) -> Job:
+        """``snooze_job``."""
+        return await self.desk.snooze_job(self.worker, job_id, delay, attempt=attempt)
 
     async def reap(self) -> int:
         """``requeue_expired``: safe to run from many processes at once."""

@@ -13,7 +13,7 @@ from starlette.responses import HTMLResponse, Response
 
 from jobdesk import wire
 from jobdesk.http.dashboard.session import Visit
-from jobdesk.models import JobStatus
+from jobdesk.models import JobStatus, Waiting
 
 __all__ = ["COLLAPSE_BYTES", "SECURITY_HEADERS", "STATUS_ICONS", "fragment", "page", "pretty_json"]
 
@@ -52,6 +52,19 @@ def _when(value: datetime | None) -> str:
         return "—"
     # a narrow column wraps it between the date and the time, never before "UTC"
     return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S\u00a0UTC")
+
+
+def _clock(value: datetime) -> str:
+    """A time in a sentence: ``14:05 UTC`` today, with its date on another day."""
+    moment = value.astimezone(UTC)
+    if moment.date() == datetime.now(UTC).date():
+        return moment.strftime("%H:%M\u00a0UTC")
+    return moment.strftime("%Y-%m-%d %H:%M\u00a0UTC")
+
+
+def _waiting(waiting: Waiting | None) -> str:
+    """Why a pending job waits, in words (as the CLI says it), or nothing."""
+    return "" if waiting is None else wire.waiting_label(waiting, _clock)
 
 
 def _iso(value: datetime | None) -> str:
@@ -107,6 +120,8 @@ _environment.globals.update(
     COLLAPSE_BYTES=COLLAPSE_BYTES,
     # "N of M", as the API's attempts_used and max_attempts and the CLI say it
     attempts=wire.attempts_label,
+    # "waiting: 10 of 10 of your jobs are running", as the CLI says it
+    waiting=_waiting,
 )
 
 

@@ -1,5 +1,6 @@
 """The operator's pages under ``/admin`` (admin tokens only): the queue, workers,
-throughput, failures, the busiest users, and any job or user by search.
+throughput, failures, the busiest users, the job types' pools and rates, and any job
+or user by search, with that user's limits and weight.
 """
 
 from __future__ import annotations
@@ -16,7 +17,13 @@ from jobdesk import validation
 from jobdesk.desk import JobDesk
 from jobdesk.errors import InvalidInput, JobNotFound
 from jobdesk.http.dashboard.render import error_page, page
-from jobdesk.http.dashboard.session import Visit, visit
+from jobdesk.http.dashboard.session import (
+    FormTooLarge,
+    Visit,
+    csrf_matches,
+    read_form,
+    visit,
+)
 from jobdesk.http.runtime import runtime_of
 from jobdesk.ids import JOB_ID_PATTERN
 from jobdesk.models import JobStatus, ThroughputMinute
@@ -104,6 +111,7 @@ async def overview(request: Request) -> Response:
             chart=chart(minutes),
             failed=await desk.get_failed_jobs(window=FAILED_WINDOW, limit=20),
             top_users=await desk.get_top_users(limit=10),
+            type_limits=await desk.get_type_limits(),
             query="",
             search_error=None,
         )
@@ -153,13 +161,92 @@ async def job_page(request: Request, job_id: str) -> Response:
     return current.finish(page("admin_job.html", visit=current, job=job, history=history))
 
 
-@router.get("/users/{user_id:path}")  # a user id may hold a "/"
-async def user_page(request: Request, user_id: str) -> Response:
-    """One user's usage and jobs, newest first, a page at a time."""
+def _number(form: dict[str, str], name: str, kind: type[int] | type[float]) -> int | float | None:
+    """A form field as the number the desk checks; empty is None (the default)."""
+    text = form.get(name, "").strip()
+    if not text:
+        return None
+    try:
+        return kind(text)
+    except ValueError:
+        rule = "a whole number" if kind is int else "a number"
+        raise InvalidInput(name, f"must be {rule}, or empty for the default") from None
+
+
+def _whole(form: dict[str, str], name: str) -> int | None:
+    value = _number(form, name, int)
+    return None if value is None else int(value)
+
+
+@router.post("/users/{user_id:path}/limits")
+async def set_user_limits(request: Request, user_id: str) -> Response:
+    """Set a user's limits and weight from the form on their page."""
     current = await visit(request)
     refused = _refused(current)
     if refused is not None:
         return refused
+    try:
+        form = await read_form(request)
+    except FormTooLarge:
+        return error_page(current, 413, "Form too large", "The form was too large.")
+    if not csrf_matches(request, current, form):
+        return error_page(current, 403, "Form expired", "Reload the page and try again.")
+    try:
+        await _desk(request).set_user_limits(
+            user_id,
+            max_running=_whole(form, "max_running"),
+            max_waiting=_whole(form, "max_waiting"),
+            max_daily=_whole(form, "max_daily"),
+            weight=_number(form, "weight", float),
+        )
+    except InvalidInput as exc:
+        return await _user_page(
+            request, current, user_id, form=form, errors={exc.field: exc.rule}, status_code=422
+        )
+    return RedirectResponse(f"/admin/users/{quote(user_id, safe='')}?done=limits", status_code=303)
+
+
+@router.post("/types/limits")
+async def set_type_limits(request: Request) -> Response:
+    """Set (or, with both fields empty, remove) the pool and rate of the form's type."""
+    current = await visit(request)
+    refused = _refused(current)
+    if refused is not None:
+        return refused
+    try:
+        form = await read_form(request)
+    except FormTooLarge:
+        return error_page(current, 413, "Form too large", "The form was too large.")
+    if not csrf_matches(request, current, form):
+        return error_page(current, 403, "Form expired", "Reload the page and try again.")
+    rate = form.get("rate", "").strip() or None
+    try:
+        pool = _whole(form, "max_running")
+        await _desk(request).set_type_limits(form.get("type", ""), max_running=pool, rate=rate)
+    except InvalidInput as exc:
+        return error_page(current, status_of(exc), "Limits not set", str(exc))
+    return RedirectResponse("/admin#types-title", status_code=303)
+
+
+@router.get("/users/{user_id:path}")  # a user id may hold a "/"
+async def user_page(request: Request, user_id: str) -> Response:
+    """One user's usage, limits and jobs, newest first, a page at a time."""
+    current = await visit(request)
+    refused = _refused(current)
+    if refused is not None:
+        return refused
+    return await _user_page(request, current, user_id)
+
+
+async def _user_page(
+    request: Request,
+    current: Visit,
+    user_id: str,
+    *,
+    form: dict[str, str] | None = None,
+    errors: dict[str, str] | None = None,
+    status_code: int = 200,
+) -> Response:
     desk = _desk(request)
     try:
         usage = await desk.get_user_usage(user_id)
@@ -168,6 +255,18 @@ async def user_page(request: Request, user_id: str) -> Response:
         )
     except InvalidInput as exc:
         return error_page(current, status_of(exc), "Bad request", str(exc))
+    done = request.query_params.get("done") == "limits" and form is None
     return current.finish(
-        page("admin_user.html", visit=current, usage=usage, jobs=jobs.items, page=jobs)
+        page(
+            "admin_user.html",
+            status_code=status_code,
+            visit=current,
+            usage=usage,
+            jobs=jobs.items,
+            page=jobs,
+            limits_form=form or {},
+            form_errors=errors or {},
+            alert="The limits were not saved: see the field below." if errors else None,
+            notice="Limits saved." if done else None,
+        )
     )

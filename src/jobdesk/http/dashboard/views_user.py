@@ -129,11 +129,11 @@ def _to_sign_in(current: Visit) -> Response:
 
 def usage_refusal(exc: RateLimited, usage: UserUsage | None) -> str:
     """What to tell a user a limit refused, and when it frees up."""
-    if exc.limit == "active":
+    if exc.limit == "waiting":
         jobs = "job" if exc.allowed == 1 else "jobs"
         return (
-            f"Refused: you already have {exc.allowed} active {jobs}, the most allowed. "
-            "A slot frees up as soon as one of them finishes or you cancel one."
+            f"Refused: you already have {exc.allowed} waiting {jobs}, the most allowed. "
+            "Room frees up as soon as one of them starts or you cancel one."
         )
     resets = "" if usage is None else usage.resets_at.strftime(" at %Y-%m-%d %H:%M UTC")
     wait = "" if exc.retry_after is None else f" (in {_minutes(exc.retry_after)})"
@@ -174,6 +174,13 @@ async def _list_page(
                 cursor=request.query_params.get("cursor") or None,
             )
             items, next_cursor = result.items, result.next_cursor
+            # A list does not say why a job waits; each pending row asks, as its page would.
+            items = [
+                await desk.get_job_status(job.id, user_id)
+                if job.status is JobStatus.PENDING
+                else job
+                for job in items
+            ]
         except InvalidInput as exc:
             errors[exc.field] = exc.rule
     usage = await desk.get_user_usage(user_id)
