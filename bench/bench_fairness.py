@@ -602,6 +602,19 @@ async def fill_claim_cost(database_url: str, scale: Scale, cap: int) -> float:
                 "max_attempts": Limits().max_attempts,
             },
         )
+        # The scheduler's count of each user's pending jobs, where the schema keeps one
+        # (jobdesk.users.waiting, from migration 0007): the fill bypassed the writers.
+        has_waiting = await scalar(
+            connection,
+            "SELECT count(*) FROM information_schema.columns WHERE table_schema = 'jobdesk' "
+            "AND table_name = 'users' AND column_name = 'waiting'",
+        )
+        if has_waiting:
+            await connection.execute(
+                b"UPDATE jobdesk.users AS u SET waiting = p.count FROM (SELECT user_id, "
+                b"count(*) AS count FROM jobdesk.jobs WHERE status = 'pending' "
+                b"GROUP BY user_id) AS p WHERE u.user_id = p.user_id"
+            )
         for trigger in announcing:
             await connection.execute(f"ALTER TABLE jobdesk.jobs ENABLE TRIGGER {trigger}".encode())
         await connection.commit()
@@ -624,6 +637,7 @@ async def explain_claim(database_url: str, worker_name: str) -> tuple[str, list[
         "limit": 1,
         "worker_id": worker_name,
         "lease_seconds": Limits().lease_seconds,
+        "default_max_running": Limits().max_running_per_user,
     }
     names = set(re.findall(r"%\((\w+)\)s", Q["claim"]))
     if unknown := names - known.keys():
