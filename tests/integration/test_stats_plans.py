@@ -44,7 +44,7 @@ PAGE_QUERIES = {
     "select_job": "/admin/jobs/<id>",
     "select_events": "/admin/jobs/<id>, /jobs/<id>",
     "select_user": "/, /admin/users/<id>",
-    "count_active": "/, /admin/users/<id>",
+    "count_running": "/, /admin/users/<id>",
     "list_user_jobs": "/, /rows, /admin/users/<id>",
     # a user's pages
     "select_user_job": "/jobs/<id>",
