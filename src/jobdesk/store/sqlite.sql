@@ -58,11 +58,14 @@ INSERT INTO users (user_id, waiting, vtime) VALUES (:user_id, :count, :vtime)
 ON CONFLICT (user_id) DO UPDATE SET waiting = waiting + excluded.waiting, vtime = excluded.vtime;
 
 -- name: remove_waiting
--- :count of the user's pending jobs started (their clock now :vtime) or cancelled.
-UPDATE users SET waiting = waiting - :count, vtime = :vtime WHERE user_id = :user_id;
+-- :count of the user's pending jobs started (their clock now :vtime) or cancelled (NULL:
+-- the clock stays).
+UPDATE users SET waiting = waiting - :count, vtime = coalesce(:vtime, vtime)
+WHERE user_id = :user_id;
 
 -- name: arrival_floor
--- The floor of jobdesk.scheduling.vtime_on_arrival: the other waiting users' smallest clock.
+-- twin of: jobdesk.scheduling.vtime_on_arrival
+-- Its floor: the smallest clock among the other waiting users.
 SELECT min(vtime) FROM users INDEXED BY users_waiting
 WHERE waiting > 0 AND user_id <> :user_id;
 

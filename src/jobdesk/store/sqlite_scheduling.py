@@ -111,9 +111,6 @@ def _requeued(connection: sqlite3.Connection, user_id: str) -> None:
 def _left(connection: sqlite3.Connection, user_id: str, count: int, vtime: float | None) -> None:
     """``count`` of the user's pending jobs left the queue; their clock is now ``vtime``
     (None: unchanged, as for a cancel)."""
-    if vtime is None:
-        row = user_row(connection, user_id)
-        vtime = 0.0 if row is None else float(row["vtime"])
     connection.execute(Q["remove_waiting"], {"user_id": user_id, "count": count, "vtime": vtime})
 
 
