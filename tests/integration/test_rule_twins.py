@@ -28,6 +28,7 @@ PostgreSQL (``store/postgres.sql``, and migration 0007's functions)
   - ``top_users``: ``JobStatus.is_active`` and ``limits.usage``.
 
 SQLite (``store/sqlite.sql``: the store runs the Python rule itself, these read for it)
+  - ``arrival_floor``: the floor of ``scheduling.vtime_on_arrival``;
   - ``insert_job``: the job ``lifecycle.create`` makes;
   - ``user_queue`` and ``count_ahead``: a user's own order and the jobs
     ``lifecycle.start`` accepts;
@@ -754,6 +755,7 @@ TWINS = {
         "write_jobs",
     },
     "sqlite.sql": {
+        "arrival_floor",
         "count_ahead",
         "expired_leases",
         "finished_before",

@@ -108,10 +108,15 @@ class Store(Protocol):
         Each entry's outcome is the job as it now stands, or the
         :class:`~jobdesk.errors.JobdeskError` its change raised (``JobNotFound``
         for a missing job, or one not ``user_id``'s); a refused entry writes
-        nothing, the others commit together. A change that makes a job active again
-        (a retry) is checked against the user's active limit in the same
-        transaction. Status changes are appended to the jobs' history; a change
-        that returns the job unchanged writes nothing.
+        nothing, the others commit together. Under the user's row lock, a change that
+        makes a job pending again by the user's hand (a retry) is admitted as a create
+        is (daily, then waiting limit; it counts toward the day), and a start
+        (pending → processing) by the user's running cap and the type's gate
+        (:class:`~jobdesk.errors.InvalidTransition` saying which), doing to the
+        user's clock and the type's rate what a claim does. Every move into or out of
+        ``pending`` keeps the user's ``waiting`` count, with the arrival rule. Status
+        changes are appended to the jobs' history; a change that returns the job
+        unchanged writes nothing.
         """
 
     async def list_jobs(
