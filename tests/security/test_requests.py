@@ -101,7 +101,7 @@ async def test_ids_made_in_one_millisecond_do_not_tell_their_neighbours(
     api: Api, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     frozen = time.time_ns()
-    monkeypatch.setattr(ids.time, "time_ns", lambda: frozen)  # every id in one millisecond
+    monkeypatch.setattr(time, "time_ns", lambda: frozen)  # every id in one millisecond
     headers = await api.user("alice")
     made = [(await api.create(headers))["id"] for _ in range(10)]
     values = [_value(job_id) for job_id in made]
