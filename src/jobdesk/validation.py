@@ -183,13 +183,29 @@ def storable_text(field: str, value: str) -> str:
     return value
 
 
+#: the earliest datetime accepted as input
+EARLIEST = datetime(1900, 1, 1, tzinfo=UTC)
+#: the first datetime refused as input: far enough from year 9999 for any arithmetic
+LATEST = datetime(9000, 1, 1, tzinfo=UTC)
+
+
 def aware_datetime(field: str, value: object) -> datetime:
-    """A timezone-aware datetime, converted to UTC."""
+    """A timezone-aware datetime between 1900 and 9000 (``EARLIEST``, ``LATEST``), in UTC.
+
+    The range leaves room for the arithmetic done on times (a lease, a backoff, an
+    offset) far from the calendar's end, where Python's datetime overflows.
+    """
     if not isinstance(value, datetime):
         raise InvalidInput(field, "must be a datetime")
     if value.tzinfo is None or value.utcoffset() is None:
         raise InvalidInput(field, "must be timezone-aware (for example datetime.now(UTC))")
-    return value.astimezone(UTC)
+    try:
+        utc = value.astimezone(UTC)
+    except OverflowError:
+        utc = None
+    if utc is None or not EARLIEST <= utc < LATEST:
+        raise InvalidInput(field, "must be between 1900-01-01 and 9000-01-01 (UTC)")
+    return utc
 
 
 def idempotency_key(value: object) -> str | None:

@@ -164,7 +164,7 @@ async def test_cors_is_off_by_default_and_configurable(make_app: MakeApp) -> Non
     assert "origin" in assert_problem(other, 400)["detail"]
 
 
-async def test_openapi_and_docs_are_served(api: Api) -> None:
+async def test_openapi_is_served_and_the_docs_pages_are_off_by_default(api: Api) -> None:
     schema = (await api.client.get("/openapi.json")).json()
     assert schema["info"]["title"] == "jobdesk"
     assert {"Problem", "FieldProblem", "JobOut"} <= set(schema["components"]["schemas"])
@@ -174,9 +174,8 @@ async def test_openapi_and_docs_are_served(api: Api) -> None:
         "application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}
     }
     assert "GetJob" in create["responses"]["201"]["links"]
-    docs = await api.client.get("/docs")
-    assert docs.status_code == 200
-    assert "swagger" in docs.text.lower()
+    # Swagger UI loads a CDN's scripts: only with JOBDESK_API_DOCS (tests/security).
+    assert (await api.client.get("/docs")).status_code == 404
 
 
 async def test_health_and_readiness(api: Api, open_desk: OpenDesk) -> None:

@@ -285,7 +285,7 @@ async def test_the_work_stream_tells_a_worker_only_of_its_tokens_types(
             change = await feed.next_change(within=10)
     assert isinstance(change, JobChange)
     assert (change.job_id, change.type, change.status) == (mine.id, "mine", JobStatus.PENDING)
-    assert change.user_id == "user-1"
+    assert change.user_id == ""  # a worker's stream names no users
 
 
 async def test_the_work_stream_needs_a_worker_token(desk: JobDesk, server: str) -> None:

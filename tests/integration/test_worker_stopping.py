@@ -253,10 +253,12 @@ async def test_a_handler_that_swallows_its_cancellation_is_abandoned(
 ) -> None:
     registry = Registry()
     release = asyncio.Event()
+    started = asyncio.Event()
     swallowed: list[str] = []
 
     @registry.handler("stubborn", timeout=0.05 if how == "timeout" else None)
     async def stubborn(ctx: JobContext, payload: Any) -> str:
+        started.set()
         while not release.is_set():
             try:
                 await release.wait()
@@ -268,7 +270,9 @@ async def test_a_handler_that_swallows_its_cancellation_is_abandoned(
     worker = await runtime(desk, registry, grace=3600)
     running = asyncio.create_task(worker.run(until_empty=how == "timeout"))
     if how == "second stop":
-        await wait_until(lambda: worker.running)
+        # The handler itself must be running: a task cancelled before its first step
+        # never gets the chance to swallow anything.
+        await asyncio.wait_for(started.wait(), 10)
         worker.stop()
         worker.stop()
     # Bounded: the runtime waits ABANDON_AFTER for the handler, then leaves it.

@@ -24,7 +24,13 @@ from jobdesk.desk import DEFAULT_URL, JobDesk
 from jobdesk.errors import InvalidInput, JobdeskError
 from jobdesk.http import dashboard, routes_admin, routes_ops, routes_user, routes_worker
 from jobdesk.http.metrics import Metrics
-from jobdesk.http.middleware import CORS, BodyLimit, RequestContext
+from jobdesk.http.middleware import (
+    API_SECURITY_HEADERS,
+    CORS,
+    BodyLimit,
+    RequestContext,
+    SecurityHeaders,
+)
 from jobdesk.http.problems import HANDLERS, FieldProblem, Problem
 from jobdesk.http.runtime import Runtime
 from jobdesk.http.schemas import JobStateEvent, ReadyEvent, ResyncEvent
@@ -88,6 +94,10 @@ def create_app(
         description=DESCRIPTION,
         lifespan=lifespan,
         exception_handlers=HANDLERS,
+        # Swagger UI and ReDoc load scripts from a CDN: on the origin that holds the
+        # dashboard's session, a compromised CDN could act as the signed-in user.
+        docs_url="/docs" if settings.api_docs else None,
+        redoc_url="/redoc" if settings.api_docs else None,
     )
     app.state.jobdesk = runtime
     app.include_router(routes_user.router)
@@ -98,7 +108,9 @@ def create_app(
     app.mount("/static", StaticFiles(directory=dashboard.STATIC_DIRECTORY), name="static")
     # Added innermost first: the request context wraps everything, CORS answers
     # preflights before the body limit, and the limit sits right above the routes.
-    app.add_middleware(BodyLimit, limit=settings.max_body_bytes)
+    app.add_middleware(
+        BodyLimit, limit=settings.max_body_bytes, timeout=settings.body_timeout_seconds
+    )
     if settings.cors_origins:
         app.add_middleware(
             CORS,
@@ -114,6 +126,9 @@ def create_app(
             expose_headers=["Retry-After", "WWW-Authenticate", "X-Request-ID"],
             max_age=600,
         )
+    # The docs pages, when on, need their CDN scripts and inline set-up: no CSP of ours.
+    docs = frozenset({"/docs", "/docs/oauth2-redirect", "/redoc"} if settings.api_docs else ())
+    app.add_middleware(SecurityHeaders, headers=API_SECURITY_HEADERS, exempt=docs)
     app.add_middleware(RequestContext, metrics=metrics, trust_request_id=settings.trust_request_id)
 
     def openapi() -> dict[str, Any]:

@@ -6,11 +6,17 @@ application with the user id in ``sub`` and ``exp`` required. Worker routes
 accept worker tokens (``jdw_...``) only, operator routes admin tokens (``jda_...``,
 the dashboard's operator sign-in) only. A token of the wrong kind is refused
 like any invalid one: 401 with ``WWW-Authenticate``. jobdesk never answers 403.
+
+Each authenticated request also carries its :class:`Credential` (in its scope, at
+``CREDENTIAL_KEY``): what a long-lived event stream checks again while it stays
+open, so that revoking a token (or a JWT's ``exp``) also ends what it opened.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
 from typing import Annotated
 
 import jwt
@@ -20,22 +26,29 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from jobdesk import validation
 from jobdesk.errors import InvalidInput, Unauthorized
 from jobdesk.http.problems import MissingCredentials
-from jobdesk.http.runtime import runtime_of
+from jobdesk.http.runtime import Runtime, runtime_of
 from jobdesk.http.settings import Settings
 from jobdesk.models import Worker
 from jobdesk.tokens import PREFIXES
 
 __all__ = [
+    "CREDENTIAL_KEY",
     "PRINCIPAL_KEY",
+    "Credential",
     "CurrentAdmin",
     "CurrentUser",
     "CurrentWorker",
+    "credential_for",
     "current_admin",
     "current_user",
     "current_worker",
 ]
 
 PRINCIPAL_KEY = "jobdesk.principal"
+CREDENTIAL_KEY = "jobdesk.credential"
+# RFC 7519 section 2: NumericDate claims are JSON numbers. PyJWT would take "exp": "99..."
+# (a string) and compare it as a number; a host that signs strings has a bug to hear of.
+_NUMERIC_CLAIMS = ("exp", "nbf", "iat")
 # RFC 6750 section 2.1: the b64token syntax of a bearer credential.
 _BEARER = re.compile(r"Bearer +([A-Za-z0-9\-._~+/]+=*) *", re.IGNORECASE)
 _USER_PREFIX, _WORKER_PREFIX = PREFIXES["user"], PREFIXES["worker"]
@@ -93,10 +106,50 @@ def user_from_jwt(token: str, settings: Settings) -> str:
         raise Unauthorized("the JWT expired: get a new one from the application") from None
     except jwt.PyJWTError as exc:
         raise Unauthorized(f"invalid JWT: {exc}") from None
+    for name in _NUMERIC_CLAIMS:
+        value = claims.get(name)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int | float)):
+            raise Unauthorized(f"invalid JWT: its {name} must be a number (seconds since 1970)")
     try:
         return validation.principal_id("sub", claims["sub"])
     except InvalidInput as exc:
         raise Unauthorized(f"the JWT's sub is not a user id: {exc.rule}") from None
+
+
+def _jwt_expiry(token: str, settings: Settings) -> float:
+    """A verified JWT's ``exp`` plus the leeway, in seconds since 1970."""
+    claims = jwt.decode(token, options={"verify_signature": False})
+    return float(claims["exp"]) + settings.jwt_leeway_seconds
+
+
+@dataclass(frozen=True, slots=True)
+class Credential:
+    """What a request was authenticated with, so a long-lived stream can check it again."""
+
+    #: whose open streams count together: ``user:<id>``, ``worker:<token name>`` (unique
+    #: among live worker tokens) or ``admin:<token name>``
+    holder: str
+    #: when it stops being valid by itself (a JWT's ``exp``), in seconds since 1970
+    expires_at: float | None
+    #: raises :class:`Unauthorized` once the token is revoked or expired
+    check: Callable[[], Awaitable[object]] = field(repr=False, compare=False)
+
+
+def credential_for(runtime: Runtime, token: str, holder: str) -> Credential:
+    """The :class:`Credential` of a token that was just verified as ``holder``."""
+    desk = runtime.require_desk()
+    settings = runtime.settings
+    if token.startswith(_WORKER_PREFIX):
+        return Credential(holder, None, lambda: desk.verify_worker_token(token))
+    if token.startswith(PREFIXES["admin"]):
+        return Credential(holder, None, lambda: desk.verify_admin_token(token))
+    if _looks_like_jwt(token):
+
+        async def check() -> str:
+            return user_from_jwt(token, settings)
+
+        return Credential(holder, _jwt_expiry(token, settings), check)
+    return Credential(holder, None, lambda: desk.verify_user_token(token))
 
 
 async def current_user(
@@ -115,6 +168,7 @@ async def current_user(
     else:
         user_id = await runtime.require_desk().verify_user_token(token)
     request.scope[PRINCIPAL_KEY] = f"user:{user_id}"
+    request.scope[CREDENTIAL_KEY] = credential_for(runtime, token, f"user:{user_id}")
     return user_id
 
 
@@ -129,8 +183,10 @@ async def current_worker(
             f"user tokens and JWTs cannot call worker routes: send a worker token "
             f"({_WORKER_PREFIX}...)"
         )
-    worker = await runtime_of(request).require_desk().verify_worker_token(token)
+    runtime = runtime_of(request)
+    worker = await runtime.require_desk().verify_worker_token(token)
     request.scope[PRINCIPAL_KEY] = f"worker:{worker.name}"
+    request.scope[CREDENTIAL_KEY] = credential_for(runtime, token, f"worker:{worker.name}")
     return worker
 
 

@@ -5,6 +5,11 @@ in-process on SQLite) and hands each change to the :class:`Listener` of every
 open stream of the user who owns the job, and each job that became pending to
 the listeners of remote workers that may take its type. Streams never poll the
 database.
+
+It also holds what those streams share: the count of each holder's open streams
+(:class:`StreamSlots`, the per-user and per-worker-token cap) and the work a change
+costs (:class:`Shared`: one read and one render per change, however many streams
+show the job).
 """
 
 from __future__ import annotations
@@ -13,15 +18,20 @@ import asyncio
 import contextlib
 import enum
 import logging
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable, Hashable
+from typing import Any, TypeVar
 
 from jobdesk.changes import JobChange
 from jobdesk.desk import JobDesk
 from jobdesk.errors import StoreUnavailable
 from jobdesk.models import JobStatus
 
-__all__ = ["Broadcaster", "Item", "Listener", "Signal"]
+__all__ = ["Broadcaster", "Item", "Listener", "Shared", "Signal", "StreamSlots"]
 
+T = TypeVar("T")
 _QUEUE_SIZE = 1000
+_SHARED_SIZE = 1024
 _READY_TIMEOUT = 10.0
 _log = logging.getLogger("jobdesk.http.sse")
 
@@ -72,9 +82,77 @@ class Listener:
         except TimeoutError:
             return None
 
+    @property
+    def broadcaster(self) -> Broadcaster:
+        """The broadcaster this listener is registered with."""
+        return self._broadcaster
+
     def close(self) -> None:
         """Stop listening (idempotent)."""
         self._broadcaster.remove(self)
+
+
+class StreamSlots:
+    """How many event streams each holder (a user, a worker token) has open."""
+
+    def __init__(self) -> None:
+        self._open: dict[str, int] = {}
+
+    def count(self, holder: str) -> int:
+        """The streams ``holder`` has open now."""
+        return self._open.get(holder, 0)
+
+    def take(self, holder: str, limit: int) -> bool:
+        """Count one more stream of ``holder``, unless it already has ``limit`` open.
+
+        No ``await`` between the check and the count: on one event loop, concurrent
+        requests cannot both take the last slot.
+        """
+        if self._open.get(holder, 0) >= limit:
+            return False
+        self._open[holder] = self._open.get(holder, 0) + 1
+        return True
+
+    def give_back(self, holder: str) -> None:
+        """A stream of ``holder`` ended."""
+        left = self._open.get(holder, 0) - 1
+        if left > 0:
+            self._open[holder] = left
+        else:
+            self._open.pop(holder, None)
+
+
+class Shared:
+    """Work done once and awaited by every stream that needs it: render once, fan out.
+
+    One change reaches every open stream of its user at the same moment; each would
+    read the job (and its history) and render the same HTML. Keyed by the change,
+    the first stream does the work and the others await its result. The last
+    ``size`` results are kept, so a stream that lags a little still shares.
+    """
+
+    def __init__(self, size: int = _SHARED_SIZE) -> None:
+        self._size = size
+        self._work: OrderedDict[Hashable, asyncio.Future[Any]] = OrderedDict()
+
+    async def once(self, key: Hashable, make: Callable[[], Awaitable[T]]) -> T:
+        """``await make()``, or the result (or error) of the call already made for ``key``."""
+        future = self._work.get(key)
+        if future is None:
+            future = asyncio.ensure_future(make())
+            future.add_done_callback(_observe)
+            self._work[key] = future
+            while len(self._work) > self._size:
+                self._work.popitem(last=False)
+        # shield: a stream that goes away must not cancel the work the others await.
+        result: T = await asyncio.shield(future)
+        return result
+
+
+def _observe(future: asyncio.Future[Any]) -> None:
+    # Every waiter may have gone; the error is not lost, it is raised to any later one.
+    if not future.cancelled():
+        future.exception()
 
 
 class Broadcaster:
@@ -86,6 +164,10 @@ class Broadcaster:
         self._work_listeners: set[Listener] = set()
         self._task: asyncio.Task[None] | None = None
         self._ready = asyncio.Event()
+        #: open streams by holder, for the per-user and per-worker-token cap
+        self.slots = StreamSlots()
+        #: reads and renders shared by the streams a change reaches
+        self.shared = Shared()
 
     @property
     def listener_count(self) -> int:

@@ -27,6 +27,10 @@ from jobdesk.models import Job, JobStatus
 
 __all__ = ["CONTENT_TYPE_LATEST", "Metrics"]
 
+# The methods a request is counted under; any other is "other", so a client that
+# invents methods cannot grow /metrics by one series per invention.
+KNOWN_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+
 # Jobs wait and run for anything from milliseconds to hours.
 _JOB_BUCKETS = (0.01, 0.05, 0.1, 0.5, 1, 5, 15, 60, 300, 900, 3600, 4 * 3600, 24 * 3600)
 
@@ -125,7 +129,12 @@ class Metrics:
         self.jobs_cancelled.labels(job.type).inc()
 
     def request(self, method: str, route: str, status: int, seconds: float) -> None:
-        """One HTTP request (the request context middleware reports every one)."""
+        """One HTTP request (the request context middleware reports every one).
+
+        ``route`` is a route's template (or ``unmatched``), never the raw path; a
+        method outside :data:`KNOWN_METHODS` counts as ``other``.
+        """
+        method = method.upper() if method.upper() in KNOWN_METHODS else "other"
         self.http_duration.labels(method, route, str(status)).observe(seconds)
 
     # -- scrape ----------------------------------------------------------------------------

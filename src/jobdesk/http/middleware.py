@@ -1,13 +1,17 @@
-"""Pure ASGI middleware: the request context (id, access log, timing) and the body limit."""
+"""Pure ASGI middleware: the request context (id, access log, timing), the body limit
+and deadline, and the security headers every response carries."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
 import time
 import uuid
+from collections.abc import Mapping
 
 from starlette.datastructures import Headers
+from starlette.exceptions import HTTPException
 from starlette.middleware.cors import CORSMiddleware
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -20,7 +24,16 @@ from jobdesk.http.problems import (
     problem_response,
 )
 
-__all__ = ["CORS", "BodyLimit", "RequestContext"]
+__all__ = ["API_SECURITY_HEADERS", "CORS", "BodyLimit", "RequestContext", "SecurityHeaders"]
+
+#: Sent with every response that does not set its own (the dashboard's pages do): JSON
+#: and event streams run no script, load nothing and are framed by no one.
+API_SECURITY_HEADERS = {
+    "Content-Security-Policy": "default-src 'none'; frame-ancestors 'none'; base-uri 'none'",
+    "X-Content-Type-Options": "nosniff",
+    "X-Frame-Options": "DENY",
+    "Referrer-Policy": "same-origin",
+}
 
 _access = logging.getLogger("jobdesk.http.access")
 _errors = logging.getLogger("jobdesk.http")
@@ -100,8 +113,21 @@ def _client(scope: Scope) -> str | None:
     return None if not client else str(client[0])
 
 
+class BodyTimeout(HTTPException):
+    """The request body did not all arrive in time."""
+
+    def __init__(self, seconds: float) -> None:
+        super().__init__(
+            408,
+            f"the request body did not arrive within {seconds:g} seconds",
+            headers={"Connection": "close"},
+        )
+
+
 class BodyLimit:
-    """Refuse request bodies over ``limit`` bytes with 413, counting while they stream in.
+    """Refuse request bodies over ``limit`` bytes with 413, counting while they stream in,
+    and bodies that have not all arrived ``timeout`` seconds after the app began to read
+    them with 408 (a client trickling its body byte by byte holds no connection for long).
 
     A ``Content-Length`` over the limit is refused before the body is read on the
     API; a body without one (chunked), or a dashboard form (whose page shows the
@@ -109,9 +135,10 @@ class BodyLimit:
     limit.
     """
 
-    def __init__(self, app: ASGIApp, *, limit: int) -> None:
+    def __init__(self, app: ASGIApp, *, limit: int, timeout: float = 30.0) -> None:
         self.app = app
         self.limit = limit
+        self.timeout = timeout
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -131,17 +158,58 @@ class BodyLimit:
             await response(scope, receive, send)
             return
         received = 0
+        deadline: float | None = None
+        complete = False
 
         async def counting_receive() -> Message:
-            nonlocal received
-            message = await receive()
+            nonlocal received, deadline, complete
+            if complete:
+                return await receive()  # after the body: waiting for a disconnect, untimed
+            loop = asyncio.get_running_loop()
+            deadline = loop.time() + self.timeout if deadline is None else deadline
+            try:
+                async with asyncio.timeout_at(deadline):
+                    message = await receive()
+            except TimeoutError:
+                raise BodyTimeout(self.timeout) from None
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 if received > self.limit:
                     raise ContentTooLarge(self.limit)
+                complete = not message.get("more_body", False)
+            else:
+                complete = True
             return message
 
         await self.app(scope, counting_receive, send)
+
+
+class SecurityHeaders:
+    """Add ``headers`` to every response that does not set them itself (but those of the
+    ``exempt`` paths)."""
+
+    def __init__(
+        self, app: ASGIApp, *, headers: Mapping[str, str], exempt: frozenset[str] = frozenset()
+    ) -> None:
+        self.app = app
+        self.headers = [(name.lower().encode(), value.encode()) for name, value in headers.items()]
+        self.exempt = exempt
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["path"] in self.exempt:
+            await self.app(scope, receive, send)
+            return
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                present = {name.lower() for name, _ in message.get("headers", [])}
+                message["headers"] = [
+                    *message.get("headers", []),
+                    *((name, value) for name, value in self.headers if name not in present),
+                ]
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)
 
 
 class CORS(CORSMiddleware):

@@ -390,9 +390,9 @@ class JobStateEvent(BaseModel):
 
 
 class ReadyEvent(JobStateEvent):
-    """The data of a ``ready`` event on a worker's stream: a job it may take became pending."""
+    """The data of a ``ready`` event on a worker's stream: a job it may take became pending.
 
-    user_id: str
+    It carries no user id: a worker needs the job, not whose it is."""
 
 
 class ResyncEvent(BaseModel):

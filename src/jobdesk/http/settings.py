@@ -46,8 +46,27 @@ class Settings:
     #: ``JOBDESK_REAP_INTERVAL_SECONDS``: how often the server returns expired leases to the
     #: queue (remote workers cannot); 0 turns it off
     reap_interval_seconds: float = 30.0
-    #: the ``Retry-After`` hint for the active-job limit, which has no known reset time
+    #: the ``Retry-After`` hint for limits with no known reset time: active jobs, open streams
     active_limit_retry_after_seconds: int = 5
+    #: ``JOBDESK_SSE_RECHECK_SECONDS``: how often an open event stream checks its credential
+    #: again (a revoked token's streams end within this; a JWT's end at its ``exp``)
+    sse_recheck_seconds: float = 5.0
+    #: ``JOBDESK_MAX_STREAMS``: the most event streams one user (API and dashboard together)
+    #: or one worker token may hold open; the next is refused with 429
+    max_streams: int = 20
+    #: ``JOBDESK_API_DOCS``: serve Swagger UI at ``/docs`` and ReDoc at ``/redoc``. Off by
+    #: default: both pages load their scripts from a CDN, and a third-party script on the
+    #: dashboard's origin could act as the signed-in user (see docs/security.md)
+    api_docs: bool = False
+    #: ``JOBDESK_HEADER_TIMEOUT_SECONDS``: ``jobdesk serve`` closes a connection whose
+    #: request head (line and headers) has not all arrived within this
+    header_timeout_seconds: float = 10.0
+    #: ``JOBDESK_BODY_TIMEOUT_SECONDS``: a request body must have all arrived within this
+    #: from its first read, else 408
+    body_timeout_seconds: float = 30.0
+    #: ``JOBDESK_KEEPALIVE_TIMEOUT_SECONDS``: ``jobdesk serve`` closes an idle kept-alive
+    #: connection after this
+    keepalive_timeout_seconds: float = 5.0
     #: accept a client's ``X-Request-ID`` (printable, at most 128 characters) as the
     #: request id instead of making one
     trust_request_id: bool = True
@@ -61,11 +80,18 @@ class Settings:
             raise InvalidInput("max_body_bytes", "must be an integer")
         if self.max_body_bytes < 1:
             raise InvalidInput("max_body_bytes", "must be at least 1")
-        for name in ("sse_keepalive_seconds", "sse_resume_overlap_seconds"):
+        for name in (
+            "sse_keepalive_seconds",
+            "sse_resume_overlap_seconds",
+            "sse_recheck_seconds",
+            "header_timeout_seconds",
+            "body_timeout_seconds",
+            "keepalive_timeout_seconds",
+        ):
             _positive(name, getattr(self, name))
         _positive("reap_interval_seconds", self.reap_interval_seconds, zero_allowed=True)
         _positive("jwt_leeway_seconds", self.jwt_leeway_seconds, zero_allowed=True)
-        for name in ("sse_resume_scan_limit", "active_limit_retry_after_seconds"):
+        for name in ("sse_resume_scan_limit", "active_limit_retry_after_seconds", "max_streams"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise InvalidInput(name, "must be an integer of at least 1")
@@ -73,6 +99,8 @@ class Settings:
             isinstance(origin, str) for origin in self.cors_origins
         ):
             raise InvalidInput("cors_origins", "must be a tuple of origins")
+        if not isinstance(self.api_docs, bool):
+            raise InvalidInput("api_docs", "must be true or false")
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: object) -> Settings:
@@ -90,6 +118,16 @@ class Settings:
             if not text.strip().isdigit():
                 raise InvalidInput("JOBDESK_MAX_BODY_BYTES", "must be a whole number of bytes")
             values["max_body_bytes"] = int(text)
+        if environ.get("JOBDESK_MAX_STREAMS"):
+            text = environ["JOBDESK_MAX_STREAMS"]
+            if not text.strip().isdigit():
+                raise InvalidInput("JOBDESK_MAX_STREAMS", "must be a whole number of streams")
+            values["max_streams"] = int(text)
+        if environ.get("JOBDESK_API_DOCS"):
+            text = environ["JOBDESK_API_DOCS"].strip().lower()
+            if text not in _BOOLEANS:
+                raise InvalidInput("JOBDESK_API_DOCS", "must be 1/0, true/false, yes/no or on/off")
+            values["api_docs"] = _BOOLEANS[text]
         if environ.get("JOBDESK_CORS_ORIGINS"):
             origins = environ["JOBDESK_CORS_ORIGINS"].split(",")
             values["cors_origins"] = tuple(origin.strip() for origin in origins if origin.strip())
@@ -110,6 +148,20 @@ _NUMBERS = {
     "jwt_leeway_seconds": "JOBDESK_JWT_LEEWAY_SECONDS",
     "sse_keepalive_seconds": "JOBDESK_SSE_KEEPALIVE_SECONDS",
     "reap_interval_seconds": "JOBDESK_REAP_INTERVAL_SECONDS",
+    "sse_recheck_seconds": "JOBDESK_SSE_RECHECK_SECONDS",
+    "header_timeout_seconds": "JOBDESK_HEADER_TIMEOUT_SECONDS",
+    "body_timeout_seconds": "JOBDESK_BODY_TIMEOUT_SECONDS",
+    "keepalive_timeout_seconds": "JOBDESK_KEEPALIVE_TIMEOUT_SECONDS",
+}
+_BOOLEANS = {
+    "1": True,
+    "true": True,
+    "yes": True,
+    "on": True,
+    "0": False,
+    "false": False,
+    "no": False,
+    "off": False,
 }
 
 

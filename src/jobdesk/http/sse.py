@@ -9,6 +9,12 @@ state also says why it waits, as of that change) with the id
 with ``Last-Event-ID`` gets the current state of every job that changed since
 then, before live changes: for a stream of states that leaves no gap. On
 ``RESYNC`` (the feed may have missed changes) a stream re-reads in the same way.
+
+Every stream (the API's, a worker's, the dashboard's) checks the credential that
+opened it again every ``sse_recheck_seconds`` and at a JWT's ``exp``; when it no
+longer holds, the stream sends a last ``end`` event (``{"reason", "detail"}``) and
+closes. One user, or one worker token, holds at most ``max_streams`` streams open:
+the next is refused with 429 and ``Retry-After``.
 """
 
 from __future__ import annotations
@@ -18,6 +24,7 @@ import functools
 import json
 import logging
 import re
+import time
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 
@@ -28,9 +35,11 @@ from starlette.types import Receive, Scope, Send
 from jobdesk import wire
 from jobdesk.changes import JobChange
 from jobdesk.desk import JobDesk
-from jobdesk.errors import InvalidInput, JobdeskError, JobNotFound
+from jobdesk.errors import InvalidInput, JobdeskError, JobNotFound, Unauthorized
+from jobdesk.http.auth import CREDENTIAL_KEY, Credential
 from jobdesk.http.broadcast import Broadcaster, Listener, Signal
 from jobdesk.http.metrics import Metrics
+from jobdesk.http.problems import problem_response
 from jobdesk.http.settings import Settings
 from jobdesk.models import Job, JobStatus, Waiting
 
@@ -102,55 +111,141 @@ def encode_change(change: JobChange, waiting: Waiting | None = None) -> bytes:
 
 
 def encode_ready(change: JobChange) -> bytes:
-    """One ``ready`` event of a worker's stream: a job of its types became pending."""
-    return f"event: ready\ndata: {_state(change, user_id=change.user_id)}\n\n".encode()
+    """One ``ready`` event of a worker's stream: a job of its types became pending.
+
+    Without the job's user: a worker needs the job, not whose it is, and a stream
+    of every user's new jobs would otherwise be a directory of the users.
+    """
+    return f"event: ready\ndata: {_state(change)}\n\n".encode()
 
 
 def _resync_event(reason: str) -> bytes:
     return f"event: resync\ndata: {json.dumps({'reason': reason})}\n\n".encode()
 
 
+def _end_event(reason: str, detail: str) -> bytes:
+    data = json.dumps({"reason": reason, "detail": detail}, ensure_ascii=False)
+    return f"event: end\ndata: {data}\n\n".encode()
+
+
 class EventStreamResponse(Response):
-    """A ``text/event-stream`` that ends when its events end or the client goes away."""
+    """A ``text/event-stream`` that ends when its events end, the client goes away, or
+    the credential that opened it stops holding.
+
+    The credential is the one the request was authenticated with (its scope's
+    ``CREDENTIAL_KEY``); a response without one is neither capped nor re-checked.
+    """
 
     media_type = "text/event-stream"
 
     def __init__(
-        self, events: AsyncGenerator[bytes, None], listener: Listener, metrics: Metrics
+        self,
+        events: AsyncGenerator[bytes, None],
+        listener: Listener,
+        metrics: Metrics,
+        settings: Settings,
     ) -> None:
         self.status_code = 200
         self.background = None
         self._events = events
         self._listener = listener
         self._metrics = metrics
+        self._settings = settings
         self.init_headers({"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        credential: Credential | None = scope.get(CREDENTIAL_KEY)
+        slots = self._listener.broadcaster.slots
+        if credential is not None and not slots.take(credential.holder, self._settings.max_streams):
+            await self._events.aclose()
+            self._listener.close()
+            await self._refusal(scope)(scope, receive, send)
+            return
         self._metrics.event_streams.inc()
+        ended: list[bytes] = []
+        started = False
         try:
             with anyio.CancelScope() as cancel_scope:
                 watcher = asyncio.create_task(_cancel_on_disconnect(receive, cancel_scope))
+                guard = None
+                if credential is not None:
+                    guard = asyncio.create_task(
+                        _guard(credential, self._settings.sse_recheck_seconds, cancel_scope, ended)
+                    )
                 try:
                     await send(
                         {"type": "http.response.start", "status": 200, "headers": self.raw_headers}
                     )
+                    started = True
                     async for chunk in self._events:
                         await send({"type": "http.response.body", "body": chunk, "more_body": True})
                     await send({"type": "http.response.body", "body": b"", "more_body": False})
                 finally:
                     watcher.cancel()
+                    if guard is not None:
+                        guard.cancel()
+            if ended:
+                if not started:
+                    await send(
+                        {"type": "http.response.start", "status": 200, "headers": self.raw_headers}
+                    )
+                await send({"type": "http.response.body", "body": ended[0], "more_body": True})
+                await send({"type": "http.response.body", "body": b"", "more_body": False})
         except OSError:
             pass  # the client went away mid-write (what ASGI 2.4 servers raise)
         finally:
             await self._events.aclose()
             self._listener.close()
             self._metrics.event_streams.dec()
+            if credential is not None:
+                slots.give_back(credential.holder)
+
+    def _refusal(self, scope: Scope) -> Response:
+        limit = self._settings.max_streams
+        return problem_response(
+            scope,
+            429,
+            title="Too Many Requests",
+            detail=f"at most {limit} event streams may be open at once for one user or "
+            "worker token: close one (or share one stream between tabs) and retry",
+            headers={"Retry-After": str(self._settings.active_limit_retry_after_seconds)},
+            extensions={"limit": "streams", "allowed": limit},
+        )
 
 
 async def _cancel_on_disconnect(receive: Receive, cancel_scope: anyio.CancelScope) -> None:
     while (await receive())["type"] != "http.disconnect":
         pass
     cancel_scope.cancel()
+
+
+async def _guard(
+    credential: Credential, every: float, cancel_scope: anyio.CancelScope, ended: list[bytes]
+) -> None:
+    """Check ``credential`` every ``every`` seconds and at its expiry; end the stream when
+    it fails, with the ``end`` event in ``ended``."""
+    while True:
+        wait = every
+        if credential.expires_at is not None:
+            wait = min(wait, credential.expires_at - time.time())
+        await asyncio.sleep(max(wait, 0.0))
+        if credential.expires_at is not None and time.time() >= credential.expires_at:
+            reason, detail = "expired", "the JWT expired: get a new one and reconnect"
+        else:
+            try:
+                await credential.check()
+            except Unauthorized as exc:
+                reason, detail = "unauthorized", str(exc)
+            except JobdeskError as exc:
+                # The store is away: a stream cannot tell a revoked token from a down
+                # database, and dropping every stream at each blip would storm reconnects.
+                _log.warning("could not check a stream's credential again: %s", exc)
+                continue
+            else:
+                continue
+        ended.append(_end_event(reason, detail))
+        cancel_scope.cancel()
+        return
 
 
 # -- the two streams -----------------------------------------------------------------------
@@ -236,7 +331,7 @@ async def open_job_stream(
         listener.close()
         return Response(status_code=204)
     events = _job_events(desk, listener, settings, JobChange.of(job), job.waiting)
-    return EventStreamResponse(events, listener, metrics)
+    return EventStreamResponse(events, listener, metrics, settings)
 
 
 async def _waiting(desk: JobDesk, change: JobChange) -> Waiting | None:
@@ -302,7 +397,7 @@ async def open_user_stream(
     events = _user_events(
         desk, listener, settings, user_id=user_id, since=since, connected_at=connected_at
     )
-    return EventStreamResponse(events, listener, metrics)
+    return EventStreamResponse(events, listener, metrics, settings)
 
 
 async def _user_events(
@@ -379,7 +474,7 @@ async def open_work_stream(
     worker keeps polling whatever it hears. Nothing is replayed on reconnection.
     """
     listener = await broadcaster.work_listener(types)
-    return EventStreamResponse(_work_events(listener, settings), listener, metrics)
+    return EventStreamResponse(_work_events(listener, settings), listener, metrics, settings)
 
 
 async def _work_events(listener: Listener, settings: Settings) -> AsyncGenerator[bytes, None]:

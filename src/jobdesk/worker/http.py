@@ -387,7 +387,7 @@ class _WorkFeed:
                 self._offer(
                     JobChange(
                         job_id=fields["id"],
-                        user_id=fields["user_id"],
+                        user_id=fields.get("user_id", ""),  # the server no longer sends it
                         type=fields["type"],
                         status=JobStatus(fields["status"]),
                         progress=float(fields["progress"]),

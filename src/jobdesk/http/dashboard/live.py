@@ -14,11 +14,19 @@ state) and rendered:
 
 On ``RESYNC`` (the feed may have missed changes; on SQLite, another process wrote)
 the jobs changed since the last one seen are read again.
+
+A change costs one read and one render however many streams show the job (the
+broadcaster's :class:`~jobdesk.http.broadcast.Shared`): the panel is rendered with a
+placeholder for the CSRF token, which each stream puts in. The streams count
+against the user's cap and end when the session's token stops verifying, like the
+API's.
 """
 
 from __future__ import annotations
 
+import functools
 import logging
+import secrets
 from collections.abc import AsyncGenerator, Awaitable, Callable
 from datetime import datetime, timedelta
 
@@ -28,7 +36,8 @@ from starlette.responses import Response
 from jobdesk.changes import JobChange
 from jobdesk.desk import JobDesk
 from jobdesk.errors import JobdeskError, JobNotFound
-from jobdesk.http.broadcast import Listener, Signal
+from jobdesk.http.auth import CREDENTIAL_KEY, credential_for
+from jobdesk.http.broadcast import Listener, Shared, Signal
 from jobdesk.http.dashboard.render import fragment
 from jobdesk.http.dashboard.session import Visit
 from jobdesk.http.runtime import runtime_of
@@ -43,7 +52,25 @@ _SENT_LIMIT = 10_000
 _REPLAY_PAGES = 10
 _PAGE = 100
 
+# Unguessable, so no job's data can contain it and have the CSRF token put in its place.
+_CSRF_PLACEHOLDER = secrets.token_hex(16)
+# What a shared render sees of the visit: the fragments read only its CSRF token.
+_SHARED_VISIT = Visit(None, "", False, _CSRF_PLACEHOLDER, False)
+
 Render = Callable[[Job], Awaitable[list[bytes]]]
+
+
+def _state(job: Job) -> tuple[object, ...]:
+    """What a fragment of ``job`` shows changes only with this."""
+    return (
+        job.id,
+        job.updated_at,
+        job.status,
+        job.progress,
+        job.progress_message,
+        job.attempt,
+        job.cancel_requested,
+    )
 
 
 def html_event(name: str, html: str) -> bytes:
@@ -63,42 +90,62 @@ async def open_list_stream(
 ) -> Response:
     """The stream of a job list page: changed rows, and new jobs that match its filters."""
     announced: set[str] = set()
+    shared = runtime_of(request).broadcaster.shared
 
     async def render(job: Job) -> list[bytes]:
         if job.id > newest and job.id not in announced and matches(job):
             announced.add(job.id)
             return [html_event("created", fragment("row.html", job=job, visit=current))]
+
         # The cells only: the row stays in place, and so does its subscription (htmx
         # would drop an event that came while it swapped the whole row).
-        return [html_event(f"job-{job.id}", fragment("row_cells.html", job=job, visit=current))]
+        async def cells() -> bytes:
+            html = fragment("row_cells.html", job=job, visit=_SHARED_VISIT)
+            return html_event(f"job-{job.id}", html)
 
-    return await _open(request, user_id, lambda job_id: True, render)
+        return [await shared.once(("row_cells", *_state(job)), cells)]
+
+    return await _open(request, current, user_id, lambda job_id: True, render)
 
 
 async def open_job_stream(request: Request, current: Visit, job: Job) -> Response:
     """The stream of one job's page: its live panel at each change."""
-    desk = runtime_of(request).require_desk()
+    runtime = runtime_of(request)
+    desk = runtime.require_desk()
+    shared = runtime.broadcaster.shared
+    csrf = current.csrf_token.encode()
 
     async def render(changed: Job) -> list[bytes]:
-        history = await desk.get_job_history(changed.id, changed.user_id)
-        panel = fragment(
-            "job_live.html",
-            job=changed,
-            history=history,
-            visit=current,
-            can_cancel=changed.status in sources(Action.CANCEL),
-            can_retry=changed.status in sources(Action.RETRY),
-        )
-        return [html_event("job", panel)]
+        async def panel() -> bytes:
+            history = await desk.get_job_history(changed.id, changed.user_id)
+            html = fragment(
+                "job_live.html",
+                job=changed,
+                history=history,
+                visit=_SHARED_VISIT,
+                can_cancel=changed.status in sources(Action.CANCEL),
+                can_retry=changed.status in sources(Action.RETRY),
+            )
+            return html_event("job", html)
 
-    return await _open(request, job.user_id, lambda job_id: job_id == job.id, render)
+        event = await shared.once(("job_live", *_state(changed)), panel)
+        return [event.replace(_CSRF_PLACEHOLDER.encode(), csrf)]
+
+    return await _open(request, current, job.user_id, lambda job_id: job_id == job.id, render)
 
 
 async def _open(
-    request: Request, user_id: str, wanted: Callable[[str], bool], render: Render
+    request: Request,
+    current: Visit,
+    user_id: str,
+    wanted: Callable[[str], bool],
+    render: Render,
 ) -> Response:
     runtime = runtime_of(request)
     desk = runtime.require_desk()
+    if current.session is not None:
+        holder = f"{current.session.kind}:{current.session.subject}"
+        request.scope[CREDENTIAL_KEY] = credential_for(runtime, current.session.token, holder)
     listener = await runtime.broadcaster.listener(user_id)
     try:
         connected_at = await desk.now()
@@ -109,18 +156,20 @@ async def _open(
         desk,
         listener,
         runtime.settings,
+        runtime.broadcaster.shared,
         user_id=user_id,
         wanted=wanted,
         render=render,
         connected_at=connected_at,
     )
-    return EventStreamResponse(events, listener, runtime.metrics)
+    return EventStreamResponse(events, listener, runtime.metrics, runtime.settings)
 
 
 async def _events(
     desk: JobDesk,
     listener: Listener,
     settings: Settings,
+    shared: Shared,
     *,
     user_id: str,
     wanted: Callable[[str], bool],
@@ -143,7 +192,9 @@ async def _events(
                 jobs = await _changed_since(desk, user_id, high_water - overlap)
             elif isinstance(item, JobChange) and wanted(item.job_id):
                 try:
-                    jobs = [await desk.get_job_status(item.job_id, user_id)]
+                    # Every stream of the user gets this change now: one read for all.
+                    read = functools.partial(desk.get_job_status, item.job_id, user_id)
+                    jobs = [await shared.once(("job", user_id, item), read)]
                 except JobNotFound:
                     continue  # pruned meanwhile
             for job in jobs:
