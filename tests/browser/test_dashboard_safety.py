@@ -11,7 +11,7 @@ from urllib.parse import quote
 from playwright.sync_api import Page, expect
 
 from jobdesk.http import Settings
-from jobdesk.http.dashboard.views_user import input_maxlength
+from jobdesk.http.dashboard.forms import input_maxlength
 from tests.browser.conftest import Server, sign_in, wait_for_live_updates
 
 MARKUP = "<script>window.__xss=1</script><img src=x onerror=window.__xss=1>"

@@ -18,13 +18,8 @@ from jobdesk.http.problems import Problem, documented, problem_document
 from jobdesk.http.runtime import Runtime, RuntimeDep
 from jobdesk.http.schemas import (
     WORK_EVENT_SCHEMA,
-    BatchOutcome,
     ClaimRequest,
-    CompleteAndClaimRequest,
-    CompleteBatchRequest,
     CompleteRequest,
-    CompletionOutcome,
-    CycleOutcome,
     FailRequest,
     HeartbeatRequest,
     JobId,
@@ -32,9 +27,16 @@ from jobdesk.http.schemas import (
     JobType,
     ProgressReplyOut,
     ProgressRequest,
-    WorkerOut,
 )
 from jobdesk.http.schemas_limits import SnoozeRequest
+from jobdesk.http.schemas_worker import (
+    BatchOutcome,
+    CompleteAndClaimRequest,
+    CompleteBatchRequest,
+    CompletionOutcome,
+    CycleOutcome,
+    WorkerOut,
+)
 from jobdesk.http.sse import open_work_stream
 from jobdesk.models import Completion, Job
 

@@ -26,18 +26,15 @@ from pydantic import (
 )
 
 from jobdesk import validation, wire
-from jobdesk.http.problems import Problem
 from jobdesk.ids import JOB_ID_PATTERN
 from jobdesk.limits import Limits
-from jobdesk.models import Job, JobEvent, JobPage, JobStatus, ProgressReply, WaitReason, Worker
+from jobdesk.models import Job, JobEvent, JobPage, JobStatus, ProgressReply, WaitReason
 
 __all__ = [
     "EVENT_SCHEMA",
     "WORK_EVENT_SCHEMA",
-    "BatchOutcome",
     "ClaimRequest",
     "CompleteRequest",
-    "CompletionOutcome",
     "CreateJobRequest",
     "ErrorDetail",
     "FailRequest",
@@ -52,7 +49,6 @@ __all__ = [
     "ReadyEvent",
     "ResyncEvent",
     "WaitingOut",
-    "WorkerOut",
 ]
 
 TYPE_RULE = {"pattern": f"^{validation.TYPE_PATTERN.pattern}$"}
@@ -444,70 +440,3 @@ WORK_EVENT_SCHEMA: dict[str, Any] = {
     ],
 }
 """The OpenAPI schema of each event of a worker's stream."""
-
-
-class CompletionItem(Body):
-    """One job of a batch completion."""
-
-    job_id: Annotated[StrictStr, Field(json_schema_extra=JOB_ID_RULE)]
-    attempt: Attempt
-    result: Annotated[Any, Field(description=JSON_VALUE)] = None
-
-
-class CompleteBatchRequest(Body):
-    """``POST /api/v1/worker/jobs/complete``: many completions, one transaction."""
-
-    completions: Annotated[list[CompletionItem], Field(json_schema_extra=BATCH_RULE)]
-
-
-class CompletionOutcome(BaseModel):
-    """One job of a batch completion: the completed job, or the problem that refused it."""
-
-    job: JobOut | None = None
-    problem: Problem | None = None
-
-
-class BatchOutcome(BaseModel):
-    """The outcomes of a batch completion, in the order of the request."""
-
-    outcomes: list[CompletionOutcome]
-
-
-class CompleteAndClaimRequest(ClaimRequest):
-    """``POST /api/v1/worker/jobs/complete-and-claim``: a worker's cycle, one transaction."""
-
-    completions: Annotated[
-        list[CompletionItem],
-        Field(
-            description="The jobs that finished (may be empty).",
-            json_schema_extra={"maxItems": validation.MAX_BATCH},
-        ),
-    ] = []
-    limit: Annotated[
-        Integer,
-        Field(
-            description="Claim up to this many jobs (0: none; then completions must not be empty).",
-            json_schema_extra={"minimum": 0, "maximum": validation.MAX_PAGE},
-        ),
-    ] = 1
-
-
-class CycleOutcome(BaseModel):
-    """The completions' outcomes, in the order of the request, and the jobs claimed."""
-
-    outcomes: list[CompletionOutcome]
-    claimed: list[JobOut]
-
-
-class WorkerOut(BaseModel):
-    """The worker a token stands for."""
-
-    name: Annotated[str, Field(description="The worker token's name: `worker_id` of its jobs.")]
-    types: Annotated[
-        list[str] | None, Field(description="The job types it may take; null means any.")
-    ]
-
-    @classmethod
-    def of(cls, worker: Worker) -> WorkerOut:
-        """The response body for ``worker``."""
-        return cls.model_validate(wire.encode(worker))
