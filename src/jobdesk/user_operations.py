@@ -75,7 +75,7 @@ class UserOperations(DeskBase):
 
         Each :class:`~jobdesk.JobSpec` holds what ``create_job`` takes for one job
         (no idempotency key: use ``create_job`` for that). The user's limits hold for
-        the whole batch: if it does not fit (active jobs, or jobs created today),
+        the whole batch: if it does not fit (jobs created today, or pending jobs held),
         :class:`~jobdesk.errors.RateLimited` and nothing is stored. Returns the jobs,
         in order. :class:`~jobdesk.errors.InvalidInput` names the entry
         (``jobs[3].input``) when one is bad; then nothing is stored either.

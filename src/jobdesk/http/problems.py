@@ -144,8 +144,9 @@ def _bearer(error: str | None, description: str | None = None) -> dict[str, str]
 
 
 def _rate_limit_headers(exc: RateLimited, settings: Settings) -> dict[str, str]:
-    # The active limit frees when one of the user's jobs ends, a time nobody knows: a
-    # hint from the settings keeps clients from retrying in a tight loop.
+    # The waiting limit frees when one of the user's pending jobs starts or is cancelled,
+    # a time nobody knows: a hint from the settings keeps clients from retrying in a
+    # tight loop.
     seconds = exc.retry_after or settings.active_limit_retry_after_seconds
     return {"Retry-After": str(seconds)}
 

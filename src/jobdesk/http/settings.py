@@ -46,7 +46,8 @@ class Settings:
     #: ``JOBDESK_REAP_INTERVAL_SECONDS``: how often the server returns expired leases to the
     #: queue (remote workers cannot); 0 turns it off
     reap_interval_seconds: float = 30.0
-    #: the ``Retry-After`` hint for limits with no known reset time: active jobs, open streams
+    #: the ``Retry-After`` hint for limits with no known reset time: the waiting limit,
+    #: open streams (the name is older than the waiting limit; kept for deployments)
     active_limit_retry_after_seconds: int = 5
     #: ``JOBDESK_SSE_RECHECK_SECONDS``: how often an open event stream checks its credential
     #: again (a revoked token's streams end within this; a JWT's end at its ``exp``)
