@@ -168,7 +168,11 @@ async def test_openapi_is_served_and_the_docs_pages_are_off_by_default(api: Api)
     schema = (await api.client.get("/openapi.json")).json()
     assert schema["info"]["title"] == "jobdesk"
     assert {"Problem", "FieldProblem", "JobOut"} <= set(schema["components"]["schemas"])
-    assert set(schema["components"]["securitySchemes"]) == {"userToken", "workerToken"}
+    assert set(schema["components"]["securitySchemes"]) == {
+        "adminToken",
+        "userToken",
+        "workerToken",
+    }
     create = schema["paths"]["/api/v1/jobs"]["post"]
     assert create["responses"]["422"]["content"] == {
         "application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}
