@@ -201,7 +201,8 @@ def test_a_refused_action_says_why_and_when_it_frees_up(page: Page, server: Serv
     claimed = server.desk.start_job(worker, failed.id)
     server.desk.fail_job(worker, failed.id, "no", retryable=False, attempt=claimed.attempt)
     server.desk.create_job(user_id, "refused", {})
-    server.desk.set_user_limits(user_id, max_waiting=1, max_daily=2)
+    # Room in the day (a retry counts as a creation), none among the waiting jobs.
+    server.desk.set_user_limits(user_id, max_waiting=1, max_daily=3)
 
     sign_in(page, server, token)
     expect(page.locator("#usage-waiting")).to_have_text("1")
@@ -210,6 +211,8 @@ def test_a_refused_action_says_why_and_when_it_frees_up(page: Page, server: Serv
     expect(page.get_by_role("alert")).to_contain_text("1 waiting job, the most allowed")
     expect(page.locator("#job-status")).to_contain_text("failed")
 
+    # Now room among the waiting jobs, none in the day: the two creations filled it.
+    server.desk.set_user_limits(user_id, max_waiting=10, max_daily=2)
     page.goto(server.url + "/")
     page.get_by_label("Type", exact=True).first.fill("refused")
     page.get_by_role("button", name="Create job").click()
