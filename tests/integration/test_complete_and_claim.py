@@ -11,8 +11,10 @@ import asyncio
 import contextlib
 import dataclasses
 import random
+import sqlite3
 from collections import Counter
 
+import psycopg
 import pytest
 
 from jobdesk import Completion, JobDesk, JobStatus, Limits, Worker
@@ -221,3 +223,32 @@ async def test_cycling_workers_and_cancelling_users_finish_every_job_exactly_onc
                 assert stored.result == job.input["n"]
             history = [event.status for event in await desk.get_job_history(job.id, job.user_id)]
             assert history.count(JobStatus.COMPLETED) + history.count(JobStatus.CANCELLED) == 1
+
+
+def _history_order(store_url: str) -> list[tuple[str, str]]:
+    """Every history entry as ``(job_id, status)``, in the order the store wrote them."""
+    if store_url.startswith("sqlite"):
+        with contextlib.closing(sqlite3.connect(store_url.removeprefix("sqlite:///"))) as db:
+            return db.execute("SELECT job_id, status FROM job_events ORDER BY id").fetchall()
+    with psycopg.connect(store_url.split("?", 1)[0]) as db:
+        rows = db.execute("SELECT job_id, status FROM jobdesk.job_events ORDER BY id").fetchall()
+        return [(job_id, status) for job_id, status in rows]
+
+
+async def test_the_history_writes_an_end_before_the_start_it_made_room_for(
+    desk: JobDesk, worker: Worker, store_url: str
+) -> None:
+    # One running slot: the cycle's claim can start the next job only in the slot the
+    # completion frees, and the history (which a replay of running jobs reads in order)
+    # must say so: the end first.
+    await desk.set_user_limits("user-1", max_running=1)
+    first = await desk.create_job("user-1", "render", {})
+    second = await desk.create_job("user-1", "render", {})
+    [claimed] = await desk.claim_jobs(worker, limit=2)
+    assert claimed.id == first.id
+    _, [started] = await desk.complete_and_claim_jobs(
+        worker, [Completion(first.id, claimed.attempt)], limit=1
+    )
+    assert started.id == second.id
+    order = _history_order(store_url)
+    assert order.index((first.id, "completed")) < order.index((second.id, "processing"))

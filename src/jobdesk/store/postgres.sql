@@ -273,12 +273,16 @@ WITH c AS MATERIALIZED (
 ), done_events AS (
     INSERT INTO jobdesk.job_events (job_id, at, status, attempt, worker_id)
     SELECT id, updated_at, status, attempt, worker_id FROM done
+    RETURNING job_id
 ),
--- The claim runs after the completions (it is joined to their count), so it sees the
--- running slots and pool places they freed: a volatile function's statements see what
--- the statement calling it wrote before calling it.
+-- The claim runs after the completions and their history (it is joined to the count of
+-- the history rows written), so it sees the running slots and pool places they freed (a
+-- volatile function's statements see what the statement calling it wrote before calling
+-- it), and the history says the ends before the starts they made room for: an
+-- unreferenced data-modifying CTE would run after the main query, and its history rows
+-- would come after the claim's.
 finished AS MATERIALIZED (
-    SELECT count(*) AS count FROM done
+    SELECT count(*) AS count FROM done_events
 ), started AS MATERIALIZED (
     SELECT c.*
     FROM finished,
