@@ -292,3 +292,25 @@ async def test_the_server_returns_expired_leases_to_the_queue(
     requeued = await desk.get_job_status(job.id, "alice")
     assert requeued.error is not None
     assert requeued.error["code"] == "lease_expired"
+
+
+async def test_a_snoozed_job_waits_then_runs_without_spending_its_attempt(
+    api: Api, clock: ManualClock
+) -> None:
+    alice = await api.user("alice")
+    worker = await api.worker("w1")
+    job = await api.create(alice)
+    await api.client.post(f"{WORKER}/claim", json={}, headers=worker)
+    snoozed = await api.client.post(
+        f"{WORKER}/{job['id']}/snooze", json={"attempt": 1, "delay": 60}, headers=worker
+    )
+    assert snoozed.status_code == 200, snoozed.text
+    assert (snoozed.json()["status"], snoozed.json()["error"]) == ("pending", None)
+    waiting = (await api.client.get(f"/api/v1/jobs/{job['id']}", headers=alice)).json()
+    assert waiting["waiting"]["reason"] == "scheduled"
+    assert (await api.client.post(f"{WORKER}/claim", json={}, headers=worker)).json() == []
+
+    clock.advance(61)
+    [again] = (await api.client.post(f"{WORKER}/claim", json={}, headers=worker)).json()
+    assert again["id"] == job["id"]
+    assert again["attempts_left"] == again["max_attempts"] - 1  # the snooze spent none

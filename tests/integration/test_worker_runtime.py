@@ -350,3 +350,33 @@ async def test_the_worker_token_narrows_the_types_and_none_left_is_refused(
         WorkerRuntime(registry, only_a, types=["b"])
     assert refused.value.field == "types"
     assert "may only take a" in refused.value.rule
+
+
+async def test_a_handler_that_snoozes_runs_again_later_on_the_same_budget(
+    desk: JobDesk, clock: ManualClock
+) -> None:
+    registry = Registry()
+    calls: list[int] = []
+
+    @registry.handler("busy_resource")
+    async def busy(ctx: JobContext, payload: Any) -> str:
+        calls.append(ctx.job.attempt)
+        if len(calls) == 1:
+            ctx.snooze(30)  # the resource is busy: not a failure
+        return "done"
+
+    job = await desk.create_job("user-1", "busy_resource", {})
+    first = await runtime(desk, registry)
+    await asyncio.wait_for(first.run(until_empty=True), 10)
+    assert first.outcomes == {"snoozed": 1}
+    snoozed = await desk.get_job_status(job.id, "user-1")
+    assert (snoozed.status, snoozed.error) == (JobStatus.PENDING, None)
+    assert snoozed.waiting is not None and snoozed.waiting.reason.value == "scheduled"
+
+    clock.advance(31)
+    second = await runtime(desk, registry)
+    await asyncio.wait_for(second.run(until_empty=True), 10)
+    assert second.outcomes == {"completed": 1}
+    done = await desk.get_job_status(job.id, "user-1")
+    assert (done.status, done.result) == (JobStatus.COMPLETED, "done")
+    assert done.attempts_left == done.max_attempts - 1  # only the run that completed counts
