@@ -371,7 +371,8 @@ async def test_a_handler_that_snoozes_runs_again_later_on_the_same_budget(
     assert first.outcomes == {"snoozed": 1}
     snoozed = await desk.get_job_status(job.id, "user-1")
     assert (snoozed.status, snoozed.error) == (JobStatus.PENDING, None)
-    assert snoozed.waiting is not None and snoozed.waiting.reason.value == "scheduled"
+    assert snoozed.waiting is not None
+    assert snoozed.waiting.reason.value == "scheduled"
 
     clock.advance(31)
     second = await runtime(desk, registry)
