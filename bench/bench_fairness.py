@@ -202,9 +202,10 @@ async def fill_with_api(desk: JobDesk, user: str, count: int, seconds: float) ->
 
 
 def start_workers(
-    url: str, tokens: list[str], concurrency: int, logs: Path
+    url: str, tokens: list[str], concurrency: int, logs: Path, prefetch: int | None = None
 ) -> list[subprocess.Popen[bytes]]:
-    """One ``jobdesk worker`` process per token, each logging to a file of ``logs``."""
+    """One ``jobdesk worker`` process per token, each logging to a file of ``logs``;
+    ``prefetch`` is passed on (None: the worker's default, which adapts)."""
     executable = Path(sys.executable).with_name("jobdesk")
     processes = []
     for index, token in enumerate(tokens):
@@ -214,6 +215,8 @@ def start_workers(
             "--app", "fairness_handlers:registry", "--app-dir", str(BENCH),
             "--log-level", "warning",
         ]  # fmt: skip
+        if prefetch is not None:
+            command += ["--prefetch", str(prefetch)]
         # The token goes by environment, not argv, where every user of the machine sees it.
         environment = {**os.environ, "JOBDESK_WORKER_TOKEN": token}
         processes.append(
@@ -349,6 +352,22 @@ async def light_figures(
     )
     rows = await cursor.fetchall()
     waits = [(start - created).total_seconds() * 1000 for created, start in rows if start]
+    # The light jobs created while A still had jobs waiting (before A's last start): what
+    # a light user meets while a heavy one is backlogged, however soon A's backlog drains.
+    cursor = await connection.execute(
+        b"""
+        SELECT max(e.at) FROM jobdesk.job_events AS e JOIN jobdesk.jobs AS j ON j.id = e.job_id
+        WHERE j.user_id = %(heavy)s AND e.status = 'processing'
+        """,
+        {"heavy": HEAVY},
+    )
+    heavy_row = await cursor.fetchone()
+    heavy_last = None if heavy_row is None else heavy_row[0]
+    contended = [
+        (start - created).total_seconds() * 1000
+        for created, start in rows
+        if start and heavy_last is not None and created < heavy_last
+    ]
     cursor = await connection.execute(
         b"""
         SELECT j.user_id, count(*) FROM jobdesk.job_events AS e
@@ -378,13 +397,20 @@ async def light_figures(
         },
     }
     if waits:
-        figures["create_to_start_ms"] = {
-            "p50": round(statistics.median(waits), 1),
-            "p95": round(percentile(waits, 0.95), 1),
-            "p99": round(percentile(waits, 0.99), 1),
-            "max": round(max(waits), 1),
-        }
+        figures["create_to_start_ms"] = _waits(waits)
+    figures["light_jobs_while_a_waits"] = len(contended)
+    if contended:
+        figures["create_to_start_while_a_waits_ms"] = _waits(contended)
     return figures
+
+
+def _waits(waits: list[float]) -> dict[str, float]:
+    return {
+        "p50": round(statistics.median(waits), 1),
+        "p95": round(percentile(waits, 0.95), 1),
+        "p99": round(percentile(waits, 0.99), 1),
+        "max": round(max(waits), 1),
+    }
 
 
 async def run_starvation(server: str, backlog: int, scale: Scale, options: Any) -> dict[str, Any]:
@@ -421,7 +447,7 @@ async def run_starvation(server: str, backlog: int, scale: Scale, options: Any) 
             tokens = [await desk.create_worker_token(f"fair-{n}") for n in range(options.workers)]
             with tempfile.TemporaryDirectory(prefix="bench-fairness-") as directory:
                 logs = Path(directory)
-                processes = start_workers(url, tokens, options.concurrency, logs)
+                processes = start_workers(url, tokens, options.concurrency, logs, options.prefetch)
                 try:
                     await wait_for_workers(desk, connection, processes, logs, seconds)
                     heavy_pending = (
@@ -446,6 +472,7 @@ async def run_starvation(server: str, backlog: int, scale: Scale, options: Any) 
     return {
         "backlog": backlog,
         "heavy_max_running": heavy_running,
+        "worker_prefetch": options.prefetch,
         "fill_s": round(fill_seconds, 1),
         "heavy_pending_at_window_start": heavy_at_start,
         "heavy_pending_at_window_end": heavy_at_end,
@@ -465,10 +492,11 @@ def print_starvation(runs: list[dict[str, Any]]) -> dict[str, float]:
     print(
         f"{'backlog':>8} {'A at start':>10} {'light jobs':>10} {'never':>5} {'p50 ms':>10} "
         f"{'p95 ms':>10} {'p99 ms':>10} {'max ms':>10} {'starts/s':>8} {'A starts':>8} "
-        f"{'light/user':>12} {'load 1m':>7}"
+        f"{'light/user':>12} {'load 1m':>7} {'while A waits: jobs':>19} {'p95 ms':>8}"
     )
     for run in runs:
         wait = run.get("create_to_start_ms", {})
+        contended = run.get("create_to_start_while_a_waits_ms", {})
         per_user = run["light_starts_per_user"]
         print(
             f"{run['backlog']:>8,} {run['heavy_pending_at_window_start']:>10,} "
@@ -477,7 +505,8 @@ def print_starvation(runs: list[dict[str, Any]]) -> dict[str, float]:
             f"{wait.get('p99', float('nan')):>10,.1f} {wait.get('max', float('nan')):>10,.1f} "
             f"{run['starts_per_s']:>8,.1f} {run['heavy_starts_in_window']:>8,} "
             f"{per_user['min']:>4}/{per_user['median']:g}/{per_user['max']:<4} "
-            f"{run['load_at_window_end']['loadavg'][0]:>7}"
+            f"{run['load_at_window_end']['loadavg'][0]:>7} "
+            f"{run['light_jobs_while_a_waits']:>19,} {contended.get('p95', float('nan')):>8,.1f}"
         )
     p95 = {
         run["backlog"]: run["create_to_start_ms"]["p95"]
@@ -782,6 +811,12 @@ def arguments() -> argparse.Namespace:
     parser.add_argument("--workers", type=int, default=4, help="worker processes (4)")
     parser.add_argument("--concurrency", type=int, default=10, help="slots per worker (10)")
     parser.add_argument("--job-ms", type=float, default=50.0, help="a job's length, ms (50)")
+    parser.add_argument(
+        "--prefetch",
+        type=int,
+        help="starvation: the workers' --prefetch (default: theirs, which adapts; 0: none, "
+        "so a light job is claimed at the next free slot, not behind prefetched work)",
+    )
     parser.add_argument(
         "--heavy-max-running",
         type=int,
