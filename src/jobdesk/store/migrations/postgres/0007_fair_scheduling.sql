@@ -156,13 +156,15 @@ DECLARE
     v_now timestamptz := coalesce(p_now, now());
     v_user record;
     v_locked record;
-    v_job record;
+    v_job_id text;
+    v_job_type text;
     v_gate record;
     v_running integer;
     v_room integer;
     v_best integer;
     v_first_locked text;
     v_holding boolean := false;
+    v_limited text[];
     -- the candidates, in walk order
     c_user text[] := '{}';
     c_vtime double precision[] := '{}';
@@ -170,6 +172,9 @@ DECLARE
     c_room integer[] := '{}';
     c_open boolean[] := '{}';
     c_starts integer[] := '{}';
+    -- each candidate's first startable job, found and locked by the walk
+    c_head text[] := '{}';
+    c_head_type text[] := '{}';
     -- types closed for the rest of this claim; started jobs (in order) and their types
     v_closed text[];
     v_taken text[] := '{}';
@@ -180,29 +185,27 @@ BEGIN
     IF p_limit < 1 THEN
         RETURN;
     END IF;
-    -- Gates already closed: a full pool, a rate not yet due (twin of TypeGate.open).
-    SELECT coalesce(array_agg(t.type), '{}') INTO v_closed
-    FROM jobdesk.type_limits AS t
-    WHERE (t.next_start_at IS NOT NULL AND t.next_start_at > v_now)
-       OR (t.max_running IS NOT NULL AND t.max_running <= (
-              SELECT count(*) FROM jobdesk.jobs AS r
-              WHERE r.type = t.type AND r.status = 'processing'));
+    -- The limited types (a claim of any other type skips the gate), and those whose gate
+    -- is already closed: a full pool, a rate not yet due (twin of TypeGate.open).
+    SELECT coalesce(array_agg(t.type), '{}'),
+           coalesce(array_agg(t.type) FILTER (
+               WHERE (t.next_start_at IS NOT NULL AND t.next_start_at > v_now)
+                  OR (t.max_running IS NOT NULL AND t.max_running <= (
+                         SELECT count(*) FROM jobdesk.jobs AS r
+                         WHERE r.type = t.type AND r.status = 'processing'))
+           ), '{}')
+    INTO v_limited, v_closed
+    FROM jobdesk.type_limits AS t;
 
-    -- 1. The walk (twin of jobdesk.scheduling.candidates).
+    -- 1. The walk (twin of jobdesk.scheduling.candidates): each user locked (SKIP LOCKED:
+    -- another claimer's users are its own), then, under the lock, their running jobs
+    -- counted and their first startable job found and locked: the plan's first start
+    -- for that user, if the plan gets to them.
     FOR v_user IN
-        SELECT u.user_id, coalesce(u.max_running, p_default_max_running) AS max_running
-        FROM jobdesk.users AS u
+        SELECT u.user_id FROM jobdesk.users AS u
         WHERE u.waiting > 0
         ORDER BY u.vtime, u.user_id
     LOOP
-        SELECT count(*) INTO v_running FROM jobdesk.jobs AS r
-        WHERE r.user_id = v_user.user_id AND r.status = 'processing';
-        CONTINUE WHEN v_running >= v_user.max_running;
-        CONTINUE WHEN NOT EXISTS (
-            SELECT 1 FROM jobdesk.jobs AS j
-            WHERE j.user_id = v_user.user_id AND j.status = 'pending' AND j.run_at <= v_now
-              AND (p_types IS NULL OR j.type = ANY(p_types)) AND j.type <> ALL(v_closed)
-        );
         SELECT u.vtime, coalesce(u.weight, 1.0) AS weight,
                coalesce(u.max_running, p_default_max_running) AS max_running
         INTO v_locked
@@ -214,24 +217,32 @@ BEGIN
             CONTINUE;
         END IF;
         v_holding := true;
-        -- Counted again under the lock: a claim that committed since the walk's read counts.
         SELECT count(*) INTO v_running FROM jobdesk.jobs AS r
         WHERE r.user_id = v_user.user_id AND r.status = 'processing';
         CONTINUE WHEN v_running >= v_locked.max_running;
+        SELECT j.id, j.type INTO v_job_id, v_job_type FROM jobdesk.jobs AS j
+        WHERE j.user_id = v_user.user_id AND j.status = 'pending' AND j.run_at <= v_now
+          AND (p_types IS NULL OR j.type = ANY(p_types)) AND j.type <> ALL(v_closed)
+        ORDER BY j.priority DESC, j.id
+        LIMIT 1
+        FOR UPDATE SKIP LOCKED;
+        CONTINUE WHEN NOT FOUND;
         c_user := c_user || v_user.user_id;
         c_vtime := c_vtime || v_locked.vtime;
         c_weight := c_weight || v_locked.weight;
         c_room := c_room || (v_locked.max_running - v_running);
         c_open := c_open || true;
         c_starts := c_starts || 0;
+        c_head := c_head || v_job_id;
+        c_head_type := c_head_type || v_job_type;
         EXIT WHEN cardinality(c_user) >= p_limit;
     END LOOP;
     IF cardinality(c_user) = 0 THEN
         IF v_first_locked IS NULL OR v_holding THEN
             RETURN;
         END IF;
-        -- Every user with work for us was locked by other claimers. Holding no lock, wait
-        -- for the first one: a lone user's jobs go to every idle worker.
+        -- Every user with work was locked by other claimers. Holding no lock, wait for the
+        -- first one: a lone user's jobs go to every idle worker.
         SELECT u.vtime, coalesce(u.weight, 1.0) AS weight,
                coalesce(u.max_running, p_default_max_running) AS max_running
         INTO v_locked
@@ -252,9 +263,11 @@ BEGIN
         c_room := ARRAY[v_locked.max_running - v_running];
         c_open := ARRAY[true];
         c_starts := ARRAY[0];
+        c_head := ARRAY[NULL::text];
+        c_head_type := ARRAY[NULL::text];
     END IF;
 
-    -- 2. The plan.
+    -- 2. The plan (twin of jobdesk.scheduling.plan).
     WHILE cardinality(v_taken) < p_limit LOOP
         v_best := NULL;
         FOR i IN 1 .. cardinality(c_user) LOOP
@@ -269,48 +282,57 @@ BEGIN
             c_open[v_best] := false;
             CONTINUE;
         END IF;
-        SELECT j.id, j.type INTO v_job FROM jobdesk.jobs AS j
-        WHERE j.user_id = c_user[v_best] AND j.status = 'pending' AND j.run_at <= v_now
-          AND (p_types IS NULL OR j.type = ANY(p_types)) AND j.type <> ALL(v_closed)
-          AND j.id <> ALL(v_taken)
-        ORDER BY j.priority DESC, j.id
-        LIMIT 1
-        FOR UPDATE SKIP LOCKED;
-        IF NOT FOUND THEN
-            c_open[v_best] := false;
-            CONTINUE;
+        IF c_head[v_best] IS NOT NULL AND c_head_type[v_best] <> ALL(v_closed) THEN
+            -- The job the walk found (and locked) for this user.
+            v_job_id := c_head[v_best];
+            v_job_type := c_head_type[v_best];
+        ELSE
+            SELECT j.id, j.type INTO v_job_id, v_job_type FROM jobdesk.jobs AS j
+            WHERE j.user_id = c_user[v_best] AND j.status = 'pending' AND j.run_at <= v_now
+              AND (p_types IS NULL OR j.type = ANY(p_types)) AND j.type <> ALL(v_closed)
+              AND j.id <> ALL(v_taken)
+            ORDER BY j.priority DESC, j.id
+            LIMIT 1
+            FOR UPDATE SKIP LOCKED;
+            IF NOT FOUND THEN
+                c_open[v_best] := false;
+                CONTINUE;
+            END IF;
         END IF;
-        -- The type's gate (twin of TypeGate.open and TypeGate.started).
-        SELECT t.max_running, t.rate_count, t.rate_period, t.next_start_at INTO v_gate
-        FROM jobdesk.type_limits AS t WHERE t.type = v_job.type
-        FOR UPDATE SKIP LOCKED;
-        IF FOUND THEN
+        c_head[v_best] := NULL;
+        -- A limited type's gate (twin of TypeGate.open and TypeGate.started).
+        IF v_job_type = ANY(v_limited) THEN
+            SELECT t.max_running, t.rate_count, t.rate_period, t.next_start_at INTO v_gate
+            FROM jobdesk.type_limits AS t WHERE t.type = v_job_type
+            FOR UPDATE SKIP LOCKED;
+            IF NOT FOUND THEN
+                -- another claimer holds this type's gate: closed for this claim
+                v_closed := v_closed || v_job_type;
+                CONTINUE;
+            END IF;
             v_room := NULL;
             IF v_gate.max_running IS NOT NULL THEN
                 SELECT v_gate.max_running - count(*) INTO v_room FROM jobdesk.jobs AS r
-                WHERE r.type = v_job.type AND r.status = 'processing';
+                WHERE r.type = v_job_type AND r.status = 'processing';
                 v_room := v_room - coalesce(
-                    (SELECT count(*) FROM unnest(v_taken_types) AS s WHERE s = v_job.type), 0);
+                    (SELECT count(*) FROM unnest(v_taken_types) AS s WHERE s = v_job_type), 0);
             END IF;
             IF (v_room IS NOT NULL AND v_room <= 0)
-               OR (v_job.type = ANY(v_gate_types)) AND v_gate.rate_count IS NOT NULL
+               OR (v_job_type = ANY(v_gate_types) AND v_gate.rate_count IS NOT NULL)
                OR (v_gate.next_start_at IS NOT NULL AND v_gate.next_start_at > v_now) THEN
-                v_closed := v_closed || v_job.type;
+                v_closed := v_closed || v_job_type;
                 CONTINUE;
             END IF;
             IF v_gate.rate_count IS NOT NULL THEN
-                v_gate_types := v_gate_types || v_job.type;
+                v_gate_types := v_gate_types || v_job_type;
                 v_next_starts := v_next_starts
                     || (greatest(coalesce(v_gate.next_start_at, v_now), v_now)
-                        + ceil(v_gate.rate_period * 1000000 / v_gate.rate_count) * interval '1 microsecond');
+                        + ceil(v_gate.rate_period * 1000000 / v_gate.rate_count)
+                          * interval '1 microsecond');
             END IF;
-        ELSIF EXISTS (SELECT 1 FROM jobdesk.type_limits AS t WHERE t.type = v_job.type) THEN
-            -- another claimer holds this type's gate: closed for this claim
-            v_closed := v_closed || v_job.type;
-            CONTINUE;
         END IF;
-        v_taken := v_taken || v_job.id;
-        v_taken_types := v_taken_types || v_job.type;
+        v_taken := v_taken || v_job_id;
+        v_taken_types := v_taken_types || v_job_type;
         c_vtime[v_best] := c_vtime[v_best] + 1.0 / c_weight[v_best];
         c_room[v_best] := c_room[v_best] - 1;
         c_starts[v_best] := c_starts[v_best] + 1;
