@@ -164,6 +164,7 @@ DECLARE
     v_best integer;
     v_first_locked text;
     v_holding boolean := false;
+    v_pass integer;
     v_limited text[];
     -- the candidates, in walk order
     c_user text[] := '{}';
@@ -200,71 +201,54 @@ BEGIN
     -- 1. The walk (twin of jobdesk.scheduling.candidates): each user locked (SKIP LOCKED:
     -- another claimer's users are its own), then, under the lock, their running jobs
     -- counted and their first startable job found and locked: the plan's first start
-    -- for that user, if the plan gets to them.
-    FOR v_user IN
-        SELECT u.user_id FROM jobdesk.users AS u
-        WHERE u.waiting > 0
-        ORDER BY u.vtime, u.user_id
-    LOOP
-        SELECT u.vtime, coalesce(u.weight, 1.0) AS weight,
-               coalesce(u.max_running, p_default_max_running) AS max_running
-        INTO v_locked
-        FROM jobdesk.users AS u
-        WHERE u.user_id = v_user.user_id AND u.waiting > 0
-        FOR UPDATE SKIP LOCKED;
-        IF NOT FOUND THEN
-            v_first_locked := coalesce(v_first_locked, v_user.user_id);
-            CONTINUE;
-        END IF;
-        v_holding := true;
-        SELECT count(*) INTO v_running FROM jobdesk.jobs AS r
-        WHERE r.user_id = v_user.user_id AND r.status = 'processing';
-        CONTINUE WHEN v_running >= v_locked.max_running;
-        SELECT j.id, j.type INTO v_job_id, v_job_type FROM jobdesk.jobs AS j
-        WHERE j.user_id = v_user.user_id AND j.status = 'pending' AND j.run_at <= v_now
-          AND (p_types IS NULL OR j.type = ANY(p_types)) AND j.type <> ALL(v_closed)
-        ORDER BY j.priority DESC, j.id
-        LIMIT 1
-        FOR UPDATE SKIP LOCKED;
-        CONTINUE WHEN NOT FOUND;
-        c_user := c_user || v_user.user_id;
-        c_vtime := c_vtime || v_locked.vtime;
-        c_weight := c_weight || v_locked.weight;
-        c_room := c_room || (v_locked.max_running - v_running);
-        c_open := c_open || true;
-        c_starts := c_starts || 0;
-        c_head := c_head || v_job_id;
-        c_head_type := c_head_type || v_job_type;
-        EXIT WHEN cardinality(c_user) >= p_limit;
+    -- for that user, if the plan gets to them. If every user with work was locked by other
+    -- claimers, the claim (holding no lock yet) waits for the first of them, then walks
+    -- again: by then those claims have committed, so it plans over every user, as one
+    -- claimer alone would, instead of over the one it waited for.
+    FOR v_pass IN 1 .. 2 LOOP
+        FOR v_user IN
+            SELECT u.user_id FROM jobdesk.users AS u
+            WHERE u.waiting > 0
+            ORDER BY u.vtime, u.user_id
+        LOOP
+            SELECT u.vtime, coalesce(u.weight, 1.0) AS weight,
+                   coalesce(u.max_running, p_default_max_running) AS max_running
+            INTO v_locked
+            FROM jobdesk.users AS u
+            WHERE u.user_id = v_user.user_id AND u.waiting > 0
+            FOR UPDATE SKIP LOCKED;
+            IF NOT FOUND THEN
+                v_first_locked := coalesce(v_first_locked, v_user.user_id);
+                CONTINUE;
+            END IF;
+            v_holding := true;
+            SELECT count(*) INTO v_running FROM jobdesk.jobs AS r
+            WHERE r.user_id = v_user.user_id AND r.status = 'processing';
+            CONTINUE WHEN v_running >= v_locked.max_running;
+            SELECT j.id, j.type INTO v_job_id, v_job_type FROM jobdesk.jobs AS j
+            WHERE j.user_id = v_user.user_id AND j.status = 'pending' AND j.run_at <= v_now
+              AND (p_types IS NULL OR j.type = ANY(p_types)) AND j.type <> ALL(v_closed)
+            ORDER BY j.priority DESC, j.id
+            LIMIT 1
+            FOR UPDATE SKIP LOCKED;
+            CONTINUE WHEN NOT FOUND;
+            c_user := c_user || v_user.user_id;
+            c_vtime := c_vtime || v_locked.vtime;
+            c_weight := c_weight || v_locked.weight;
+            c_room := c_room || (v_locked.max_running - v_running);
+            c_open := c_open || true;
+            c_starts := c_starts || 0;
+            c_head := c_head || v_job_id;
+            c_head_type := c_head_type || v_job_type;
+            EXIT WHEN cardinality(c_user) >= p_limit;
+        END LOOP;
+        EXIT WHEN cardinality(c_user) > 0 OR v_holding OR v_first_locked IS NULL OR v_pass = 2;
+        -- Holding no lock, wait for the first user another claimer held.
+        PERFORM 1 FROM jobdesk.users AS u WHERE u.user_id = v_first_locked FOR UPDATE;
+        v_first_locked := NULL;
     END LOOP;
     IF cardinality(c_user) = 0 THEN
-        IF v_first_locked IS NULL OR v_holding THEN
-            RETURN;
-        END IF;
-        -- Every user with work was locked by other claimers. Holding no lock, wait for the
-        -- first one: a lone user's jobs go to every idle worker.
-        SELECT u.vtime, coalesce(u.weight, 1.0) AS weight,
-               coalesce(u.max_running, p_default_max_running) AS max_running
-        INTO v_locked
-        FROM jobdesk.users AS u
-        WHERE u.user_id = v_first_locked AND u.waiting > 0
-        FOR UPDATE;
-        IF NOT FOUND THEN
-            RETURN;
-        END IF;
-        SELECT count(*) INTO v_running FROM jobdesk.jobs AS r
-        WHERE r.user_id = v_first_locked AND r.status = 'processing';
-        IF v_running >= v_locked.max_running THEN
-            RETURN;
-        END IF;
-        c_user := ARRAY[v_first_locked];
-        c_vtime := ARRAY[v_locked.vtime];
-        c_weight := ARRAY[v_locked.weight];
-        c_room := ARRAY[v_locked.max_running - v_running];
-        c_open := ARRAY[true];
-        c_starts := ARRAY[0];
-        c_head := ARRAY[NULL::text];
-        c_head_type := ARRAY[NULL::text];
+        RETURN;
     END IF;
 
     -- 2. The plan (twin of jobdesk.scheduling.plan).
