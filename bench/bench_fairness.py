@@ -799,19 +799,38 @@ async def wait_for_starts(
         await asyncio.sleep(0.5)
 
 
-async def first_starts(connection: psycopg.AsyncConnection[Any], starts: int) -> dict[str, int]:
-    """The starts per user among the first ``starts`` of the history, in event-id order."""
+async def first_starts(
+    connection: psycopg.AsyncConnection[Any], starts: int
+) -> tuple[dict[str, int], dict[str, Any]]:
+    """The starts per user among the first ``starts`` of the history, in event-id order,
+    and the claims that made them.
+
+    A claim stamps its starts with one worker and one time, so those two tell claims
+    apart: how many there were, and how many of those that started several jobs took
+    them all from one user (each claim plans only over the users it could lock).
+    """
     cursor = await connection.execute(
         b"""
-        SELECT j.user_id, count(*) FROM (
-            SELECT job_id FROM jobdesk.job_events WHERE status = 'processing'
+        SELECT j.user_id, e.worker_id, e.at FROM (
+            SELECT job_id, worker_id, at FROM jobdesk.job_events WHERE status = 'processing'
             ORDER BY id LIMIT %(starts)s
         ) AS e JOIN jobdesk.jobs AS j ON j.id = e.job_id
-        GROUP BY j.user_id
         """,
         {"starts": starts},
     )
-    return {user: int(count) for user, count in await cursor.fetchall()}
+    per_user: dict[str, int] = {}
+    claims: dict[tuple[str, datetime], list[str]] = {}
+    for user, worker, at in await cursor.fetchall():
+        per_user[user] = per_user.get(user, 0) + 1
+        claims.setdefault((worker, at), []).append(user)
+    several = [users for users in claims.values() if len(users) > 1]
+    figures = {
+        "claims": len(claims),
+        "starts_per_claim": round(starts / len(claims), 1) if claims else 0,
+        "claims_of_several_starts": len(several),
+        "of_them_from_one_user": sum(1 for users in several if len(set(users)) == 1),
+    }
+    return per_user, figures
 
 
 async def run_weights(
@@ -847,7 +866,7 @@ async def run_weights(
                 )
                 elapsed = time.monotonic() - started
                 load_after = load()
-            counted = await first_starts(connection, scale.weight_starts)
+            counted, claims = await first_starts(connection, scale.weight_starts)
     starts = [counted.get(user, 0) for user in users]
     expected = weights[0] / weights[1]
     ratio = starts[0] / starts[1] if starts[1] else float("inf")
@@ -866,6 +885,7 @@ async def run_weights(
         "tolerance": WEIGHT_TOLERANCE,
         "backlogged_throughout": backlogged,
         "passed": abs(deviation) <= WEIGHT_TOLERANCE and backlogged,
+        "claims": claims,
         "seconds_to_count": round(elapsed, 1),
         "starts_per_s": round(scale.weight_starts / elapsed, 1),
         "worker_exit_statuses": statuses,
@@ -879,15 +899,18 @@ def print_weights(runs: list[dict[str, Any]]) -> bool:
     print()
     print(
         f"{'weights':>8} {'starts':>7} {'first':>7} {'second':>7} {'ratio':>6} "
-        f"{'expected':>8} {'deviation':>9} {'starts/s':>8} {'backlogged':>10} {'load 1m':>7} "
-        f"{'verdict':>7}"
+        f"{'expected':>8} {'deviation':>9} {'starts/s':>8} {'claims':>6} {'one user':>9} "
+        f"{'backlogged':>10} {'load 1m':>7} {'verdict':>7}"
     )
     for run in runs:
         first, second = run["starts_per_user"].values()
+        claims = run["claims"]
         print(
             f"{'{:g}:{:g}'.format(*run['weights']):>8} {run['starts_counted']:>7,} "
             f"{first:>7,} {second:>7,} {run['ratio']:>6.3f} {run['expected_ratio']:>8.2f} "
             f"{run['deviation']:>+9.2%} {run['starts_per_s']:>8,.1f} "
+            f"{claims['claims']:>6,} "
+            f"{claims['of_them_from_one_user']:>4}/{claims['claims_of_several_starts']:<4}"
             f"{'yes' if run['backlogged_throughout'] else 'NO':>10} "
             f"{run['load_at_end']['loadavg'][0]:>7} {verdict(run['passed']):>7}"
         )
@@ -896,6 +919,8 @@ def print_weights(runs: list[dict[str, Any]]) -> bool:
         f"weights: {verdict(passed)} - every ratio of starts within "
         f"{WEIGHT_TOLERANCE:.0%} of the ratio of weights, both users backlogged throughout"
     )
+    print("(one user: of the claims that started several jobs, those that took them all from")
+    print(" one user, though both waited)")
     return passed
 
 
