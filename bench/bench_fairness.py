@@ -26,10 +26,12 @@ of the store's ``claim`` statement, with the plans of the statements it runs
 inside functions (``auto_explain``).
 
 ``weights``: two users, each with a backlog of 5 ms jobs bigger than their share
-of the measure, weights 3 and 1 and running caps of every worker slot (so that
+of the measure, weights 3 and 1 and running caps of their whole backlog (so that
 the weights, not the caps, decide), 4 ``jobdesk worker`` processes; their starts
 among the first 10,000 in the history (by event id), and their ratio against 3.0
 +- 5%; then the same with equal weights (1.0 +- 5%). One fresh database each.
+Beside them: the claims that made those starts (a claim's starts share a worker
+and a time), and how many that started several jobs took them all from one user.
 
 ``caps``: for ``--duration`` (60 s), 6 users with ``max_running`` 3 and backlogs
 of 50 ms jobs, a fifth of them of a type with a pool of 2, a fifth of a type with
@@ -225,9 +227,10 @@ async def fill_with_api(desk: JobDesk, user: str, count: int, seconds: float) ->
 
 
 def start_workers(
-    url: str, tokens: list[str], concurrency: int, logs: Path
+    url: str, tokens: list[str], concurrency: int, logs: Path, prefetch: int | None = None
 ) -> list[subprocess.Popen[bytes]]:
-    """One ``jobdesk worker`` process per token, each logging to a file of ``logs``."""
+    """One ``jobdesk worker`` process per token, each logging to a file of ``logs``;
+    ``prefetch`` None leaves the worker's own (automatic) prefetch."""
     executable = Path(sys.executable).with_name("jobdesk")
     processes = []
     for index, token in enumerate(tokens):
@@ -237,6 +240,8 @@ def start_workers(
             "--app", "fairness_handlers:registry", "--app-dir", str(BENCH),
             "--log-level", "warning",
         ]  # fmt: skip
+        if prefetch is not None:
+            command += ["--prefetch", str(prefetch)]
         # The token goes by environment, not argv, where every user of the machine sees it.
         environment = {**os.environ, "JOBDESK_WORKER_TOKEN": token}
         processes.append(
@@ -761,7 +766,7 @@ async def workers_running(
     tokens = [await desk.create_worker_token(f"fair-{n}") for n in range(options.workers)]
     with tempfile.TemporaryDirectory(prefix="bench-fairness-") as directory:
         logs = Path(directory)
-        processes = start_workers(url, tokens, options.concurrency, logs)
+        processes = start_workers(url, tokens, options.concurrency, logs, options.prefetch)
         statuses: list[int | None] = []
         try:
             yield processes, logs, statuses
@@ -833,13 +838,21 @@ async def first_starts(
     return per_user, figures
 
 
+def weights_cap(options: Any, scale: Scale) -> int:
+    """The users' running cap in ``weights`` unless asked otherwise: their whole backlog, so
+    that the weights, not the caps, decide. Every worker slot is not enough: a job the
+    worker has claimed ahead of its slots (prefetch), or whose end it has not written yet,
+    is processing too, and with caps of the slots alone both users sit at their caps and
+    share the starts evenly, whatever their weights."""
+    return int(options.max_running or scale.weight_backlog)
+
+
 async def run_weights(
     server: str, weights: tuple[float, float], scale: Scale, options: Any
 ) -> dict[str, Any]:
     """Two backlogged users of ``weights``: their starts among the first of the history."""
     seconds = options.job_ms / 1000
-    # Caps of every slot: the weights, not the caps, decide who starts.
-    slots = options.workers * options.concurrency
+    cap = weights_cap(options, scale)
     users = [f"weighted-{index}" for index in range(len(weights))]
     async with fresh_database(server) as name:
         url = url_of(server, name)
@@ -851,7 +864,7 @@ async def run_weights(
             for user, weight in zip(users, weights, strict=True):
                 await desk.set_user_limits(
                     user,
-                    max_running=slots,
+                    max_running=cap,
                     max_waiting=scale.weight_backlog,
                     max_daily=MAX_DAILY,
                     weight=weight,
@@ -867,6 +880,15 @@ async def run_weights(
                 elapsed = time.monotonic() - started
                 load_after = load()
             counted, claims = await first_starts(connection, scale.weight_starts)
+            # The measure's history, replayed: whether a running cap was ever reached in it.
+            last = await scalar(
+                connection,
+                "SELECT id FROM jobdesk.job_events WHERE status = 'processing' "
+                "ORDER BY id OFFSET %(skip)s LIMIT 1",
+                skip=scale.weight_starts - 1,
+            )
+            rows = await (await connection.execute(HISTORY, {"until": last})).fetchall()
+    most_processing = replay(rows)["most_by_user"]
     starts = [counted.get(user, 0) for user in users]
     expected = weights[0] / weights[1]
     ratio = starts[0] / starts[1] if starts[1] else float("inf")
@@ -876,6 +898,8 @@ async def run_weights(
     return {
         "weights": list(weights),
         "backlog_per_user": scale.weight_backlog,
+        "max_running": cap,
+        "most_processing_per_user": [most_processing.get(user, 0) for user in users],
         "fill_s": round(fill_seconds, 1),
         "starts_counted": sum(starts),
         "starts_per_user": dict(zip(users, starts, strict=True)),
@@ -900,17 +924,19 @@ def print_weights(runs: list[dict[str, Any]]) -> bool:
     print(
         f"{'weights':>8} {'starts':>7} {'first':>7} {'second':>7} {'ratio':>6} "
         f"{'expected':>8} {'deviation':>9} {'starts/s':>8} {'claims':>6} {'one user':>9} "
-        f"{'backlogged':>10} {'load 1m':>7} {'verdict':>7}"
+        f"{'cap':>4} {'most':>7} {'backlogged':>10} {'load 1m':>7} {'verdict':>7}"
     )
     for run in runs:
         first, second = run["starts_per_user"].values()
         claims = run["claims"]
+        most = "/".join(str(count) for count in run["most_processing_per_user"])
         print(
             f"{'{:g}:{:g}'.format(*run['weights']):>8} {run['starts_counted']:>7,} "
             f"{first:>7,} {second:>7,} {run['ratio']:>6.3f} {run['expected_ratio']:>8.2f} "
             f"{run['deviation']:>+9.2%} {run['starts_per_s']:>8,.1f} "
             f"{claims['claims']:>6,} "
-            f"{claims['of_them_from_one_user']:>4}/{claims['claims_of_several_starts']:<4}"
+            f"{claims['of_them_from_one_user']:>4}/{claims['claims_of_several_starts']:<4} "
+            f"{run['max_running']:>4} {most:>7}"
             f"{'yes' if run['backlogged_throughout'] else 'NO':>10} "
             f"{run['load_at_end']['loadavg'][0]:>7} {verdict(run['passed']):>7}"
         )
@@ -920,7 +946,8 @@ def print_weights(runs: list[dict[str, Any]]) -> bool:
         f"{WEIGHT_TOLERANCE:.0%} of the ratio of weights, both users backlogged throughout"
     )
     print("(one user: of the claims that started several jobs, those that took them all from")
-    print(" one user, though both waited)")
+    print(" one user, though both waited; most: the most processing at once per user, from the")
+    print(" history, beside their running cap)")
     return passed
 
 
@@ -935,6 +962,8 @@ async def weights(server: str, scale: Scale, options: Any) -> dict[str, Any]:
             "job_ms": options.job_ms,
             "starts_counted": scale.weight_starts,
             "backlog_per_user": scale.weight_backlog,
+            "max_running": weights_cap(options, scale),
+            "prefetch": options.prefetch,
         },
         "runs": [],
     }
@@ -958,10 +987,12 @@ CAPS_MIX = {POOLED_TYPE: 0.2, RATED_TYPE: 0.2}
 #: backlogs this much above what the caps let the run start, so that nobody runs dry
 CAPS_BACKLOG_MARGIN = 1.2
 
-#: the whole history with each job's user and type, in event-id order
+#: the history with each job's user and type, in event-id order, up to the entry ``until``
+#: (None: all of it)
 HISTORY = b"""
 SELECT e.job_id, e.status, e.at, j.user_id, j.type
 FROM jobdesk.job_events AS e JOIN jobdesk.jobs AS j ON j.id = e.job_id
+WHERE %(until)s::bigint IS NULL OR e.id <= %(until)s::bigint
 ORDER BY e.id
 """
 
@@ -1047,6 +1078,7 @@ async def caps(server: str, scale: Scale, options: Any) -> dict[str, Any]:
             "max_running": CAPS_MAX_RUNNING,
             "pool": {POOLED_TYPE: CAPS_POOL},
             "rate": {RATED_TYPE: CAPS_RATE},
+            "prefetch": options.prefetch,
         },
     }
     async with fresh_database(server) as name:
@@ -1084,7 +1116,7 @@ async def caps(server: str, scale: Scale, options: Any) -> dict[str, Any]:
             pending = await scalar(
                 connection, "SELECT count(*) FROM jobdesk.jobs WHERE status = 'pending'"
             )
-            rows = await (await connection.execute(HISTORY)).fetchall()
+            rows = await (await connection.execute(HISTORY, {"until": None})).fetchall()
     history = replay(rows)
     rated = history["start_times"].get(RATED_TYPE, [])
     checks = [
@@ -1224,6 +1256,16 @@ def arguments() -> argparse.Namespace:
         type=float,
         default=600.0,
         help="starvation: seconds to wait after the window; weights: for the starts (600)",
+    )
+    parser.add_argument(
+        "--max-running",
+        type=int,
+        help="weights: each user's running cap (default: their backlog, so that it never binds)",
+    )
+    parser.add_argument(
+        "--prefetch",
+        type=int,
+        help="weights and caps: the workers' --prefetch (default: theirs, automatic)",
     )
     parser.add_argument("--claims", type=int, help="claim-cost: claims timed (default 2000)")
     parser.add_argument("--output", type=Path, help="the JSON file (default under bench/results)")
