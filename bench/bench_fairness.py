@@ -32,6 +32,7 @@ among the first 10,000 in the history (by event id), and their ratio against 3.0
 +- 5%; then the same with equal weights (1.0 +- 5%). One fresh database each.
 Beside them: the claims that made those starts (a claim's starts share a worker
 and a time), and how many that started several jobs took them all from one user.
+``--prefetch 0`` runs the workers without claiming ahead: smaller claims.
 
 ``caps``: for ``--duration`` (60 s), 6 users with ``max_running`` 3 and backlogs
 of 50 ms jobs, a fifth of them of a type with a pool of 2, a fifth of a type with
@@ -47,7 +48,8 @@ machine may be shared, so compare runs made side by side.
 
 Written for today's limits (``set_user_limits(max_active=, max_daily=)``) and for
 those of issue 14 (``max_running=, max_waiting=, max_daily=, weight=``): the
-keywords are chosen from ``JobDesk.set_user_limits``' signature.
+keywords are chosen from ``JobDesk.set_user_limits``' signature. ``weights`` and
+``caps`` need issue 14's (``weight=``, ``set_type_limits``).
 """
 
 from __future__ import annotations
