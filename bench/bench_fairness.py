@@ -5,6 +5,10 @@
     .venv/bin/python bench/bench_fairness.py claim-cost                 # 1,000,000 pending jobs
     .venv/bin/python bench/bench_fairness.py starvation --quick         # smoke runs, seconds
     .venv/bin/python bench/bench_fairness.py claim-cost --quick
+    .venv/bin/python bench/bench_fairness.py weights                    # 3:1, then 1:1
+    .venv/bin/python bench/bench_fairness.py caps                       # 60 s under every limit
+    .venv/bin/python bench/bench_fairness.py weights --quick
+    .venv/bin/python bench/bench_fairness.py caps --quick               # 15 s
 
 ``starvation``: user A ("heavy") holds a backlog of 50 ms jobs (its limits raised);
 4 real ``jobdesk worker`` processes run them; 50 light users each create one job
@@ -21,6 +25,22 @@ the oldest) at its running cap, inserted with SQL, then ``ANALYZE``; then
 of the store's ``claim`` statement, with the plans of the statements it runs
 inside functions (``auto_explain``).
 
+``weights``: two users, each with a backlog of 5 ms jobs bigger than their share
+of the measure, weights 3 and 1 and running caps of their whole backlog (so that
+the weights, not the caps, decide), 4 ``jobdesk worker`` processes; their starts
+among the first 10,000 in the history (by event id), and their ratio against 3.0
++- 5%; then the same with equal weights (1.0 +- 5%). One fresh database each.
+Beside them: the claims that made those starts (a claim's starts share a worker
+and a time), and how many that started several jobs took them all from one user.
+``--prefetch 0`` runs the workers without claiming ahead: smaller claims.
+
+``caps``: for ``--duration`` (60 s), 6 users with ``max_running`` 3 and backlogs
+of 50 ms jobs, a fifth of them of a type with a pool of 2, a fifth of a type with
+a rate of 20/s, 4 ``jobdesk worker`` processes; then the whole history replayed
+in event-id order: the most jobs processing at once per user and of the pooled
+type, and the most starts of the rated type in any 1 s window, each against its
+limit (PASS only if none is ever exceeded).
+
 Each run makes a database of its own on the server of ``--server-url`` and drops
 it afterwards. Figures go to stdout and to ``bench/results/bench_fairness-*.json``
 with the commit, the machine and the load average beside every figure: the
@@ -28,7 +48,8 @@ machine may be shared, so compare runs made side by side.
 
 Written for today's limits (``set_user_limits(max_active=, max_daily=)``) and for
 those of issue 14 (``max_running=, max_waiting=, max_daily=, weight=``): the
-keywords are chosen from ``JobDesk.set_user_limits``' signature.
+keywords are chosen from ``JobDesk.set_user_limits``' signature. ``weights`` and
+``caps`` need issue 14's (``weight=``, ``set_type_limits``).
 """
 
 from __future__ import annotations
@@ -57,9 +78,10 @@ from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
 
-from fairness_handlers import JOB_TYPE
+from fairness_handlers import JOB_TYPE, POOLED_TYPE, RATED_TYPE
 from jobdesk import JobDesk, JobSpec, Limits
 from jobdesk.errors import RateLimited
+from jobdesk.scheduling import Rate
 from jobdesk.store.postgres import Q
 
 BENCH = Path(__file__).resolve().parent
@@ -88,10 +110,15 @@ class Scale:
     claim_users: int
     claim_heaviest: int
     claims: int
+    #: weights: the starts counted, and each user's backlog (above 3/4 of them)
+    weight_starts: int
+    weight_backlog: int
+    #: caps: the users with a running cap
+    caps_users: int
 
 
-FULL = Scale((0, 10_000, 100_000), 50, 60.0, 1_000_000, 10_000, 100_000, 2_000)
-QUICK = Scale((0, 2_000), 10, 15.0, 20_000, 200, 2_000, 500)
+FULL = Scale((0, 10_000, 100_000), 50, 60.0, 1_000_000, 10_000, 100_000, 2_000, 10_000, 9_000, 6)
+QUICK = Scale((0, 2_000), 10, 15.0, 20_000, 200, 2_000, 500, 1_000, 900, 4)
 
 
 # -- the machine, the load, the database -------------------------------------------------
@@ -205,7 +232,7 @@ def start_workers(
     url: str, tokens: list[str], concurrency: int, logs: Path, prefetch: int | None = None
 ) -> list[subprocess.Popen[bytes]]:
     """One ``jobdesk worker`` process per token, each logging to a file of ``logs``;
-    ``prefetch`` is passed on (None: the worker's default, which adapts)."""
+    ``prefetch`` None leaves the worker's own (automatic) prefetch."""
     executable = Path(sys.executable).with_name("jobdesk")
     processes = []
     for index, token in enumerate(tokens):
@@ -760,6 +787,442 @@ async def claim_cost(server: str, scale: Scale, options: Any) -> dict[str, Any]:
     return report
 
 
+# -- weights and caps: shared ------------------------------------------------------------
+
+
+@asynccontextmanager
+async def workers_running(
+    desk: JobDesk, url: str, options: Any
+) -> AsyncIterator[tuple[list[subprocess.Popen[bytes]], Path, list[int | None]]]:
+    """``options.workers`` worker processes, stopped on leaving; yields them, the folder of
+    their logs, and a list that receives their exit statuses once they are stopped."""
+    tokens = [await desk.create_worker_token(f"fair-{n}") for n in range(options.workers)]
+    with tempfile.TemporaryDirectory(prefix="bench-fairness-") as directory:
+        logs = Path(directory)
+        processes = start_workers(url, tokens, options.concurrency, logs, options.prefetch)
+        statuses: list[int | None] = []
+        try:
+            yield processes, logs, statuses
+        finally:
+            statuses.extend(stop_workers(processes))
+
+
+def verdict(passed: bool) -> str:
+    """How a table shows a check's outcome."""
+    return "PASS" if passed else "FAIL"
+
+
+# -- weights -----------------------------------------------------------------------------
+
+#: the pairs of weights compared, one run each: issue 14's 3 to 1, then equal weights
+WEIGHT_PAIRS = ((3.0, 1.0), (1.0, 1.0))
+#: how far the ratio of starts may stray from the ratio of weights (issue 14: 5%)
+WEIGHT_TOLERANCE = 0.05
+START_COUNT = "SELECT count(*) FROM jobdesk.job_events WHERE status = 'processing'"
+
+
+async def wait_for_starts(
+    connection: psycopg.AsyncConnection[Any],
+    processes: list[subprocess.Popen[bytes]],
+    logs: Path,
+    starts: int,
+    max_wait: float,
+) -> None:
+    """Until the history holds ``starts`` starts; raise after ``max_wait`` seconds."""
+    deadline = time.monotonic() + max_wait
+    while await scalar(connection, START_COUNT) < starts:
+        check_workers(processes, logs)
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"fewer than {starts:,} starts within {max_wait:.0f} s")
+        await asyncio.sleep(0.5)
+
+
+async def first_starts(
+    connection: psycopg.AsyncConnection[Any], starts: int
+) -> tuple[dict[str, int], dict[str, Any]]:
+    """The starts per user among the first ``starts`` of the history, in event-id order,
+    and the claims that made them.
+
+    A claim stamps its starts with one worker and one time, so those two tell claims
+    apart: how many there were, and how many of those that started several jobs took
+    them all from one user (each claim plans only over the users it could lock).
+    """
+    cursor = await connection.execute(
+        b"""
+        SELECT j.user_id, e.worker_id, e.at FROM (
+            SELECT job_id, worker_id, at FROM jobdesk.job_events WHERE status = 'processing'
+            ORDER BY id LIMIT %(starts)s
+        ) AS e JOIN jobdesk.jobs AS j ON j.id = e.job_id
+        """,
+        {"starts": starts},
+    )
+    per_user: dict[str, int] = {}
+    claims: dict[tuple[str, datetime], list[str]] = {}
+    for user, worker, at in await cursor.fetchall():
+        per_user[user] = per_user.get(user, 0) + 1
+        claims.setdefault((worker, at), []).append(user)
+    several = [users for users in claims.values() if len(users) > 1]
+    figures = {
+        "claims": len(claims),
+        "starts_per_claim": round(starts / len(claims), 1) if claims else 0,
+        "claims_of_several_starts": len(several),
+        "of_them_from_one_user": sum(1 for users in several if len(set(users)) == 1),
+    }
+    return per_user, figures
+
+
+def weights_cap(options: Any, scale: Scale) -> int:
+    """The users' running cap in ``weights`` unless asked otherwise: their whole backlog, so
+    that the weights, not the caps, decide. Every worker slot is not enough: a job the
+    worker has claimed ahead of its slots (prefetch), or whose end it has not written yet,
+    is processing too, and with caps of the slots alone both users sit at their caps and
+    share the starts evenly, whatever their weights."""
+    return int(options.max_running or scale.weight_backlog)
+
+
+async def run_weights(
+    server: str, weights: tuple[float, float], scale: Scale, options: Any
+) -> dict[str, Any]:
+    """Two backlogged users of ``weights``: their starts among the first of the history."""
+    seconds = options.job_ms / 1000
+    cap = weights_cap(options, scale)
+    users = [f"weighted-{index}" for index in range(len(weights))]
+    async with fresh_database(server) as name:
+        url = url_of(server, name)
+        async with (
+            JobDesk.open(url_of(server, name, pool_max="10")) as desk,
+            await psycopg.AsyncConnection.connect(url, autocommit=True) as connection,
+        ):
+            fill_started = time.perf_counter()
+            for user, weight in zip(users, weights, strict=True):
+                await desk.set_user_limits(
+                    user,
+                    max_running=cap,
+                    max_waiting=scale.weight_backlog,
+                    max_daily=MAX_DAILY,
+                    weight=weight,
+                )
+                await fill_with_api(desk, user, scale.weight_backlog, seconds)
+            fill_seconds = time.perf_counter() - fill_started
+            async with workers_running(desk, url, options) as (processes, logs, statuses):
+                load_before = load()
+                started = time.monotonic()
+                await wait_for_starts(
+                    connection, processes, logs, scale.weight_starts, options.max_wait
+                )
+                elapsed = time.monotonic() - started
+                load_after = load()
+            counted, claims = await first_starts(connection, scale.weight_starts)
+            # The measure's history, replayed: whether a running cap was ever reached in it.
+            last = await scalar(
+                connection,
+                "SELECT id FROM jobdesk.job_events WHERE status = 'processing' "
+                "ORDER BY id OFFSET %(skip)s LIMIT 1",
+                skip=scale.weight_starts - 1,
+            )
+            rows = await (await connection.execute(HISTORY, {"until": last})).fetchall()
+    most_processing = replay(rows)["most_by_user"]
+    starts = [counted.get(user, 0) for user in users]
+    expected = weights[0] / weights[1]
+    ratio = starts[0] / starts[1] if starts[1] else float("inf")
+    deviation = ratio / expected - 1
+    # A user whose backlog ran out within the measure could not take their share.
+    backlogged = all(count < scale.weight_backlog for count in starts)
+    return {
+        "weights": list(weights),
+        "backlog_per_user": scale.weight_backlog,
+        "max_running": cap,
+        "most_processing_per_user": [most_processing.get(user, 0) for user in users],
+        "fill_s": round(fill_seconds, 1),
+        "starts_counted": sum(starts),
+        "starts_per_user": dict(zip(users, starts, strict=True)),
+        "ratio": round(ratio, 3),
+        "expected_ratio": expected,
+        "deviation": round(deviation, 4),
+        "tolerance": WEIGHT_TOLERANCE,
+        "backlogged_throughout": backlogged,
+        "passed": abs(deviation) <= WEIGHT_TOLERANCE and backlogged,
+        "claims": claims,
+        "seconds_to_count": round(elapsed, 1),
+        "starts_per_s": round(scale.weight_starts / elapsed, 1),
+        "worker_exit_statuses": statuses,
+        "load_at_start": load_before,
+        "load_at_end": load_after,
+    }
+
+
+def print_weights(runs: list[dict[str, Any]]) -> bool:
+    """The runs as a table and one PASS/FAIL line; whether every run passed."""
+    print()
+    print(
+        f"{'weights':>8} {'starts':>7} {'first':>7} {'second':>7} {'ratio':>6} "
+        f"{'expected':>8} {'deviation':>9} {'starts/s':>8} {'claims':>6} {'one user':>9} "
+        f"{'cap':>4} {'most':>7} {'backlogged':>10} {'load 1m':>7} {'verdict':>7}"
+    )
+    for run in runs:
+        first, second = run["starts_per_user"].values()
+        claims = run["claims"]
+        most = "/".join(str(count) for count in run["most_processing_per_user"])
+        print(
+            f"{'{:g}:{:g}'.format(*run['weights']):>8} {run['starts_counted']:>7,} "
+            f"{first:>7,} {second:>7,} {run['ratio']:>6.3f} {run['expected_ratio']:>8.2f} "
+            f"{run['deviation']:>+9.2%} {run['starts_per_s']:>8,.1f} "
+            f"{claims['claims']:>6,} "
+            f"{claims['of_them_from_one_user']:>4}/{claims['claims_of_several_starts']:<4} "
+            f"{run['max_running']:>4} {most:>7}"
+            f"{'yes' if run['backlogged_throughout'] else 'NO':>10} "
+            f"{run['load_at_end']['loadavg'][0]:>7} {verdict(run['passed']):>7}"
+        )
+    passed = all(run["passed"] for run in runs)
+    print(
+        f"weights: {verdict(passed)} - every ratio of starts within "
+        f"{WEIGHT_TOLERANCE:.0%} of the ratio of weights, both users backlogged throughout"
+    )
+    print("(one user: of the claims that started several jobs, those that took them all from")
+    print(" one user, though both waited; most: the most processing at once per user, from the")
+    print(" history, beside their running cap)")
+    return passed
+
+
+async def weights(server: str, scale: Scale, options: Any) -> dict[str, Any]:
+    """Each pair of weights on a fresh database; saved after each run."""
+    report: dict[str, Any] = {
+        "scenario": "weights",
+        "machine": await machine(server),
+        "settings": {
+            "workers": options.workers,
+            "concurrency": options.concurrency,
+            "job_ms": options.job_ms,
+            "starts_counted": scale.weight_starts,
+            "backlog_per_user": scale.weight_backlog,
+            "max_running": weights_cap(options, scale),
+            "prefetch": options.prefetch,
+        },
+        "runs": [],
+    }
+    for pair in WEIGHT_PAIRS:
+        print(f"weights: {pair[0]:g} and {pair[1]:g}, {scale.weight_backlog:,} jobs each, "
+              f"the first {scale.weight_starts:,} starts ...")  # fmt: skip
+        report["runs"].append(await run_weights(server, pair, scale, options))
+        save(report, options.output)
+    report["passed"] = print_weights(report["runs"])
+    return report
+
+
+# -- caps --------------------------------------------------------------------------------
+
+#: every user's running cap, the pooled type's pool, the rated type's rate
+CAPS_MAX_RUNNING = 3
+CAPS_POOL = 2
+CAPS_RATE = "20/s"
+#: the share of each user's backlog of each limited type (the rest: JOB_TYPE)
+CAPS_MIX = {POOLED_TYPE: 0.2, RATED_TYPE: 0.2}
+#: backlogs this much above what the caps let the run start, so that nobody runs dry
+CAPS_BACKLOG_MARGIN = 1.2
+
+#: the history with each job's user and type, in event-id order, up to the entry ``until``
+#: (None: all of it)
+HISTORY = b"""
+SELECT e.job_id, e.status, e.at, j.user_id, j.type
+FROM jobdesk.job_events AS e JOIN jobdesk.jobs AS j ON j.id = e.job_id
+WHERE %(until)s::bigint IS NULL OR e.id <= %(until)s::bigint
+ORDER BY e.id
+"""
+
+
+def caps_backlog(user: int, jobs: int) -> list[str]:
+    """A user's backlog, as the types of its jobs in their order: CAPS_MIX, shuffled (the
+    same for every run: seeded by the user's number)."""
+    types = [kind for kind, share in CAPS_MIX.items() for _ in range(round(jobs * share))]
+    types += [JOB_TYPE] * (jobs - len(types))
+    random.Random(user).shuffle(types)
+    return types
+
+
+def most_in_window(starts: list[datetime], period: float) -> int:
+    """The most of ``starts`` in any window ``[t, t + period)``: the busiest window starts
+    at a start, so each start is tried as a window's beginning."""
+    ordered = sorted(starts)
+    most = 0
+    end = 0
+    for begin, at in enumerate(ordered):
+        while end < len(ordered) and (ordered[end] - at).total_seconds() < period:
+            end += 1
+        most = max(most, end - begin)
+    return most
+
+
+def replay(rows: list[tuple[str, str, datetime, str, str]]) -> dict[str, Any]:
+    """The history replayed: a job processes from its start event until its next event.
+
+    Returns the most processing at once per user and per type, the starts per user and per
+    type, and the start times of each type.
+    """
+    processing: dict[str, tuple[str, str]] = {}
+    now_by_user: dict[str, int] = {}
+    now_by_type: dict[str, int] = {}
+    most_by_user: dict[str, int] = {}
+    most_by_type: dict[str, int] = {}
+    starts_by_user: dict[str, int] = {}
+    start_times: dict[str, list[datetime]] = {}
+    for job_id, status, at, user, kind in rows:
+        if job_id in processing:  # any entry after a start ends that start
+            ended_user, ended_type = processing.pop(job_id)
+            now_by_user[ended_user] -= 1
+            now_by_type[ended_type] -= 1
+        if status == "processing":
+            processing[job_id] = (user, kind)
+            now_by_user[user] = now_by_user.get(user, 0) + 1
+            now_by_type[kind] = now_by_type.get(kind, 0) + 1
+            most_by_user[user] = max(most_by_user.get(user, 0), now_by_user[user])
+            most_by_type[kind] = max(most_by_type.get(kind, 0), now_by_type[kind])
+            starts_by_user[user] = starts_by_user.get(user, 0) + 1
+            start_times.setdefault(kind, []).append(at)
+    return {
+        "most_by_user": most_by_user,
+        "most_by_type": most_by_type,
+        "starts_by_user": starts_by_user,
+        "start_times": start_times,
+        "still_processing": len(processing),
+    }
+
+
+async def caps(server: str, scale: Scale, options: Any) -> dict[str, Any]:
+    """A run under every kind of limit at once, then its history replayed."""
+    seconds = options.job_ms / 1000
+    rate = Rate.parse(CAPS_RATE)
+    users = [f"capped-{n}" for n in range(scale.caps_users)]
+    # What the users' caps let start over the run, shared among them, plus the margin.
+    per_user = int(CAPS_MAX_RUNNING / seconds * options.duration * CAPS_BACKLOG_MARGIN)
+    print(f"caps: {len(users)} users with max_running {CAPS_MAX_RUNNING} and {per_user:,} jobs "
+          f"each, {POOLED_TYPE} pool {CAPS_POOL}, {RATED_TYPE} rate {CAPS_RATE}, "
+          f"{options.duration:.0f} s ...")  # fmt: skip
+    report: dict[str, Any] = {
+        "scenario": "caps",
+        "machine": await machine(server),
+        "settings": {
+            "workers": options.workers,
+            "concurrency": options.concurrency,
+            "job_ms": options.job_ms,
+            "duration_s": options.duration,
+            "users": len(users),
+            "backlog_per_user": per_user,
+            "mix": CAPS_MIX,
+            "max_running": CAPS_MAX_RUNNING,
+            "pool": {POOLED_TYPE: CAPS_POOL},
+            "rate": {RATED_TYPE: CAPS_RATE},
+            "prefetch": options.prefetch,
+        },
+    }
+    async with fresh_database(server) as name:
+        url = url_of(server, name)
+        async with (
+            JobDesk.open(url_of(server, name, pool_max="10")) as desk,
+            await psycopg.AsyncConnection.connect(url, autocommit=True) as connection,
+        ):
+            fill_started = time.perf_counter()
+            await desk.set_type_limits(POOLED_TYPE, max_running=CAPS_POOL)
+            await desk.set_type_limits(RATED_TYPE, rate=CAPS_RATE)
+            for number, user in enumerate(users):
+                await desk.set_user_limits(
+                    user, max_running=CAPS_MAX_RUNNING, max_waiting=per_user, max_daily=MAX_DAILY
+                )
+                backlog = caps_backlog(number, per_user)
+                for start in range(0, per_user, 1000):
+                    await desk.create_jobs(
+                        user,
+                        [
+                            JobSpec(kind, {"seconds": seconds})
+                            for kind in backlog[start : start + 1000]
+                        ],
+                    )
+            fill_seconds = time.perf_counter() - fill_started
+            async with workers_running(desk, url, options) as (processes, logs, statuses):
+                load_before = load()
+                window_start = await scalar(connection, "SELECT now()")
+                deadline = time.monotonic() + options.duration
+                while time.monotonic() < deadline:
+                    check_workers(processes, logs)
+                    await asyncio.sleep(min(1.0, max(0.0, deadline - time.monotonic())))
+                window_end = await scalar(connection, "SELECT now()")
+                load_after = load()
+            pending = await scalar(
+                connection, "SELECT count(*) FROM jobdesk.jobs WHERE status = 'pending'"
+            )
+            rows = await (await connection.execute(HISTORY, {"until": None})).fetchall()
+    history = replay(rows)
+    rated = history["start_times"].get(RATED_TYPE, [])
+    checks = [
+        {
+            "limit": f"user {user} max_running",
+            "allowed": CAPS_MAX_RUNNING,
+            "most": history["most_by_user"].get(user, 0),
+            "starts": history["starts_by_user"].get(user, 0),
+        }
+        for user in users
+    ]
+    checks.append(
+        {
+            "limit": f"type {POOLED_TYPE} pool",
+            "allowed": CAPS_POOL,
+            "most": history["most_by_type"].get(POOLED_TYPE, 0),
+            "starts": len(history["start_times"].get(POOLED_TYPE, [])),
+        }
+    )
+    checks.append(
+        {
+            "limit": f"type {RATED_TYPE} rate {rate}, starts in {rate.period_seconds:g} s",
+            "allowed": rate.count,
+            "most": most_in_window(rated, rate.period_seconds),
+            "starts": len(rated),
+        }
+    )
+    for check in checks:
+        check["passed"] = check["most"] <= check["allowed"]
+    run_seconds = (window_end - window_start).total_seconds()
+    report["run"] = {
+        "fill_s": round(fill_seconds, 1),
+        "window_s": round(run_seconds, 1),
+        "history_entries": len(rows),
+        "starts": sum(history["starts_by_user"].values()),
+        "starts_by_type": {kind: len(times) for kind, times in history["start_times"].items()},
+        "rated_starts_per_s": round(len(rated) / run_seconds, 1),
+        "pending_at_end": pending,
+        "checks": checks,
+        "passed": all(check["passed"] for check in checks),
+        "worker_exit_statuses": statuses,
+        "load_at_start": load_before,
+        "load_at_end": load_after,
+    }
+    print_caps(report["run"])
+    return report
+
+
+def print_caps(run: dict[str, Any]) -> None:
+    """The checks as a table, then one PASS/FAIL line."""
+    print()
+    print(f"{'limit':<42} {'allowed':>7} {'most':>5} {'starts':>7} {'verdict':>7}")
+    for check in run["checks"]:
+        print(
+            f"{check['limit']:<42} {check['allowed']:>7} {check['most']:>5} "
+            f"{check['starts']:>7,} {verdict(check['passed']):>7}"
+        )
+    by_type = ", ".join(
+        f"{kind} {count:,}" for kind, count in sorted(run["starts_by_type"].items())
+    )
+    print(
+        f"{run['starts']:,} starts in {run['window_s']} s ({by_type}); "
+        f"{run['rated_starts_per_s']} rated starts/s; {run['pending_at_end']:,} jobs still "
+        f"pending; load {run['load_at_end']['loadavg']}"
+    )
+    failed = [check["limit"] for check in run["checks"] if not check["passed"]]
+    print(
+        "caps: PASS - no limit exceeded at any point of the history"
+        if not failed
+        else f"caps: FAIL - exceeded: {'; '.join(failed)}"
+    )
+
+
 # -- the scenarios -----------------------------------------------------------------------
 
 
@@ -772,13 +1235,13 @@ class Scenario:
     run: Callable[[str, Scale, Any], Awaitable[dict[str, Any]]]
 
 
-#: Issue 14's third measure goes here once users have weights: "weights", two backlogged
-#: users with weights 3 and 1, their starts' ratio over 10,000 starts (3.0 +- 5%).
 SCENARIOS = {
     scenario.name: scenario
     for scenario in (
         Scenario("starvation", "light users' create->start beside one user's backlog", starvation),
         Scenario("claim-cost", "claim latency and plan on 1,000,000 pending jobs", claim_cost),
+        Scenario("weights", "starts of two backlogged users by weight, 3:1 and 1:1", weights),
+        Scenario("caps", "user caps, a type's pool and rate, replayed from the history", caps),
     )
 }
 
@@ -807,15 +1270,20 @@ def arguments() -> argparse.Namespace:
         action="append",
         help="starvation: A's backlog (repeat for several runs; default 0, 10000 and 100000)",
     )
-    parser.add_argument("--duration", type=float, help="starvation: the window, s (default 60)")
+    parser.add_argument(
+        "--duration", type=float, help="starvation and caps: the window, s (default 60)"
+    )
     parser.add_argument("--workers", type=int, default=4, help="worker processes (4)")
     parser.add_argument("--concurrency", type=int, default=10, help="slots per worker (10)")
-    parser.add_argument("--job-ms", type=float, default=50.0, help="a job's length, ms (50)")
+    parser.add_argument(
+        "--job-ms", type=float, help="a job's length, ms (weights 5, the others 50)"
+    )
     parser.add_argument(
         "--prefetch",
         type=int,
-        help="starvation: the workers' --prefetch (default: theirs, which adapts; 0: none, "
-        "so a light job is claimed at the next free slot, not behind prefetched work)",
+        help="starvation, weights, caps: the workers' --prefetch (default: theirs, which "
+        "adapts; 0: none, so a job is claimed at the next free slot, not behind prefetched "
+        "work)",
     )
     parser.add_argument(
         "--heavy-max-running",
@@ -825,7 +1293,15 @@ def arguments() -> argparse.Namespace:
         "the cap, is measured; 0 keeps the default cap)",
     )
     parser.add_argument(
-        "--max-wait", type=float, default=600.0, help="seconds to wait after the window (600)"
+        "--max-wait",
+        type=float,
+        default=600.0,
+        help="starvation: seconds to wait after the window; weights: for the starts (600)",
+    )
+    parser.add_argument(
+        "--max-running",
+        type=int,
+        help="weights: each user's running cap (default: their backlog, so that it never binds)",
     )
     parser.add_argument("--claims", type=int, help="claim-cost: claims timed (default 2000)")
     parser.add_argument("--output", type=Path, help="the JSON file (default under bench/results)")
@@ -833,6 +1309,9 @@ def arguments() -> argparse.Namespace:
     scale = QUICK if options.quick else FULL
     if options.duration is None:
         options.duration = scale.duration
+    if options.job_ms is None:
+        # weights counts 10,000 starts: short jobs keep that short
+        options.job_ms = 5.0 if options.scenario == "weights" else 50.0
     return options
 
 
