@@ -157,7 +157,9 @@ def create_without_the_user_lock(url: str) -> None:
     )
 
 
-CLAIM_USER_LOCK = "FOR UPDATE SKIP LOCKED;\n            IF NOT FOUND THEN\n                v_first_locked"
+CLAIM_USER_LOCK = (
+    "FOR UPDATE SKIP LOCKED;\n            IF NOT FOUND THEN\n                v_first_locked"
+)
 CLAIM_RECOUNTED = "CONTINUE WHEN v_running >= v_locked.max_running;"
 
 
