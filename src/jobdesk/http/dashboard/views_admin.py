@@ -178,9 +178,9 @@ def _whole(form: dict[str, str], name: str) -> int | None:
     return None if value is None else int(value)
 
 
-@router.post("/users/{user_id:path}/limits")
-async def set_user_limits(request: Request, user_id: str) -> Response:
-    """Set a user's limits and weight from the form on their page."""
+async def _admin_form(request: Request) -> tuple[Visit, dict[str, str]] | Response:
+    """An operator's POST: the visit and its form, if an admin signed in, the form fits
+    the body limit and carries the session's CSRF token; else the page that says why."""
     current = await visit(request)
     refused = _refused(current)
     if refused is not None:
@@ -191,6 +191,16 @@ async def set_user_limits(request: Request, user_id: str) -> Response:
         return error_page(current, 413, "Form too large", "The form was too large.")
     if not csrf_matches(request, current, form):
         return error_page(current, 403, "Form expired", "Reload the page and try again.")
+    return current, form
+
+
+@router.post("/users/{user_id:path}/limits")
+async def set_user_limits(request: Request, user_id: str) -> Response:
+    """Set a user's limits and weight from the form on their page."""
+    checked = await _admin_form(request)
+    if isinstance(checked, Response):
+        return checked
+    current, form = checked
     try:
         await _desk(request).set_user_limits(
             user_id,
@@ -209,16 +219,10 @@ async def set_user_limits(request: Request, user_id: str) -> Response:
 @router.post("/types/limits")
 async def set_type_limits(request: Request) -> Response:
     """Set (or, with both fields empty, remove) the pool and rate of the form's type."""
-    current = await visit(request)
-    refused = _refused(current)
-    if refused is not None:
-        return refused
-    try:
-        form = await read_form(request)
-    except FormTooLarge:
-        return error_page(current, 413, "Form too large", "The form was too large.")
-    if not csrf_matches(request, current, form):
-        return error_page(current, 403, "Form expired", "Reload the page and try again.")
+    checked = await _admin_form(request)
+    if isinstance(checked, Response):
+        return checked
+    current, form = checked
     rate = form.get("rate", "").strip() or None
     try:
         pool = _whole(form, "max_running")
