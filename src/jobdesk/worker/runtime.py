@@ -83,9 +83,10 @@ class WorkerRuntime:
     none for jobs much longer than a claim; up to ``MAX_CLAIM`` for jobs of a
     millisecond). Jobs held here were taken from the fair order ahead of any
     job created since, so holding few keeps another user's new job from waiting
-    behind them; and slow jobs stay in the queue for other workers. A waiting job runs under the lease of its claim: one
-    that waited a third of it (the guess was wrong: slower jobs came) is handed
-    back unspent for any worker to take, and a stop hands back the rest.
+    behind them; and slow jobs stay in the queue for other workers. A waiting
+    job runs under the lease of its claim: one that waited a third of it (the
+    guess was wrong: slower jobs came) is handed back unspent for any worker to
+    take, and a stop hands back the rest.
 
     The worker checks its token as often as it reaps (and the server checks
     each request of a remote worker): once the token is revoked it stops at
