@@ -16,8 +16,9 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 ## run: the demo — two users, limits, a worker with live progress, on a fresh SQLite file
+##      (make run PORT=8080 serves on another port; 0 picks a free one; DEMO_ARGS: more options)
 run: $(STAMP)
-	$(BIN)/python -m jobdesk.demo
+	$(BIN)/python -m jobdesk.demo $(if $(PORT),--port $(PORT)) $(DEMO_ARGS)
 
 # The TypeScript client's npm packages (pinned by its package-lock.json), for its test.
 CLIENT_MODULES := clients/typescript/node_modules/.package-lock.json

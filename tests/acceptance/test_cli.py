@@ -454,12 +454,14 @@ def server(sqlite_url: str) -> Iterator[tuple[subprocess.Popen[bytes], int]]:
     port = free_port()
     process = subprocess.Popen(
         [sys.executable, "-m", "jobdesk", "serve", "--port", str(port), "--db", sqlite_url],
-        cwd=REPOSITORY, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        cwd=REPOSITORY, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
     )  # fmt: skip
     yield process, port
     if process.poll() is None:
         process.kill()
         process.wait()
+    assert process.stderr is not None
+    process.stderr.close()
 
 
 def wait_until_answering(port: int) -> None:
@@ -481,6 +483,12 @@ def test_serve_answers_until_sigterm(server: tuple[subprocess.Popen[bytes], int]
     process.send_signal(signal.SIGTERM)
     # uvicorn shuts down cleanly, then ends by the signal it was sent, as it should.
     assert process.wait(timeout=DEADLINE) in {0, -signal.SIGTERM}
+    assert process.stderr is not None
+    said = process.stderr.read().decode()
+    # Before its logs: where the dashboard is and how to sign in.
+    assert f"dashboard: http://127.0.0.1:{port}/ : sign in with a user token" in said
+    assert "jobdesk tokens create-user USER_ID" in said
+    assert f"operators: http://127.0.0.1:{port}/admin" in said
 
 
 def test_a_worker_over_http_logs_its_jobs_not_every_request(
