@@ -16,11 +16,17 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 ## run: the demo — two users, limits, a worker with live progress, on a fresh SQLite file
+##      (make run PORT=8080 serves on another port; 0 picks a free one; DEMO_ARGS: more options)
 run: $(STAMP)
-	$(BIN)/python -m jobdesk.demo
+	$(BIN)/python -m jobdesk.demo $(if $(PORT),--port $(PORT)) $(DEMO_ARGS)
+
+# The TypeScript client's npm packages (pinned by its package-lock.json), for its test.
+CLIENT_MODULES := clients/typescript/node_modules/.package-lock.json
+$(CLIENT_MODULES): clients/typescript/package-lock.json
+	npm ci --prefix clients/typescript --no-audit --no-fund
 
 ## test: lint, types, then every test (unit, integration on each store, acceptance)
-test: lint typecheck
+test: lint typecheck $(CLIENT_MODULES)
 	$(BIN)/python -m pytest --cov=jobdesk --cov-report=term --cov-fail-under=$(COVERAGE_FLOOR)
 
 ## lint: ruff format check, ruff lint, and the layers (import-linter contracts in pyproject.toml)
@@ -52,6 +58,7 @@ faults: $(STAMP)
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .coverage jobdesk-demo.db*
+	rm -rf clients/typescript/node_modules clients/typescript/dist clients/typescript/src/schema.d.ts
 
 # The coverage floor only goes up. Processes the tests start (jobdesk serve, jobdesk worker,
 # the demo) are measured too (coverage's subprocess patch); a clean run gave 92.8%.

@@ -31,21 +31,24 @@ def encode(secret: bytes, user_id: str, last_id: str) -> str:
     return base64.urlsafe_b64encode(raw).decode("ascii").rstrip("=")
 
 
+_RULE = "must be the `next_cursor` of an earlier page, unchanged"
+
+
 def decode(secret: bytes, user_id: str, cursor: object) -> str:
     """The job id a cursor continues after, or :class:`InvalidInput` if it was altered."""
     if not isinstance(cursor, str) or len(cursor) > 64:
-        raise InvalidInput("cursor", "must be a cursor returned by get_user_jobs")
+        raise InvalidInput("cursor", _RULE)
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
     except (binascii.Error, ValueError):
-        raise InvalidInput("cursor", "must be a cursor returned by get_user_jobs") from None
+        raise InvalidInput("cursor", _RULE) from None
     if len(raw) != _ID_BYTES + _MAC_BYTES:
-        raise InvalidInput("cursor", "must be a cursor returned by get_user_jobs")
+        raise InvalidInput("cursor", _RULE)
     last_id_bytes, mac = raw[:_ID_BYTES], raw[_ID_BYTES:]
     try:
         last_id = validation.job_id(last_id_bytes.decode("ascii"), field="cursor")
     except UnicodeDecodeError:
-        raise InvalidInput("cursor", "must be a cursor returned by get_user_jobs") from None
+        raise InvalidInput("cursor", _RULE) from None
     if not hmac.compare_digest(mac, _mac(secret, user_id, last_id)):
         raise InvalidInput("cursor", "was altered or issued for another user")
     return last_id

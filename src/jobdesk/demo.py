@@ -232,6 +232,7 @@ def main(path: Path, host: str, port: int | None, exit_when_done: bool) -> None:
     with JobDesk.open(url) as desk:
         worker_token = desk.create_worker_token("demo-worker", types=["character_extraction"])
         tokens = {user: desk.create_user_token(user) for user in ("alice", "bob")}
+        admin_token = desk.create_admin_token("demo-admin")
     env = dict(os.environ, JOBDESK_DB=url, JOBDESK_WORKER_TOKEN=worker_token)
     base = f"http://{host}:{port}"
     serve = ["serve", "--host", host, "--port", str(port), "--log-level", "warning"]
@@ -248,7 +249,13 @@ def main(path: Path, host: str, port: int | None, exit_when_done: bool) -> None:
             process("jobdesk worker", work, env, path.with_suffix(".worker.log"))
         )
         console.rule("[bold]jobdesk demo")
-        console.print(f"HTTP API: [bold]{base}[/] (docs at {base}/docs); database {path}")
+        console.print(f"HTTP API: [bold]{base}[/]; database {path}")
+        console.print(
+            f"dashboard: [bold]{base}/[/]: sign in with alice's user token "
+            f"[bold]{tokens['alice']}[/], or at {base}/admin with the admin token "
+            f"[bold]{admin_token}[/]",
+            soft_wrap=True,
+        )
         console.print(
             f"a worker process runs the example handlers over HTTP; logs in {server.log} "
             f"and {worker.log}\n"
@@ -257,6 +264,11 @@ def main(path: Path, host: str, port: int | None, exit_when_done: bool) -> None:
         console.print(f"{len(accepted)} jobs accepted\n")
         follow(client, tokens, accepted, (server, worker))
         console.print("\nevery job has finished. Try it yourself:")
+        console.print(
+            f"  open {base}/ and sign in with alice's token (below), "
+            f"or {base}/admin with {admin_token}",
+            soft_wrap=True,
+        )
         console.print(f"  export TOKEN={tokens['alice']}   # alice's user token")
         console.print(
             f'  curl -s -H "Authorization: Bearer $TOKEN" {base}/api/v1/jobs | python -m json.tool'

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import queue
+import re
 import signal
 import socket
 import subprocess
@@ -453,12 +454,14 @@ def server(sqlite_url: str) -> Iterator[tuple[subprocess.Popen[bytes], int]]:
     port = free_port()
     process = subprocess.Popen(
         [sys.executable, "-m", "jobdesk", "serve", "--port", str(port), "--db", sqlite_url],
-        cwd=REPOSITORY, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        cwd=REPOSITORY, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
     )  # fmt: skip
     yield process, port
     if process.poll() is None:
         process.kill()
         process.wait()
+    assert process.stderr is not None
+    process.stderr.close()
 
 
 def wait_until_answering(port: int) -> None:
@@ -480,6 +483,12 @@ def test_serve_answers_until_sigterm(server: tuple[subprocess.Popen[bytes], int]
     process.send_signal(signal.SIGTERM)
     # uvicorn shuts down cleanly, then ends by the signal it was sent, as it should.
     assert process.wait(timeout=DEADLINE) in {0, -signal.SIGTERM}
+    assert process.stderr is not None
+    said = process.stderr.read().decode()
+    # Before its logs: where the dashboard is and how to sign in.
+    assert f"dashboard: http://127.0.0.1:{port}/ : sign in with a user token" in said
+    assert "jobdesk tokens create-user USER_ID" in said
+    assert f"operators: http://127.0.0.1:{port}/admin" in said
 
 
 def test_a_worker_over_http_logs_its_jobs_not_every_request(
@@ -537,9 +546,62 @@ def test_the_job_list_shows_the_attempts_used_and_never_cuts_the_status(sqlite_u
     assert narrow.returncode == 0, narrow.stderr
     assert max(len(line) for line in narrow.stdout.splitlines()) <= 80
     [row] = [line for line in narrow.stdout.splitlines() if job.id in line]
-    cells = [cell.strip() for cell in row.split("│")]
-    assert cells[3:6] == ["processing", "40%", "1 of 3"]  # the first attempt of a budget of 3
+    cells = re.split(r"\s{2,}", row.strip())
+    assert cells[1:4] == ["processing", "40%", "1 of 3"]  # the first attempt of a budget of 3
 
     shown = jobdesk("jobs", "show", job.id, "-u", "alice", db=sqlite_url).stdout
     assert "attempt: 3" in shown
     assert "attempts_left: 2" in shown
+
+
+def test_the_job_list_fits_the_terminal_one_job_a_line_and_json_keeps_it_all(
+    sqlite_url: str,
+) -> None:
+    long_type = "a_very_long_job_type_name_for_the_extraction_of_characters"
+    with SyncJobDesk.open(sqlite_url) as desk:
+        jobs = [desk.create_job("alice", long_type, {}) for _ in range(3)]
+        worker = desk.verify_worker_token(desk.create_worker_token("w"))
+        [held] = desk.claim_jobs(worker)
+        desk.update_job_progress(worker, held.id, 14.4444, "x" * 300, attempt=held.attempt)
+
+    for width in (60, 80, 100, 160):
+        listed = jobdesk("jobs", "list", "-u", "alice", db=sqlite_url, COLUMNS=str(width))
+        assert listed.returncode == 0, listed.stderr
+        lines = listed.stdout.splitlines()
+        assert max(len(line) for line in lines) <= width, (width, listed.stdout)
+        for job in jobs:  # one line each, the id whole
+            assert len([line for line in lines if job.id in line]) == 1, (width, listed.stdout)
+        header = lines[0].split()
+        assert header[:3] == ["id", "status", "progress"]
+        if width >= 80:
+            assert "type" in header
+            assert "attempts" in header
+            assert long_type not in listed.stdout
+            assert "…" in listed.stdout  # cut with an ellipsis, not folded onto more lines
+    wide = jobdesk("jobs", "list", "-u", "alice", db=sqlite_url, COLUMNS="160").stdout
+    assert "14%" in wide  # rounded
+    assert "message" in wide.splitlines()[0]
+
+    page = json_of(jobdesk("jobs", "list", "-u", "alice", "--json", db=sqlite_url))
+    assert {item["type"] for item in page["items"]} == {long_type}
+    assert "x" * 300 in {item["progress_message"] for item in page["items"]}
+
+
+def test_json_times_are_written_as_the_http_api_writes_them(sqlite_url: str) -> None:
+    with SyncJobDesk.open(sqlite_url) as desk:
+        job = desk.create_job("alice", "render", {})
+    outputs = [
+        jobdesk("jobs", "list", "-u", "alice", "--json", db=sqlite_url),
+        jobdesk("jobs", "show", job.id, "-u", "alice", "--json", db=sqlite_url),
+        jobdesk("limits", "user", "alice", "--json", db=sqlite_url),
+    ]
+    stamps = [
+        stamp
+        for output in outputs
+        for stamp in re.findall(r'"(\d{4}-\d\d-\d\dT[^"]*)"', output.stdout)
+    ]
+    assert len(stamps) >= 8, [output.stdout for output in outputs]
+    assert all(stamp.endswith("Z") and "+00:00" not in stamp for stamp in stamps), stamps
+    text = jobdesk("limits", "user", "alice", db=sqlite_url).stdout
+    assert "+00:00" not in text
+    assert "Z)" in text

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import socket
 import subprocess
 import sys
@@ -29,6 +30,11 @@ def test_the_demo_runs_every_job_to_its_end_from_any_directory(tmp_path: Path) -
     finished = demo("--port", "0", cwd=tmp_path, timeout=120)
     assert finished.returncode == 0, finished.stdout + finished.stderr
     assert "every job has finished" in finished.stdout
+    # Where the dashboard is, and the tokens to sign in with.
+    words = " ".join(finished.stdout.split())
+    assert re.search(
+        r"dashboard: http://127\.0\.0\.1:\d+/: sign in with alice's user token jdu_", words
+    )
     assert finished.stdout.count("429") == 2  # alice asked for 12 with 10 a day allowed
     assert "cancelled" in finished.stdout
     assert (tmp_path / "jobdesk-demo.db").exists()

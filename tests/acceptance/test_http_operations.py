@@ -175,7 +175,7 @@ async def test_openapi_is_served_and_the_docs_pages_are_off_by_default(api: Api)
     }
     create = schema["paths"]["/api/v1/jobs"]["post"]
     assert create["responses"]["422"]["content"] == {
-        "application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}
+        "application/problem+json": {"schema": {"$ref": "#/components/schemas/InvalidInputProblem"}}
     }
     assert "GetJob" in create["responses"]["201"]["links"]
     # Swagger UI loads a CDN's scripts: only with JOBDESK_API_DOCS (tests/security).

@@ -294,3 +294,57 @@ def test_run_at_extremes_are_refused_or_kept_never_5xx(
     assert response.status_code in {201, 422, 429}, response.text
     if response.status_code == 422:
         assert [error["field"] for error in response.json()["errors"]] == ["run_at"]
+
+
+def test_every_problem_type_fits_the_schema_its_route_documents(
+    api_schema: BaseSchema, principals: Principals, fuzzed_url: str
+) -> None:
+    """Fuzzing meets some problems by chance; here each type is provoked on a route that
+    documents it, and schemathesis checks the answer against that route's schema."""
+
+    async def limited_user() -> dict[str, str]:
+        async with JobDesk.open(fuzzed_url) as desk:
+            user_id = f"limited-{uuid.uuid4().hex[:8]}"
+            await desk.set_user_limits(user_id, max_waiting=1)
+            return bearer(await desk.create_user_token(user_id))
+
+    limited = asyncio.run(limited_user())
+    seen: dict[str, int] = {}
+    names = ["status_code_conformance", "content_type_conformance", "response_schema_conformance"]
+    documented = [getattr(schemathesis.checks, name) for name in names]
+
+    def call(method: str, path: str, headers: dict[str, str], **parts: Any) -> Response:
+        case = api_schema[path][method].Case(headers=headers, **parts)
+        response = case.call(timeout=TIMEOUT)
+        case.validate_response(response, checks=documented)
+        if response.status_code >= 400:
+            seen[response.json()["type"].removeprefix("urn:jobdesk:problem:")] = (
+                response.status_code
+            )
+        return response
+
+    user, worker = principals.user, principals.worker
+    call("GET", "/api/v1/jobs", {"Authorization": "Bearer jdu_not-a-token"})
+    call("GET", "/api/v1/jobs/{id}", user, path_parameters={"id": "01HZZZZZZZZZZZZZZZZZZZZZZZ"})
+    call("POST", "/api/v1/jobs", user, body={"type": "x", "input": {}, "priority": 5000})
+    kind = f"problems-{uuid.uuid4().hex[:8]}"
+    job = call("POST", "/api/v1/jobs", user, body={"type": kind, "input": {}}).json()
+    call("POST", "/api/v1/jobs/{id}/retry", user, path_parameters={"id": job["id"]})
+    [held] = call("POST", "/api/v1/worker/jobs/claim", worker, body={"types": [kind]}).json()
+    call(
+        "POST",
+        "/api/v1/worker/jobs/{id}/complete",
+        worker,
+        path_parameters={"id": held["id"]},
+        body={"attempt": held["attempt"] + 1},
+    )
+    for number in range(2):
+        call("POST", "/api/v1/jobs", limited, body={"type": kind, "input": {"n": number}})
+    assert seen == {
+        "unauthorized": 401,
+        "job-not-found": 404,
+        "invalid-input": 422,
+        "invalid-transition": 409,
+        "lease-lost": 409,
+        "rate-limited": 429,
+    }

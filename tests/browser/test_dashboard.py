@@ -53,7 +53,7 @@ def test_sign_in_and_create_work_from_the_keyboard(page: Page, server: Server) -
     page.keyboard.type(token)
     page.keyboard.press("Enter")
     expect(page.get_by_role("heading", name="My jobs", exact=True)).to_be_visible()
-    page.get_by_label("Type", exact=True).first.focus()
+    page.get_by_label("Job type").focus()
     page.keyboard.type("keyboard_job")
     page.keyboard.press("Tab")  # to the project
     page.keyboard.press("Tab")  # to the input
@@ -70,7 +70,7 @@ def test_a_created_job_shows_its_progress_and_completion_without_a_reload(
 ) -> None:
     user_id, token = server.user()
     sign_in(page, server, token)
-    page.get_by_label("Type", exact=True).first.fill("character_extraction")
+    page.get_by_label("Job type").fill("character_extraction")
     page.get_by_label("Project (optional)").fill("show-1")
     page.get_by_label("Input (JSON)").fill('{"episode_ids": ["ep-1", "ep-2"]}')
     page.get_by_role("button", name="Create job").click()
@@ -143,7 +143,7 @@ def test_filters_by_status_type_and_project_and_loads_more(page: Page, server: S
     expect(rows).to_have_count(33)
     expect(page.get_by_role("link", name="Load more jobs")).to_have_count(0)
 
-    page.get_by_label("Type", exact=True).nth(1).fill("alpha")
+    page.get_by_label("Type", exact=True).fill("alpha")
     page.get_by_role("button", name="Filter").click()
     expect(rows).to_have_count(2)
     page.get_by_label("cancelled").check()
@@ -214,13 +214,13 @@ def test_a_refused_action_says_why_and_when_it_frees_up(page: Page, server: Serv
     # Now room among the waiting jobs, none in the day: the two creations filled it.
     server.desk.set_user_limits(user_id, max_waiting=10, max_daily=2)
     page.goto(server.url + "/")
-    page.get_by_label("Type", exact=True).first.fill("refused")
+    page.get_by_label("Job type").fill("refused")
     page.get_by_role("button", name="Create job").click()
     alert = page.get_by_role("alert")
     expect(alert).to_contain_text("2 jobs today")
     expect(alert).to_contain_text(re.compile(r"starts again at \d{4}-\d\d-\d\d 00:00 UTC"))
 
-    page.get_by_label("Type", exact=True).first.fill("Not A Type!")
+    page.get_by_label("Job type").fill("Not A Type!")
     page.get_by_label("Input (JSON)").fill("{oops")
     page.get_by_role("button", name="Create job").click()
     expect(page.locator("#input-error")).to_contain_text("input must be valid JSON")

@@ -128,7 +128,7 @@ def test_the_input_field_stops_at_what_the_body_limit_allows(page: Page, server:
     field.press("Control+A")
     page.keyboard.insert_text('{"text": "' + "é" * most + '"}')  # a paste: the browser cuts it
     assert len(field.input_value()) == most
-    page.get_by_label("Type", exact=True).first.fill("too_long")
+    page.get_by_label("Job type").fill("too_long")
     with page.expect_response(lambda response: response.url.endswith("/jobs")) as posted:
         page.get_by_role("button", name="Create job").click()
     assert posted.value.status == 422  # the page, not the body limit's refusal

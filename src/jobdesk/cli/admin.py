@@ -10,6 +10,7 @@ import typer
 from rich.table import Table
 from rich.text import Text
 
+from jobdesk import wire
 from jobdesk.cli.app import (
     AsJson,
     Db,
@@ -234,7 +235,7 @@ def _print_usage(usage: UserUsage, as_json: bool) -> None:
             f"{usage.user_id}: {usage.running}/{usage.max_running} running, "
             f"{usage.waiting}/{usage.max_waiting} waiting, "
             f"{usage.created_today}/{usage.max_daily} created today "
-            f"(resets {usage.resets_at.isoformat()}), weight {usage.weight:g}"
+            f"(resets {wire.timestamp(usage.resets_at)}), weight {usage.weight:g}"
         )
     )
 

@@ -6,12 +6,13 @@ import asyncio
 import json
 import sys
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from enum import Enum
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from rich import box
 from rich.progress import BarColumn, Progress, TextColumn
 from rich.table import Table
 from rich.text import Text
@@ -56,29 +57,66 @@ def _read_input(text: str) -> Any:
         raise InvalidInput("--input", f"must be JSON ({exc})") from None
 
 
-def _jobs_table(jobs: Sequence[Job]) -> Table:
-    table = Table()
-    # The id, the status and the short figures never wrap; a narrow terminal folds
-    # the type, the time and the message instead.
-    table.add_column("id", no_wrap=True)
-    table.add_column("type", overflow="fold")
-    table.add_column("status", no_wrap=True, min_width=max(len(status) for status in JobStatus))
-    table.add_column("progress", no_wrap=True, justify="right")
-    table.add_column("attempts", no_wrap=True, justify="right")
-    table.add_column("created")
-    table.add_column("message")
+#: ``jobs list``'s columns, most wanted first: (name, width; None: it takes a share of
+#: what is left, at least ``_FLEXIBLE_MIN``); a column goes when the terminal is too narrow
+_COLUMNS: tuple[tuple[str, int | None], ...] = (
+    ("id", 26),
+    ("status", max(len(status) for status in JobStatus)),
+    ("progress", len("progress")),
+    ("attempts", len("attempts")),
+    ("type", None),
+    ("created", len("12-31 23:59")),
+    ("message", None),
+)
+_FLEXIBLE_MIN = 12
+_GAP = 3  # characters between two columns: padding, the (blank) rule, padding
+
+
+def _fitting_columns(width: int) -> list[tuple[str, int | None]]:
+    """The most wanted columns that fit ``width`` (id, status and progress always)."""
+    chosen: list[tuple[str, int | None]] = []
+    used = 0
+    for name, size in _COLUMNS:
+        need = (size or _FLEXIBLE_MIN) + (_GAP if chosen else 0)
+        if len(chosen) >= 3 and used + need > width:
+            continue
+        chosen.append((name, size))
+        used += need
+    return chosen
+
+
+def _jobs_table(jobs: Sequence[Job], width: int) -> Table:
+    """A table of ``jobs`` that fits ``width`` columns: the columns that fit, one job a
+    line, long types and messages cut with an ellipsis (``--json`` has them whole)."""
+    columns = _fitting_columns(width)
+    table = Table(box=box.SIMPLE_HEAD, pad_edge=False, show_edge=False, expand=True)
+    for name, size in columns:
+        right = name in ("progress", "attempts")
+        table.add_column(
+            name,
+            width=size,
+            min_width=size or _FLEXIBLE_MIN,
+            ratio=None if size else 1,
+            no_wrap=True,
+            overflow="ellipsis",
+            justify="right" if right else "left",
+        )
     for job in jobs:
         message = job.progress_message
         if job.error is not None and job.status is not JobStatus.COMPLETED:
             message = f"error: {job.error.get('message')}"
+        values = {
+            "id": job.id,
+            "type": job.type,
+            "status": job.status.value,
+            "progress": f"{job.progress:.0f}%",
+            "attempts": wire.attempts_label(job),
+            # The year goes (a listing shows recent jobs); `jobs show` has the whole time.
+            "created": job.created_at.astimezone(UTC).strftime("%m-%d %H:%M"),
+            "message": message,
+        }
         table.add_row(
-            cell(job.id),
-            cell(job.type),
-            cell(job.status.value),
-            cell(f"{job.progress:.0f}%"),
-            cell(wire.attempts_label(job)),
-            cell(when(job.created_at)),
-            cell(message),
+            *(Text(values[name] or "", no_wrap=True, overflow="ellipsis") for name, _ in columns)
         )
     return table
 
@@ -201,7 +239,7 @@ def jobs_list(
     if as_json:
         print_json(page)
         return
-    out.print(_jobs_table(page.items))
+    out.print(_jobs_table(page.items, out.width))
     if page.next_cursor is not None:
         err.print(Text(f"more: --cursor {page.next_cursor}"))
 

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from rich.text import Text
 
 from jobdesk import Limits
 from jobdesk.cli.app import (
@@ -106,7 +107,20 @@ def serve(
             pass
 
     run(check())
+    err.print(Text(serving_banner(host, port)))
     serve_http(database_url(db), host, port, log_level=log_level.value, limits=limits)
+
+
+def serving_banner(host: str, port: int) -> str:
+    """What ``jobdesk serve`` says before it starts: where, and how to sign in."""
+    shown = f"[{host}]" if ":" in host else host
+    base = f"http://{'127.0.0.1' if host in ('0.0.0.0', '') else shown}:{port}"  # noqa: S104 - a comparison
+    return (
+        f"jobdesk serves the HTTP API at {base}/api/v1 (schema: {base}/openapi.json)\n"
+        f"dashboard: {base}/ : sign in with a user token (jobdesk tokens create-user USER_ID)\n"
+        f"operators: {base}/admin : sign in with an admin token "
+        "(jobdesk tokens create-admin NAME)"
+    )
 
 
 def _running(max_running: int | None, max_active: int | None) -> int | None:

@@ -17,6 +17,7 @@ from typing import Any
 
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
+from pydantic import BaseModel
 from starlette.staticfiles import StaticFiles
 
 from jobdesk import __version__
@@ -34,6 +35,7 @@ from jobdesk.http.middleware import (
 from jobdesk.http.problems import HANDLERS, FieldProblem, Problem
 from jobdesk.http.runtime import Runtime
 from jobdesk.http.schemas import JobStateEvent, ReadyEvent, ResyncEvent
+from jobdesk.http.schemas_problems import PROBLEM_SCHEMAS
 from jobdesk.http.settings import Settings
 from jobdesk.limits import Limits
 
@@ -141,8 +143,16 @@ def create_app(
             )
             components = schema.setdefault("components", {}).setdefault("schemas", {})
             ref = "#/components/schemas/{model}"
-            for model in (Problem, FieldProblem, JobStateEvent, ReadyEvent, ResyncEvent):
-                document = model.model_json_schema(ref_template=ref)
+            models: list[type[BaseModel]] = [
+                Problem,
+                FieldProblem,
+                JobStateEvent,
+                ReadyEvent,
+                ResyncEvent,
+                *PROBLEM_SCHEMAS.values(),
+            ]
+            for model in models:
+                document = model.model_json_schema(ref_template=ref, mode="serialization")
                 components.update(document.pop("$defs", {}))
                 components[model.__name__] = document
             app.openapi_schema = schema

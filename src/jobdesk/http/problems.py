@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable, Coroutine, Mapping
+from collections.abc import Callable, Coroutine, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from http import HTTPStatus
 from typing import Any
@@ -45,7 +45,6 @@ __all__ = [
     "HttpProblem",
     "MissingCredentials",
     "Problem",
-    "documented",
     "problem_document",
     "problem_for",
     "problem_response",
@@ -319,13 +318,40 @@ async def http_exception_handler(request: Request, exc: Exception) -> Response:
             extensions={"errors": [{"field": "body", "rule": rule}]},
         )
     detail = exc.detail
+    headers = dict(exc.headers or {})
     if exc.status_code == 404 and detail == HTTPStatus.NOT_FOUND.phrase:
         detail = f"no route matches {request.method} {request.url.path}"
     elif exc.status_code == 405:
         detail = f"{request.method} is not allowed on {request.url.path}"
-    return problem_response(
-        request.scope, exc.status_code, detail=str(detail), headers=exc.headers or {}
-    )
+        # The router names the methods of the first route on the path only; several
+        # routes may share a path (GET and POST /api/v1/jobs).
+        headers["Allow"] = ", ".join(_allowed_methods(request)) or headers.get("Allow", "")
+    return problem_response(request.scope, exc.status_code, detail=str(detail), headers=headers)
+
+
+def _allowed_methods(request: Request) -> list[str]:
+    """Every method some route serves on the request's path."""
+    path = request.url.path
+    methods: set[str] = set()
+    for prefix, route in _routes(request.app.router.routes, ""):
+        regex, route_methods = getattr(route, "path_regex", None), getattr(route, "methods", None)
+        if regex is None or not route_methods or not path.startswith(prefix):
+            continue
+        if regex.match(path[len(prefix) :]):
+            methods |= route_methods
+    return sorted(methods)
+
+
+def _routes(routes: Iterable[Any], prefix: str) -> Iterator[tuple[str, Any]]:
+    # FastAPI keeps an included router whole (with its prefix) rather than copying its
+    # routes into the app's list.
+    for route in routes:
+        inner = getattr(route, "original_router", None)
+        if inner is None:
+            yield prefix, route
+            continue
+        context = getattr(route, "include_context", None)
+        yield from _routes(inner.routes, prefix + str(getattr(context, "prefix", "") or ""))
 
 
 def internal_error_response(scope: Scope) -> Response:
@@ -350,31 +376,3 @@ HANDLERS: dict[int | type[Exception], Callable[[Request, Any], Coroutine[Any, An
     Exception: unexpected_error_handler,
 }
 """Exception handlers for ``FastAPI(exception_handlers=...)``."""
-
-
-_DESCRIPTIONS = {
-    401: "Missing, malformed, unknown, expired or revoked token (see `WWW-Authenticate`).",
-    404: "No such job for this caller (another user's job looks exactly the same).",
-    409: "The job's status or lease does not allow this now (`invalid-transition`, `lease-lost`).",
-    413: "The request body is over the size limit.",
-    422: "Invalid input: `errors` names each field and the rule it broke.",
-    429: "A per-user limit refused the request; see `Retry-After`.",
-    503: "The database is unavailable; try again after `Retry-After` seconds.",
-}
-
-
-def documented(*statuses: int) -> dict[int | str, dict[str, Any]]:
-    """OpenAPI ``responses`` for these error statuses, each a problem+json document."""
-    headers: dict[int, dict[str, Any]] = {
-        401: {"WWW-Authenticate": {"schema": {"type": "string"}}},
-        429: {"Retry-After": {"schema": {"type": "string"}}},
-        503: {"Retry-After": {"schema": {"type": "string"}}},
-    }
-    return {
-        status: {
-            "description": _DESCRIPTIONS[status],
-            "content": {PROBLEM_MEDIA_TYPE: {"schema": {"$ref": "#/components/schemas/Problem"}}},
-            **({"headers": headers[status]} if status in headers else {}),
-        }
-        for status in statuses
-    }

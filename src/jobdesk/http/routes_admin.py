@@ -10,7 +10,6 @@ from typing import Annotated
 from fastapi import APIRouter, Path
 
 from jobdesk.http.auth import CurrentAdmin
-from jobdesk.http.problems import documented
 from jobdesk.http.runtime import RuntimeDep
 from jobdesk.http.schemas import ID_RULE, TYPE_RULE
 from jobdesk.http.schemas_limits import (
@@ -19,6 +18,7 @@ from jobdesk.http.schemas_limits import (
     UsageOut,
     UserLimitsRequest,
 )
+from jobdesk.http.schemas_problems import documented
 
 __all__ = ["router"]
 

@@ -5,19 +5,19 @@ from __future__ import annotations
 from typing import Literal
 
 from fastapi import APIRouter
-from pydantic import BaseModel
 from starlette.responses import Response
 
 from jobdesk.http.metrics import CONTENT_TYPE_LATEST
-from jobdesk.http.problems import documented
 from jobdesk.http.runtime import RuntimeDep
+from jobdesk.http.schemas import Out
+from jobdesk.http.schemas_problems import documented
 
 __all__ = ["router"]
 
 router = APIRouter(tags=["operations"])
 
 
-class Health(BaseModel):
+class Health(Out):
     """A probe's answer."""
 
     status: Literal["ok", "ready"]

@@ -9,10 +9,10 @@ from starlette.responses import Response
 
 from jobdesk.errors import InvalidInput
 from jobdesk.http.auth import CurrentUser
-from jobdesk.http.problems import documented
 from jobdesk.http.runtime import RuntimeDep
 from jobdesk.http.schemas import (
     EVENT_SCHEMA,
+    ID_RULE,
     CreateJobRequest,
     CreateJobsRequest,
     JobEventOut,
@@ -22,6 +22,7 @@ from jobdesk.http.schemas import (
     JobType,
 )
 from jobdesk.http.schemas_limits import UsageOut
+from jobdesk.http.schemas_problems import documented
 from jobdesk.http.sse import open_job_stream, open_user_stream
 from jobdesk.models import JobSpec, JobStatus
 
@@ -134,11 +135,16 @@ async def list_jobs(
     type: Annotated[  # noqa: A002 - the contract's name
         tuple[JobType, ...], Query(description="Repeat for several.")
     ] = (),
-    project_id: Annotated[str | None, Query()] = None,
+    project_id: Annotated[str | None, Query(json_schema_extra=ID_RULE)] = None,
     limit: Annotated[
         int, Query(description="Page size.", json_schema_extra={"minimum": 1, "maximum": 100})
     ] = 20,
-    cursor: Annotated[str | None, Query(description="`next_cursor` of the previous page.")] = None,
+    cursor: Annotated[
+        str | None,
+        Query(
+            description="`next_cursor` of the previous page.", json_schema_extra={"maxLength": 64}
+        ),
+    ] = None,
 ) -> JobPageOut:
     """The caller's jobs, newest first, filtered, one page at a time."""
     page = await runtime.require_desk().get_user_jobs(

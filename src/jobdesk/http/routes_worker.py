@@ -14,7 +14,7 @@ from starlette.responses import Response
 from jobdesk import validation
 from jobdesk.errors import JobdeskError
 from jobdesk.http.auth import CurrentWorker
-from jobdesk.http.problems import Problem, documented, problem_document
+from jobdesk.http.problems import Problem, problem_document
 from jobdesk.http.runtime import Runtime, RuntimeDep
 from jobdesk.http.schemas import (
     WORK_EVENT_SCHEMA,
@@ -29,6 +29,7 @@ from jobdesk.http.schemas import (
     ProgressRequest,
 )
 from jobdesk.http.schemas_limits import SnoozeRequest
+from jobdesk.http.schemas_problems import documented
 from jobdesk.http.schemas_worker import (
     BatchOutcome,
     CompleteAndClaimRequest,
@@ -183,7 +184,10 @@ def _completion_outcomes(
 @router.post(
     "/jobs/{id}/start",
     operation_id="startJob",
-    responses={200: {"links": _attempt_links("")}, **documented(401, 404, 409, 422, 503)},
+    responses={
+        200: {"links": _attempt_links("")},
+        **documented(401, 404, 409, 422, 503, lease=True),
+    },
 )
 async def start_job(job_id: JobId, worker: CurrentWorker, runtime: RuntimeDep) -> JobOut:
     """Start one chosen pending job: a new attempt under a new lease."""
@@ -195,7 +199,7 @@ async def start_job(job_id: JobId, worker: CurrentWorker, runtime: RuntimeDep) -
 @router.post(
     "/jobs/{id}/progress",
     operation_id="reportProgress",
-    responses=documented(401, 404, 409, 413, 422, 503),
+    responses=documented(401, 404, 409, 413, 422, 503, lease=True),
 )
 async def report_progress(
     job_id: JobId, body: ProgressRequest, worker: CurrentWorker, runtime: RuntimeDep
@@ -210,7 +214,7 @@ async def report_progress(
 @router.post(
     "/jobs/{id}/heartbeat",
     operation_id="heartbeat",
-    responses=documented(401, 404, 409, 413, 422, 503),
+    responses=documented(401, 404, 409, 413, 422, 503, lease=True),
 )
 async def heartbeat(
     job_id: JobId, body: HeartbeatRequest, worker: CurrentWorker, runtime: RuntimeDep
@@ -223,7 +227,7 @@ async def heartbeat(
 @router.post(
     "/jobs/{id}/complete",
     operation_id="completeJob",
-    responses=documented(401, 404, 409, 413, 422, 503),
+    responses=documented(401, 404, 409, 413, 422, 503, lease=True),
 )
 async def complete_job(
     job_id: JobId, body: CompleteRequest, worker: CurrentWorker, runtime: RuntimeDep
@@ -239,7 +243,7 @@ async def complete_job(
 @router.post(
     "/jobs/{id}/fail",
     operation_id="failJob",
-    responses=documented(401, 404, 409, 413, 422, 503),
+    responses=documented(401, 404, 409, 413, 422, 503, lease=True),
 )
 async def fail_job(
     job_id: JobId, body: FailRequest, worker: CurrentWorker, runtime: RuntimeDep
@@ -261,7 +265,7 @@ async def fail_job(
 @router.post(
     "/jobs/{id}/release",
     operation_id="releaseJob",
-    responses=documented(401, 404, 409, 413, 422, 503),
+    responses=documented(401, 404, 409, 413, 422, 503, lease=True),
 )
 async def release_job(
     job_id: JobId, body: HeartbeatRequest, worker: CurrentWorker, runtime: RuntimeDep
@@ -274,7 +278,7 @@ async def release_job(
 @router.post(
     "/jobs/{id}/snooze",
     operation_id="snoozeJob",
-    responses=documented(401, 404, 409, 413, 422, 503),
+    responses=documented(401, 404, 409, 413, 422, 503, lease=True),
 )
 async def snooze_job(
     job_id: JobId, body: SnoozeRequest, worker: CurrentWorker, runtime: RuntimeDep

@@ -44,6 +44,7 @@ __all__ = [
     "JobOut",
     "JobPageOut",
     "JobStateEvent",
+    "Out",
     "ProgressReplyOut",
     "ProgressRequest",
     "ReadyEvent",
@@ -52,7 +53,11 @@ __all__ = [
 ]
 
 TYPE_RULE = {"pattern": f"^{validation.TYPE_PATTERN.pattern}$"}
-ID_RULE = {"minLength": 1, "maxLength": validation.MAX_ID_LENGTH}
+# JSON Schema cannot say "printable" (Python's str.isprintable): the control characters
+# are the part of the rule a pattern can state; the core refuses the rest with a 422.
+PRINTABLE_PATTERN = r"^[^\u0000-\u001f\u007f-\u009f]*$"
+NO_NUL_RULE = {"pattern": r"^[^\u0000]*$"}
+ID_RULE = {"minLength": 1, "maxLength": validation.MAX_ID_LENGTH, "pattern": PRINTABLE_PATTERN}
 JOB_ID_RULE = {"pattern": f"^{JOB_ID_PATTERN.pattern}$"}
 ATTEMPT_RULE = {"minimum": 1, "maximum": validation.MAX_ATTEMPT}
 JSON_VALUE = "Any JSON value."
@@ -79,9 +84,16 @@ Integer = Annotated[StrictInt, BeforeValidator(_whole_number)]
 
 
 class Body(BaseModel):
-    """A request body: known fields only."""
+    """A request body: known fields only; a field with a default may be left out."""
 
     model_config = ConfigDict(extra="forbid")
+
+
+class Out(BaseModel):
+    """A response body: the server writes every field (null where it has no value), so
+    the schema lists every field as required and generated clients need no ``?``."""
+
+    model_config = ConfigDict(json_schema_serialization_defaults_required=True)
 
 
 class JobSpecIn(Body):
@@ -133,7 +145,7 @@ class CreateJobRequest(JobSpecIn):
         Field(
             description="A repeated request with the same key returns the first job "
             "(the `Idempotency-Key` header works too).",
-            json_schema_extra={"minLength": 1, "maxLength": 255},
+            json_schema_extra={"minLength": 1, "maxLength": 255, "pattern": PRINTABLE_PATTERN},
         ),
     ] = None
 
@@ -159,7 +171,10 @@ class ClaimRequest(Body):
 
     types: Annotated[
         list[Annotated[StrictStr, Field(json_schema_extra=TYPE_RULE)]] | None,
-        Field(description="Only these job types (within the token's own types)."),
+        Field(
+            description="Only these job types (within the token's own types).",
+            json_schema_extra={"minItems": 1},
+        ),
     ] = None
     limit: Annotated[
         Integer,
@@ -191,7 +206,7 @@ class ProgressRequest(Body):
         StrictStr | None,
         Field(
             description="What is happening now.",
-            json_schema_extra={"maxLength": validation.MAX_MESSAGE},
+            json_schema_extra={"maxLength": validation.MAX_MESSAGE, **NO_NUL_RULE},
         ),
     ] = None
     attempt: Attempt
@@ -216,19 +231,30 @@ class CompleteRequest(Body):
     attempt: Attempt
 
 
-class ErrorDetail(Body):
-    """A structured failure."""
+def _absent(value: object) -> bool:
+    return value is None
 
-    message: Annotated[StrictStr, Field(json_schema_extra={"minLength": 1})]
-    code: Annotated[StrictStr | None, Field(json_schema_extra={"maxLength": 128})] = None
-    details: Annotated[Any, Field(description=f"{JSON_VALUE} At most 64 KiB.")] = None
+
+class ErrorDetail(Body):
+    """A structured failure: what a worker reports, and a job's ``error`` as written back
+    (``code`` and ``details`` only when there are any)."""
+
+    message: Annotated[StrictStr, Field(json_schema_extra={"minLength": 1, **NO_NUL_RULE})]
+    code: Annotated[
+        StrictStr | None,
+        Field(json_schema_extra={"maxLength": 128, **NO_NUL_RULE}, exclude_if=_absent),
+    ] = None
+    details: Annotated[
+        Any, Field(description=f"{JSON_VALUE} At most 64 KiB.", exclude_if=_absent)
+    ] = None
 
 
 class FailRequest(Body):
     """``POST /api/v1/worker/jobs/{id}/fail``."""
 
     error: Annotated[
-        Annotated[StrictStr, Field(json_schema_extra={"minLength": 1})] | ErrorDetail,
+        Annotated[StrictStr, Field(json_schema_extra={"minLength": 1, **NO_NUL_RULE})]
+        | ErrorDetail,
         Field(description="A message, or `{message, code?, details?}`."),
     ]
     retryable: Annotated[
@@ -240,7 +266,10 @@ class FailRequest(Body):
             description="Seconds before the next attempt, instead of the exponential backoff "
             "(at most the server's longest backoff, "
             f"{_DEFAULT_LIMITS.retry_backoff_max_seconds:g} by default).",
-            json_schema_extra={"minimum": 0},
+            json_schema_extra={
+                "minimum": 0,
+                "maximum": _DEFAULT_LIMITS.retry_backoff_max_seconds,
+            },
         ),
     ] = None
     attempt: Attempt
@@ -249,7 +278,7 @@ class FailRequest(Body):
 # -- responses -------------------------------------------------------------------------
 
 
-class WaitingOut(BaseModel):
+class WaitingOut(Out):
     """Why a pending job has not started, and the figures that say for how long."""
 
     reason: Annotated[
@@ -267,7 +296,7 @@ class WaitingOut(BaseModel):
     ahead: int | None = None
 
 
-class JobOut(BaseModel):
+class JobOut(Out):
     """A job, as its owner (or a worker) sees it.
 
     The body is :func:`jobdesk.wire.encode_job`'s, the one encoding of a job that
@@ -283,9 +312,7 @@ class JobOut(BaseModel):
     status: JobStatus
     input: Annotated[Any, Field(description=JSON_VALUE)]
     result: Annotated[Any, Field(description=f"{JSON_VALUE} Null until completed.")]
-    error: Annotated[
-        dict[str, Any] | None, Field(description="The last failure: `{message, code?, details?}`.")
-    ]
+    error: Annotated[ErrorDetail | None, Field(description="The last failure.")]
     progress: float
     progress_message: str | None
     priority: int
@@ -322,7 +349,7 @@ class JobOut(BaseModel):
         return cls.model_validate(wire.encode_job(job))
 
 
-class JobPageOut(BaseModel):
+class JobPageOut(Out):
     """One page of the caller's jobs, newest first."""
 
     items: list[JobOut]
@@ -336,7 +363,7 @@ class JobPageOut(BaseModel):
         return cls.model_validate(wire.encode(page))
 
 
-class JobEventOut(BaseModel):
+class JobEventOut(Out):
     """One status change in a job's history."""
 
     job_id: str
@@ -344,7 +371,7 @@ class JobEventOut(BaseModel):
     status: JobStatus
     attempt: int
     worker_id: str | None
-    error: dict[str, Any] | None
+    error: ErrorDetail | None
 
     @classmethod
     def of(cls, event: JobEvent) -> JobEventOut:
@@ -352,7 +379,7 @@ class JobEventOut(BaseModel):
         return cls.model_validate(wire.encode(event))
 
 
-class ProgressReplyOut(BaseModel):
+class ProgressReplyOut(Out):
     """What a worker learns from a progress report or a heartbeat."""
 
     cancel_requested: Annotated[

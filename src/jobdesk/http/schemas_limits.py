@@ -11,10 +11,10 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated
 
-from pydantic import BaseModel, Field, Strict, StrictStr
+from pydantic import Field, Strict, StrictStr
 
 from jobdesk import scheduling, user_operations, validation, wire
-from jobdesk.http.schemas import Attempt, Body, Integer
+from jobdesk.http.schemas import Attempt, Body, Integer, Out
 from jobdesk.models import UserUsage
 
 __all__ = [
@@ -28,7 +28,7 @@ __all__ = [
 _RATE_EXAMPLES = ["60/min", "5/s", "1000/hour", "10/5min", "200/day"]
 
 
-class UsageOut(BaseModel):
+class UsageOut(Out):
     """A user's limits and how much of them is in use."""
 
     user_id: str
@@ -107,7 +107,7 @@ class TypeLimitsRequest(Body):
     ] = None
 
 
-class TypeLimitsOut(BaseModel):
+class TypeLimitsOut(Out):
     """A job type's pool and rate; null means no limit."""
 
     type: str

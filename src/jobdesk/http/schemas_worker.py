@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from pydantic import BaseModel, Field, StrictStr
+from pydantic import Field, StrictStr
 
 from jobdesk import validation, wire
 from jobdesk.http.problems import Problem
@@ -20,6 +20,7 @@ from jobdesk.http.schemas import (
     ClaimRequest,
     Integer,
     JobOut,
+    Out,
 )
 from jobdesk.models import Worker
 
@@ -48,14 +49,14 @@ class CompleteBatchRequest(Body):
     completions: Annotated[list[CompletionItem], Field(json_schema_extra=BATCH_RULE)]
 
 
-class CompletionOutcome(BaseModel):
+class CompletionOutcome(Out):
     """One job of a batch completion: the completed job, or the problem that refused it."""
 
     job: JobOut | None = None
     problem: Problem | None = None
 
 
-class BatchOutcome(BaseModel):
+class BatchOutcome(Out):
     """The outcomes of a batch completion, in the order of the request."""
 
     outcomes: list[CompletionOutcome]
@@ -80,14 +81,14 @@ class CompleteAndClaimRequest(ClaimRequest):
     ] = 1
 
 
-class CycleOutcome(BaseModel):
+class CycleOutcome(Out):
     """The completions' outcomes, in the order of the request, and the jobs claimed."""
 
     outcomes: list[CompletionOutcome]
     claimed: list[JobOut]
 
 
-class WorkerOut(BaseModel):
+class WorkerOut(Out):
     """The worker a token stands for."""
 
     name: Annotated[str, Field(description="The worker token's name: `worker_id` of its jobs.")]

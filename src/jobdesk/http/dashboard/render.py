@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import re
 from datetime import UTC, datetime
 from typing import Any
@@ -83,7 +84,9 @@ def _duration(seconds: float) -> str:
 
 
 def _progress(value: float) -> str:
-    return f"{value:g}"
+    # Whole percents, rounded down: 14.4444 shows as 14, and 99.9 never as a 100 that
+    # is not done yet.
+    return str(math.floor(value))
 
 
 _SEPARATOR = re.compile(r"([._-])")

@@ -49,6 +49,18 @@ class Chart:
     peak: int
     #: (series name, dash pattern, SVG points, total)
     lines: list[tuple[str, str, str, int]]
+    #: the minutes the chart spans (its x axis runs from that many minutes ago to now)
+    minutes: int = 60
+
+    @property
+    def y_ticks(self) -> list[tuple[str, float]]:
+        """The y axis' three labels, top down and evenly spaced (the page lays them out
+        without inline styles): (jobs per minute, height in the SVG's units)."""
+        return [(f"{value:g}", self.y(value)) for value in (self.peak, self.peak / 2, 0)]
+
+    def y(self, value: float) -> float:
+        """Where ``value`` jobs per minute sits, in the SVG's units (0 is the top)."""
+        return self.height - value / self.peak * (self.height - 4)
 
 
 def chart(minutes: list[ThroughputMinute]) -> Chart:
@@ -63,7 +75,7 @@ def chart(minutes: list[ThroughputMinute]) -> Chart:
             for index, value in enumerate(values)
         )
         lines.append((name, dash, points, sum(values)))
-    return Chart(_CHART_WIDTH, _CHART_HEIGHT, peak, lines)
+    return Chart(_CHART_WIDTH, _CHART_HEIGHT, peak, lines, minutes=max(1, len(minutes)))
 
 
 def _desk(request: Request) -> JobDesk:
