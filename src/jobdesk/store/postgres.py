@@ -15,7 +15,8 @@ transactions and their one retry, migrations), :mod:`~jobdesk.store.postgres_row
 (rows to models and back), :mod:`~jobdesk.store.postgres_channel` (LISTEN),
 :mod:`~jobdesk.store.postgres_scheduling` (claims, the queue's peek, type limits,
 why a job waits, the limits of retries and starts by id) and
-:mod:`~jobdesk.store.postgres_operator_queries` (the operator's views).
+:mod:`~jobdesk.store.postgres_operator_queries` (the operator's views) and
+:mod:`~jobdesk.store.postgres_schedules` (schedules and their runner).
 """
 
 from __future__ import annotations
@@ -57,12 +58,13 @@ from jobdesk.store.postgres_rows import (
     types_param,
     write_params,
 )
+from jobdesk.store.postgres_schedules import PostgresSchedules
 from jobdesk.store.postgres_scheduling import PostgresScheduling
 
 __all__ = ["PostgresStore", "Q", "job_from_row", "migrations"]
 
 
-class PostgresStore(PostgresScheduling):
+class PostgresStore(PostgresScheduling, PostgresSchedules):
     """The :class:`~jobdesk.store.Store` on PostgreSQL (``postgresql://user@host/db``)."""
 
     # -- jobs -------------------------------------------------------------------------------
