@@ -10,6 +10,7 @@ import pytest
 from jobdesk import JobDesk
 from jobdesk.testing import ManualClock
 from tests.acceptance.conftest import Api, MakeApp, bearer, running
+from tests.acceptance.test_dashboard_http import signed_in
 from tests.acceptance.test_http_jobs import assert_problem
 
 NIGHTLY = {"name": "nightly", "cron": "0 3 * * *", "type": "report", "input": {"a": 1}}
@@ -108,3 +109,21 @@ async def test_the_server_fires_due_schedules_by_itself(
             await asyncio.sleep(0.01)
     [job] = (await desk.get_user_jobs("alice")).items
     assert job.idempotency_key == "schedule:often@2026-03-01T12:01:00Z"
+
+
+async def test_the_operator_dashboard_lists_schedules_with_their_next_runs(
+    api: Api, clock: ManualClock
+) -> None:
+    await api.desk.schedule("nightly", "0 3 * * *", "report", {}, user_id="alice")
+    paused = await api.desk.schedule("hourly", "@hourly", "report", {}, user_id="<b>odd</b>")
+    await api.desk.pause_schedule(paused.name)
+    await signed_in(api.client, await api.desk.create_admin_token("ops"))
+    overview = await api.client.get("/admin")
+    assert overview.status_code == 200
+    section = overview.text[overview.text.index('id="schedules-title"') :]
+    assert "nightly" in section
+    assert "0 3 * * *" in section
+    assert "2026-03-02 03:00" in section
+    assert "paused" in section
+    assert "<b>odd</b>" not in section  # user ids are escaped
+    assert "&lt;b&gt;odd&lt;/b&gt;" in section

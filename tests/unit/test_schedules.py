@@ -152,3 +152,16 @@ def test_the_job_of_a_tick_is_keyed_by_the_schedule_and_the_tick() -> None:
     assert job.idempotency_key == "schedule:report@2026-03-01T12:01:00Z"
     assert (job.user_id, job.type, job.input, job.max_attempts) == ("u1", "report", {"n": 1}, 3)
     assert job.input_json == '{"n":1}'
+
+
+def test_daylight_saving_changes_neither_lose_nor_double_a_daily_tick() -> None:
+    spring = schedules.next_tick(
+        "30 2 * * *", "Europe/Paris", datetime(2026, 3, 28, 12, tzinfo=UTC)
+    )
+    assert spring == datetime(2026, 3, 29, 1, tzinfo=UTC)  # 03:00, the first time after 02:30
+    autumn = schedules.next_tick(
+        "30 2 * * *", "Europe/Paris", datetime(2026, 10, 24, 12, tzinfo=UTC)
+    )
+    assert autumn == datetime(2026, 10, 25, 0, 30, tzinfo=UTC)  # the first 02:30
+    following = schedules.next_tick("30 2 * * *", "Europe/Paris", autumn)
+    assert following == datetime(2026, 10, 26, 1, 30, tzinfo=UTC)  # not the second 02:30
