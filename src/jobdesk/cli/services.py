@@ -12,7 +12,7 @@ from typing import Annotated, Any
 
 import typer
 
-from jobdesk import Limits
+from jobdesk import Limits, tracing
 from jobdesk.cli.app import (
     Db,
     Debug,
@@ -92,10 +92,12 @@ def serve(
     (`--max-waiting`, `--max-daily`), remote workers' claims (`--max-running`) and
     failures, and the leases its reaper finds expired. Give every process the same,
     or set them per user with `jobdesk limits user`. It fires due schedules every
-    `JOBDESK_SCHEDULE_INTERVAL_SECONDS` (1; 0 turns it off).
+    `JOBDESK_SCHEDULE_INTERVAL_SECONDS` (1; 0 turns it off). `JOBDESK_TRACING=on`
+    makes OpenTelemetry spans (docs/tracing.md).
     """
     from jobdesk.http import serve as serve_http  # noqa: PLC0415 - FastAPI loads only here
 
+    tracing.enable_from_environment()
     limits = _limits(lease_seconds, retry_backoff, _running(max_running, max_active))
     if max_waiting is not None:
         limits = dataclasses.replace(limits, max_waiting_per_user=max_waiting)
@@ -242,7 +244,8 @@ def worker(
     signal it claims nothing more and gives running jobs `--grace` seconds,
     then hands the unfinished ones back (their attempt is not spent); a second
     signal hands them back at once. With --db it also requeues expired leases
-    and fires due schedules (a server does both itself).
+    and fires due schedules (a server does both itself). `JOBDESK_TRACING=on`
+    makes OpenTelemetry spans for each attempt (docs/tracing.md).
     """
     from jobdesk.worker import (  # noqa: PLC0415 - only this command
         DeskTransport,
@@ -255,6 +258,7 @@ def worker(
     logging.basicConfig(
         level=log_level.value.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    tracing.enable_from_environment()
     running = _running(max_running, max_active)
 
     async def work() -> None:

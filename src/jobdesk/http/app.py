@@ -128,6 +128,8 @@ def create_app(
                 "Idempotency-Key",
                 "Last-Event-ID",
                 "X-Request-ID",
+                "traceparent",
+                "tracestate",
             ],
             expose_headers=["Retry-After", "WWW-Authenticate", "X-Request-ID"],
             max_age=600,

@@ -115,6 +115,7 @@ class SQLiteStore(SQLiteSchedules):
                     "run_at": time_text(job.run_at),
                     "updated_at": time_text(job.updated_at),
                     "idempotency_key": job.idempotency_key,
+                    "traceparent": job.traceparent,
                 }
                 for job, input_json in jobs
             ],
