@@ -754,7 +754,7 @@ TWINS = {
         "walk",
         "write_jobs",
     },
-    "postgres_schedules.sql": {"due_schedules"},
+    "postgres_schedules.sql": {"any_due", "due_schedules"},
     "sqlite_schedules.sql": {"any_due", "due_schedules"},
     "sqlite.sql": {
         "arrival_floor",

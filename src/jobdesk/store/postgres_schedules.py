@@ -126,6 +126,16 @@ class PostgresSchedules(PostgresConnections):
         return await self._run(work)
 
     async def run_due_schedules(self, limits: Limits, batch_size: int) -> tuple[int, list[Job]]:
+        async def anything_due(connection: Connection) -> bool:
+            return (
+                await self._fetch_one(connection, SQ["any_due"], {"now": self._now_param()})
+                is not None
+            )
+
+        # Every server and worker asks each second; most find nothing, in one round trip.
+        if not await self._run(anything_due, write=False, single=True):
+            return 0, []
+
         async def work(connection: Connection) -> tuple[int, list[Job]]:
             cursor = await connection.execute(
                 SQ["due_schedules"], {"now": self._now_param(), "limit": batch_size}

@@ -51,3 +51,10 @@ FROM (SELECT coalesce(%(now)s::timestamptz, now()) AS store_now) AS n,
          LIMIT %(limit)s
          FOR UPDATE SKIP LOCKED
      ) AS s;
+
+-- name: any_due
+-- twin of: jobdesk.schedules.is_due
+-- Whether a runner has anything to fire: one autocommitted read, no transaction.
+SELECT 1 FROM jobdesk.schedules
+WHERE NOT paused AND next_run_at <= coalesce(%(now)s::timestamptz, now())
+LIMIT 1;
