@@ -6,6 +6,7 @@ so it works on every store that ``store_url`` names.
 
 from __future__ import annotations
 
+import re
 import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -13,6 +14,7 @@ from typing import TypeVar
 
 from jobdesk import Job, JobDesk, JobStatus, Worker
 from jobdesk.errors import JobdeskError
+from jobdesk.store.postgres import migrations
 from jobdesk.sync import JobDesk as SyncJobDesk
 from jobdesk.testing import ManualClock
 
@@ -73,3 +75,22 @@ def run_in_threads(
 
     with ThreadPoolExecutor(max_workers=count) as pool:
         return list(pool.map(run, range(count)))
+
+
+def function_definition(name: str) -> tuple[str, str]:
+    """The newest PostgreSQL migration's definition of function ``name``: the comment block
+    just before it, and its ``CREATE [OR REPLACE] FUNCTION`` statement made a ``CREATE OR
+    REPLACE`` (so that a mutated copy can be applied over the real one)."""
+    heading = re.compile(rf"^CREATE (?:OR REPLACE )?FUNCTION {re.escape(name)}\(", re.MULTILINE)
+    for _, script in reversed(migrations()):
+        found = heading.search(script)
+        if found is None:
+            continue
+        start = found.start()
+        end = script.index("\n$$;", start) + len("\n$$;")
+        header = script[script.rindex("\n\n", 0, start) : start]
+        statement = script[start:end]
+        if not statement.startswith("CREATE OR REPLACE"):
+            statement = statement.replace("CREATE FUNCTION", "CREATE OR REPLACE FUNCTION", 1)
+        return header, statement
+    raise LookupError(f"no migration defines {name}")

@@ -25,6 +25,7 @@ from jobdesk.changes import RESYNC, JobChange, Subscription
 from jobdesk.errors import LeaseLost, RateLimited
 from jobdesk.store.postgres import PostgresStore, migrations
 from tests.conftest import database_url
+from tests.integration.support import function_definition
 
 UNLIMITED = Limits(
     max_running_per_user=100_000, max_waiting_per_user=100_000, max_created_per_day=100_000
@@ -125,13 +126,9 @@ async def test_an_update_decided_from_a_row_that_changed_since_writes_nothing_of
 # -- limits across processes ------------------------------------------------------------------
 
 
-def function_text(version: int, name: str) -> str:
-    """The ``CREATE FUNCTION`` statement of ``name`` in migration ``version``, made a
-    ``CREATE OR REPLACE`` so that a mutated copy can be applied over the real one."""
-    [script] = [script for number, script in migrations() if number == version]
-    start = script.index(f"CREATE FUNCTION {name}(")
-    end = script.index("\n$$;", start) + len("\n$$;")
-    return script[start:end].replace("CREATE FUNCTION", "CREATE OR REPLACE FUNCTION", 1)
+def function_text(name: str) -> str:
+    """The newest ``CREATE OR REPLACE FUNCTION`` statement of ``name`` in the migrations."""
+    return function_definition(name)[1]
 
 
 def apply_mutant(url: str, text: str) -> None:
@@ -144,9 +141,9 @@ CREATE_JUDGED = "IF NOT created THEN"
 
 
 def create_without_the_user_lock(url: str) -> None:
-    """The mutation: ``jobdesk.create_job`` (migration 0007) reads the user's row without
+    """The mutation: ``jobdesk.create_job`` reads the user's row without
     locking it, and waits between judging and writing so that racing creates overlap."""
-    text = function_text(7, "jobdesk.create_job")
+    text = function_text("jobdesk.create_job")
     assert text.count(CREATE_USER_LOCK) == 2, "the user's row lock moved: update this mutation"
     assert text.count(CREATE_JUDGED) == 1, "the judgement moved: update this mutation"
     apply_mutant(
@@ -157,24 +154,21 @@ def create_without_the_user_lock(url: str) -> None:
     )
 
 
-CLAIM_USER_LOCK = (
-    "FOR UPDATE SKIP LOCKED;\n            IF NOT FOUND THEN\n                v_first_locked"
-)
-CLAIM_RECOUNTED = "CONTINUE WHEN v_running >= v_locked.max_running;"
+CLAIM_USER_LOCK = "FOR UPDATE OF u SKIP LOCKED"
+CLAIM_RECOUNTED = "FOR i IN 1 .. cardinality(w_user) LOOP"
 
 
 def claim_without_the_user_lock(url: str) -> None:
-    """The mutation: ``jobdesk.claim_fair`` (migration 0007) walks the users without
-    locking them, and waits after counting a user's running jobs so that racing claims
-    overlap."""
-    text = function_text(7, "jobdesk.claim_fair")
+    """The mutation: ``jobdesk.claim_fair`` walks the users without locking them, and
+    waits after counting their running jobs so that racing claims overlap."""
+    text = function_text("jobdesk.claim_fair")
     assert text.count(CLAIM_USER_LOCK) == 1, "the walk's user lock moved: update this mutation"
     assert text.count(CLAIM_RECOUNTED) == 1, "the count under the lock moved: update this"
     apply_mutant(
         url,
-        text.replace(
-            CLAIM_USER_LOCK, CLAIM_USER_LOCK.replace("FOR UPDATE SKIP LOCKED", "")
-        ).replace(CLAIM_RECOUNTED, f"PERFORM pg_sleep(0.05);\n        {CLAIM_RECOUNTED}"),
+        text.replace(CLAIM_USER_LOCK, "").replace(
+            CLAIM_RECOUNTED, f"PERFORM pg_sleep(0.05);\n            {CLAIM_RECOUNTED}"
+        ),
     )
 
 

@@ -82,7 +82,6 @@ from jobdesk.errors import (
 from jobdesk.limits import check_daily, check_waiting, usage, usage_day
 from jobdesk.models import TRANSITIONS, Action, NewJob, UserLimits, UserUsage
 from jobdesk.scheduling import QueuedUser, TypeGate
-from jobdesk.store.postgres import migrations
 from jobdesk.testing import ManualClock
 from tests.conftest import OpenDesk
 from tests.integration.rule_scenarios import (
@@ -102,6 +101,7 @@ from tests.integration.rule_scenarios import (
     Refusal,
     Scenario,
 )
+from tests.integration.support import function_definition
 
 Answer = Job | JobdeskError
 Row = dict[str, Any]
@@ -811,17 +811,15 @@ def test_every_sql_twin_names_python_originals_that_exist(filename: str) -> None
             python_object(original)
 
 
-#: the PostgreSQL functions of migration 0007 that restate a rule, in their header comments
+#: the PostgreSQL functions that restate a rule, in their header comments (their newest
+#: definition in the migrations)
 MIGRATION_TWINS = ("jobdesk.arrival_vtime", "jobdesk.create_job", "jobdesk.claim_fair")
 _MIGRATION_TWIN = re.compile(r"twin of\s+(?:--\s+)?(jobdesk\.\w+\.[\w.]*\w)")
 
 
 def test_the_fair_scheduling_functions_name_python_originals_that_exist() -> None:
-    [script] = [script for version, script in migrations() if version == 7]
     for function in MIGRATION_TWINS:
-        start = script.index(f"CREATE FUNCTION {function}(")
-        header = script[script.rindex("\n\n", 0, start) : start]
-        body = script[start : script.index("\n$$;", start)]
+        header, body = function_definition(function)
         named = _MIGRATION_TWIN.findall(header + body)
         assert named, f"{function} names no Python original in a twin line"
         for original in named:

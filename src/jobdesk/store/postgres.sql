@@ -247,10 +247,21 @@ WITH c AS MATERIALIZED (
         id text, attempt integer, result jsonb
     )
 ), locked AS MATERIALIZED (
-    SELECT j.id, j.ctid FROM jobdesk.jobs AS j
-    WHERE j.id = ANY(%(ids)s::text[])
-    ORDER BY j.id
-    FOR UPDATE OF j
+    -- One primary-key lookup per id, in the order of %(ids)s (sorted): a plan the
+    -- statistics of a table that just grew cannot turn into a scan of every job.
+    SELECT l.* FROM unnest(%(ids)s::text[]) AS i (id)
+    CROSS JOIN LATERAL (
+        SELECT j.id, j.ctid, j.status, j.worker_id, j.attempt, j.lease_expires_at, j.type
+        FROM jobdesk.jobs AS j WHERE j.id = i.id FOR UPDATE OF j
+    ) AS l
+), held AS MATERIALIZED (
+    -- The locked jobs hold() lets this worker complete.
+    SELECT locked.ctid FROM locked JOIN c ON c.id = locked.id
+    WHERE locked.status = 'processing'
+      AND locked.worker_id = %(worker_id)s
+      AND locked.attempt = c.attempt
+      AND locked.lease_expires_at > coalesce(%(now)s::timestamptz, now())
+      AND (%(worker_types)s::text[] IS NULL OR locked.type = ANY(%(worker_types)s))
 ), done AS (
     UPDATE jobdesk.jobs AS j SET
         status = 'completed',
@@ -260,15 +271,12 @@ WITH c AS MATERIALIZED (
         lease_expires_at = NULL,
         finished_at = coalesce(%(now)s::timestamptz, now()),
         updated_at = coalesce(%(now)s::timestamptz, now())
-    FROM c, locked
-    -- By the locked row's address: a row that changed after this statement's snapshot
-    -- is not seen, so its completion goes the slow way (update_jobs), which re-reads it.
-    WHERE j.ctid = locked.ctid AND j.id = locked.id AND c.id = locked.id
-      AND j.status = 'processing'
-      AND j.worker_id = %(worker_id)s
-      AND j.attempt = c.attempt
-      AND j.lease_expires_at > coalesce(%(now)s::timestamptz, now())
-      AND (%(worker_types)s::text[] IS NULL OR j.type = ANY(%(worker_types)s))
+    FROM c
+    -- By the held rows' addresses (a TID scan; a scan of the processing jobs would read
+    -- every dead row version a drain leaves before vacuum). A row that changed after this
+    -- statement's snapshot is not seen, so its completion goes the slow way
+    -- (update_jobs), which re-reads it.
+    WHERE j.ctid = ANY(ARRAY(SELECT held.ctid FROM held)) AND c.id = j.id
     RETURNING j.*
 ), done_events AS (
     INSERT INTO jobdesk.job_events (job_id, at, status, attempt, worker_id)

@@ -168,18 +168,27 @@ class AttemptRunner:
         loop = asyncio.get_running_loop()
         running = loop.create_task(self._call(handler, context))
         context.attach(running)
-        heartbeat = loop.create_task(self._heartbeat(context))
+        # The heartbeat's task starts when the first beat is due: most handlers end long
+        # before a third of their lease, and a timer costs far less than a task.
+        beats: list[asyncio.Task[None]] = []
+        due = loop.call_at(
+            context.last_write + context.lease_seconds / 3,
+            lambda: beats.append(loop.create_task(self._heartbeat(context))),
+        )
         try:
             done, _ = await asyncio.wait({running}, timeout=handler.timeout)
             if not done:
                 context.stop("timed out")
                 await asyncio.wait({running})
         finally:
-            heartbeat.cancel()
+            due.cancel()
+            for heartbeat in beats:
+                heartbeat.cancel()
             running.cancel()  # only if this task itself was cancelled: the handler goes too
-            beat, _ = await asyncio.gather(heartbeat, running, return_exceptions=True)
-            if isinstance(beat, Exception):
-                _log.error("job %s: its heartbeat failed", context.job.id, exc_info=beat)
+            ended = await asyncio.gather(*beats, running, return_exceptions=True)
+            for beat in ended[:-1]:
+                if isinstance(beat, Exception):
+                    _log.error("job %s: its heartbeat failed", context.job.id, exc_info=beat)
         return self._outcome(context, handler, running)
 
     async def _call(self, handler: Handler, context: JobContext) -> JSONValue:

@@ -79,13 +79,16 @@ class WorkerRuntime:
     that a slot that frees up starts its next job at once while the next claim
     (with the last batch's completions) is on its way, and a busy worker's
     commits carry many jobs each. ``None`` (the default) decides by itself: as
-    many jobs as the slots get through in ``PREFETCH_HORIZON`` seconds, going by
-    how long handlers took recently (none before the first job ends; about one
-    for jobs of a second; up to ``MAX_CLAIM`` for jobs of a millisecond), so a
-    waiting job waits about that long at most, and slow jobs stay in the queue
-    for other workers. A waiting job runs under the lease of its claim: one
-    that waited a third of it (the guess was wrong: slower jobs came) is handed
-    back unspent for any worker to take, and a stop hands back the rest.
+    many jobs as the slots get through while ``PREFETCH_CLAIMS`` claims come
+    back, and never more than ``PREFETCH_HORIZON`` seconds of work, going by how
+    long claims and handlers took recently (none before the first job ends;
+    none for jobs much longer than a claim; up to ``MAX_CLAIM`` for jobs of a
+    millisecond). Jobs held here were taken from the fair order ahead of any
+    job created since, so holding few keeps another user's new job from waiting
+    behind them; and slow jobs stay in the queue for other workers. A waiting
+    job runs under the lease of its claim: one that waited a third of it (the
+    guess was wrong: slower jobs came) is handed back unspent for any worker to
+    take, and a stop hands back the rest.
 
     The worker checks its token as often as it reaps (and the server checks
     each request of a remote worker): once the token is revoked it stops at

@@ -17,16 +17,20 @@ import logging
 from jobdesk.models import Job
 from jobdesk.worker.context import lease_seconds
 
-__all__ = ["MAX_CLAIM", "PREFETCH_HORIZON", "WAITING_LEASE_SHARE", "Slots"]
+__all__ = ["MAX_CLAIM", "PREFETCH_CLAIMS", "PREFETCH_HORIZON", "WAITING_LEASE_SHARE", "Slots"]
 
 _log = logging.getLogger("jobdesk.worker")
 
 #: the most jobs one claim asks for (``claim_jobs`` allows 100)
 MAX_CLAIM = 100
-#: automatic prefetch holds as many jobs as the slots run in this many seconds, going by
-#: how long handlers took recently (so a waiting job waits about this long, at most)
+#: automatic prefetch holds as many jobs as the slots run in the time of this many claims
+#: (going by how long claims and handlers took recently): enough that a slot that frees up
+#: finds its next job here while the claim for the one after is on its way, and no more,
+#: since every job held here was taken from the fair order before anyone else's next job
+PREFETCH_CLAIMS = 2.0
+#: ... but never more than this many seconds of work (so a waiting job waits this long, at most)
 PREFETCH_HORIZON = 0.1
-#: weight of the latest handler time in that average
+#: weight of the latest handler or claim time in their averages
 _RUN_TIME_WEIGHT = 0.1
 #: a prefetched job that waited this part of its lease for a slot is handed back, not
 #: started: the lease was granted at the claim, and a heartbeat must come well inside it
@@ -51,6 +55,8 @@ class Slots:
         self._claiming = 0
         #: the average time handlers took, recently (None before the first)
         self._run_time: float | None = None
+        #: the average time a claim took to come back, recently (None before the first)
+        self._claim_time: float | None = None
 
     @property
     def nothing_waiting(self) -> bool:
@@ -61,9 +67,10 @@ class Slots:
         """How many jobs may wait for a slot now."""
         if self.prefetch is not None:
             return self.prefetch
-        if self._run_time is None:
+        if self._run_time is None or self._claim_time is None:
             return 0
-        slots_get_through = self.concurrency * PREFETCH_HORIZON / max(self._run_time, 1e-6)
+        horizon = min(PREFETCH_CLAIMS * self._claim_time, PREFETCH_HORIZON)
+        slots_get_through = self.concurrency * horizon / max(self._run_time, 1e-6)
         return int(min(slots_get_through, MAX_CLAIM))
 
     def reserve(self) -> int:
@@ -78,6 +85,8 @@ class Slots:
         """A claim of ``reserved`` sent at ``asked_at`` came back with ``claimed``: they
         join the line, and the line's stale head is set aside to be handed back."""
         self._claiming -= reserved
+        took = asyncio.get_running_loop().time() - asked_at
+        self._claim_time = _averaged(self._claim_time, took)
         for job in claimed:
             self._waiting.append((job, asked_at))
         self.set_aside_stale()
@@ -93,10 +102,7 @@ class Slots:
     def handler_stopped(self, run_time: float) -> None:
         """A handler stopped after ``run_time`` seconds: its slot is free."""
         self.busy -= 1
-        if self._run_time is None:
-            self._run_time = run_time
-        else:
-            self._run_time += _RUN_TIME_WEIGHT * (run_time - self._run_time)
+        self._run_time = _averaged(self._run_time, run_time)
 
     def set_aside_stale(self) -> None:
         """Take the jobs that waited too long out of the line, to be handed back."""
@@ -135,3 +141,8 @@ class Slots:
                 round(100 * WAITING_LEASE_SHARE),
             )
         return stale
+
+
+def _averaged(average: float | None, latest: float) -> float:
+    """``average`` moved toward ``latest`` (``latest`` itself if there was none)."""
+    return latest if average is None else average + _RUN_TIME_WEIGHT * (latest - average)
