@@ -100,7 +100,7 @@ def postgres_url(postgres_server: str, postgres_module_database: str) -> str:
     with psycopg.connect(url, autocommit=True) as connection:
         connection.execute(
             "TRUNCATE jobdesk.jobs, jobdesk.job_events, jobdesk.users, jobdesk.tokens, "
-            "jobdesk.type_limits RESTART IDENTITY"
+            "jobdesk.type_limits, jobdesk.schedules RESTART IDENTITY"
         )
     return url + "?pool_max=4"
 

@@ -26,6 +26,7 @@ from jobdesk.models import (
     WorkerSeen,
     WorkerTokenInfo,
 )
+from jobdesk.schedules import Missed, Schedule
 from jobdesk.scheduling import Rate, TypeLimits
 
 __all__ = [
@@ -37,10 +38,12 @@ __all__ = [
     "JobSpec",
     "JobStatus",
     "Limits",
+    "Missed",
     "ProgressReply",
     "QueueCount",
     "QueueStats",
     "Rate",
+    "Schedule",
     "ThroughputMinute",
     "TypeLimits",
     "UserLoad",

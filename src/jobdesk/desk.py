@@ -11,7 +11,8 @@ the change feed); the operations live one concept per module and are mixed in:
 - :mod:`jobdesk.user_operations`: create, list, get, cancel, retry, usage, limits;
 - :mod:`jobdesk.worker_operations`: verify, claim, progress, complete, fail, release;
 - :mod:`jobdesk.operator_queries`: stats, throughput, failed jobs, reaper, prune;
-- :mod:`jobdesk.token_operations`: worker, user and admin tokens.
+- :mod:`jobdesk.token_operations`: worker, user and admin tokens;
+- :mod:`jobdesk.schedule_operations`: schedules (jobs made on a cron schedule).
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from jobdesk.changes import Subscription
 from jobdesk.errors import InvalidInput
 from jobdesk.limits import Limits
 from jobdesk.operator_queries import OperatorQueries
+from jobdesk.schedule_operations import ScheduleOperations
 from jobdesk.store import Clock, Store, open_store
 from jobdesk.token_operations import TokenOperations
 from jobdesk.user_operations import UserOperations
@@ -39,7 +41,9 @@ __all__ = ["DEFAULT_URL", "JobDesk"]
 DEFAULT_URL = "sqlite:///jobdesk.db"
 
 
-class JobDesk(UserOperations, WorkerOperations, OperatorQueries, TokenOperations):
+class JobDesk(
+    UserOperations, WorkerOperations, OperatorQueries, TokenOperations, ScheduleOperations
+):
     """The jobdesk operations over one store. Open with :meth:`JobDesk.open`."""
 
     def __init__(

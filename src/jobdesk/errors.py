@@ -4,6 +4,7 @@
 JobdeskError
 ├── InvalidInput        a public argument broke a rule; ``.field`` and ``.rule`` say which
 ├── JobNotFound         no such job for this caller (another user's job looks exactly the same)
+├── ScheduleNotFound    no schedule of that name
 ├── RateLimited         a per-user limit refused the request; ``.limit``, ``.retry_after``
 ├── Unauthorized        a token is missing, malformed, unknown, revoked or expired
 ├── InvalidTransition   the job's status does not allow this operation now
@@ -26,6 +27,7 @@ __all__ = [
     "JobdeskError",
     "LeaseLost",
     "RateLimited",
+    "ScheduleNotFound",
     "StoreUnavailable",
     "Unauthorized",
 ]
@@ -54,6 +56,14 @@ class JobNotFound(JobdeskError, LookupError):
     def __init__(self, job_id: str) -> None:
         self.job_id = job_id
         super().__init__(f"job {job_id!r} not found")
+
+
+class ScheduleNotFound(JobdeskError, LookupError):
+    """No schedule has this name."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        super().__init__(f"schedule {name!r} not found")
 
 
 class RateLimited(JobdeskError):

@@ -33,6 +33,7 @@ def create(spec: NewJob, now: datetime) -> Job:
         priority=spec.priority,
         max_attempts=spec.max_attempts,
         idempotency_key=spec.idempotency_key,
+        traceparent=spec.traceparent,
         created_at=now,
         run_at=spec.run_at or now,
         updated_at=now,

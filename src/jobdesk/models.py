@@ -155,6 +155,9 @@ class Job:
     #: why a pending job waits, computed when its owner asks (``get_job_status``); None
     #: for other statuses and wherever it was not asked for (lists, claims)
     waiting: Waiting | None = field(default=None, compare=False)
+    #: the W3C traceparent of the span that created the job, when tracing was on
+    #: (:mod:`jobdesk.tracing`); a worker's span for each attempt continues that trace
+    traceparent: str | None = field(default=None, compare=False)
 
     @property
     def attempts_left(self) -> int:
@@ -204,6 +207,8 @@ class NewJob:
     #: None means as soon as possible
     run_at: datetime | None = None
     idempotency_key: str | None = None
+    #: the W3C traceparent of the span that created it (tracing on only)
+    traceparent: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -14,7 +14,7 @@ import warnings
 from collections.abc import Sequence
 from datetime import datetime
 
-from jobdesk import cursors, lifecycle, scheduling, validation
+from jobdesk import cursors, lifecycle, scheduling, tracing, validation
 from jobdesk.desk_base import DeskBase
 from jobdesk.errors import InvalidInput, JobNotFound
 from jobdesk.ids import new_job_id
@@ -57,18 +57,21 @@ class UserOperations(DeskBase):
         waits its turn. With ``idempotency_key``, a repeated call for the same user
         returns the first job and counts once.
         """
-        spec = self._new_job(
-            validation.principal_id("user_id", user_id),
-            type,
-            input,
-            project_id,
-            priority=priority,
-            run_at=run_at,
-            max_attempts=max_attempts,
-            idempotency_key=idempotency_key,
-        )
-        job, _ = await self.store.insert_job(spec, self.limits)
-        return job
+        with tracing.send(type if isinstance(type, str) else "?") as span:
+            spec = self._new_job(
+                validation.principal_id("user_id", user_id),
+                type,
+                input,
+                project_id,
+                priority=priority,
+                run_at=run_at,
+                max_attempts=max_attempts,
+                idempotency_key=idempotency_key,
+                traceparent=tracing.traceparent(span),
+            )
+            job, _ = await self.store.insert_job(spec, self.limits)
+            tracing.message_id(span, job.id)
+            return job
 
     async def create_jobs(self, user_id: str, jobs: Sequence[JobSpec]) -> list[Job]:
         """Store several ``pending`` jobs for ``user_id`` in one transaction: all or none.
@@ -87,25 +90,30 @@ class UserOperations(DeskBase):
             or not 1 <= len(jobs) <= validation.MAX_BATCH
         ):
             raise InvalidInput("jobs", f"must be a list of 1-{validation.MAX_BATCH} JobSpec")
-        specs: list[NewJob] = []
-        for index, item in enumerate(jobs):
-            if not isinstance(item, JobSpec):
-                raise InvalidInput(f"jobs[{index}]", "must be a jobdesk.JobSpec")
-            try:
-                specs.append(
-                    self._new_job(
-                        user_id,
-                        item.type,
-                        item.input,
-                        item.project_id,
-                        priority=item.priority,
-                        run_at=item.run_at,
-                        max_attempts=item.max_attempts,
+        types = {item.type for item in jobs if isinstance(item, JobSpec)}
+        label = next(iter(types)) if len(types) == 1 and isinstance(next(iter(types)), str) else "*"
+        with tracing.send(label, count=len(jobs)) as span:
+            parent = tracing.traceparent(span)
+            specs: list[NewJob] = []
+            for index, item in enumerate(jobs):
+                if not isinstance(item, JobSpec):
+                    raise InvalidInput(f"jobs[{index}]", "must be a jobdesk.JobSpec")
+                try:
+                    specs.append(
+                        self._new_job(
+                            user_id,
+                            item.type,
+                            item.input,
+                            item.project_id,
+                            priority=item.priority,
+                            run_at=item.run_at,
+                            max_attempts=item.max_attempts,
+                            traceparent=parent,
+                        )
                     )
-                )
-            except InvalidInput as bad:
-                raise InvalidInput(f"jobs[{index}].{bad.field}", bad.rule) from None
-        return await self.store.insert_jobs(specs, self.limits)
+                except InvalidInput as bad:
+                    raise InvalidInput(f"jobs[{index}].{bad.field}", bad.rule) from None
+            return await self.store.insert_jobs(specs, self.limits)
 
     def _new_job(
         self,
@@ -118,6 +126,7 @@ class UserOperations(DeskBase):
         run_at: datetime | None,
         max_attempts: int | None,
         idempotency_key: str | None = None,
+        traceparent: str | None = None,
     ) -> NewJob:
         """A checked request for one job of ``user_id`` (already checked)."""
         input_json = validation.json_document(
@@ -142,6 +151,7 @@ class UserOperations(DeskBase):
                 else validation.integer("max_attempts", max_attempts, 1, validation.MAX_ATTEMPTS)
             ),
             idempotency_key=validation.idempotency_key(idempotency_key),
+            traceparent=traceparent,
         )
 
     async def get_job_status(self, job_id: str, user_id: str) -> Job:

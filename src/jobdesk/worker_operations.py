@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from functools import partial
 from typing import Any
 
-from jobdesk import lifecycle, validation
+from jobdesk import lifecycle, tracing, validation
 from jobdesk.desk_base import DeskBase
 from jobdesk.errors import InvalidInput, JobdeskError, Unauthorized
 from jobdesk.models import Completion, Job, JobStatus, JSONValue, ProgressReply, Worker
@@ -96,9 +96,12 @@ class WorkerOperations(DeskBase):
         allowed = self._worker_types(worker, types)
         if allowed is not None and not allowed:
             return []
-        return await self.store.claim(
-            worker, allowed, limit, self.limits.lease_seconds, self.limits
-        )
+        with tracing.receive(worker.name) as span:
+            claimed = await self.store.claim(
+                worker, allowed, limit, self.limits.lease_seconds, self.limits
+            )
+            tracing.received(span, [(job.id, job.traceparent) for job in claimed])
+            return claimed
 
     async def update_job_progress(
         self,
@@ -193,14 +196,17 @@ class WorkerOperations(DeskBase):
             limit = 0
         if not checked and not limit:
             return [], []
-        return await self.store.complete_and_claim(
-            worker,
-            checked,
-            allowed,
-            limit,
-            lease_seconds=self.limits.lease_seconds,
-            limits=self.limits,
-        )
+        with tracing.receive(worker.name) as span:
+            outcomes, claimed = await self.store.complete_and_claim(
+                worker,
+                checked,
+                allowed,
+                limit,
+                lease_seconds=self.limits.lease_seconds,
+                limits=self.limits,
+            )
+            tracing.received(span, [(job.id, job.traceparent) for job in claimed])
+            return outcomes, claimed
 
     def _completions(self, completions: Sequence[Completion], *, least: int) -> list[Completion]:
         """``completions`` checked: a list of ``least``-1000 :class:`Completion`, each valid."""

@@ -24,6 +24,7 @@ from jobdesk.errors import (
     JobNotFound,
     LeaseLost,
     RateLimited,
+    ScheduleNotFound,
     StoreUnavailable,
     Unauthorized,
 )
@@ -369,6 +370,7 @@ def test_every_problem_the_server_sends_maps_back_to_its_error() -> None:
     expected = {
         "invalid-input": InvalidInput,
         "job-not-found": JobNotFound,
+        "schedule-not-found": ScheduleNotFound,
         "rate-limited": RateLimited,
         "unauthorized": Unauthorized,
         "invalid-transition": InvalidTransition,

@@ -754,6 +754,8 @@ TWINS = {
         "walk",
         "write_jobs",
     },
+    "postgres_schedules.sql": {"any_due", "due_schedules"},
+    "sqlite_schedules.sql": {"any_due", "due_schedules"},
     "sqlite.sql": {
         "arrival_floor",
         "count_ahead",

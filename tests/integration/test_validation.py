@@ -251,6 +251,24 @@ CASES: list[tuple[str, str, Call]] = [
     ("get_failed_jobs", "limit", lambda d, w, j: d.get_failed_jobs(limit=0)),
     ("get_top_users", "limit", lambda d, w, j: d.get_top_users(limit=101)),
     ("find_job", "job_id", lambda d, w, j: d.find_job("../jobs")),
+    ("schedule", "cron", lambda d, w, j: d.schedule("s", "61 * * * *", "demo", {}, user_id="a")),
+    (
+        "schedule",
+        "timezone",
+        lambda d, w, j: d.schedule("s", "@daily", "demo", {}, user_id="a", timezone="No/Where"),
+    ),
+    ("schedule", "name", lambda d, w, j: d.schedule("a b", "@daily", "demo", {}, user_id="a")),
+    (
+        "schedule",
+        "missed",
+        lambda d, w, j: d.schedule("s", "@daily", "demo", {}, user_id="a", missed="x"),
+    ),
+    ("schedule", "user_id", lambda d, w, j: d.schedule("s", "@daily", "demo", {}, user_id="")),
+    ("get_schedule", "name", lambda d, w, j: d.get_schedule("../x")),
+    ("list_schedules", "limit", lambda d, w, j: d.list_schedules(limit=0)),
+    ("delete_schedule", "name", lambda d, w, j: d.delete_schedule("")),
+    ("pause_schedule", "name", lambda d, w, j: d.pause_schedule(bad(7))),
+    ("resume_schedule", "name", lambda d, w, j: d.resume_schedule("a/b")),
     ("create_admin_token", "name", lambda d, w, j: d.create_admin_token("has space")),
     (
         "create_admin_token",
@@ -319,6 +337,7 @@ def test_every_public_operation_is_spot_checked() -> None:
         "now",
         "get_oldest_pending",
         "get_type_limits",
+        "run_due_schedules",
     }
     # These refuse a bad token with Unauthorized.
     tokens_only = {"verify_worker_token", "verify_user_token", "verify_admin_token"}

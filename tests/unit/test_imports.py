@@ -53,3 +53,29 @@ def test_the_old_name_of_the_worker_runtime_still_works_and_warns() -> None:
     with pytest.warns(DeprecationWarning, match="WorkerRuntime"):
         old = jobdesk.worker.Worker
     assert old is jobdesk.worker.WorkerRuntime
+
+
+def test_tracing_off_imports_no_opentelemetry_while_jobs_are_made_and_run() -> None:
+    # The library, the worker and the CLI (FastAPI itself loads opentelemetry-api when it
+    # is installed, so the HTTP face is left out: jobdesk's own code imports none of it).
+    result = loaded_after(
+        "import asyncio, json, sys, tempfile, os\n"
+        "import jobdesk.worker, jobdesk.cli\n"
+        "from jobdesk import JobDesk\n"
+        "from jobdesk.worker import DeskTransport, Registry, WorkerRuntime\n"
+        "registry = Registry()\n"
+        "@registry.handler('double')\n"
+        "async def double(ctx, n): return n * 2\n"
+        "async def main():\n"
+        "    path = os.path.join(tempfile.mkdtemp(), 'jobdesk.db')\n"
+        "    async with JobDesk.open('sqlite:///' + path) as desk:\n"
+        "        job = await desk.create_job('u1', 'double', 21)\n"
+        "        token = await desk.create_worker_token('w')\n"
+        "        transport = await DeskTransport.connect(desk, token)\n"
+        "        await WorkerRuntime(registry, transport).run(until_empty=True)\n"
+        "        return (await desk.get_job_status(job.id, 'u1')).result\n"
+        "result = asyncio.run(main())\n"
+        "print(json.dumps({'result': result, 'otel': [n for n in sys.modules "
+        "if n.startswith('opentelemetry')]}))"
+    )
+    assert result == {"result": 42, "otel": []}

@@ -35,6 +35,7 @@ from jobdesk.errors import (
     JobNotFound,
     LeaseLost,
     RateLimited,
+    ScheduleNotFound,
     StoreUnavailable,
     Unauthorized,
 )
@@ -48,6 +49,7 @@ T = TypeVar("T")
 EXIT_CODES: dict[type[JobdeskError], int] = {
     InvalidInput: 2,
     JobNotFound: 3,
+    ScheduleNotFound: 3,
     RateLimited: 4,
     Unauthorized: 5,
     InvalidTransition: 6,
@@ -77,7 +79,7 @@ _EXIT_CODES_HELP = """**Exit codes**
 | 0 | success (`jobs watch`: the job completed) |
 | 1 | unexpected error: run again with `--debug` and report it |
 | 2 | bad usage, or an argument broke a rule (the message names it), a wrong `--db` included |
-| 3 | not found: no such job for this user, no such token |
+| 3 | not found: no such job for this user, no such token, no such schedule |
 | 4 | refused by one of the user's limits (waiting jobs, jobs per day) |
 | 5 | the worker token was refused (unknown, revoked, expired) |
 | 6 | the job's status does not allow this (or the worker lost the job) |

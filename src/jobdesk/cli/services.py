@@ -13,7 +13,7 @@ from typing import Annotated, Any
 import typer
 from rich.text import Text
 
-from jobdesk import Limits
+from jobdesk import Limits, tracing
 from jobdesk.cli.app import (
     Db,
     Debug,
@@ -86,16 +86,19 @@ def serve(
     db: Db = None,
     debug: Debug = False,
 ) -> None:
-    """Serve the HTTP API (and the reaper) until SIGTERM or SIGINT.
+    """Serve the HTTP API (and the reaper, and the schedules) until SIGTERM or SIGINT.
 
     Settings come from `JOBDESK_*` environment variables (see docs/http.md). The
     limits apply to what goes through this server: users' creates and retries
     (`--max-waiting`, `--max-daily`), remote workers' claims (`--max-running`) and
     failures, and the leases its reaper finds expired. Give every process the same,
-    or set them per user with `jobdesk limits user`.
+    or set them per user with `jobdesk limits user`. It fires due schedules every
+    `JOBDESK_SCHEDULE_INTERVAL_SECONDS` (1; 0 turns it off). `JOBDESK_TRACING=on`
+    makes OpenTelemetry spans (docs/tracing.md).
     """
     from jobdesk.http import serve as serve_http  # noqa: PLC0415 - FastAPI loads only here
 
+    tracing.enable_from_environment()
     limits = _limits(lease_seconds, retry_backoff, _running(max_running, max_active))
     if max_waiting is not None:
         limits = dataclasses.replace(limits, max_waiting_per_user=max_waiting)
@@ -216,6 +219,13 @@ def worker(
     reap_interval: Annotated[
         float, typer.Option(help="Seconds between requeues of expired leases.", min=0.01)
     ] = 30.0,
+    schedule_interval: Annotated[
+        float,
+        typer.Option(
+            help="Seconds between firings of due schedules (with --db only; 0 turns it off).",
+            min=0,
+        ),
+    ] = 1.0,
     lease_seconds: Annotated[
         float | None,
         typer.Option(help="The lease of the jobs it claims (default: the desk's, 300).", min=0.1),
@@ -248,7 +258,8 @@ def worker(
     signal it claims nothing more and gives running jobs `--grace` seconds,
     then hands the unfinished ones back (their attempt is not spent); a second
     signal hands them back at once. With --db it also requeues expired leases
-    (a server does that itself).
+    and fires due schedules (a server does both itself). `JOBDESK_TRACING=on`
+    makes OpenTelemetry spans for each attempt (docs/tracing.md).
     """
     from jobdesk.worker import (  # noqa: PLC0415 - only this command
         DeskTransport,
@@ -261,6 +272,7 @@ def worker(
     logging.basicConfig(
         level=log_level.value.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    tracing.enable_from_environment()
     running = _running(max_running, max_active)
 
     async def work() -> None:
@@ -306,6 +318,7 @@ def worker(
             cancel_grace=cancel_grace,
             reap_interval=reap_interval,
             prefetch=prefetch,
+            schedule_interval=schedule_interval or None,
         )
         logging.getLogger("jobdesk.worker").info(
             "worker %s: %d slot(s), types %s, on %s",

@@ -88,6 +88,12 @@ def create_app(
                     name="jobdesk-reaper",
                 )
                 stack.push_async_callback(_stop, reaper)
+            if settings.schedule_interval_seconds > 0:
+                ticker = asyncio.create_task(
+                    _run_schedules(runtime.require_desk(), settings.schedule_interval_seconds),
+                    name="jobdesk-schedules",
+                )
+                stack.push_async_callback(_stop, ticker)
             yield
 
     app = FastAPI(
@@ -124,6 +130,8 @@ def create_app(
                 "Idempotency-Key",
                 "Last-Event-ID",
                 "X-Request-ID",
+                "traceparent",
+                "tracestate",
             ],
             expose_headers=["Retry-After", "WWW-Authenticate", "X-Request-ID"],
             max_age=600,
@@ -172,6 +180,19 @@ async def _reap(desk: JobDesk, interval: float) -> None:
             continue
         if count:
             _log.info("returned %d jobs with expired leases to the queue", count)
+
+
+async def _run_schedules(desk: JobDesk, interval: float) -> None:
+    """Fire due schedules every ``interval``: any number of servers and workers may."""
+    while True:
+        await asyncio.sleep(interval)
+        try:
+            count = await desk.run_due_schedules()
+        except JobdeskError as exc:
+            _log.warning("firing due schedules failed: %s", exc)
+            continue
+        if count:
+            _log.info("schedules made %d job(s)", count)
 
 
 async def _stop(task: asyncio.Task[None]) -> None:

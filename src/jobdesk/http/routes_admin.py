@@ -1,5 +1,5 @@
 """Operator routes under ``/api/v1/admin`` (admin tokens only): users' limits and
-weights, job types' pools and rates. Each one translates and delegates; the core
+weights, job types' pools and rates, schedules. Each one translates and delegates; the core
 checks every value and answers 422 naming the field, writing nothing.
 """
 
@@ -19,6 +19,7 @@ from jobdesk.http.schemas_limits import (
     UserLimitsRequest,
 )
 from jobdesk.http.schemas_problems import documented
+from jobdesk.http.schemas_schedules import NAME_RULE, ScheduleOut, ScheduleRequest
 
 __all__ = ["router"]
 
@@ -81,3 +82,82 @@ async def set_type_limits(
         job_type, max_running=body.max_running, rate=body.rate
     )
     return TypeLimitsOut.of(limits)
+
+
+# -- schedules ------------------------------------------------------------------------------
+
+ScheduleName = Annotated[str, Path(description="The schedule's name.", json_schema_extra=NAME_RULE)]
+
+
+@router.get("/schedules", operation_id="listSchedules", responses=documented(401, 503))
+async def list_schedules(admin: CurrentAdmin, runtime: RuntimeDep) -> list[ScheduleOut]:
+    """Every schedule, by name, with its next run time and what its last tick did."""
+    return [ScheduleOut.of(found) for found in await runtime.require_desk().list_schedules()]
+
+
+@router.post(
+    "/schedules",
+    operation_id="createSchedule",
+    status_code=201,
+    responses=documented(401, 422, 503),
+)
+async def create_schedule(
+    body: ScheduleRequest, admin: CurrentAdmin, runtime: RuntimeDep
+) -> ScheduleOut:
+    """Create a job of `type` for `user_id` at every tick of `cron` (in `timezone`); each
+    tick makes exactly one job, whatever the number of servers and workers. A bad cron
+    expression, an unknown time zone or a name in use answers 422 naming the field."""
+    made = await runtime.require_desk().schedule(
+        body.name,
+        body.cron,
+        body.type,
+        body.input,
+        user_id=body.user_id,
+        project_id=body.project_id,
+        timezone=body.timezone,
+        missed=body.missed,
+    )
+    return ScheduleOut.of(made)
+
+
+@router.get(
+    "/schedules/{name}", operation_id="getSchedule", responses=documented(401, 404, 422, 503)
+)
+async def get_schedule(name: ScheduleName, admin: CurrentAdmin, runtime: RuntimeDep) -> ScheduleOut:
+    """One schedule."""
+    return ScheduleOut.of(await runtime.require_desk().get_schedule(name))
+
+
+@router.delete(
+    "/schedules/{name}",
+    operation_id="deleteSchedule",
+    status_code=204,
+    responses=documented(401, 404, 422, 503),
+)
+async def delete_schedule(name: ScheduleName, admin: CurrentAdmin, runtime: RuntimeDep) -> None:
+    """Stop and forget a schedule; the jobs it made stay."""
+    await runtime.require_desk().delete_schedule(name)
+
+
+@router.post(
+    "/schedules/{name}/pause",
+    operation_id="pauseSchedule",
+    responses=documented(401, 404, 422, 503),
+)
+async def pause_schedule(
+    name: ScheduleName, admin: CurrentAdmin, runtime: RuntimeDep
+) -> ScheduleOut:
+    """Make no jobs until resumed."""
+    return ScheduleOut.of(await runtime.require_desk().pause_schedule(name))
+
+
+@router.post(
+    "/schedules/{name}/resume",
+    operation_id="resumeSchedule",
+    responses=documented(401, 404, 422, 503),
+)
+async def resume_schedule(
+    name: ScheduleName, admin: CurrentAdmin, runtime: RuntimeDep
+) -> ScheduleOut:
+    """Make jobs again from the next tick (none for the time it was paused)."""
+    return ScheduleOut.of(await runtime.require_desk().resume_schedule(name))

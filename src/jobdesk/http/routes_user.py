@@ -7,6 +7,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Header, Query
 from starlette.responses import Response
 
+from jobdesk import tracing
 from jobdesk.errors import InvalidInput
 from jobdesk.http.auth import CurrentUser
 from jobdesk.http.runtime import RuntimeDep
@@ -29,6 +30,14 @@ from jobdesk.models import JobSpec, JobStatus
 __all__ = ["router"]
 
 router = APIRouter(prefix="/api/v1", tags=["jobs"])
+
+TraceParent = Annotated[
+    str | None,
+    Header(
+        description="W3C trace context: with tracing on (docs/tracing.md), the create's span "
+        "continues this trace, and so does each worker attempt of the job.",
+    ),
+]
 
 LastEventId = Annotated[
     str | None,
@@ -71,6 +80,7 @@ async def create_job(
         str | None,
         Header(alias="Idempotency-Key", description="Works like the `idempotency_key` field."),
     ] = None,
+    traceparent: TraceParent = None,
 ) -> JobOut:
     """Create a pending job for the caller, within the caller's limits."""
     key = body.idempotency_key
@@ -80,16 +90,17 @@ async def create_job(
                 "idempotency_key", "differs from the Idempotency-Key header; send one of them"
             )
         key = idempotency_header
-    job = await runtime.require_desk().create_job(
-        user_id,
-        body.type,
-        body.input,
-        body.project_id,
-        priority=body.priority,
-        run_at=body.run_at,
-        max_attempts=body.max_attempts,
-        idempotency_key=key,
-    )
+    with tracing.remote_parent(traceparent):
+        job = await runtime.require_desk().create_job(
+            user_id,
+            body.type,
+            body.input,
+            body.project_id,
+            priority=body.priority,
+            run_at=body.run_at,
+            max_attempts=body.max_attempts,
+            idempotency_key=key,
+        )
     runtime.metrics.created(job)
     return JobOut.of(job)
 
@@ -101,24 +112,26 @@ async def create_job(
     responses=documented(401, 413, 422, 429, 503),
 )
 async def create_jobs(
-    body: CreateJobsRequest, user_id: CurrentUser, runtime: RuntimeDep
+    body: CreateJobsRequest,
+    user_id: CurrentUser,
+    runtime: RuntimeDep,
+    traceparent: TraceParent = None,
 ) -> list[JobOut]:
     """Create many pending jobs for the caller in one transaction: all of them, within
     the caller's limits, or none (429)."""
-    jobs = await runtime.require_desk().create_jobs(
-        user_id,
-        [
-            JobSpec(
-                item.type,
-                item.input,
-                item.project_id,
-                priority=item.priority,
-                run_at=item.run_at,
-                max_attempts=item.max_attempts,
-            )
-            for item in body.jobs
-        ],
-    )
+    specs = [
+        JobSpec(
+            item.type,
+            item.input,
+            item.project_id,
+            priority=item.priority,
+            run_at=item.run_at,
+            max_attempts=item.max_attempts,
+        )
+        for item in body.jobs
+    ]
+    with tracing.remote_parent(traceparent):
+        jobs = await runtime.require_desk().create_jobs(user_id, specs)
     for job in jobs:
         runtime.metrics.created(job)
     return [JobOut.of(job) for job in jobs]

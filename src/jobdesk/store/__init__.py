@@ -34,18 +34,22 @@ from jobdesk.models import (
     Worker,
     WorkerSeen,
 )
+from jobdesk.schedules import NewSchedule, Schedule
 from jobdesk.scheduling import TypeLimits, WaitFacts
 
 # Kept importable here for code written before jobdesk.store.common existed.
 from jobdesk.store.common import load_queries as load_queries
 
-__all__ = ["Change", "Clock", "Store", "open_store"]
+__all__ = ["Change", "Clock", "ScheduleChange", "Store", "open_store"]
 
 Clock = Callable[[], datetime]
 """Returns the current time, timezone-aware; injected in tests to move time."""
 
 Change = Callable[[Job, datetime], Job]
 """A pure function from a job and the store's current time to the job's next state."""
+
+ScheduleChange = Callable[[Schedule, datetime], Schedule]
+"""A pure function from a schedule and the store's current time to the schedule's next state."""
 
 
 class Store(Protocol):
@@ -241,6 +245,41 @@ class Store(Protocol):
     async def top_users(self, now: datetime, limit: int) -> list[UserLoad]:
         """The ``limit`` users with the most active jobs and those with the most jobs created
         on ``now``'s UTC day (both numbers for each), busiest first."""
+
+    # -- schedules (jobdesk.schedules) ------------------------------------------------------
+
+    async def insert_schedule(self, spec: NewSchedule) -> Schedule:
+        """Store the schedule :func:`jobdesk.schedules.create` makes at the store's time.
+
+        A name already in use: :class:`~jobdesk.errors.InvalidInput` for ``name``,
+        nothing written.
+        """
+
+    async def get_schedule(self, name: str) -> Schedule | None:
+        """One schedule by name."""
+
+    async def list_schedules(self, limit: int) -> list[Schedule]:
+        """Schedules by name, at most ``limit``."""
+
+    async def update_schedule(self, name: str, change: ScheduleChange) -> Schedule | None:
+        """Apply ``change`` to the locked schedule; None if there is none of that name."""
+
+    async def delete_schedule(self, name: str) -> bool:
+        """Forget a schedule (the jobs it made stay); whether there was one."""
+
+    async def run_due_schedules(self, limits: Limits, batch_size: int) -> tuple[int, list[Job]]:
+        """Fire up to ``batch_size`` due schedules in one transaction: how many were
+        fired, and the jobs made.
+
+        The due schedules (:func:`jobdesk.schedules.is_due`, earliest tick first) are
+        locked, passing over those another runner holds (PostgreSQL: ``SKIP LOCKED``;
+        SQLite: the write lock holds them all). For each, :func:`jobdesk.schedules.fire`
+        decides; a job it asks for (:func:`~jobdesk.schedules.job_for`) is created as
+        :meth:`insert_job` creates one, admitted by its owner's limits (a refusal is
+        recorded on the schedule, not raised), unless a job for that tick exists
+        already; the schedule is then written as :func:`~jobdesk.schedules.fired`
+        makes it, in the same transaction.
+        """
 
 
 def open_store(url: str, clock: Clock | None = None) -> Store:

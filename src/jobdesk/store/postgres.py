@@ -15,7 +15,8 @@ transactions and their one retry, migrations), :mod:`~jobdesk.store.postgres_row
 (rows to models and back), :mod:`~jobdesk.store.postgres_channel` (LISTEN),
 :mod:`~jobdesk.store.postgres_scheduling` (claims, the queue's peek, type limits,
 why a job waits, the limits of retries and starts by id) and
-:mod:`~jobdesk.store.postgres_operator_queries` (the operator's views).
+:mod:`~jobdesk.store.postgres_operator_queries` (the operator's views) and
+:mod:`~jobdesk.store.postgres_schedules` (schedules and their runner).
 """
 
 from __future__ import annotations
@@ -57,12 +58,13 @@ from jobdesk.store.postgres_rows import (
     types_param,
     write_params,
 )
+from jobdesk.store.postgres_schedules import PostgresSchedules
 from jobdesk.store.postgres_scheduling import PostgresScheduling
 
 __all__ = ["PostgresStore", "Q", "job_from_row", "migrations"]
 
 
-class PostgresStore(PostgresScheduling):
+class PostgresStore(PostgresScheduling, PostgresSchedules):
     """The :class:`~jobdesk.store.Store` on PostgreSQL (``postgresql://user@host/db``)."""
 
     # -- jobs -------------------------------------------------------------------------------
@@ -93,6 +95,10 @@ class PostgresStore(PostgresScheduling):
             row = await self._fetch_one(connection, Q["create_job"], params)
             assert row is not None
             judge_limits(row, limits)
+            if spec.traceparent is not None:  # tracing on: in the create's transaction
+                await connection.execute(
+                    Q["set_traceparent"], {"id": spec.id, "traceparent": spec.traceparent}
+                )
             return lifecycle.create(spec, row["store_now"]), True
 
         async def done(connection: Connection) -> tuple[Job, bool] | None:
@@ -101,14 +107,16 @@ class PostgresStore(PostgresScheduling):
             row = await self._fetch_one(connection, Q["select_job"], {"id": spec.id, "now": None})
             return None if row is None else (job_from_row(row), True)
 
+        # One statement, autocommitted, unless a traceparent is written beside the job.
+        single = spec.traceparent is None
         try:
-            return await self._run(work, single=True, done=done)
+            return await self._run(work, single=single, done=done)
         except StoreUnavailable as exc:
             cause = exc.__cause__
             if isinstance(cause, psycopg.errors.UniqueViolation):
                 if cause.diag.constraint_name != "jobs_pkey":
                     # Two creates with one idempotency key raced: the other committed first.
-                    return await self._run(work, single=True, done=done)
+                    return await self._run(work, single=single, done=done)
                 # A broken create committed after all while this one was tried again.
                 found = await self._run(done, write=False, single=True)
                 if found is not None:
@@ -142,6 +150,14 @@ class PostgresStore(PostgresScheduling):
                 for job in jobs
             ]
             await connection.execute(Q["insert_jobs"], {"jobs": json.dumps(rows)})
+            traced = [
+                {"id": job.id, "traceparent": job.traceparent}
+                for job in jobs
+                if job.traceparent is not None
+            ]
+            if traced:
+                async with connection.cursor() as cursor:
+                    await cursor.executemany(Q["set_traceparent"], traced)
             await connection.execute(
                 Q["count_created"],
                 {

@@ -539,3 +539,8 @@ DELETE FROM jobdesk.type_limits WHERE type = %(type)s;
 
 -- name: select_type_limits
 SELECT type, max_running, rate_count, rate_period FROM jobdesk.type_limits ORDER BY type;
+
+-- name: set_traceparent
+-- The W3C traceparent of the span that created a job (jobdesk.tracing, when on), written
+-- in the create's transaction: a worker never claims the job without it.
+UPDATE jobdesk.jobs SET traceparent = %(traceparent)s WHERE id = %(id)s;

@@ -62,6 +62,7 @@ def job_from_row(row: Row) -> Job:
         lease_expires_at=row["lease_expires_at"],
         cancel_requested=row["cancel_requested"],
         idempotency_key=row["idempotency_key"],
+        traceparent=row.get("traceparent"),
     )
 
 

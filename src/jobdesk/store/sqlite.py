@@ -41,7 +41,7 @@ from jobdesk.scheduling import TypeLimits, WaitFacts
 from jobdesk.store import Change
 from jobdesk.store import sqlite_scheduling as scheduler
 from jobdesk.store.common import ABOVE_EVERY_ID, completion_changes, throughput_minutes
-from jobdesk.store.sqlite_connection import Q, SQLiteConnection, migrations
+from jobdesk.store.sqlite_connection import Q, migrations
 from jobdesk.store.sqlite_rows import (
     event_params,
     job_from_row,
@@ -52,11 +52,12 @@ from jobdesk.store.sqlite_rows import (
     token_from_row,
     types_param,
 )
+from jobdesk.store.sqlite_schedules import SQLiteSchedules
 
 __all__ = ["Q", "SQLiteStore", "job_from_row", "migrations"]
 
 
-class SQLiteStore(SQLiteConnection):
+class SQLiteStore(SQLiteSchedules):
     """The :class:`~jobdesk.store.Store` on an SQLite file (``sqlite:///path.db``)."""
 
     # -- jobs -------------------------------------------------------------------------------
@@ -114,6 +115,7 @@ class SQLiteStore(SQLiteConnection):
                     "run_at": time_text(job.run_at),
                     "updated_at": time_text(job.updated_at),
                     "idempotency_key": job.idempotency_key,
+                    "traceparent": job.traceparent,
                 }
                 for job, input_json in jobs
             ],

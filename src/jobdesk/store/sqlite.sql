@@ -16,10 +16,11 @@ SELECT * FROM jobs WHERE user_id = :user_id AND idempotency_key = :idempotency_k
 -- twin of: jobdesk.lifecycle.create
 INSERT INTO jobs (
     id, user_id, project_id, type, status, input, priority, attempt, max_attempts,
-    attempt_offset, created_at, run_at, updated_at, cancel_requested, idempotency_key
+    attempt_offset, created_at, run_at, updated_at, cancel_requested, idempotency_key,
+    traceparent
 ) VALUES (
     :id, :user_id, :project_id, :type, :status, :input, :priority, 0, :max_attempts,
-    0, :created_at, :run_at, :updated_at, 0, :idempotency_key
+    0, :created_at, :run_at, :updated_at, 0, :idempotency_key, :traceparent
 );
 
 -- name: update_job

@@ -78,6 +78,8 @@ def job_from_row(row: sqlite3.Row) -> Job:
         lease_expires_at=parse_time(row["lease_expires_at"]),
         cancel_requested=bool(row["cancel_requested"]),
         idempotency_key=row["idempotency_key"],
+        # Read by every query that selects whole rows; older partial selects lack it.
+        traceparent=row["traceparent"] if "traceparent" in row.keys() else None,  # noqa: SIM118 - sqlite3.Row has no __contains__ for names
     )
 
 

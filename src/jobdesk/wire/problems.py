@@ -19,6 +19,7 @@ from jobdesk.errors import (
     JobNotFound,
     LeaseLost,
     RateLimited,
+    ScheduleNotFound,
     StoreUnavailable,
     Unauthorized,
 )
@@ -110,6 +111,14 @@ PROBLEMS: Mapping[type[JobdeskError], ProblemType] = {
         404,
         "Job not found",
         rebuild=lambda detail, document, job_id: JobNotFound(job_id),
+    ),
+    ScheduleNotFound: ProblemType(
+        "schedule-not-found",
+        404,
+        "Schedule not found",
+        ("name",),
+        lambda error: {"name": error.name},
+        lambda detail, document, job_id: ScheduleNotFound(str(document.get("name", "?"))),
     ),
     RateLimited: ProblemType(
         "rate-limited",

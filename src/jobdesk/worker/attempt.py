@@ -26,6 +26,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
+from jobdesk import tracing
 from jobdesk.errors import InvalidInput, JobdeskError, LeaseLost, StoreUnavailable
 from jobdesk.models import Completion, Job, JobStatus, JSONValue
 from jobdesk.worker.batching import CompletionBatcher
@@ -155,10 +156,12 @@ class AttemptRunner:
         ``handler_done`` is awaited between the two: the handler has stopped, its
         outcome is not written yet.
         """
-        outcome = await self._supervise(context, handler)
-        if handler_done is not None:
-            await handler_done()
-        await self._report(context, outcome)
+        job = context.job
+        with tracing.process(job.type, job.id, job.attempt, job.traceparent):
+            outcome = await self._supervise(context, handler)
+            if handler_done is not None:
+                await handler_done()
+            await self._report(context, outcome)
 
     async def _supervise(self, context: JobContext, handler: Handler) -> _Outcome:
         """Run the handler beside its heartbeat; how the attempt ended."""
@@ -305,9 +308,10 @@ class AttemptRunner:
         self._outcomes["snoozed"] += 1
 
     async def _complete(self, job: Job, result: JSONValue) -> None:
-        outcome = await self._write(
-            lambda: self._batcher.complete(Completion(job.id, job.attempt, result))
-        )
+        with tracing.settle(job.type, job.id, "complete"):
+            outcome = await self._write(
+                lambda: self._batcher.complete(Completion(job.id, job.attempt, result))
+            )
         if isinstance(outcome, InvalidInput):
             _log.error("job %s: its result was refused: %s", job.id, outcome)
             error = {
@@ -331,14 +335,17 @@ class AttemptRunner:
                 retry_after=outcome.retry_after,
             )
 
-        try:
-            failed = await self._write(lambda: send(outcome.error))
-        except InvalidInput as refused:  # a Retry or Fail whose code or details broke a rule
-            error = {"message": outcome.error["message"], "code": "invalid_error"}
-            _log.error(
-                "job %s: its error was refused (%s); storing the message only", job.id, refused
-            )
-            failed = await self._write(lambda: send(error))
+        with tracing.settle(job.type, job.id, "fail"):
+            try:
+                failed = await self._write(lambda: send(outcome.error))
+            except InvalidInput as refused:  # a Retry or Fail whose code or details broke a rule
+                error = {"message": outcome.error["message"], "code": "invalid_error"}
+                _log.error(
+                    "job %s: its error was refused (%s); storing the message only",
+                    job.id,
+                    refused,
+                )
+                failed = await self._write(lambda: send(error))
         if failed.status is JobStatus.PENDING:
             _log.info(
                 "job %s attempt %d failed; it will be retried: %s",

@@ -309,6 +309,10 @@ class HttpTransport:
         """Nothing: the server requeues expired leases itself. Always 0."""
         return 0
 
+    async def run_schedules(self) -> int | None:
+        """None: a remote worker has no database to fire schedules on; the server does."""
+        return None
+
     @contextlib.asynccontextmanager
     async def changes(self) -> AsyncIterator[_WorkFeed]:
         """The server's ``/events`` stream of work, reconnected as long as the block runs."""

@@ -71,7 +71,9 @@ class WorkerRuntime:
     ``poll_interval`` is how often the queue is looked at without a notification;
     ``grace`` how long running jobs may finish after a stop; ``cancel_grace`` how
     long a handler may go on after its user cancelled; ``reap_interval`` how often
-    expired leases (any worker's) are requeued.
+    expired leases (any worker's) are requeued; ``schedule_interval`` how often due
+    schedules are fired (on the database only: through a remote server, the server
+    does it; None turns it off).
 
     ``prefetch`` is how many claimed jobs may wait in the worker for a slot, so
     that a slot that frees up starts its next job at once while the next claim
@@ -107,6 +109,7 @@ class WorkerRuntime:
         cancel_grace: float = 5.0,
         reap_interval: float = 30.0,
         prefetch: int | None = None,
+        schedule_interval: float | None = 1.0,
     ) -> None:
         if not isinstance(registry, Registry):
             raise InvalidInput("registry", "must be a jobdesk.worker.Registry")
@@ -124,6 +127,9 @@ class WorkerRuntime:
         self.grace = _positive("grace", grace, zero=True)
         self.cancel_grace = _positive("cancel_grace", cancel_grace, zero=True)
         self.reap_interval = _positive("reap_interval", reap_interval)
+        self.schedule_interval = (
+            None if schedule_interval is None else _positive("schedule_interval", schedule_interval)
+        )
         self.prefetch = (
             None if prefetch is None else validation.integer("prefetch", prefetch, 0, 10_000)
         )
@@ -210,6 +216,8 @@ class WorkerRuntime:
                 ),
                 group.create_task(self._check_periodically(), name="jobdesk-reaper"),
             ]
+            if self.schedule_interval is not None:
+                helpers.append(group.create_task(self._fire_schedules(), name="jobdesk-schedules"))
             try:
                 await self._reap()  # jobs a crashed worker left behind come back first
                 await self._claim_loop(until_empty=until_empty)
@@ -334,6 +342,21 @@ class WorkerRuntime:
             except JobdeskError as exc:
                 _log.warning("could not check the worker token: %s", exc)
             await self._reap()
+
+    async def _fire_schedules(self) -> None:
+        """Fire due schedules every ``schedule_interval``, while the transport can."""
+        assert self.schedule_interval is not None
+        while True:
+            await asyncio.sleep(self.schedule_interval)
+            try:
+                made = await self.transport.run_schedules()
+            except JobdeskError as exc:
+                _log.warning("could not fire due schedules: %s", exc)
+                continue
+            if made is None:
+                return  # a remote worker: its server fires them
+            if made:
+                _log.info("schedules made %d job(s)", made)
 
     def _revoked(self, exc: Unauthorized) -> None:
         """The token no longer holds: stop now, handing the jobs back."""

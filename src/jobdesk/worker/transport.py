@@ -98,6 +98,11 @@ class Transport(Protocol):
         """Requeue jobs whose lease ran out, any worker's (``requeue_expired``); how many."""
         ...
 
+    async def run_schedules(self) -> int | None:
+        """Fire due schedules (``run_due_schedules``); how many jobs they made. None: this
+        transport cannot (a remote worker: the server fires them)."""
+        ...
+
     def changes(self) -> AbstractAsyncContextManager[ChangeFeed]:
         """A feed of job changes for the ``async with`` block, to wake on new work."""
         ...
@@ -197,6 +202,10 @@ class DeskTransport:
     async def reap(self) -> int:
         """``requeue_expired``: safe to run from many processes at once."""
         return await self.desk.requeue_expired()
+
+    async def run_schedules(self) -> int | None:
+        """``run_due_schedules``: safe to run from many processes at once."""
+        return await self.desk.run_due_schedules()
 
     def changes(self) -> AbstractAsyncContextManager[ChangeFeed]:
         """``desk.subscribe(ready_only=True)``: every process's new work on PostgreSQL,

@@ -98,9 +98,14 @@ def _refused(current: Visit) -> Response | None:
     return None
 
 
+#: the schedules the overview lists (by name); the CLI and the API list them all
+SCHEDULES_SHOWN = 100
+
+
 @router.get("")
 async def overview(request: Request) -> Response:
-    """Queue depth, oldest pending job, throughput, workers, failures, busiest users."""
+    """Queue depth, oldest pending job, throughput, workers, failures, busiest users,
+    types' limits, schedules and their next runs."""
     current = await visit(request)
     refused = _refused(current)
     if refused is not None:
@@ -124,6 +129,7 @@ async def overview(request: Request) -> Response:
             failed=await desk.get_failed_jobs(window=FAILED_WINDOW, limit=20),
             top_users=await desk.get_top_users(limit=10),
             type_limits=await desk.get_type_limits(),
+            schedules=await desk.list_schedules(limit=SCHEDULES_SHOWN),
             query="",
             search_error=None,
         )
