@@ -102,6 +102,7 @@ def postgres_url(postgres_server: str, postgres_module_database: str) -> str:
             "TRUNCATE jobdesk.jobs, jobdesk.job_events, jobdesk.users, jobdesk.tokens, "
             "jobdesk.type_limits RESTART IDENTITY"
         )
+        connection.execute("TRUNCATE jobdesk.groups, jobdesk.group_jobs")
     return url + "?pool_max=4"
 
 

@@ -9,6 +9,7 @@ This module owns the desk's life (open, start, close, the clock, signing keys,
 the change feed); the operations live one concept per module and are mixed in:
 
 - :mod:`jobdesk.user_operations`: create, list, get, cancel, retry, usage, limits;
+- :mod:`jobdesk.group_operations`: groups of jobs (built on the user operations);
 - :mod:`jobdesk.worker_operations`: verify, claim, progress, complete, fail, release;
 - :mod:`jobdesk.operator_queries`: stats, throughput, failed jobs, reaper, prune;
 - :mod:`jobdesk.token_operations`: worker, user and admin tokens.
@@ -27,11 +28,11 @@ from typing import Any
 from jobdesk import validation
 from jobdesk.changes import Subscription
 from jobdesk.errors import InvalidInput
+from jobdesk.group_operations import GroupOperations
 from jobdesk.limits import Limits
 from jobdesk.operator_queries import OperatorQueries
 from jobdesk.store import Clock, Store, open_store
 from jobdesk.token_operations import TokenOperations
-from jobdesk.user_operations import UserOperations
 from jobdesk.worker_operations import WorkerOperations
 
 __all__ = ["DEFAULT_URL", "JobDesk"]
@@ -39,7 +40,7 @@ __all__ = ["DEFAULT_URL", "JobDesk"]
 DEFAULT_URL = "sqlite:///jobdesk.db"
 
 
-class JobDesk(UserOperations, WorkerOperations, OperatorQueries, TokenOperations):
+class JobDesk(GroupOperations, WorkerOperations, OperatorQueries, TokenOperations):
     """The jobdesk operations over one store. Open with :meth:`JobDesk.open`."""
 
     def __init__(

@@ -18,6 +18,7 @@ from typing import Protocol
 
 from jobdesk.changes import ChangeHub, Subscription
 from jobdesk.errors import InvalidInput, JobdeskError
+from jobdesk.groups import Group, NewGroup
 from jobdesk.limits import Limits
 from jobdesk.models import (
     Completion,
@@ -226,6 +227,45 @@ class Store(Protocol):
         """What :func:`jobdesk.scheduling.why_waiting` needs to explain a pending job:
         the store's time, the user's running jobs and cap, the type's gate, and how
         many of the user's own due jobs come before it (None if not counted)."""
+
+    # -- groups ------------------------------------------------------------------------------
+
+    async def insert_group(
+        self, group: NewGroup, specs: Sequence[NewJob], limits: Limits
+    ) -> tuple[Group, list[Job]]:
+        """Store a group and every job of ``specs`` (its user's) in one transaction, or none.
+
+        The jobs are admitted as :meth:`insert_jobs` admits a batch (the daily and the
+        waiting limits for ``len(specs)`` jobs, refused whole) and made as
+        :func:`jobdesk.lifecycle.create` makes them; the group lists them in order. On
+        PostgreSQL this is one round trip. Returns the group (as
+        :meth:`get_group` would) and its jobs.
+        """
+
+    async def get_group(self, group_id: str, user_id: str | None = None) -> Group | None:
+        """One group with its jobs' counts and progress; with ``user_id``, only if that
+        user owns it."""
+
+    async def list_groups(
+        self, user_id: str, *, project_id: str | None, before_id: str | None, limit: int
+    ) -> list[Group]:
+        """A user's groups with ids below ``before_id``, newest first, at most ``limit``."""
+
+    async def list_group_jobs(self, group_id: str, *, after: int, limit: int) -> list[Job]:
+        """A group's jobs in the group's order, from position ``after`` on, at most ``limit``."""
+
+    async def group_job_ids(self, group_id: str, statuses: tuple[JobStatus, ...]) -> list[str]:
+        """The ids of a group's jobs in ``statuses``, in the group's order."""
+
+    async def set_group_cancelled(self, group_id: str, cancelled: bool) -> None:
+        """Mark the group cancelled (at the store's time) or no longer cancelled."""
+
+    async def groups_to_finish(self, limit: int) -> list[Group]:
+        """Groups with a fan-in job still to make: not cancelled, and no job active
+        (:func:`jobdesk.groups.is_finished`), at most ``limit``."""
+
+    async def set_fan_in(self, group_id: str, job_id: str) -> None:
+        """Record the group's fan-in job (made with :func:`jobdesk.groups.fan_in_key`)."""
 
     # -- for operators (the admin dashboard): bounded by a time window or a limit ----------
 

@@ -41,7 +41,8 @@ from jobdesk.scheduling import TypeLimits, WaitFacts
 from jobdesk.store import Change
 from jobdesk.store import sqlite_scheduling as scheduler
 from jobdesk.store.common import ABOVE_EVERY_ID, completion_changes, throughput_minutes
-from jobdesk.store.sqlite_connection import Q, SQLiteConnection, migrations
+from jobdesk.store.sqlite_connection import Q, migrations
+from jobdesk.store.sqlite_groups import SQLiteGroups
 from jobdesk.store.sqlite_rows import (
     event_params,
     job_from_row,
@@ -56,7 +57,7 @@ from jobdesk.store.sqlite_rows import (
 __all__ = ["Q", "SQLiteStore", "job_from_row", "migrations"]
 
 
-class SQLiteStore(SQLiteConnection):
+class SQLiteStore(SQLiteGroups):
     """The :class:`~jobdesk.store.Store` on an SQLite file (``sqlite:///path.db``)."""
 
     # -- jobs -------------------------------------------------------------------------------

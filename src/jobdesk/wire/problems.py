@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from jobdesk.errors import (
+    GroupNotFound,
     InvalidInput,
     InvalidTransition,
     JobdeskError,
@@ -69,10 +70,12 @@ def _invalid_input(detail: str, document: Mapping[str, Any], job_id: str) -> Job
 
 def _rate_limited(detail: str, document: Mapping[str, Any], job_id: str) -> JobdeskError:
     allowed, retry_after = document.get("allowed"), document.get("retry_after")
+    fits = document.get("fits")
     return RateLimited(
         "daily" if document.get("limit") == "daily" else "waiting",
         allowed if isinstance(allowed, int) else 0,
         retry_after if isinstance(retry_after, int) else None,
+        fits=fits if isinstance(fits, int) else None,
     )
 
 
@@ -111,15 +114,22 @@ PROBLEMS: Mapping[type[JobdeskError], ProblemType] = {
         "Job not found",
         rebuild=lambda detail, document, job_id: JobNotFound(job_id),
     ),
+    GroupNotFound: ProblemType(
+        "group-not-found",
+        404,
+        "Group not found",
+        rebuild=lambda detail, document, job_id: GroupNotFound(job_id),
+    ),
     RateLimited: ProblemType(
         "rate-limited",
         429,
         "Too many jobs",
-        ("limit", "allowed", "retry_after"),
+        ("limit", "allowed", "retry_after", "fits"),
         lambda error: {
             "limit": error.limit,
             "allowed": error.allowed,
             "retry_after": error.retry_after,
+            "fits": error.fits,
         },
         _rate_limited,
     ),
