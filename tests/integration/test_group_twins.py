@@ -62,17 +62,11 @@ ADMISSION = [
 ]
 
 
-@pytest.mark.parametrize(("max_waiting", "max_daily", "held", "today", "size"), ADMISSION)
+@pytest.mark.parametrize("row", ADMISSION)
 async def test_a_groups_admission_is_the_python_rules(
-    desk: JobDesk,
-    clock: ManualClock,
-    worker: Worker,
-    max_waiting: int,
-    max_daily: int,
-    held: int,
-    today: int,
-    size: int,
+    desk: JobDesk, clock: ManualClock, row: tuple[int, int, int, int, int]
 ) -> None:
+    max_waiting, max_daily, held, today, size = row
     await desk.set_user_limits("alice", max_waiting=1000, max_daily=1000)
     if today:
         jobs = await desk.create_jobs("alice", [JobSpec("ok", {"n": n}) for n in range(today)])
@@ -85,21 +79,22 @@ async def test_a_groups_admission_is_the_python_rules(
         check_waiting(held, max_waiting, size)
     except RateLimited as refusal:
         expected = refusal
-    try:
-        group = await desk.create_group("alice", [JobSpec("ok", {"n": n}) for n in range(size)])
-    except RateLimited as refusal:
-        assert expected is not None
-        assert (refusal.limit, refusal.allowed, refusal.fits, refusal.retry_after) == (
-            expected.limit,
-            expected.allowed,
-            expected.fits,
-            expected.retry_after,
-        )
-        assert (await desk.get_user_usage("alice")).waiting == held
-    else:
-        assert expected is None
+    specs = [JobSpec("ok", {"n": n}) for n in range(size)]
+    if expected is None:
+        group = await desk.create_group("alice", specs)
         assert group.size == size
         assert (await desk.get_user_usage("alice")).waiting == held + size
+        return
+    with pytest.raises(RateLimited) as caught:
+        await desk.create_group("alice", specs)
+    refused = caught.value
+    assert (refused.limit, refused.allowed, refused.fits, refused.retry_after) == (
+        expected.limit,
+        expected.allowed,
+        expected.fits,
+        expected.retry_after,
+    )
+    assert (await desk.get_user_usage("alice")).waiting == held
 
 
 async def test_groups_to_finish_offers_exactly_the_groups_python_calls_finished(

@@ -71,9 +71,9 @@ def test_a_tally_kept_change_by_change_agrees_with_the_rule_at_once(
         if key in jobs:
             jobs[key] = state
     counts = dict.fromkeys(JobStatus, 0)
-    for status, _ in jobs.values():
-        counts[status] += 1
-    active = sum(progress for status, progress in jobs.values() if status.is_active)
+    for job_status, _ in jobs.values():
+        counts[job_status] += 1
+    active = sum(progress for job_status, progress in jobs.values() if job_status.is_active)
     status, progress = summarize(counts, active, cancelled=cancelled)
     assert tally.summary() == (status, round(progress, 2), counts)
     assert len(tally) == len(jobs)
