@@ -22,7 +22,14 @@ from starlette.staticfiles import StaticFiles
 from jobdesk import __version__
 from jobdesk.desk import DEFAULT_URL, JobDesk
 from jobdesk.errors import InvalidInput, JobdeskError
-from jobdesk.http import dashboard, routes_admin, routes_ops, routes_user, routes_worker
+from jobdesk.http import (
+    dashboard,
+    routes_admin,
+    routes_groups,
+    routes_ops,
+    routes_user,
+    routes_worker,
+)
 from jobdesk.http.metrics import Metrics
 from jobdesk.http.middleware import (
     API_SECURITY_HEADERS,
@@ -34,6 +41,7 @@ from jobdesk.http.middleware import (
 from jobdesk.http.problems import HANDLERS, FieldProblem, Problem
 from jobdesk.http.runtime import Runtime
 from jobdesk.http.schemas import JobStateEvent, ReadyEvent, ResyncEvent
+from jobdesk.http.schemas_groups import GroupEvent
 from jobdesk.http.settings import Settings
 from jobdesk.limits import Limits
 
@@ -101,6 +109,7 @@ def create_app(
     )
     app.state.jobdesk = runtime
     app.include_router(routes_user.router)
+    app.include_router(routes_groups.router)
     app.include_router(routes_worker.router)
     app.include_router(routes_admin.router)
     app.include_router(routes_ops.router)
@@ -141,7 +150,14 @@ def create_app(
             )
             components = schema.setdefault("components", {}).setdefault("schemas", {})
             ref = "#/components/schemas/{model}"
-            for model in (Problem, FieldProblem, JobStateEvent, ReadyEvent, ResyncEvent):
+            for model in (
+                Problem,
+                FieldProblem,
+                JobStateEvent,
+                ReadyEvent,
+                ResyncEvent,
+                GroupEvent,
+            ):
                 document = model.model_json_schema(ref_template=ref)
                 components.update(document.pop("$defs", {}))
                 components[model.__name__] = document
@@ -157,6 +173,7 @@ async def _reap(desk: JobDesk, interval: float) -> None:
         await asyncio.sleep(interval)
         try:
             count = await desk.requeue_expired()
+            await desk.finish_groups()
         except JobdeskError as exc:
             _log.warning("returning expired leases to the queue failed: %s", exc)
             continue

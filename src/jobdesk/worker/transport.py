@@ -195,8 +195,11 @@ class DeskTransport:
         return await self.desk.snooze_job(self.worker, job_id, delay, attempt=attempt)
 
     async def reap(self) -> int:
-        """``requeue_expired``: safe to run from many processes at once."""
-        return await self.desk.requeue_expired()
+        """``requeue_expired``, then ``finish_groups`` (groups' fan-in jobs): safe to run
+        from many processes at once."""
+        requeued = await self.desk.requeue_expired()
+        await self.desk.finish_groups()
+        return requeued
 
     def changes(self) -> AbstractAsyncContextManager[ChangeFeed]:
         """``desk.subscribe(ready_only=True)``: every process's new work on PostgreSQL,
