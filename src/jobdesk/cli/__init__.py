@@ -3,11 +3,12 @@
 :mod:`jobdesk.cli.app` holds the app and what every command shares (options,
 output, the one place errors become exit codes); the commands live in
 :mod:`~jobdesk.cli.services` (``worker``, ``serve``), :mod:`~jobdesk.cli.admin`
-(``migrate``, ``tokens``, ``limits``) and :mod:`~jobdesk.cli.jobs`. No rule lives
+(``migrate``, ``tokens``, ``limits``), :mod:`~jobdesk.cli.jobs` and
+:mod:`~jobdesk.cli.groups`. No rule lives
 here.
 """
 
-from jobdesk.cli import admin, jobs, services
+from jobdesk.cli import admin, groups, jobs, services
 from jobdesk.cli.app import EXIT_CODES, app
 
-__all__ = ["EXIT_CODES", "admin", "app", "jobs", "services"]
+__all__ = ["EXIT_CODES", "admin", "app", "groups", "jobs", "services"]
