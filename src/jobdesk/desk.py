@@ -10,6 +10,7 @@ the change feed); the operations live one concept per module and are mixed in:
 
 - :mod:`jobdesk.user_operations`: create, list, get, cancel, retry, usage, limits;
 - :mod:`jobdesk.group_operations`: groups of jobs (built on the user operations);
+- :mod:`jobdesk.view_operations`: view tokens, a browser's read-only grant (on groups);
 - :mod:`jobdesk.worker_operations`: verify, claim, progress, complete, fail, release;
 - :mod:`jobdesk.operator_queries`: stats, throughput, failed jobs, reaper, prune;
 - :mod:`jobdesk.token_operations`: worker, user and admin tokens.
@@ -17,8 +18,6 @@ the change feed); the operations live one concept per module and are mixed in:
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 from collections.abc import Collection, Generator
 from contextlib import AbstractAsyncContextManager
 from datetime import datetime
@@ -28,11 +27,11 @@ from typing import Any
 from jobdesk import validation
 from jobdesk.changes import Subscription
 from jobdesk.errors import InvalidInput
-from jobdesk.group_operations import GroupOperations
 from jobdesk.limits import Limits
 from jobdesk.operator_queries import OperatorQueries
 from jobdesk.store import Clock, Store, open_store
 from jobdesk.token_operations import TokenOperations
+from jobdesk.view_operations import ViewOperations
 from jobdesk.worker_operations import WorkerOperations
 
 __all__ = ["DEFAULT_URL", "JobDesk"]
@@ -40,7 +39,7 @@ __all__ = ["DEFAULT_URL", "JobDesk"]
 DEFAULT_URL = "sqlite:///jobdesk.db"
 
 
-class JobDesk(GroupOperations, WorkerOperations, OperatorQueries, TokenOperations):
+class JobDesk(ViewOperations, WorkerOperations, OperatorQueries, TokenOperations):
     """The jobdesk operations over one store. Open with :meth:`JobDesk.open`."""
 
     def __init__(
@@ -87,16 +86,6 @@ class JobDesk(GroupOperations, WorkerOperations, OperatorQueries, TokenOperation
     async def now(self) -> datetime:
         """The store's clock: the time every rule is judged by (a test's manual clock too)."""
         return await self.store.now()
-
-    def signing_key(self, purpose: str) -> bytes:
-        """A key for ``purpose`` (``"csrf"``, say), derived from the deployment's secret.
-
-        Faces sign what they hand out (forms, sessions) with it; each purpose gets its
-        own key, so a signature made for one is worthless for another.
-        """
-        if not isinstance(purpose, str) or not purpose:
-            raise InvalidInput("purpose", "must be a non-empty string")
-        return hmac.new(self._secret, b"purpose\x1f" + purpose.encode(), hashlib.sha256).digest()
 
     async def __aenter__(self) -> JobDesk:
         return self

@@ -7,6 +7,7 @@ JobdeskError
 │   └── GroupNotFound   no such group for this caller (likewise)
 ├── RateLimited         a per-user limit refused the request; ``.limit``, ``.retry_after``
 ├── Unauthorized        a token is missing, malformed, unknown, revoked or expired
+├── Forbidden           a read-only view token was used to change something
 ├── InvalidTransition   the job's status does not allow this operation now
 ├── LeaseLost           the worker no longer holds the job under the attempt it named
 └── StoreUnavailable    the database could not be reached, stayed busy or failed
@@ -21,6 +22,7 @@ from __future__ import annotations
 from typing import Literal
 
 __all__ = [
+    "Forbidden",
     "GroupNotFound",
     "InvalidInput",
     "InvalidTransition",
@@ -109,6 +111,11 @@ class GroupNotFound(JobNotFound):
 
 class Unauthorized(JobdeskError):
     """A token is missing, malformed, unknown, revoked or expired."""
+
+
+class Forbidden(JobdeskError):
+    """A valid credential that may not do this: a view token (read-only, one job or
+    group) used for a change or for anything but reading its job or group's state."""
 
 
 class InvalidTransition(JobdeskError):

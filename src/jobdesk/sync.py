@@ -153,6 +153,8 @@ class JobDesk:
     cancel_group = _Blocking(AsyncJobDesk.cancel_group)
     retry_group = _Blocking(AsyncJobDesk.retry_group)
     finish_groups = _Blocking(AsyncJobDesk.finish_groups)
+    create_view_token = _Blocking(AsyncJobDesk.create_view_token)
+    verify_view_token = _Blocking(AsyncJobDesk.verify_view_token)
     get_user_usage = _Blocking(AsyncJobDesk.get_user_usage)
     set_user_limits = _Blocking(AsyncJobDesk.set_user_limits)
     verify_worker_token = _Blocking(AsyncJobDesk.verify_worker_token)

@@ -8,7 +8,7 @@ from fastapi import APIRouter, Header, Query
 from starlette.responses import Response
 
 from jobdesk.groups import FanIn
-from jobdesk.http.auth import CurrentUser
+from jobdesk.http.auth import CurrentUser, GroupReader
 from jobdesk.http.problems import documented
 from jobdesk.http.runtime import RuntimeDep
 from jobdesk.http.schemas import JobOut
@@ -91,8 +91,9 @@ async def list_groups(
 
 
 @router.get("/groups/{id}", operation_id="getGroup", responses=documented(401, 404, 422, 503))
-async def get_group(group_id: GroupId, user_id: CurrentUser, runtime: RuntimeDep) -> GroupOut:
-    """One of the caller's groups: its status, progress and its jobs' counts."""
+async def get_group(group_id: GroupId, user_id: GroupReader, runtime: RuntimeDep) -> GroupOut:
+    """One of the caller's groups: its status, progress and its jobs' counts. A view token
+    for this group reads it too."""
     return GroupOut.of(await runtime.require_desk().get_group(group_id, user_id))
 
 
@@ -143,7 +144,7 @@ async def retry_group(group_id: GroupId, user_id: CurrentUser, runtime: RuntimeD
 )
 async def stream_group_events(
     group_id: GroupId,
-    user_id: CurrentUser,
+    user_id: GroupReader,
     runtime: RuntimeDep,
     last_event_id: Annotated[
         str | None,
@@ -151,7 +152,8 @@ async def stream_group_events(
     ] = None,
 ) -> Response:
     """Server-Sent Events: the group's progress and each of its jobs' changes, as they happen;
-    the stream ends once the group has finished."""
+    the stream ends once the group has finished (or when the view token that opened it
+    expires). A view token for this group (`view_token` query parameter) opens it too."""
     return await open_group_stream(
         runtime.require_desk(),
         runtime.broadcaster,

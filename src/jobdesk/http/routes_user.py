@@ -8,7 +8,7 @@ from fastapi import APIRouter, Header, Query
 from starlette.responses import Response
 
 from jobdesk.errors import InvalidInput
-from jobdesk.http.auth import CurrentUser
+from jobdesk.http.auth import CurrentUser, JobReader
 from jobdesk.http.problems import documented
 from jobdesk.http.runtime import RuntimeDep
 from jobdesk.http.schemas import (
@@ -173,8 +173,9 @@ async def stream_all_job_events(
 
 
 @router.get("/jobs/{id}", operation_id="getJob", responses=documented(401, 404, 422, 503))
-async def get_job(job_id: JobId, user_id: CurrentUser, runtime: RuntimeDep) -> JobOut:
-    """One of the caller's jobs; a pending one says why it waits (`waiting`)."""
+async def get_job(job_id: JobId, user_id: JobReader, runtime: RuntimeDep) -> JobOut:
+    """One of the caller's jobs; a pending one says why it waits (`waiting`). A view token
+    for this job (`view_token` query parameter, or the header) reads it too."""
     return JobOut.of(await runtime.require_desk().get_job_status(job_id, user_id))
 
 
@@ -227,9 +228,11 @@ async def get_job_history(
     },
 )
 async def stream_job_events(
-    job_id: JobId, user_id: CurrentUser, runtime: RuntimeDep, last_event_id: LastEventId = None
+    job_id: JobId, user_id: JobReader, runtime: RuntimeDep, last_event_id: LastEventId = None
 ) -> Response:
-    """Server-Sent Events: each change to one job; the stream ends after a terminal status."""
+    """Server-Sent Events: each change to one job; the stream ends after a terminal status
+    (or when the view token that opened it expires). A view token for this job (the
+    `view_token` query parameter, for a browser's EventSource) opens it too."""
     return await open_job_stream(
         runtime.require_desk(),
         runtime.broadcaster,

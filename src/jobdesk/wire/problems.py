@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from jobdesk.errors import (
+    Forbidden,
     GroupNotFound,
     InvalidInput,
     InvalidTransition,
@@ -138,6 +139,12 @@ PROBLEMS: Mapping[type[JobdeskError], ProblemType] = {
         401,
         "Unauthorized",
         rebuild=lambda detail, document, job_id: Unauthorized(detail),
+    ),
+    Forbidden: ProblemType(
+        "forbidden",
+        403,
+        "Forbidden",
+        rebuild=lambda detail, document, job_id: Forbidden(detail),
     ),
     InvalidTransition: ProblemType(
         "invalid-transition",
