@@ -13,7 +13,8 @@ the change feed); the operations live one concept per module and are mixed in:
 - :mod:`jobdesk.view_operations`: view tokens, a browser's read-only grant (on groups);
 - :mod:`jobdesk.worker_operations`: verify, claim, progress, complete, fail, release;
 - :mod:`jobdesk.operator_queries`: stats, throughput, failed jobs, reaper, prune;
-- :mod:`jobdesk.token_operations`: worker, user and admin tokens.
+- :mod:`jobdesk.token_operations`: worker, user and admin tokens;
+- :mod:`jobdesk.webhook_operations`: webhooks and the sender of their outbox.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from jobdesk.operator_queries import OperatorQueries
 from jobdesk.store import Clock, Store, open_store
 from jobdesk.token_operations import TokenOperations
 from jobdesk.view_operations import ViewOperations
+from jobdesk.webhook_operations import WebhookOperations
 from jobdesk.worker_operations import WorkerOperations
 
 __all__ = ["DEFAULT_URL", "JobDesk"]
@@ -39,7 +41,9 @@ __all__ = ["DEFAULT_URL", "JobDesk"]
 DEFAULT_URL = "sqlite:///jobdesk.db"
 
 
-class JobDesk(ViewOperations, WorkerOperations, OperatorQueries, TokenOperations):
+class JobDesk(
+    ViewOperations, WorkerOperations, OperatorQueries, TokenOperations, WebhookOperations
+):
     """The jobdesk operations over one store. Open with :meth:`JobDesk.open`."""
 
     def __init__(

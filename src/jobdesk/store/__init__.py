@@ -39,6 +39,7 @@ from jobdesk.scheduling import TypeLimits, WaitFacts
 
 # Kept importable here for code written before jobdesk.store.common existed.
 from jobdesk.store.common import load_queries as load_queries
+from jobdesk.webhooks import Delivery, Webhook
 
 __all__ = ["Change", "Clock", "Store", "open_store"]
 
@@ -266,6 +267,50 @@ class Store(Protocol):
 
     async def set_fan_in(self, group_id: str, job_id: str) -> None:
         """Record the group's fan-in job (made with :func:`jobdesk.groups.fan_in_key`)."""
+
+    # -- webhooks ----------------------------------------------------------------------------
+
+    async def set_webhook(self, webhook: Webhook) -> Webhook:
+        """Store the webhook of its user or project (replacing theirs, keeping its id and
+        outbox), and make every later job transition of theirs go to the outbox, in the
+        transition's own transaction (a trigger on the jobs' history, on only while some
+        webhook exists)."""
+
+    async def remove_webhook(self, webhook_id: str) -> bool:
+        """Forget a webhook and its undelivered deliveries; whether it existed."""
+
+    async def list_webhooks(self) -> list[Webhook]:
+        """Every webhook, oldest first (with its secret: for operators)."""
+
+    async def claim_deliveries(
+        self, limit: int, lease_seconds: float
+    ) -> list[tuple[Delivery, Webhook]]:
+        """Up to ``limit`` due deliveries, each the oldest pending one of its webhook and
+        job (in order per job), put off by ``lease_seconds`` so that no other sender takes
+        them meanwhile (a sender that dies leaves them to the next: at least once)."""
+
+    async def record_delivery(
+        self,
+        delivery_id: str,
+        *,
+        state: str,
+        next_attempt_at: datetime,
+        last_status: int | None,
+        last_response: str | None,
+        delivered: bool,
+        counted: bool = True,
+    ) -> None:
+        """Record a send's outcome: ``delivered``, ``pending`` again at ``next_attempt_at``,
+        or ``dead``; one more try (unless not ``counted``: handed back unsent), the
+        response kept."""
+
+    async def list_deliveries(
+        self, *, state: str | None, webhook_id: str | None, limit: int
+    ) -> list[Delivery]:
+        """Deliveries, newest first, by state and webhook (None: any)."""
+
+    async def redeliver(self, delivery_id: str) -> bool:
+        """A dead (or delivered) delivery pending again, at once, with its tries reset."""
 
     # -- for operators (the admin dashboard): bounded by a time window or a limit ----------
 

@@ -45,7 +45,6 @@ from jobdesk.models import (
 from jobdesk.store import Change
 from jobdesk.store.common import ABOVE_EVERY_ID, completion_changes
 from jobdesk.store.postgres_connections import Connection, Q, migrations
-from jobdesk.store.postgres_groups import PostgresGroups
 from jobdesk.store.postgres_rows import (
     NeedsLock,
     decide,
@@ -58,11 +57,12 @@ from jobdesk.store.postgres_rows import (
     types_param,
     write_params,
 )
+from jobdesk.store.postgres_webhooks import PostgresWebhooks
 
 __all__ = ["PostgresStore", "Q", "job_from_row", "migrations"]
 
 
-class PostgresStore(PostgresGroups):
+class PostgresStore(PostgresWebhooks):
     """The :class:`~jobdesk.store.Store` on PostgreSQL (``postgresql://user@host/db``)."""
 
     # -- jobs -------------------------------------------------------------------------------

@@ -42,7 +42,6 @@ from jobdesk.store import Change
 from jobdesk.store import sqlite_scheduling as scheduler
 from jobdesk.store.common import ABOVE_EVERY_ID, completion_changes, throughput_minutes
 from jobdesk.store.sqlite_connection import Q, migrations
-from jobdesk.store.sqlite_groups import SQLiteGroups
 from jobdesk.store.sqlite_rows import (
     event_params,
     job_from_row,
@@ -53,11 +52,12 @@ from jobdesk.store.sqlite_rows import (
     token_from_row,
     types_param,
 )
+from jobdesk.store.sqlite_webhooks import SQLiteWebhooks
 
 __all__ = ["Q", "SQLiteStore", "job_from_row", "migrations"]
 
 
-class SQLiteStore(SQLiteGroups):
+class SQLiteStore(SQLiteWebhooks):
     """The :class:`~jobdesk.store.Store` on an SQLite file (``sqlite:///path.db``)."""
 
     # -- jobs -------------------------------------------------------------------------------
