@@ -4,6 +4,7 @@ dead, redelivered, and at least once across a sender that died."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -15,7 +16,7 @@ from jobdesk import JobDesk, JobSpec, Worker
 from jobdesk.errors import InvalidInput
 from jobdesk.testing import ManualClock
 from jobdesk.webhooks import BACKOFF_SECONDS, new_secret
-from tests.acceptance.conftest import served
+from tests.acceptance.conftest import MakeApp, bearer, running, served
 
 SECRET = new_secret()
 
@@ -196,3 +197,66 @@ async def test_a_public_https_endpoint_is_accepted_with_a_made_secret(desk: JobD
     again = await desk.set_webhook("https://93.184.215.14/other", project_id="book")
     assert (again.id, again.url) == (webhook.id, "https://93.184.215.14/other")
     assert len(await desk.get_webhooks()) == 1
+
+
+async def test_serve_sends_by_itself_and_operators_see_and_redeliver(
+    desk: JobDesk, make_app: MakeApp, receiver: Receiver
+) -> None:
+    admin = bearer(await desk.create_admin_token("ops"))
+    app = make_app(webhook_interval_seconds=0.05)
+    async with running(app) as client:
+        refused = await client.put(
+            "/api/v1/admin/webhooks",
+            json={"url": "http://127.0.0.1:9/hook", "user_id": "alice"},
+            headers=admin,
+        )
+        assert refused.status_code == 422
+        assert refused.json()["errors"][0]["field"] == "url"
+        response = await client.put(
+            "/api/v1/admin/webhooks",
+            json={
+                "url": receiver.url,
+                "user_id": "alice",
+                "secret": SECRET,
+                "events": ["job.pending"],
+                "allow_http": True,
+                "allow_private": True,
+            },
+            headers=admin,
+        )
+        assert response.status_code == 200, response.text
+        assert response.json()["secret"] == SECRET
+        listed = (await client.get("/api/v1/admin/webhooks", headers=admin)).json()
+        assert [(item["user_id"], item["secret"]) for item in listed] == [("alice", None)]
+        user = bearer(await desk.create_user_token("alice"))
+        assert (
+            await client.post("/api/v1/jobs", json={"type": "x", "input": 1}, headers=user)
+        ).status_code == 201
+        async with asyncio.timeout(10):
+            # The server's own sender, not this request, sends it.
+            while not receiver.events:  # noqa: ASYNC110 - another process's work, polled
+                await asyncio.sleep(0.02)
+        deliveries = (
+            await client.get(
+                "/api/v1/admin/webhooks/deliveries", params={"state": "delivered"}, headers=admin
+            )
+        ).json()
+        assert [(d["event"], d["last_status"]) for d in deliveries] == [("job.pending", 200)]
+        again = await client.post(
+            f"/api/v1/admin/webhooks/deliveries/{deliveries[0]['id']}/redeliver", headers=admin
+        )
+        assert again.status_code == 204
+        async with asyncio.timeout(10):
+            while not (await desk.get_webhook_deliveries(state="delivered")):  # noqa: ASYNC110
+                await asyncio.sleep(0.02)
+        [resent] = await desk.get_webhook_deliveries(state="delivered")
+        assert resent.tries == 1  # sent again after the redeliver reset it
+        missing = await client.post(
+            "/api/v1/admin/webhooks/deliveries/999999/redeliver", headers=admin
+        )
+        assert missing.status_code == 404
+        user_try = await client.get("/api/v1/admin/webhooks", headers=user)
+        assert user_try.status_code == 401
+        removed = await client.delete(f"/api/v1/admin/webhooks/{listed[0]['id']}", headers=admin)
+        assert removed.status_code == 204
+    assert len(receiver.events) == 1  # the redelivery was deduplicated by webhook-id

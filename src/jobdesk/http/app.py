@@ -15,6 +15,7 @@ import logging
 from collections.abc import AsyncIterator
 from typing import Any
 
+import httpx
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 from starlette.staticfiles import StaticFiles
@@ -28,6 +29,7 @@ from jobdesk.http import (
     routes_groups,
     routes_ops,
     routes_user,
+    routes_webhooks,
     routes_worker,
 )
 from jobdesk.http.metrics import Metrics
@@ -94,6 +96,12 @@ def create_app(
                     name="jobdesk-reaper",
                 )
                 stack.push_async_callback(_stop, reaper)
+            if settings.webhook_interval_seconds > 0:
+                sender = asyncio.create_task(
+                    _deliver_webhooks(runtime.require_desk(), settings.webhook_interval_seconds),
+                    name="jobdesk-webhooks",
+                )
+                stack.push_async_callback(_stop, sender)
             yield
 
     app = FastAPI(
@@ -112,6 +120,7 @@ def create_app(
     app.include_router(routes_groups.router)
     app.include_router(routes_worker.router)
     app.include_router(routes_admin.router)
+    app.include_router(routes_webhooks.router)
     app.include_router(routes_ops.router)
     app.include_router(dashboard.router)
     app.mount("/static", StaticFiles(directory=dashboard.STATIC_DIRECTORY), name="static")
@@ -179,6 +188,20 @@ async def _reap(desk: JobDesk, interval: float) -> None:
             continue
         if count:
             _log.info("returned %d jobs with expired leases to the queue", count)
+
+
+async def _deliver_webhooks(desk: JobDesk, interval: float) -> None:
+    """Send due webhook deliveries, again at once while there were some, else after
+    ``interval``: never in the request that made the transition."""
+    async with httpx.AsyncClient(follow_redirects=False, timeout=10.0) as client:
+        while True:
+            try:
+                sent = await desk.deliver_webhooks(client=client)
+            except JobdeskError as exc:
+                _log.warning("sending webhook deliveries failed: %s", exc)
+                sent = 0
+            if not sent:
+                await asyncio.sleep(interval)
 
 
 async def _stop(task: asyncio.Task[None]) -> None:
