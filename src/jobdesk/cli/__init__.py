@@ -3,12 +3,12 @@
 :mod:`jobdesk.cli.app` holds the app and what every command shares (options,
 output, the one place errors become exit codes); the commands live in
 :mod:`~jobdesk.cli.services` (``worker``, ``serve``), :mod:`~jobdesk.cli.admin`
-(``migrate``, ``tokens``, ``limits``), :mod:`~jobdesk.cli.jobs` and
-:mod:`~jobdesk.cli.groups`. No rule lives
+(``migrate``, ``tokens``, ``limits``), :mod:`~jobdesk.cli.jobs`,
+:mod:`~jobdesk.cli.groups` and :mod:`~jobdesk.cli.webhooks`. No rule lives
 here.
 """
 
-from jobdesk.cli import admin, groups, jobs, services
+from jobdesk.cli import admin, groups, jobs, services, webhooks
 from jobdesk.cli.app import EXIT_CODES, app
 
-__all__ = ["EXIT_CODES", "admin", "app", "groups", "jobs", "services"]
+__all__ = ["EXIT_CODES", "admin", "app", "groups", "jobs", "services", "webhooks"]
