@@ -18,6 +18,8 @@ import pytest
 from jobdesk import Completion, JobDesk, JobStatus
 from jobdesk.changes import RESYNC, JobChange
 from jobdesk.errors import (
+    Forbidden,
+    GroupNotFound,
     InvalidInput,
     InvalidTransition,
     JobdeskError,
@@ -369,6 +371,8 @@ def test_every_problem_the_server_sends_maps_back_to_its_error() -> None:
     expected = {
         "invalid-input": InvalidInput,
         "job-not-found": JobNotFound,
+        "group-not-found": GroupNotFound,
+        "forbidden": Forbidden,
         "rate-limited": RateLimited,
         "unauthorized": Unauthorized,
         "invalid-transition": InvalidTransition,

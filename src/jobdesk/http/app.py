@@ -193,6 +193,7 @@ async def _reap(desk: JobDesk, interval: float) -> None:
 async def _deliver_webhooks(desk: JobDesk, interval: float) -> None:
     """Send due webhook deliveries, again at once while there were some, else after
     ``interval``: never in the request that made the transition."""
+    task = asyncio.current_task()
     async with httpx.AsyncClient(follow_redirects=False, timeout=10.0) as client:
         while True:
             try:
@@ -200,6 +201,10 @@ async def _deliver_webhooks(desk: JobDesk, interval: float) -> None:
             except JobdeskError as exc:
                 _log.warning("sending webhook deliveries failed: %s", exc)
                 sent = 0
+            # A cancellation that arrived mid-query may have been absorbed below (the
+            # driver's pool); the task still knows it is being stopped.
+            if task is not None and task.cancelling():
+                raise asyncio.CancelledError
             if not sent:
                 await asyncio.sleep(interval)
 
