@@ -102,6 +102,12 @@ def postgres_url(postgres_server: str, postgres_module_database: str) -> str:
             "TRUNCATE jobdesk.jobs, jobdesk.job_events, jobdesk.users, jobdesk.tokens, "
             "jobdesk.type_limits, jobdesk.schedules RESTART IDENTITY"
         )
+        connection.execute(
+            "TRUNCATE jobdesk.groups, jobdesk.group_jobs, jobdesk.webhooks, "
+            "jobdesk.webhook_outbox RESTART IDENTITY"
+        )
+        # With no webhook left, the outbox trigger is off again (as remove_webhook leaves it).
+        connection.execute("ALTER TABLE jobdesk.job_events DISABLE TRIGGER job_events_to_webhooks")
     return url + "?pool_max=4"
 
 

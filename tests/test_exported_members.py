@@ -56,7 +56,7 @@ def test_every_public_class_and_function_is_in_all(module: ModuleType) -> None:
 
 def test_every_error_class_descends_from_jobdesk_error() -> None:
     classes = error_classes()
-    assert len(classes) == 9
+    assert len(classes) == 11
     for error_class in classes:
         assert issubclass(error_class, JobdeskError), error_class
 

@@ -6,6 +6,7 @@ them. ``jobdesk.sync`` offers the same operations to synchronous code.
 """
 
 from jobdesk.desk import JobDesk
+from jobdesk.groups import FanIn, Group, GroupPage, GroupStatus
 from jobdesk.limits import Limits
 from jobdesk.models import (
     Completion,
@@ -31,6 +32,10 @@ from jobdesk.scheduling import Rate, TypeLimits
 
 __all__ = [
     "Completion",
+    "FanIn",
+    "Group",
+    "GroupPage",
+    "GroupStatus",
     "Job",
     "JobDesk",
     "JobEvent",

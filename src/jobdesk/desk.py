@@ -9,16 +9,17 @@ This module owns the desk's life (open, start, close, the clock, signing keys,
 the change feed); the operations live one concept per module and are mixed in:
 
 - :mod:`jobdesk.user_operations`: create, list, get, cancel, retry, usage, limits;
+- :mod:`jobdesk.group_operations`: groups of jobs (built on the user operations);
+- :mod:`jobdesk.view_operations`: view tokens, a browser's read-only grant (on groups);
 - :mod:`jobdesk.worker_operations`: verify, claim, progress, complete, fail, release;
 - :mod:`jobdesk.operator_queries`: stats, throughput, failed jobs, reaper, prune;
 - :mod:`jobdesk.token_operations`: worker, user and admin tokens;
 - :mod:`jobdesk.schedule_operations`: schedules (jobs made on a cron schedule).
+- :mod:`jobdesk.webhook_operations`: webhooks and the sender of their outbox.
 """
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 from collections.abc import Collection, Generator
 from contextlib import AbstractAsyncContextManager
 from datetime import datetime
@@ -33,7 +34,8 @@ from jobdesk.operator_queries import OperatorQueries
 from jobdesk.schedule_operations import ScheduleOperations
 from jobdesk.store import Clock, Store, open_store
 from jobdesk.token_operations import TokenOperations
-from jobdesk.user_operations import UserOperations
+from jobdesk.view_operations import ViewOperations
+from jobdesk.webhook_operations import WebhookOperations
 from jobdesk.worker_operations import WorkerOperations
 
 __all__ = ["DEFAULT_URL", "JobDesk"]
@@ -42,7 +44,12 @@ DEFAULT_URL = "sqlite:///jobdesk.db"
 
 
 class JobDesk(
-    UserOperations, WorkerOperations, OperatorQueries, TokenOperations, ScheduleOperations
+    ViewOperations,
+    WorkerOperations,
+    OperatorQueries,
+    TokenOperations,
+    WebhookOperations,
+    ScheduleOperations,
 ):
     """The jobdesk operations over one store. Open with :meth:`JobDesk.open`."""
 
@@ -90,16 +97,6 @@ class JobDesk(
     async def now(self) -> datetime:
         """The store's clock: the time every rule is judged by (a test's manual clock too)."""
         return await self.store.now()
-
-    def signing_key(self, purpose: str) -> bytes:
-        """A key for ``purpose`` (``"csrf"``, say), derived from the deployment's secret.
-
-        Faces sign what they hand out (forms, sessions) with it; each purpose gets its
-        own key, so a signature made for one is worthless for another.
-        """
-        if not isinstance(purpose, str) or not purpose:
-            raise InvalidInput("purpose", "must be a non-empty string")
-        return hmac.new(self._secret, b"purpose\x1f" + purpose.encode(), hashlib.sha256).digest()
 
     async def __aenter__(self) -> JobDesk:
         return self

@@ -9,7 +9,10 @@ deployment's secret, and the one way a single job is changed.
 
 from __future__ import annotations
 
-from jobdesk.errors import JobdeskError
+import hashlib
+import hmac
+
+from jobdesk.errors import InvalidInput, JobdeskError
 from jobdesk.limits import Limits
 from jobdesk.models import Job
 from jobdesk.store import Change, Store
@@ -28,6 +31,16 @@ class DeskBase:
     types: frozenset[str] | None
     #: the deployment's secret (from the store), which cursors and worker proofs are signed with
     _secret: bytes
+
+    def signing_key(self, purpose: str) -> bytes:
+        """A key for ``purpose`` (``"csrf"``, say), derived from the deployment's secret.
+
+        Faces sign what they hand out (forms, sessions) with it; each purpose gets its
+        own key, so a signature made for one is worthless for another.
+        """
+        if not isinstance(purpose, str) or not purpose:
+            raise InvalidInput("purpose", "must be a non-empty string")
+        return hmac.new(self._secret, b"purpose\x1f" + purpose.encode(), hashlib.sha256).digest()
 
     async def _update(self, job_id: str, change: Change, user_id: str | None = None) -> Job:
         """Apply ``change`` to one job; raise what refused it."""

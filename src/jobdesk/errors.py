@@ -4,9 +4,11 @@
 JobdeskError
 ├── InvalidInput        a public argument broke a rule; ``.field`` and ``.rule`` say which
 ├── JobNotFound         no such job for this caller (another user's job looks exactly the same)
+│   └── GroupNotFound   no such group for this caller (likewise)
 ├── ScheduleNotFound    no schedule of that name
 ├── RateLimited         a per-user limit refused the request; ``.limit``, ``.retry_after``
 ├── Unauthorized        a token is missing, malformed, unknown, revoked or expired
+├── Forbidden           a read-only view token was used to change something
 ├── InvalidTransition   the job's status does not allow this operation now
 ├── LeaseLost           the worker no longer holds the job under the attempt it named
 └── StoreUnavailable    the database could not be reached, stayed busy or failed
@@ -21,6 +23,8 @@ from __future__ import annotations
 from typing import Literal
 
 __all__ = [
+    "Forbidden",
+    "GroupNotFound",
     "InvalidInput",
     "InvalidTransition",
     "JobNotFound",
@@ -73,6 +77,8 @@ class RateLimited(JobdeskError):
     for some to start, or cancel some) or ``"daily"`` (too many jobs created this UTC
     day). ``retry_after`` is the number of seconds until the limit resets, when that
     can be known. Jobs past a user's running cap are never refused: they wait.
+    ``fits`` is how many jobs the limit leaves room for now (a batch or a group larger
+    than that is refused whole), when known.
     """
 
     def __init__(
@@ -80,10 +86,13 @@ class RateLimited(JobdeskError):
         limit: Literal["waiting", "daily"],
         allowed: int,
         retry_after: int | None = None,
+        *,
+        fits: int | None = None,
     ) -> None:
         self.limit = limit
         self.allowed = allowed
         self.retry_after = retry_after
+        self.fits = fits
         if limit == "waiting":
             message = (
                 f"at most {allowed} pending jobs per user; wait for some to start, or cancel some"
@@ -93,11 +102,30 @@ class RateLimited(JobdeskError):
                 f"at most {allowed} jobs created per user per UTC day; "
                 f"try again in {retry_after} seconds"
             )
+        if fits is not None:
+            message += f" (room for {fits} more now)"
         super().__init__(message)
+
+
+class GroupNotFound(JobNotFound):
+    """No group with this id belongs to the caller.
+
+    Raised identically for a group that does not exist and for another user's group.
+    """
+
+    def __init__(self, group_id: str) -> None:
+        super().__init__(group_id)
+        self.group_id = group_id
+        self.args = (f"group {group_id!r} not found",)
 
 
 class Unauthorized(JobdeskError):
     """A token is missing, malformed, unknown, revoked or expired."""
+
+
+class Forbidden(JobdeskError):
+    """A valid credential that may not do this: a view token (read-only, one job or
+    group) used for a change or for anything but reading its job or group's state."""
 
 
 class InvalidTransition(JobdeskError):

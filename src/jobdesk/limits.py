@@ -182,14 +182,19 @@ def usage(
 def check_waiting(waiting: int, max_waiting: int, count: int = 1) -> None:
     """Refuse ``count`` more pending jobs when they would not fit beside ``waiting``."""
     if waiting + count > max_waiting:
-        raise RateLimited("waiting", max_waiting)
+        raise RateLimited("waiting", max_waiting, fits=max(0, max_waiting - waiting))
 
 
 def check_daily(created_today: int, max_daily: int, now: datetime, count: int = 1) -> None:
     """Refuse ``count`` more jobs today when they would not fit beside ``created_today``."""
     if created_today + count > max_daily:
         wait = next_midnight(now) - now
-        raise RateLimited("daily", max_daily, retry_after=max(1, math.ceil(wait.total_seconds())))
+        raise RateLimited(
+            "daily",
+            max_daily,
+            retry_after=max(1, math.ceil(wait.total_seconds())),
+            fits=max(0, max_daily - created_today),
+        )
 
 
 def retry_backoff(limits: Limits, attempts_made: int, rng: random.Random | None = None) -> float:

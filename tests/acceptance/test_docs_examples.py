@@ -37,6 +37,7 @@ RUN_TIMEOUT = 60  # seconds per run of a program
 #: the names a fragment may take from the program around it
 CONTEXT = (
     "desk",
+    "group",
     "worker",
     "job",
     "job_id",

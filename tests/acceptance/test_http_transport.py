@@ -18,6 +18,8 @@ import pytest
 from jobdesk import Completion, JobDesk, JobStatus
 from jobdesk.changes import RESYNC, JobChange
 from jobdesk.errors import (
+    Forbidden,
+    GroupNotFound,
     InvalidInput,
     InvalidTransition,
     JobdeskError,
@@ -371,6 +373,8 @@ def test_every_problem_the_server_sends_maps_back_to_its_error() -> None:
         "invalid-input": InvalidInput,
         "job-not-found": JobNotFound,
         "schedule-not-found": ScheduleNotFound,
+        "group-not-found": GroupNotFound,
+        "forbidden": Forbidden,
         "rate-limited": RateLimited,
         "unauthorized": Unauthorized,
         "invalid-transition": InvalidTransition,

@@ -291,6 +291,22 @@ CASES: list[tuple[str, str, Call]] = [
         "retry_after",
         lambda d, w, j: d.fail_job(w, j.id, "m", attempt=1, retry_after=-1),
     ),
+    ("create_group", "jobs", lambda d, w, j: d.create_group("alice", [])),
+    ("create_group", "jobs[0].type", lambda d, w, j: d.create_group("alice", [JobSpec("A B")])),
+    ("create_group", "name", lambda d, w, j: d.create_group("alice", [JobSpec("x")], name="")),
+    ("get_group", "group_id", lambda d, w, j: d.get_group("../x", "alice")),
+    ("get_user_groups", "limit", lambda d, w, j: d.get_user_groups("alice", limit=0)),
+    ("get_user_groups", "cursor", lambda d, w, j: d.get_user_groups("alice", cursor="x")),
+    ("get_group_jobs", "group_id", lambda d, w, j: d.get_group_jobs("../x", "alice")),
+    ("cancel_group", "group_id", lambda d, w, j: d.cancel_group(bad(1), "alice")),
+    ("retry_group", "user_id", lambda d, w, j: d.retry_group(j.id, "")),
+    ("create_view_token", "ttl", lambda d, w, j: d.create_view_token("alice", job_id=j.id, ttl=0)),
+    ("create_view_token", "job_id", lambda d, w, j: d.create_view_token("alice")),
+    ("set_webhook", "url", lambda d, w, j: d.set_webhook("http://x.example", user_id="alice")),
+    ("remove_webhook", "webhook_id", lambda d, w, j: d.remove_webhook("../x")),
+    ("get_webhook_deliveries", "state", lambda d, w, j: d.get_webhook_deliveries(state="x")),
+    ("redeliver_webhook", "delivery_id", lambda d, w, j: d.redeliver_webhook("x")),
+    ("deliver_webhooks", "limit", lambda d, w, j: d.deliver_webhooks(limit=0)),
 ]
 
 
@@ -338,9 +354,16 @@ def test_every_public_operation_is_spot_checked() -> None:
         "get_oldest_pending",
         "get_type_limits",
         "run_due_schedules",
+        "finish_groups",
+        "get_webhooks",
     }
     # These refuse a bad token with Unauthorized.
-    tokens_only = {"verify_worker_token", "verify_user_token", "verify_admin_token"}
+    tokens_only = {
+        "verify_worker_token",
+        "verify_user_token",
+        "verify_admin_token",
+        "verify_view_token",
+    }
     assert public - without_arguments - tokens_only <= checked
     assert checked <= public
 

@@ -3,11 +3,12 @@
 :mod:`jobdesk.cli.app` holds the app and what every command shares (options,
 output, the one place errors become exit codes); the commands live in
 :mod:`~jobdesk.cli.services` (``worker``, ``serve``), :mod:`~jobdesk.cli.admin`
-(``migrate``, ``tokens``, ``limits``), :mod:`~jobdesk.cli.jobs` and
-:mod:`~jobdesk.cli.schedules`. No rule lives here.
+(``migrate``, ``tokens``, ``limits``), :mod:`~jobdesk.cli.jobs`,
+:mod:`~jobdesk.cli.schedules`, :mod:`~jobdesk.cli.groups` and
+:mod:`~jobdesk.cli.webhooks`. No rule lives here.
 """
 
-from jobdesk.cli import admin, jobs, schedules, services
+from jobdesk.cli import admin, groups, jobs, schedules, services, webhooks
 from jobdesk.cli.app import EXIT_CODES, app
 
-__all__ = ["EXIT_CODES", "admin", "app", "jobs", "schedules", "services"]
+__all__ = ["EXIT_CODES", "admin", "app", "groups", "jobs", "schedules", "services", "webhooks"]

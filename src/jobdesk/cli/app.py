@@ -29,6 +29,7 @@ import jobdesk
 from jobdesk import wire
 from jobdesk.desk import DEFAULT_URL, JobDesk
 from jobdesk.errors import (
+    Forbidden,
     InvalidInput,
     InvalidTransition,
     JobdeskError,
@@ -52,6 +53,7 @@ EXIT_CODES: dict[type[JobdeskError], int] = {
     ScheduleNotFound: 3,
     RateLimited: 4,
     Unauthorized: 5,
+    Forbidden: 5,
     InvalidTransition: 6,
     LeaseLost: 6,
     StoreUnavailable: 7,

@@ -15,6 +15,7 @@ import logging
 from collections.abc import AsyncIterator
 from typing import Any
 
+import httpx
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 from pydantic import BaseModel
@@ -23,7 +24,15 @@ from starlette.staticfiles import StaticFiles
 from jobdesk import __version__
 from jobdesk.desk import DEFAULT_URL, JobDesk
 from jobdesk.errors import InvalidInput, JobdeskError
-from jobdesk.http import dashboard, routes_admin, routes_ops, routes_user, routes_worker
+from jobdesk.http import (
+    dashboard,
+    routes_admin,
+    routes_groups,
+    routes_ops,
+    routes_user,
+    routes_webhooks,
+    routes_worker,
+)
 from jobdesk.http.metrics import Metrics
 from jobdesk.http.middleware import (
     API_SECURITY_HEADERS,
@@ -35,6 +44,7 @@ from jobdesk.http.middleware import (
 from jobdesk.http.problems import HANDLERS, FieldProblem, Problem
 from jobdesk.http.runtime import Runtime
 from jobdesk.http.schemas import JobStateEvent, ReadyEvent, ResyncEvent
+from jobdesk.http.schemas_groups import GroupEvent
 from jobdesk.http.schemas_problems import PROBLEM_SCHEMAS
 from jobdesk.http.settings import Settings
 from jobdesk.limits import Limits
@@ -82,18 +92,15 @@ def create_app(
                 runtime.desk = await stack.enter_async_context(JobDesk.open(url, limits=limits))
                 stack.callback(setattr, runtime, "desk", None)
             stack.push_async_callback(runtime.close_broadcaster)
-            if settings.reap_interval_seconds > 0:
-                reaper = asyncio.create_task(
-                    _reap(runtime.require_desk(), settings.reap_interval_seconds),
-                    name="jobdesk-reaper",
-                )
-                stack.push_async_callback(_stop, reaper)
-            if settings.schedule_interval_seconds > 0:
-                ticker = asyncio.create_task(
-                    _run_schedules(runtime.require_desk(), settings.schedule_interval_seconds),
-                    name="jobdesk-schedules",
-                )
-                stack.push_async_callback(_stop, ticker)
+            for loop, interval, name in (
+                (_reap, settings.reap_interval_seconds, "jobdesk-reaper"),
+                (_run_schedules, settings.schedule_interval_seconds, "jobdesk-schedules"),
+                (_deliver_webhooks, settings.webhook_interval_seconds, "jobdesk-webhooks"),
+            ):
+                # The server's own loops, each off when its interval is 0.
+                if interval > 0:
+                    task = asyncio.create_task(loop(runtime.require_desk(), interval), name=name)
+                    stack.push_async_callback(_stop, task)
             yield
 
     app = FastAPI(
@@ -109,8 +116,10 @@ def create_app(
     )
     app.state.jobdesk = runtime
     app.include_router(routes_user.router)
+    app.include_router(routes_groups.router)
     app.include_router(routes_worker.router)
     app.include_router(routes_admin.router)
+    app.include_router(routes_webhooks.router)
     app.include_router(routes_ops.router)
     app.include_router(dashboard.router)
     app.mount("/static", StaticFiles(directory=dashboard.STATIC_DIRECTORY), name="static")
@@ -157,6 +166,7 @@ def create_app(
                 JobStateEvent,
                 ReadyEvent,
                 ResyncEvent,
+                GroupEvent,
                 *PROBLEM_SCHEMAS.values(),
             ]
             for model in models:
@@ -175,6 +185,7 @@ async def _reap(desk: JobDesk, interval: float) -> None:
         await asyncio.sleep(interval)
         try:
             count = await desk.requeue_expired()
+            await desk.finish_groups()
         except JobdeskError as exc:
             _log.warning("returning expired leases to the queue failed: %s", exc)
             continue
@@ -193,6 +204,25 @@ async def _run_schedules(desk: JobDesk, interval: float) -> None:
             continue
         if count:
             _log.info("schedules made %d job(s)", count)
+
+
+async def _deliver_webhooks(desk: JobDesk, interval: float) -> None:
+    """Send due webhook deliveries, again at once while there were some, else after
+    ``interval``: never in the request that made the transition."""
+    task = asyncio.current_task()
+    async with httpx.AsyncClient(follow_redirects=False, timeout=10.0) as client:
+        while True:
+            try:
+                sent = await desk.deliver_webhooks(client=client)
+            except JobdeskError as exc:
+                _log.warning("sending webhook deliveries failed: %s", exc)
+                sent = 0
+            # A cancellation that arrived mid-query may have been absorbed below (the
+            # driver's pool); the task still knows it is being stopped.
+            if task is not None and task.cancelling():
+                raise asyncio.CancelledError
+            if not sent:
+                await asyncio.sleep(interval)
 
 
 async def _stop(task: asyncio.Task[None]) -> None:

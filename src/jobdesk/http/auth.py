@@ -5,7 +5,12 @@ or, when ``JOBDESK_JWT_SECRET`` is set, an HS256 JWT signed by the host
 application with the user id in ``sub`` and ``exp`` required. Worker routes
 accept worker tokens (``jdw_...``) only, operator routes admin tokens (``jda_...``,
 the dashboard's operator sign-in) only. A token of the wrong kind is refused
-like any invalid one: 401 with ``WWW-Authenticate``. jobdesk never answers 403.
+like any invalid one: 401 with ``WWW-Authenticate``. The one 403: a view token
+(``jdv_...``, read-only, one job or group) on a route that is not a read of its
+job or group; on another job or group it is the same 404 as a missing one. View
+tokens are accepted by the reads of one job or group (their state and their event
+stream), in the ``Authorization`` header or, for a browser's ``EventSource`` (which
+cannot set headers), as the ``view_token`` query parameter.
 
 Each authenticated request also carries its :class:`Credential` (in its scope, at
 ``CREDENTIAL_KEY``): what a long-lived event stream checks again while it stays
@@ -14,7 +19,9 @@ open, so that revoking a token (or a JWT's ``exp``) also ends what it opened.
 
 from __future__ import annotations
 
+import hashlib
 import re
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Annotated
@@ -24,12 +31,13 @@ from fastapi import Depends, Request, Security
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from jobdesk import validation
-from jobdesk.errors import InvalidInput, Unauthorized
+from jobdesk.errors import Forbidden, GroupNotFound, InvalidInput, JobNotFound, Unauthorized
 from jobdesk.http.problems import MissingCredentials
 from jobdesk.http.runtime import Runtime, runtime_of
 from jobdesk.http.settings import Settings
 from jobdesk.models import Worker
 from jobdesk.tokens import PREFIXES
+from jobdesk.view_tokens import VIEW_PREFIX
 
 __all__ = [
     "CREDENTIAL_KEY",
@@ -38,6 +46,8 @@ __all__ = [
     "CurrentAdmin",
     "CurrentUser",
     "CurrentWorker",
+    "GroupReader",
+    "JobReader",
     "credential_for",
     "current_admin",
     "current_user",
@@ -163,6 +173,12 @@ async def current_user(
         raise Unauthorized(
             f"a worker token cannot call user routes: send a user token ({_USER_PREFIX}...)"
         )
+    if token.startswith(VIEW_PREFIX):
+        await runtime.require_desk().verify_view_token(token)  # a forged one stays a 401
+        raise Forbidden(
+            "a view token is read-only: it can read its own job or group (its state and "
+            "its events), nothing else"
+        )
     if _looks_like_jwt(token):
         user_id = user_from_jwt(token, runtime.settings)
     else:
@@ -203,6 +219,51 @@ async def current_admin(
     return name
 
 
+async def _reader(request: Request, kind: str) -> str:
+    """The user whose job or group (``{id}`` of the path) is being read: by a view token
+    for that very job or group, else by the caller's user credential."""
+    token = request.query_params.get("view_token")
+    if token is None:
+        header = request.headers.get("authorization", "")
+        match = _BEARER.fullmatch(header)
+        if match is not None and match.group(1).startswith(VIEW_PREFIX):
+            token = match.group(1)
+    if token is None:
+        return await current_user(request, None)
+    runtime = runtime_of(request)
+    desk = runtime.require_desk()
+    grant = await desk.verify_view_token(token)
+    target = str(request.path_params.get("id", ""))
+    if not grant.allows("group" if kind == "group" else "job", target):
+        raise GroupNotFound(target) if kind == "group" else JobNotFound(target)
+    holder = "view:" + hashlib.sha256(token.encode()).hexdigest()[:24]
+    # The grant's expiry is on the store's clock; a stream ends by this process's clock.
+    left = (grant.expires_at - await desk.now()).total_seconds()
+    request.scope[PRINCIPAL_KEY] = f"user:{grant.user_id}"
+    request.scope[CREDENTIAL_KEY] = Credential(
+        holder, time.time() + left, lambda: desk.verify_view_token(token)
+    )
+    return grant.user_id
+
+
+async def job_reader(
+    request: Request,
+    _: Annotated[HTTPAuthorizationCredentials | None, Security(user_scheme)],
+) -> str:
+    """Dependency: whose job a read of one job is for (a user credential or a view token)."""
+    return await _reader(request, "job")
+
+
+async def group_reader(
+    request: Request,
+    _: Annotated[HTTPAuthorizationCredentials | None, Security(user_scheme)],
+) -> str:
+    """Dependency: whose group a read of one group is for (a user credential or a view token)."""
+    return await _reader(request, "group")
+
+
 CurrentAdmin = Annotated[str, Depends(current_admin)]
+JobReader = Annotated[str, Depends(job_reader)]
+GroupReader = Annotated[str, Depends(group_reader)]
 CurrentUser = Annotated[str, Depends(current_user)]
 CurrentWorker = Annotated[Worker, Depends(current_worker)]

@@ -268,9 +268,16 @@ async def jobdesk_error_handler(request: Request, exc: Exception) -> Response:
 
 
 def _field_name(location: tuple[int | str, ...]) -> str:
-    # ("body", "error", "message") -> "error.message"; ("query", "limit") -> "limit"
-    parts = [str(part) for part in location[1:]] if len(location) > 1 else [str(location[0])]
-    return ".".join(parts)
+    # ("body", "error", "message") -> "error.message"; ("query", "limit") -> "limit";
+    # ("body", "jobs", 17, "input") -> "jobs[17].input", as the core names a list's entries
+    parts = list(location[1:]) if len(location) > 1 else [location[0]]
+    name = ""
+    for part in parts:
+        if isinstance(part, int):
+            name += f"[{part}]"
+        else:
+            name += f".{part}" if name else str(part)
+    return name
 
 
 async def validation_error_handler(request: Request, exc: Exception) -> Response:

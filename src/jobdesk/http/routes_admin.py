@@ -18,7 +18,7 @@ from jobdesk.http.schemas_limits import (
     UsageOut,
     UserLimitsRequest,
 )
-from jobdesk.http.schemas_problems import documented
+from jobdesk.http.schemas_problems import ScheduleNotFoundProblem, documented
 from jobdesk.http.schemas_schedules import NAME_RULE, ScheduleOut, ScheduleRequest
 
 __all__ = ["router"]
@@ -121,7 +121,9 @@ async def create_schedule(
 
 
 @router.get(
-    "/schedules/{name}", operation_id="getSchedule", responses=documented(401, 404, 422, 503)
+    "/schedules/{name}",
+    operation_id="getSchedule",
+    responses=documented(401, 404, 422, 503, not_found=ScheduleNotFoundProblem),
 )
 async def get_schedule(name: ScheduleName, admin: CurrentAdmin, runtime: RuntimeDep) -> ScheduleOut:
     """One schedule."""
@@ -132,7 +134,7 @@ async def get_schedule(name: ScheduleName, admin: CurrentAdmin, runtime: Runtime
     "/schedules/{name}",
     operation_id="deleteSchedule",
     status_code=204,
-    responses=documented(401, 404, 422, 503),
+    responses=documented(401, 404, 422, 503, not_found=ScheduleNotFoundProblem),
 )
 async def delete_schedule(name: ScheduleName, admin: CurrentAdmin, runtime: RuntimeDep) -> None:
     """Stop and forget a schedule; the jobs it made stay."""
@@ -142,7 +144,7 @@ async def delete_schedule(name: ScheduleName, admin: CurrentAdmin, runtime: Runt
 @router.post(
     "/schedules/{name}/pause",
     operation_id="pauseSchedule",
-    responses=documented(401, 404, 422, 503),
+    responses=documented(401, 404, 422, 503, not_found=ScheduleNotFoundProblem),
 )
 async def pause_schedule(
     name: ScheduleName, admin: CurrentAdmin, runtime: RuntimeDep
@@ -154,7 +156,7 @@ async def pause_schedule(
 @router.post(
     "/schedules/{name}/resume",
     operation_id="resumeSchedule",
-    responses=documented(401, 404, 422, 503),
+    responses=documented(401, 404, 422, 503, not_found=ScheduleNotFoundProblem),
 )
 async def resume_schedule(
     name: ScheduleName, admin: CurrentAdmin, runtime: RuntimeDep

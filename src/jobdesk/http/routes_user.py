@@ -9,7 +9,7 @@ from starlette.responses import Response
 
 from jobdesk import tracing
 from jobdesk.errors import InvalidInput
-from jobdesk.http.auth import CurrentUser
+from jobdesk.http.auth import CurrentUser, JobReader
 from jobdesk.http.runtime import RuntimeDep
 from jobdesk.http.schemas import (
     EVENT_SCHEMA,
@@ -70,7 +70,7 @@ _EVENT_STREAM: dict[int | str, dict[str, Any]] = {
     "/jobs",
     status_code=201,
     operation_id="createJob",
-    responses={201: {"links": _JOB_LINKS}, **documented(401, 413, 422, 429, 503)},
+    responses={201: {"links": _JOB_LINKS}, **documented(401, 403, 413, 422, 429, 503)},
 )
 async def create_job(
     body: CreateJobRequest,
@@ -109,7 +109,7 @@ async def create_job(
     "/jobs/batch",
     status_code=201,
     operation_id="createJobs",
-    responses=documented(401, 413, 422, 429, 503),
+    responses=documented(401, 403, 413, 422, 429, 503),
 )
 async def create_jobs(
     body: CreateJobsRequest,
@@ -137,7 +137,7 @@ async def create_jobs(
     return [JobOut.of(job) for job in jobs]
 
 
-@router.get("/jobs", operation_id="listJobs", responses=documented(401, 422, 503))
+@router.get("/jobs", operation_id="listJobs", responses=documented(401, 403, 422, 503))
 async def list_jobs(
     *,
     user_id: CurrentUser,
@@ -175,7 +175,7 @@ async def list_jobs(
     "/jobs/events",
     operation_id="streamAllJobEvents",
     response_class=Response,
-    responses={**_EVENT_STREAM, **documented(401, 422, 503)},
+    responses={**_EVENT_STREAM, **documented(401, 403, 422, 503)},
 )
 async def stream_all_job_events(
     user_id: CurrentUser, runtime: RuntimeDep, last_event_id: LastEventId = None
@@ -191,9 +191,10 @@ async def stream_all_job_events(
     )
 
 
-@router.get("/jobs/{id}", operation_id="getJob", responses=documented(401, 404, 422, 503))
-async def get_job(job_id: JobId, user_id: CurrentUser, runtime: RuntimeDep) -> JobOut:
-    """One of the caller's jobs; a pending one says why it waits (`waiting`)."""
+@router.get("/jobs/{id}", operation_id="getJob", responses=documented(401, 403, 404, 422, 503))
+async def get_job(job_id: JobId, user_id: JobReader, runtime: RuntimeDep) -> JobOut:
+    """One of the caller's jobs; a pending one says why it waits (`waiting`). A view token
+    for this job (`view_token` query parameter, or the header) reads it too."""
     return JobOut.of(await runtime.require_desk().get_job_status(job_id, user_id))
 
 
@@ -202,7 +203,7 @@ async def get_job(job_id: JobId, user_id: CurrentUser, runtime: RuntimeDep) -> J
     operation_id="cancelJob",
     responses={
         200: {"links": {"RetryJob": _JOB_LINKS["RetryJob"], "GetJob": _JOB_LINKS["GetJob"]}},
-        **documented(401, 404, 409, 422, 503),
+        **documented(401, 403, 404, 409, 422, 503),
     },
 )
 async def cancel_job(job_id: JobId, user_id: CurrentUser, runtime: RuntimeDep) -> JobOut:
@@ -215,7 +216,7 @@ async def cancel_job(job_id: JobId, user_id: CurrentUser, runtime: RuntimeDep) -
 @router.post(
     "/jobs/{id}/retry",
     operation_id="retryJob",
-    responses=documented(401, 404, 409, 422, 429, 503),
+    responses=documented(401, 403, 404, 409, 422, 429, 503),
 )
 async def retry_job(job_id: JobId, user_id: CurrentUser, runtime: RuntimeDep) -> JobOut:
     """Put a failed or cancelled job back in the queue with a fresh budget of attempts."""
@@ -225,7 +226,7 @@ async def retry_job(job_id: JobId, user_id: CurrentUser, runtime: RuntimeDep) ->
 @router.get(
     "/jobs/{id}/history",
     operation_id="getJobHistory",
-    responses=documented(401, 404, 422, 503),
+    responses=documented(401, 403, 404, 422, 503),
 )
 async def get_job_history(
     job_id: JobId, user_id: CurrentUser, runtime: RuntimeDep
@@ -242,13 +243,15 @@ async def get_job_history(
     responses={
         **_EVENT_STREAM,
         204: {"description": "The client already has the job's final state: stop."},
-        **documented(401, 404, 422, 503),
+        **documented(401, 403, 404, 422, 503),
     },
 )
 async def stream_job_events(
-    job_id: JobId, user_id: CurrentUser, runtime: RuntimeDep, last_event_id: LastEventId = None
+    job_id: JobId, user_id: JobReader, runtime: RuntimeDep, last_event_id: LastEventId = None
 ) -> Response:
-    """Server-Sent Events: each change to one job; the stream ends after a terminal status."""
+    """Server-Sent Events: each change to one job; the stream ends after a terminal status
+    (or when the view token that opened it expires). A view token for this job (the
+    `view_token` query parameter, for a browser's EventSource) opens it too."""
     return await open_job_stream(
         runtime.require_desk(),
         runtime.broadcaster,
@@ -260,7 +263,7 @@ async def stream_job_events(
     )
 
 
-@router.get("/usage", operation_id="getUsage", responses=documented(401, 503))
+@router.get("/usage", operation_id="getUsage", responses=documented(401, 403, 503))
 async def get_usage(user_id: CurrentUser, runtime: RuntimeDep) -> UsageOut:
     """The caller's limits and how much of them is in use."""
     return UsageOut.of(await runtime.require_desk().get_user_usage(user_id))

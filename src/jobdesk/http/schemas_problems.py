@@ -18,11 +18,14 @@ from typing import Annotated, Any, Literal, get_args
 from pydantic import BaseModel, ConfigDict, Field
 
 from jobdesk.errors import (
+    Forbidden,
+    GroupNotFound,
     InvalidInput,
     InvalidTransition,
     JobNotFound,
     LeaseLost,
     RateLimited,
+    ScheduleNotFound,
     StoreUnavailable,
     Unauthorized,
 )
@@ -31,11 +34,14 @@ from jobdesk.models import Action, JobStatus
 
 __all__ = [
     "PROBLEM_SCHEMAS",
+    "ForbiddenProblem",
+    "GroupNotFoundProblem",
     "InvalidInputProblem",
     "InvalidTransitionProblem",
     "JobNotFoundProblem",
     "LeaseLostProblem",
     "RateLimitedProblem",
+    "ScheduleNotFoundProblem",
     "StoreUnavailableProblem",
     "TypedProblem",
     "UnauthorizedProblem",
@@ -78,6 +84,26 @@ class JobNotFoundProblem(TypedProblem):
     type: Literal["urn:jobdesk:problem:job-not-found"]
 
 
+class GroupNotFoundProblem(TypedProblem):
+    """404: no such group for this caller (another user's group looks exactly the same)."""
+
+    type: Literal["urn:jobdesk:problem:group-not-found"]
+
+
+class ScheduleNotFoundProblem(TypedProblem):
+    """404: no schedule of that name."""
+
+    type: Literal["urn:jobdesk:problem:schedule-not-found"]
+    name: Annotated[str, Field(description="The schedule's name, as asked for.")]
+
+
+class ForbiddenProblem(TypedProblem):
+    """403: a read-only view token was used to change something, or to read anything but
+    its own job or group."""
+
+    type: Literal["urn:jobdesk:problem:forbidden"]
+
+
 class RateLimitedProblem(TypedProblem):
     """429: a per-user limit refused the request; nothing was written."""
 
@@ -92,6 +118,14 @@ class RateLimitedProblem(TypedProblem):
         Field(
             description="Seconds until the limit resets, when that can be known (the daily "
             "limit); null for the waiting limit (see the `Retry-After` header's hint).",
+            ge=0,
+        ),
+    ]
+    fits: Annotated[
+        int | None,
+        Field(
+            description="How many jobs the limit leaves room for now, when a batch or a "
+            "group larger than that was refused; null otherwise.",
             ge=0,
         ),
     ]
@@ -128,6 +162,9 @@ PROBLEM_SCHEMAS: dict[type[Exception], type[TypedProblem]] = {
     InvalidInput: InvalidInputProblem,
     Unauthorized: UnauthorizedProblem,
     JobNotFound: JobNotFoundProblem,
+    GroupNotFound: GroupNotFoundProblem,
+    ScheduleNotFound: ScheduleNotFoundProblem,
+    Forbidden: ForbiddenProblem,
     RateLimited: RateLimitedProblem,
     InvalidTransition: InvalidTransitionProblem,
     LeaseLost: LeaseLostProblem,
@@ -145,7 +182,8 @@ def type_uri(model: type[BaseModel]) -> str:
 
 _DESCRIPTIONS = {
     401: "Missing, malformed, unknown, expired or revoked token (see `WWW-Authenticate`).",
-    404: "No such job for this caller (another user's job looks exactly the same).",
+    403: "A read-only view token was used for something it does not grant.",
+    404: "Not found for this caller (another user's looks exactly the same).",
     409: "The job's status or lease does not allow this now.",
     413: "The request body is over the size limit.",
     422: "Invalid input: `errors` names each field and the rule it broke.",
@@ -161,6 +199,7 @@ _HEADERS: dict[int, dict[str, Any]] = {
 }
 _STATUS_SCHEMAS: dict[int, tuple[type[BaseModel], ...]] = {
     401: (UnauthorizedProblem,),
+    403: (ForbiddenProblem,),
     404: (JobNotFoundProblem,),
     413: (Problem,),  # the body limit's: a plain problem (RFC 9457's about:blank)
     422: (InvalidInputProblem,),
@@ -173,13 +212,19 @@ def _ref(model: type[BaseModel]) -> dict[str, str]:
     return {"$ref": f"#/components/schemas/{model.__name__}"}
 
 
-def documented(*statuses: int, lease: bool = False) -> dict[int | str, dict[str, Any]]:
+def documented(
+    *statuses: int,
+    lease: bool = False,
+    not_found: type[TypedProblem] = JobNotFoundProblem,
+) -> dict[int | str, dict[str, Any]]:
     """OpenAPI ``responses`` for these error statuses, each its problem type's schema.
 
     A 409 is an ``invalid-transition``; with ``lease`` (a worker's write under an
-    attempt) it may also be a ``lease-lost``, told apart by ``type``.
+    attempt) it may also be a ``lease-lost``, told apart by ``type``. A 404 is
+    ``not_found``'s (a job's, unless the route's resource is a group or a schedule).
     """
     schemas = dict(_STATUS_SCHEMAS)
+    schemas[404] = (not_found,)
     schemas[409] = (
         (InvalidTransitionProblem, LeaseLostProblem) if lease else (InvalidTransitionProblem,)
     )

@@ -10,10 +10,10 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, Field, StrictStr
+from pydantic import Field, StrictStr
 
 from jobdesk import schedules, wire
-from jobdesk.http.schemas import ID_RULE, JSON_VALUE, TYPE_RULE, Body
+from jobdesk.http.schemas import ID_RULE, JSON_VALUE, TYPE_RULE, Body, Out
 from jobdesk.schedules import Schedule
 
 __all__ = ["NAME_RULE", "ScheduleOut", "ScheduleRequest"]
@@ -53,7 +53,7 @@ class ScheduleRequest(Body):
     missed: Annotated[StrictStr, Field(description=_MISSED, examples=["once", "skip"])] = "once"
 
 
-class ScheduleOut(BaseModel):
+class ScheduleOut(Out):
     """A schedule, its next run, and what its last tick did."""
 
     name: str

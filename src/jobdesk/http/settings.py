@@ -49,6 +49,9 @@ class Settings:
     #: ``JOBDESK_SCHEDULE_INTERVAL_SECONDS``: how often the server fires due schedules
     #: (:mod:`jobdesk.schedules`); 0 turns it off (then a worker on the database must)
     schedule_interval_seconds: float = 1.0
+    #: ``JOBDESK_WEBHOOK_INTERVAL_SECONDS``: how often the server looks for webhook
+    #: deliveries to send when it found none the last time; 0 turns its sender off
+    webhook_interval_seconds: float = 1.0
     #: the ``Retry-After`` hint for limits with no known reset time: the waiting limit,
     #: open streams (the name is older than the waiting limit; kept for deployments)
     active_limit_retry_after_seconds: int = 5
@@ -95,6 +98,7 @@ class Settings:
             _positive(name, getattr(self, name))
         _positive("reap_interval_seconds", self.reap_interval_seconds, zero_allowed=True)
         _positive("schedule_interval_seconds", self.schedule_interval_seconds, zero_allowed=True)
+        _positive("webhook_interval_seconds", self.webhook_interval_seconds, zero_allowed=True)
         _positive("jwt_leeway_seconds", self.jwt_leeway_seconds, zero_allowed=True)
         for name in ("sse_resume_scan_limit", "active_limit_retry_after_seconds", "max_streams"):
             value = getattr(self, name)
@@ -154,6 +158,7 @@ _NUMBERS = {
     "sse_keepalive_seconds": "JOBDESK_SSE_KEEPALIVE_SECONDS",
     "reap_interval_seconds": "JOBDESK_REAP_INTERVAL_SECONDS",
     "schedule_interval_seconds": "JOBDESK_SCHEDULE_INTERVAL_SECONDS",
+    "webhook_interval_seconds": "JOBDESK_WEBHOOK_INTERVAL_SECONDS",
     "sse_recheck_seconds": "JOBDESK_SSE_RECHECK_SECONDS",
     "header_timeout_seconds": "JOBDESK_HEADER_TIMEOUT_SECONDS",
     "body_timeout_seconds": "JOBDESK_BODY_TIMEOUT_SECONDS",

@@ -230,7 +230,7 @@ async def _guard(
             wait = min(wait, credential.expires_at - time.time())
         await asyncio.sleep(max(wait, 0.0))
         if credential.expires_at is not None and time.time() >= credential.expires_at:
-            reason, detail = "expired", "the JWT expired: get a new one and reconnect"
+            reason, detail = "expired", "the token expired: get a new one and reconnect"
         else:
             try:
                 await credential.check()

@@ -18,6 +18,7 @@ from typing import Protocol
 
 from jobdesk.changes import ChangeHub, Subscription
 from jobdesk.errors import InvalidInput, JobdeskError
+from jobdesk.groups import Group, NewGroup
 from jobdesk.limits import Limits
 from jobdesk.models import (
     Completion,
@@ -39,6 +40,7 @@ from jobdesk.scheduling import TypeLimits, WaitFacts
 
 # Kept importable here for code written before jobdesk.store.common existed.
 from jobdesk.store.common import load_queries as load_queries
+from jobdesk.webhooks import Delivery, Webhook
 
 __all__ = ["Change", "Clock", "ScheduleChange", "Store", "open_store"]
 
@@ -230,6 +232,89 @@ class Store(Protocol):
         """What :func:`jobdesk.scheduling.why_waiting` needs to explain a pending job:
         the store's time, the user's running jobs and cap, the type's gate, and how
         many of the user's own due jobs come before it (None if not counted)."""
+
+    # -- groups ------------------------------------------------------------------------------
+
+    async def insert_group(
+        self, group: NewGroup, specs: Sequence[NewJob], limits: Limits
+    ) -> tuple[Group, list[Job]]:
+        """Store a group and every job of ``specs`` (its user's) in one transaction, or none.
+
+        The jobs are admitted as :meth:`insert_jobs` admits a batch (the daily and the
+        waiting limits for ``len(specs)`` jobs, refused whole) and made as
+        :func:`jobdesk.lifecycle.create` makes them; the group lists them in order. On
+        PostgreSQL this is one round trip. Returns the group (as
+        :meth:`get_group` would) and its jobs.
+        """
+
+    async def get_group(self, group_id: str, user_id: str | None = None) -> Group | None:
+        """One group with its jobs' counts and progress; with ``user_id``, only if that
+        user owns it."""
+
+    async def list_groups(
+        self, user_id: str, *, project_id: str | None, before_id: str | None, limit: int
+    ) -> list[Group]:
+        """A user's groups with ids below ``before_id``, newest first, at most ``limit``."""
+
+    async def list_group_jobs(self, group_id: str, *, after: int, limit: int) -> list[Job]:
+        """A group's jobs in the group's order, from position ``after`` on, at most ``limit``."""
+
+    async def group_job_ids(self, group_id: str, statuses: tuple[JobStatus, ...]) -> list[str]:
+        """The ids of a group's jobs in ``statuses``, in the group's order."""
+
+    async def set_group_cancelled(self, group_id: str, cancelled: bool) -> None:
+        """Mark the group cancelled (at the store's time) or no longer cancelled."""
+
+    async def groups_to_finish(self, limit: int) -> list[Group]:
+        """Groups with a fan-in job still to make: not cancelled, and no job active
+        (:func:`jobdesk.groups.is_finished`), at most ``limit``."""
+
+    async def set_fan_in(self, group_id: str, job_id: str) -> None:
+        """Record the group's fan-in job (made with :func:`jobdesk.groups.fan_in_key`)."""
+
+    # -- webhooks ----------------------------------------------------------------------------
+
+    async def set_webhook(self, webhook: Webhook) -> Webhook:
+        """Store the webhook of its user or project (replacing theirs, keeping its id and
+        outbox), and make every later job transition of theirs go to the outbox, in the
+        transition's own transaction (a trigger on the jobs' history, on only while some
+        webhook exists)."""
+
+    async def remove_webhook(self, webhook_id: str) -> bool:
+        """Forget a webhook and its undelivered deliveries; whether it existed."""
+
+    async def list_webhooks(self) -> list[Webhook]:
+        """Every webhook, oldest first (with its secret: for operators)."""
+
+    async def claim_deliveries(
+        self, limit: int, lease_seconds: float
+    ) -> list[tuple[Delivery, Webhook]]:
+        """Up to ``limit`` due deliveries, each the oldest pending one of its webhook and
+        job (in order per job), put off by ``lease_seconds`` so that no other sender takes
+        them meanwhile (a sender that dies leaves them to the next: at least once)."""
+
+    async def record_delivery(
+        self,
+        delivery_id: str,
+        *,
+        state: str,
+        next_attempt_at: datetime,
+        last_status: int | None,
+        last_response: str | None,
+        delivered: bool,
+        counted: bool = True,
+    ) -> None:
+        """Record a send's outcome: ``delivered``, ``pending`` again at ``next_attempt_at``,
+        or ``dead``; one more try (unless not ``counted``: handed back unsent), the
+        response kept."""
+
+    async def list_deliveries(
+        self, *, state: str | None, webhook_id: str | None, limit: int
+    ) -> list[Delivery]:
+        """Deliveries, newest first, by state and webhook (None: any)."""
+
+    async def redeliver(self, delivery_id: str) -> bool:
+        """A dead (or delivered) delivery pending again, at once, with its tries reset."""
 
     # -- for operators (the admin dashboard): bounded by a time window or a limit ----------
 

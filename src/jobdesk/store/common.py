@@ -9,13 +9,14 @@ batch of completions as the changes ``update_jobs`` applies.
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from functools import partial
 from importlib import resources
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from jobdesk import lifecycle
+from jobdesk.groups import FanIn, Group, NewGroup
 from jobdesk.models import Completion, JobStatus, ThroughputMinute, Worker
 
 if TYPE_CHECKING:
@@ -25,9 +26,12 @@ __all__ = [
     "ABOVE_EVERY_ID",
     "FAILURE_STATUSES",
     "completion_changes",
+    "fan_in_document",
+    "group_from_row",
     "load_migrations",
     "load_queries",
     "system_clock",
+    "tally_groups",
     "throughput_minutes",
 ]
 
@@ -103,3 +107,55 @@ def load_queries(package: str, filename: str) -> dict[str, str]:
     for name, body in zip(parts[1::2], parts[2::2], strict=True):
         queries[name] = _INCLUDE.sub(lambda line: queries[line.group(1)], body.strip())
     return queries
+
+
+GroupTallies = dict[str, dict[JobStatus, tuple[int, float]]]
+"""Per group id, per status: how many of its jobs, and the sum of their progress."""
+
+
+def tally_groups(rows: Iterable[Mapping[str, Any]]) -> GroupTallies:
+    """``(group_id, status, count, progress)`` rows (either store's ``group_counts``) folded."""
+    tallies: GroupTallies = {}
+    for row in rows:
+        found = tallies.setdefault(row["group_id"], {})
+        found[JobStatus(row["status"])] = (int(row["count"]), float(row["progress"] or 0.0))
+    return tallies
+
+
+def group_from_row(
+    row: Any,
+    tally: Mapping[JobStatus, tuple[int, float]],
+    *,
+    on_complete: Any,
+    created_at: datetime,
+    cancelled_at: datetime | None,
+) -> Group:
+    """The one place a group row (either store's: a mapping by column name, its JSON and
+    times read by the store) and its
+    jobs' tally become a :class:`~jobdesk.groups.Group`, through
+    :func:`jobdesk.groups.summarize`."""
+    fan_in = None
+    if isinstance(on_complete, dict):
+        fan_in = FanIn(str(on_complete["type"]), on_complete.get("input"))
+    new = NewGroup(
+        id=row["id"],
+        user_id=row["user_id"],
+        project_id=row["project_id"],
+        name=row["name"],
+        on_complete=fan_in,
+    )
+    return Group.of(
+        new,
+        created_at=created_at,
+        counts={status: count for status, (count, _) in tally.items()},
+        active_progress=sum(
+            progress for status, (_, progress) in tally.items() if status.is_active
+        ),
+        on_complete_job_id=row["on_complete_job_id"],
+        cancelled_at=cancelled_at,
+    )
+
+
+def fan_in_document(fan_in: FanIn | None) -> dict[str, Any] | None:
+    """A fan-in as both stores keep it (JSON)."""
+    return None if fan_in is None else {"type": fan_in.type, "input": fan_in.input}

@@ -59,12 +59,12 @@ from jobdesk.store.postgres_rows import (
     write_params,
 )
 from jobdesk.store.postgres_schedules import PostgresSchedules
-from jobdesk.store.postgres_scheduling import PostgresScheduling
+from jobdesk.store.postgres_webhooks import PostgresWebhooks
 
 __all__ = ["PostgresStore", "Q", "job_from_row", "migrations"]
 
 
-class PostgresStore(PostgresScheduling, PostgresSchedules):
+class PostgresStore(PostgresWebhooks, PostgresSchedules):
     """The :class:`~jobdesk.store.Store` on PostgreSQL (``postgresql://user@host/db``)."""
 
     # -- jobs -------------------------------------------------------------------------------

@@ -53,11 +53,12 @@ from jobdesk.store.sqlite_rows import (
     types_param,
 )
 from jobdesk.store.sqlite_schedules import SQLiteSchedules
+from jobdesk.store.sqlite_webhooks import SQLiteWebhooks
 
 __all__ = ["Q", "SQLiteStore", "job_from_row", "migrations"]
 
 
-class SQLiteStore(SQLiteSchedules):
+class SQLiteStore(SQLiteWebhooks, SQLiteSchedules):
     """The :class:`~jobdesk.store.Store` on an SQLite file (``sqlite:///path.db``)."""
 
     # -- jobs -------------------------------------------------------------------------------

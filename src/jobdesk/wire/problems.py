@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from jobdesk.errors import (
+    Forbidden,
+    GroupNotFound,
     InvalidInput,
     InvalidTransition,
     JobdeskError,
@@ -70,10 +72,12 @@ def _invalid_input(detail: str, document: Mapping[str, Any], job_id: str) -> Job
 
 def _rate_limited(detail: str, document: Mapping[str, Any], job_id: str) -> JobdeskError:
     allowed, retry_after = document.get("allowed"), document.get("retry_after")
+    fits = document.get("fits")
     return RateLimited(
         "daily" if document.get("limit") == "daily" else "waiting",
         allowed if isinstance(allowed, int) else 0,
         retry_after if isinstance(retry_after, int) else None,
+        fits=fits if isinstance(fits, int) else None,
     )
 
 
@@ -120,15 +124,22 @@ PROBLEMS: Mapping[type[JobdeskError], ProblemType] = {
         lambda error: {"name": error.name},
         lambda detail, document, job_id: ScheduleNotFound(str(document.get("name", "?"))),
     ),
+    GroupNotFound: ProblemType(
+        "group-not-found",
+        404,
+        "Group not found",
+        rebuild=lambda detail, document, job_id: GroupNotFound(job_id),
+    ),
     RateLimited: ProblemType(
         "rate-limited",
         429,
         "Too many jobs",
-        ("limit", "allowed", "retry_after"),
+        ("limit", "allowed", "retry_after", "fits"),
         lambda error: {
             "limit": error.limit,
             "allowed": error.allowed,
             "retry_after": error.retry_after,
+            "fits": error.fits,
         },
         _rate_limited,
     ),
@@ -137,6 +148,12 @@ PROBLEMS: Mapping[type[JobdeskError], ProblemType] = {
         401,
         "Unauthorized",
         rebuild=lambda detail, document, job_id: Unauthorized(detail),
+    ),
+    Forbidden: ProblemType(
+        "forbidden",
+        403,
+        "Forbidden",
+        rebuild=lambda detail, document, job_id: Forbidden(detail),
     ),
     InvalidTransition: ProblemType(
         "invalid-transition",

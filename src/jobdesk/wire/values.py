@@ -18,6 +18,7 @@ from typing import Any
 from jobdesk.errors import (
     InvalidInput,
 )
+from jobdesk.groups import Group
 from jobdesk.models import (
     Job,
     JobStatus,
@@ -131,6 +132,29 @@ def encode_job(job: Job) -> dict[str, JSONValue]:
     }
 
 
+def encode_group(group: Group) -> dict[str, JSONValue]:
+    """A group as JSON-ready data (the HTTP API's ``Group``): its derived status and
+    progress, and its jobs' counts by status."""
+    return {
+        "id": group.id,
+        "user_id": group.user_id,
+        "project_id": group.project_id,
+        "name": group.name,
+        "status": group.status.value,
+        "progress": float(group.progress),
+        "size": group.size,
+        "counts": {status.value: count for status, count in group.counts.items()},
+        "created_at": timestamp(group.created_at),
+        "cancelled_at": _optional_time(group.cancelled_at),
+        "on_complete": (
+            None
+            if group.on_complete is None
+            else {"type": group.on_complete.type, "input": group.on_complete.input}
+        ),
+        "on_complete_job_id": group.on_complete_job_id,
+    }
+
+
 def encode_waiting(waiting: Waiting | None) -> dict[str, JSONValue] | None:
     """Why a pending job waits, as JSON-ready data (None: not asked, or not pending):
     ``{reason, until, running, limit, ahead}``, null where its reason has no figure."""
@@ -172,6 +196,7 @@ def _encode_worker(worker: Worker) -> JSONValue:
 #: the core types the wire writes in their own way; any other model goes by its fields
 _WRITERS: tuple[tuple[type[Any], Callable[[Any], JSONValue]], ...] = (
     (Job, encode_job),
+    (Group, encode_group),
     (Worker, _encode_worker),
     (UserUsage, encode_usage),
     (TypeLimits, encode_type_limits),

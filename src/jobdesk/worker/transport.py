@@ -200,8 +200,11 @@ class DeskTransport:
         return await self.desk.snooze_job(self.worker, job_id, delay, attempt=attempt)
 
     async def reap(self) -> int:
-        """``requeue_expired``: safe to run from many processes at once."""
-        return await self.desk.requeue_expired()
+        """``requeue_expired``, then ``finish_groups`` (groups' fan-in jobs): safe to run
+        from many processes at once."""
+        requeued = await self.desk.requeue_expired()
+        await self.desk.finish_groups()
+        return requeued
 
     async def run_schedules(self) -> int | None:
         """``run_due_schedules``: safe to run from many processes at once."""

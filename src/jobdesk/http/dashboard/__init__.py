@@ -13,7 +13,7 @@ from importlib import resources
 
 from fastapi import APIRouter
 
-from jobdesk.http.dashboard import views_admin, views_user
+from jobdesk.http.dashboard import views_admin, views_groups, views_user
 
 __all__ = ["STATIC_DIRECTORY", "router"]
 
@@ -23,3 +23,4 @@ STATIC_DIRECTORY = str(resources.files("jobdesk.http.dashboard") / "static")
 router = APIRouter(include_in_schema=False)
 router.include_router(views_admin.router)
 router.include_router(views_user.router)
+router.include_router(views_groups.router)

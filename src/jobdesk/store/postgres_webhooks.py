@@ -1,0 +1,184 @@
+"""PostgresWebhooks: webhooks and their outbox on PostgreSQL (migration 0010).
+
+A statement trigger on ``job_events`` copies each job's history entries to the outbox in
+the transaction that wrote them; it is enabled only while a webhook exists, so the claim
+and complete paths pay nothing for webhooks they do not have.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from jobdesk.models import JobStatus
+from jobdesk.store.common import load_queries
+from jobdesk.store.postgres_connections import Connection
+from jobdesk.store.postgres_groups import PostgresGroups
+from jobdesk.store.postgres_rows import Row
+from jobdesk.webhooks import Delivery, Webhook
+
+__all__ = ["PostgresWebhooks"]
+
+W = load_queries("jobdesk.store", "postgres_webhooks.sql")
+
+
+def webhook_from_row(row: Row) -> Webhook:
+    """The one place a row becomes a :class:`~jobdesk.webhooks.Webhook`."""
+    return Webhook(
+        id=row["id"],
+        url=row["url"],
+        statuses=frozenset(JobStatus(status) for status in row["statuses"]),
+        created_at=row["created_at"],
+        user_id=row["user_id"],
+        project_id=row["project_id"],
+        allow_http=row["allow_http"],
+        allow_private=row["allow_private"],
+        secret=row["secret"],
+    )
+
+
+def delivery_from_row(row: Row) -> Delivery:
+    """The one place an outbox row becomes a :class:`~jobdesk.webhooks.Delivery`."""
+    return Delivery(
+        id=str(row["id"]),
+        webhook_id=row["webhook_id"],
+        job_id=row["job_id"],
+        status=JobStatus(row["status"]),
+        attempt=row["attempt"],
+        at=row["at"],
+        state=row["state"],
+        tries=row["tries"],
+        next_attempt_at=row["next_attempt_at"],
+        last_status=row["last_status"],
+        last_response=row["last_response"],
+        delivered_at=row["delivered_at"],
+    )
+
+
+class PostgresWebhooks(PostgresGroups):
+    """Webhooks on PostgreSQL: set, removed, listed; the outbox claimed, recorded, redelivered."""
+
+    async def set_webhook(self, webhook: Webhook) -> Webhook:
+        owner = {"user_id": webhook.user_id, "project_id": webhook.project_id}
+
+        async def work(connection: Connection) -> Webhook:
+            rows = await self._fetch_all(
+                "SELECT id FROM jobdesk.webhooks WHERE user_id IS NOT DISTINCT FROM "
+                "%(user_id)s::text AND project_id IS NOT DISTINCT FROM %(project_id)s::text",
+                owner,
+                connection,
+            )
+            webhook_id = rows[0]["id"] if rows else webhook.id
+            await connection.execute(W["delete_webhook_of_owner"], owner)
+            await connection.execute(
+                W["insert_webhook"],
+                {
+                    **owner,
+                    "id": webhook_id,
+                    "url": webhook.url,
+                    "secret": webhook.secret,
+                    "statuses": sorted(status.value for status in webhook.statuses),
+                    "allow_http": webhook.allow_http,
+                    "allow_private": webhook.allow_private,
+                    "now": self._now_param(),
+                },
+            )
+            await connection.execute(W["enable_outbox_trigger"])
+            [row] = await self._fetch_all(
+                "SELECT * FROM jobdesk.webhooks WHERE id = %(id)s", {"id": webhook_id}, connection
+            )
+            return webhook_from_row(row)
+
+        return await self._run(work)
+
+    async def remove_webhook(self, webhook_id: str) -> bool:
+        async def work(connection: Connection) -> bool:
+            cursor = await connection.execute(W["delete_webhook"], {"id": webhook_id})
+            removed = cursor.rowcount
+            await connection.execute(W["delete_outbox_of_webhook"], {"webhook_id": webhook_id})
+            if not await self._fetch_value(W["count_webhooks"], {}, connection):
+                await connection.execute(W["disable_outbox_trigger"])
+            return bool(removed)
+
+        return await self._run(work)
+
+    async def list_webhooks(self) -> list[Webhook]:
+        async def work(connection: Connection) -> list[Webhook]:
+            return [
+                webhook_from_row(row)
+                for row in await self._fetch_all(W["list_webhooks"], {}, connection)
+            ]
+
+        return await self._run(work, write=False, single=True)
+
+    async def claim_deliveries(
+        self, limit: int, lease_seconds: float
+    ) -> list[tuple[Delivery, Webhook]]:
+        params = {"limit": limit, "lease": lease_seconds, "now": self._now_param()}
+
+        async def work(connection: Connection) -> list[tuple[Delivery, Webhook]]:
+            rows = await self._fetch_all(W["claim_deliveries"], params, connection)
+            rows.sort(key=lambda row: (row["next_attempt_at"], row["id"]))
+            return [
+                (
+                    delivery_from_row(row),
+                    Webhook(
+                        id=row["webhook_id"],
+                        url=row["url"],
+                        statuses=frozenset(),
+                        created_at=row["at"],
+                        allow_http=row["allow_http"],
+                        allow_private=row["allow_private"],
+                        secret=row["secret"],
+                    ),
+                )
+                for row in rows
+            ]
+
+        return await self._run(work, single=True)
+
+    async def record_delivery(
+        self,
+        delivery_id: str,
+        *,
+        state: str,
+        next_attempt_at: datetime,
+        last_status: int | None,
+        last_response: str | None,
+        delivered: bool,
+        counted: bool = True,
+    ) -> None:
+        params = {
+            "id": int(delivery_id),
+            "counted": int(counted),
+            "state": state,
+            "next_attempt_at": next_attempt_at,
+            "last_status": last_status,
+            "last_response": last_response,
+            "delivered": delivered,
+            "now": self._now_param(),
+        }
+
+        async def work(connection: Connection) -> None:
+            await connection.execute(W["record_delivery"], params)
+
+        await self._run(work, single=True)
+
+    async def list_deliveries(
+        self, *, state: str | None, webhook_id: str | None, limit: int
+    ) -> list[Delivery]:
+        params = {"state": state, "webhook_id": webhook_id, "limit": limit}
+
+        async def work(connection: Connection) -> list[Delivery]:
+            rows = await self._fetch_all(W["list_deliveries"], params, connection)
+            return [delivery_from_row(row) for row in rows]
+
+        return await self._run(work, write=False, single=True)
+
+    async def redeliver(self, delivery_id: str) -> bool:
+        params = {"id": int(delivery_id), "now": self._now_param()}
+
+        async def work(connection: Connection) -> bool:
+            cursor = await connection.execute(W["redeliver"], params)
+            return bool(cursor.rowcount)
+
+        return await self._run(work, single=True)

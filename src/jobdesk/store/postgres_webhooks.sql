@@ -1,0 +1,76 @@
+-- jobdesk's webhook queries for PostgreSQL (schema version 10), each by name.
+
+-- name: enable_outbox_trigger
+ALTER TABLE jobdesk.job_events ENABLE TRIGGER job_events_to_webhooks;
+
+-- name: disable_outbox_trigger
+ALTER TABLE jobdesk.job_events DISABLE TRIGGER job_events_to_webhooks;
+
+-- name: delete_webhook_of_owner
+DELETE FROM jobdesk.webhooks
+WHERE (%(user_id)s::text IS NOT NULL AND user_id = %(user_id)s)
+   OR (%(project_id)s::text IS NOT NULL AND project_id = %(project_id)s);
+
+-- name: insert_webhook
+INSERT INTO jobdesk.webhooks (
+    id, user_id, project_id, url, secret, statuses, allow_http, allow_private, created_at
+) VALUES (
+    %(id)s, %(user_id)s, %(project_id)s, %(url)s, %(secret)s, %(statuses)s, %(allow_http)s,
+    %(allow_private)s, coalesce(%(now)s::timestamptz, now())
+)
+RETURNING created_at;
+
+-- name: delete_webhook
+DELETE FROM jobdesk.webhooks WHERE id = %(id)s;
+
+-- name: count_webhooks
+SELECT count(*) FROM jobdesk.webhooks;
+
+-- name: list_webhooks
+SELECT * FROM jobdesk.webhooks ORDER BY created_at, id;
+
+-- name: claim_deliveries
+-- In order per job: a delivery is due only when no earlier one of its webhook and job is
+-- pending and not due (backing off, or claimed by a sender); a sender sends one job's
+-- deliveries one after the other. Claimed for %(lease)s seconds (a sender that dies leaves them to the next).
+WITH due AS (
+    SELECT o.id FROM jobdesk.webhook_outbox AS o
+    WHERE o.state = 'pending' AND o.next_attempt_at <= coalesce(%(now)s::timestamptz, now())
+      AND NOT EXISTS (
+          SELECT 1 FROM jobdesk.webhook_outbox AS earlier
+          WHERE earlier.webhook_id = o.webhook_id AND earlier.job_id = o.job_id
+            AND earlier.state = 'pending' AND earlier.id < o.id
+            AND earlier.next_attempt_at > coalesce(%(now)s::timestamptz, now())
+      )
+    ORDER BY o.next_attempt_at, o.id
+    LIMIT %(limit)s
+    FOR UPDATE SKIP LOCKED
+)
+UPDATE jobdesk.webhook_outbox AS o
+SET next_attempt_at = coalesce(%(now)s::timestamptz, now())
+                      + make_interval(secs => %(lease)s)
+FROM due, jobdesk.webhooks AS w
+WHERE o.id = due.id AND w.id = o.webhook_id
+RETURNING o.*, w.url, w.secret, w.allow_http, w.allow_private;
+
+-- name: record_delivery
+UPDATE jobdesk.webhook_outbox SET
+    state = %(state)s, tries = tries + %(counted)s, next_attempt_at = %(next_attempt_at)s,
+    last_status = %(last_status)s, last_response = %(last_response)s,
+    delivered_at = CASE WHEN %(delivered)s THEN coalesce(%(now)s::timestamptz, now()) END
+WHERE id = %(id)s AND state = 'pending';
+
+-- name: list_deliveries
+SELECT * FROM jobdesk.webhook_outbox
+WHERE (%(state)s::text IS NULL OR state = %(state)s)
+  AND (%(webhook_id)s::text IS NULL OR webhook_id = %(webhook_id)s)
+ORDER BY id DESC
+LIMIT %(limit)s;
+
+-- name: redeliver
+UPDATE jobdesk.webhook_outbox
+SET state = 'pending', tries = 0, next_attempt_at = coalesce(%(now)s::timestamptz, now())
+WHERE id = %(id)s AND state IN ('dead', 'delivered');
+
+-- name: delete_outbox_of_webhook
+DELETE FROM jobdesk.webhook_outbox WHERE webhook_id = %(webhook_id)s;

@@ -1,0 +1,284 @@
+"""WebhookOperations: the operator's webhooks, and the sender that delivers their outbox.
+
+An operator sets a webhook per user or per project (``set_webhook``). From then on
+every job transition of theirs that the webhook asked for is written to an outbox in
+the transition's own transaction; ``deliver_webhooks`` (run by ``jobdesk serve`` and by
+``jobdesk webhooks deliver``) sends what is due, signed as Standard Webhooks says, a
+bounded number at once, in order per job, and records each outcome: delivered, tried
+again later (:func:`jobdesk.webhooks.next_delay`: over 24 hours), or dead (the last
+response kept, ``redeliver_webhook`` to send it again). Never by the request that made
+the transition. None of this is scoped to a user: never call it on a user's behalf.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import socket
+import time
+from collections.abc import Sequence
+from datetime import timedelta
+from urllib.parse import urlsplit
+
+import httpx
+
+from jobdesk import validation, wire
+from jobdesk.desk_base import DeskBase
+from jobdesk.errors import InvalidInput
+from jobdesk.ids import new_job_id
+from jobdesk.models import JobStatus
+from jobdesk.webhooks import (
+    EVENTS,
+    Delivery,
+    Webhook,
+    check_address,
+    check_url,
+    new_secret,
+    next_delay,
+    parse_secret,
+    sign,
+)
+
+__all__ = ["WebhookOperations"]
+
+#: how long a claimed delivery is kept from other senders (longer than any send)
+_LEASE_SECONDS = 60.0
+_RESPONSE_KEPT = 1000
+_STATES = ("pending", "delivered", "dead")
+_log = logging.getLogger("jobdesk.webhooks")
+
+
+async def _resolve(host: str, port: int) -> list[str]:
+    loop = asyncio.get_running_loop()
+    try:
+        found = await loop.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except OSError:
+        return []
+    return sorted({str(info[4][0]) for info in found})
+
+
+async def _check_endpoint(url: str, *, allow_private: bool) -> None:
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    check_address(host, await _resolve(host, port), allow_private=allow_private)
+
+
+class WebhookOperations(DeskBase):
+    """The webhook operations of :class:`jobdesk.JobDesk` (for operators)."""
+
+    async def set_webhook(
+        self,
+        url: str,
+        *,
+        user_id: str | None = None,
+        project_id: str | None = None,
+        secret: str | None = None,
+        events: Sequence[str] | None = None,
+        allow_http: bool = False,
+        allow_private: bool = False,
+    ) -> Webhook:
+        """Send the job transitions of one user (or one project) to ``url``.
+
+        Exactly one of ``user_id`` and ``project_id``; one webhook each (a new call
+        replaces it, keeping its undelivered deliveries). ``secret``: ``whsec_`` and at
+        least 24 bytes in base64 (None makes one: read it from the returned webhook).
+        ``events``: the ``job.<status>`` events to send (None: every one). ``url`` must
+        be https and must not resolve to a loopback, link-local or private address,
+        unless ``allow_http`` / ``allow_private`` (an operator's choice, for a receiver
+        inside the network).
+        """
+        if not isinstance(allow_http, bool) or not isinstance(allow_private, bool):
+            raise InvalidInput("allow_http", "allow_http and allow_private must be true or false")
+        url = check_url(url, allow_http=allow_http)
+        if (user_id is None) == (project_id is None):
+            raise InvalidInput("user_id", "give exactly one of user_id and project_id")
+        user_id = validation.optional_principal_id("user_id", user_id)
+        project_id = validation.optional_principal_id("project_id", project_id)
+        secret = new_secret() if secret is None else secret
+        parse_secret(secret)
+        if events is None:
+            statuses = frozenset(JobStatus)
+        else:
+            if isinstance(events, str) or not isinstance(events, Sequence) or not events:
+                raise InvalidInput("events", f"must be a non-empty list of {list(EVENTS)}")
+            unknown = [event for event in events if event not in EVENTS]
+            if unknown:
+                raise InvalidInput("events", f"unknown events {unknown}: use {list(EVENTS)}")
+            statuses = frozenset(JobStatus(event.removeprefix("job.")) for event in events)
+        await _check_endpoint(url, allow_private=allow_private)
+        webhook = Webhook(
+            id=new_job_id(),
+            url=url,
+            statuses=statuses,
+            created_at=await self.store.now(),
+            user_id=user_id,
+            project_id=project_id,
+            allow_http=allow_http,
+            allow_private=allow_private,
+            secret=secret,
+        )
+        return await self.store.set_webhook(webhook)
+
+    async def remove_webhook(self, webhook_id: str) -> bool:
+        """Forget a webhook and its undelivered deliveries; whether it existed."""
+        return await self.store.remove_webhook(validation.job_id(webhook_id, field="webhook_id"))
+
+    async def get_webhooks(self) -> list[Webhook]:
+        """Every webhook (with its secret), oldest first."""
+        return await self.store.list_webhooks()
+
+    async def get_webhook_deliveries(
+        self, *, state: str | None = None, webhook_id: str | None = None, limit: int = 50
+    ) -> list[Delivery]:
+        """Deliveries, newest first: ``state`` pending, delivered or dead (None: all)."""
+        if state is not None and state not in _STATES:
+            raise InvalidInput("state", f"must be one of {list(_STATES)}")
+        if webhook_id is not None:
+            webhook_id = validation.job_id(webhook_id, field="webhook_id")
+        limit = validation.integer("limit", limit, 1, 1000)
+        return await self.store.list_deliveries(state=state, webhook_id=webhook_id, limit=limit)
+
+    async def redeliver_webhook(self, delivery_id: str) -> bool:
+        """Send a dead (or delivered) delivery again, now, with a fresh round of retries;
+        whether there was one to send."""
+        if not isinstance(delivery_id, str) or not delivery_id.isdigit() or len(delivery_id) > 18:
+            raise InvalidInput("delivery_id", "must be a delivery's id (digits)")
+        return await self.store.redeliver(delivery_id)
+
+    async def deliver_webhooks(
+        self,
+        *,
+        client: httpx.AsyncClient | None = None,
+        limit: int = 100,
+        concurrency: int = 16,
+        send_timeout: float = 10.0,
+    ) -> int:
+        """Send the due deliveries (at most ``limit``, ``concurrency`` at once); how many
+        were sent (whatever the answer; one job's stop at its first failure).
+
+        A 2xx answer delivers; anything else (or no answer within ``timeout``) is tried
+        again after :func:`jobdesk.webhooks.next_delay`, then is dead (``send_timeout``: seconds
+        per send). Safe to run from
+        many processes at once: each claims its own deliveries for a while, and a sender
+        that dies leaves them to the next (at least once: a receiver dedupes on
+        ``webhook-id``).
+        """
+        limit = validation.integer("limit", limit, 1, 1000)
+        concurrency = validation.integer("concurrency", concurrency, 1, 256)
+        claimed = await self.store.claim_deliveries(limit, _LEASE_SECONDS)
+        if not claimed:
+            return 0
+        owned = client is None
+        sender = client or httpx.AsyncClient(timeout=send_timeout, follow_redirects=False)
+        gate = asyncio.Semaphore(concurrency)
+        # One job's deliveries go one after the other, in order, and stop at a failure
+        # (the rest wait for it); different jobs' go side by side.
+        chains: dict[tuple[str, str], list[tuple[Delivery, Webhook]]] = {}
+        for delivery, webhook in sorted(claimed, key=lambda pair: int(pair[0].id)):
+            chains.setdefault((delivery.webhook_id, delivery.job_id), []).append(
+                (delivery, webhook)
+            )
+        try:
+            async with asyncio.TaskGroup() as tasks:
+                sends = [
+                    tasks.create_task(self._send_chain(sender, gate, chain, send_timeout))
+                    for chain in chains.values()
+                ]
+        finally:
+            if owned:
+                await sender.aclose()
+        return sum(send.result() for send in sends)
+
+    async def _send_chain(
+        self,
+        client: httpx.AsyncClient,
+        gate: asyncio.Semaphore,
+        chain: list[tuple[Delivery, Webhook]],
+        send_timeout: float,
+    ) -> int:
+        for index, (delivery, webhook) in enumerate(chain):
+            if not await self._send(client, gate, delivery, webhook, send_timeout):
+                # Those after it were claimed too: due again now, behind it in order.
+                now = await self.store.now()
+                for later, _ in chain[index + 1 :]:
+                    await self.store.record_delivery(
+                        later.id,
+                        state="pending",
+                        next_attempt_at=now,
+                        last_status=later.last_status,
+                        last_response=later.last_response,
+                        delivered=False,
+                        counted=False,
+                    )
+                return index + 1
+        return len(chain)
+
+    async def _send(
+        self,
+        client: httpx.AsyncClient,
+        gate: asyncio.Semaphore,
+        delivery: Delivery,
+        webhook: Webhook,
+        send_timeout: float,
+    ) -> bool:
+        async with gate:
+            status: int | None = None
+            try:
+                body = await self._payload(delivery)
+                await _check_endpoint(webhook.url, allow_private=webhook.allow_private)
+                # The send's own moment, on this machine's clock: the receiver judges
+                # replays by its clock, not by the database's.
+                stamp = int(time.time())
+                message_id = f"msg_{delivery.id}"
+                headers = {
+                    "content-type": "application/json",
+                    "webhook-id": message_id,
+                    "webhook-timestamp": str(stamp),
+                    "webhook-signature": sign(
+                        parse_secret(webhook.secret), message_id, stamp, body
+                    ),
+                }
+                response = await client.post(
+                    webhook.url, content=body, headers=headers, timeout=send_timeout
+                )
+                status, answer = response.status_code, response.text[:_RESPONSE_KEPT]
+            except (httpx.HTTPError, InvalidInput, OSError) as exc:
+                answer = f"{type(exc).__name__}: {exc}"[:_RESPONSE_KEPT]
+            delivered = status is not None and 200 <= status < 300
+            now = await self.store.now()
+            delay = next_delay(delivery.tries + 1)
+            state = "delivered" if delivered else ("pending" if delay is not None else "dead")
+            if not delivered:
+                _log.warning(
+                    "webhook delivery %s to %s failed (%s), %s",
+                    delivery.id,
+                    webhook.url,
+                    status or answer,
+                    "dead" if delay is None else f"next try in {delay:.0f} s",
+                )
+            await self.store.record_delivery(
+                delivery.id,
+                state=state,
+                next_attempt_at=now + timedelta(seconds=delay or 0.0),
+                last_status=status,
+                last_response=answer,
+                delivered=delivered,
+            )
+        return delivered
+
+    async def _payload(self, delivery: Delivery) -> bytes:
+        job = await self.store.get_job(delivery.job_id)
+        document = {
+            "type": delivery.event,
+            "timestamp": wire.timestamp(delivery.at),
+            "data": {
+                "job_id": delivery.job_id,
+                "status": delivery.status.value,
+                "attempt": delivery.attempt,
+                "at": wire.timestamp(delivery.at),
+                "job": None if job is None else wire.encode_job(job),
+            },
+        }
+        return json.dumps(document, separators=(",", ":"), ensure_ascii=False).encode()
