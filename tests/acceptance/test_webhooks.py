@@ -233,9 +233,10 @@ async def test_serve_sends_by_itself_and_operators_see_and_redeliver(
             await client.post("/api/v1/jobs", json={"type": "x", "input": 1}, headers=user)
         ).status_code == 201
         async with asyncio.timeout(10):
-            # The server's own sender, not this request, sends it.
-            while not receiver.events:  # noqa: ASYNC110 - another process's work, polled
+            # The server's own sender, not this request, sends it (and then records it).
+            while not (await desk.get_webhook_deliveries(state="delivered")):  # noqa: ASYNC110
                 await asyncio.sleep(0.02)
+        assert len(receiver.events) == 1
         deliveries = (
             await client.get(
                 "/api/v1/admin/webhooks/deliveries", params={"state": "delivered"}, headers=admin
