@@ -458,7 +458,7 @@ WHERE u.user_id = ANY(%(user_ids)s::text[]);
 
 -- name: type_gates
 -- The limited types (all of them, or those of %(types)s) with their jobs processing now
--- (jobs_running_by_type), for jobdesk.scheduling.TypeGate.
+-- (jobs_running), for jobdesk.scheduling.TypeGate.
 SELECT t.type, t.max_running, t.rate_count, t.rate_period, t.next_start_at,
        (SELECT count(*) FROM jobdesk.jobs AS r
         WHERE r.type = t.type AND r.status = 'processing') AS running,

@@ -12,6 +12,12 @@
 -- across users; every reader of pending jobs now goes by user (jobs_user_queue), so it only
 -- cost a write per job created.
 DROP INDEX jobdesk.jobs_queue;
+-- The jobs processing now, by user then type: a user's running jobs are counted for every
+-- user the walk passes, and through jobs_running_by_type (type) that count read every
+-- processing job for each user (the planner sees two partial indexes of one row each and
+-- took it). A type's pool count reads this whole index, which holds only what is running.
+DROP INDEX jobdesk.jobs_running_by_type;
+CREATE INDEX jobs_running ON jobdesk.jobs (user_id, type) WHERE status = 'processing';
 
 -- The fair claim: twin of jobdesk.scheduling.plan with the walk that finds its users
 -- (jobdesk.scheduling.candidates), and of jobdesk.lifecycle.start. In one call, so a claim
@@ -37,7 +43,7 @@ DROP INDEX jobdesk.jobs_queue;
 -- lock: a lone user's claims queue instead of returning nothing). Writers lock jobs, then
 -- users (user_id order), then types (type order). So no two wait on each other in a cycle.
 -- A capped user is never locked, and never costs more than counting their running jobs
--- (jobs_by_user_status): their backlog is not read.
+-- (jobs_running): their backlog is not read.
 CREATE OR REPLACE FUNCTION jobdesk.claim_fair(
     p_worker_id text, p_types text[], p_limit integer, p_now timestamptz,
     p_lease_seconds double precision, p_default_max_running integer
@@ -140,6 +146,7 @@ BEGIN
                     SELECT FROM jobdesk.jobs AS j
                     WHERE j.user_id = u.user_id AND j.status = 'pending' AND j.run_at <= v_now
                       AND (p_types IS NULL OR j.type = ANY(p_types)) AND j.type <> ALL(v_closed)
+                    ORDER BY j.priority DESC, j.id  -- the user's queue (jobs_user_queue)
                     LIMIT 1
                 ) AS due
                 WHERE u.waiting > 0
@@ -164,12 +171,13 @@ BEGIN
                 SELECT (SELECT count(*) FROM jobdesk.jobs AS r
                         WHERE r.user_id = w.user_id AND r.status = 'processing')::integer
                            AS running,
-                       EXISTS (
-                           SELECT FROM jobdesk.jobs AS j
-                           WHERE j.user_id = w.user_id AND j.status = 'pending'
-                             AND j.run_at <= v_now
-                             AND (p_types IS NULL OR j.type = ANY(p_types))
-                             AND j.type <> ALL(v_closed)) AS ready
+                       (SELECT true FROM jobdesk.jobs AS j
+                        WHERE j.user_id = w.user_id AND j.status = 'pending'
+                          AND j.run_at <= v_now
+                          AND (p_types IS NULL OR j.type = ANY(p_types))
+                          AND j.type <> ALL(v_closed)
+                        ORDER BY j.priority DESC, j.id
+                        LIMIT 1) IS NOT NULL AS ready
             ) AS r;
             FOR i IN 1 .. cardinality(w_user) LOOP
                 CONTINUE WHEN w_running[i] >= w_max[i] OR NOT w_ready[i];
@@ -188,6 +196,7 @@ BEGIN
             SELECT FROM jobdesk.jobs AS j
             WHERE j.user_id = u.user_id AND j.status = 'pending' AND j.run_at <= v_now
               AND (p_types IS NULL OR j.type = ANY(p_types)) AND j.type <> ALL(v_closed)
+            ORDER BY j.priority DESC, j.id
             LIMIT 1
         ) AS due
         WHERE u.waiting > 0
