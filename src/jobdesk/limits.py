@@ -22,6 +22,10 @@ from typing import Any
 from jobdesk.errors import InvalidInput, RateLimited
 from jobdesk.models import UserLimits, UserUsage
 
+#: the jitter's own generator: the global ``random`` module's state stays the caller's
+#: (a test framework that seeds or watches it, Hypothesis, sees no draw of ours)
+_JITTER = random.Random()  # noqa: S311 - jitter, not security
+
 __all__ = [
     "EffectiveLimits",
     "Limits",
@@ -206,5 +210,5 @@ def retry_backoff(limits: Limits, attempts_made: int, rng: random.Random | None 
     # Past 1000 doublings every delay is capped; 2.0 ** 1024 would raise OverflowError.
     doublings = min(max(0, attempts_made - 1), 1000)
     nominal = min(limits.retry_backoff_max_seconds, limits.retry_backoff_seconds * 2.0**doublings)
-    draw: float = (rng or random).random()
+    draw: float = (rng or _JITTER).random()
     return nominal / 2 + nominal / 2 * draw

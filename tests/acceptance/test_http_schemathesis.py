@@ -128,8 +128,18 @@ def load_schema(app: Any, principals: Principals) -> BaseSchema:
 
 @pytest.fixture(scope="module")
 def fuzzed_app(fuzzed_url: str, principals: Principals) -> Iterator[Any]:
-    """The app under test, opened by schemathesis (its lifespan runs on first request)."""
-    yield create_app(fuzzed_url, Settings(reap_interval_seconds=0, sse_keepalive_seconds=0.1))
+    """The app under test, opened by schemathesis (its lifespan runs on first request).
+
+    The server's own loops are off: they run beside Hypothesis in this process, and a draw
+    from the global ``random`` while it draws a case (the connection pool's jitter) is
+    reported as a flaky strategy."""
+    settings = Settings(
+        reap_interval_seconds=0,
+        schedule_interval_seconds=0,
+        webhook_interval_seconds=0,
+        sse_keepalive_seconds=0.1,
+    )
+    yield create_app(fuzzed_url, settings)
     shutdown_lifespans()
 
 
