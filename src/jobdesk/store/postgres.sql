@@ -225,7 +225,7 @@ SELECT 1 AS one;
 
 -- name: claim
 -- twin of: jobdesk.scheduling.plan, jobdesk.scheduling.candidates, jobdesk.lifecycle.start
--- One round trip: jobdesk.claim_fair (migration 0007) walks the waiting users, plans and
+-- One round trip: jobdesk.claim_fair (migrations 0007, 0011) walks the waiting users, plans and
 -- writes the starts; the started jobs come back in plan order.
 SELECT c.*, NULL::timestamptz AS store_now
 FROM jobdesk.claim_fair(

@@ -1,6 +1,6 @@
 """Fair scheduling on PostgreSQL: claims, the queue's peek, type limits, why a job waits.
 
-A claim is one call of ``jobdesk.claim_fair`` (migration 0007), the SQL twin of
+A claim is one call of ``jobdesk.claim_fair`` (migration 0011), the SQL twin of
 :func:`jobdesk.scheduling.candidates` and :func:`~jobdesk.scheduling.plan`: one round
 trip, whatever the queue holds. Everything that only reads (``ready_jobs``,
 ``wait_facts``) reads the same state without locks and runs the Python rule itself.
