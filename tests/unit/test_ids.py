@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import itertools
+import os
 import time
 from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
 from types import SimpleNamespace
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from jobdesk import ids
 from jobdesk.ids import CROCKFORD, JOB_ID_PATTERN, new_job_id
@@ -58,3 +62,37 @@ def test_ids_keep_increasing_when_the_clock_steps_back(monkeypatch: pytest.Monke
     monkeypatch.setattr(ids, "time", SimpleNamespace(time_ns=lambda: 0))
     after = [new_job_id() for _ in range(3)]
     assert before < after[0] < after[1] < after[2]
+
+
+@given(st.integers(min_value=0, max_value=2**130 - 1))
+def test_the_encoding_is_the_number_in_26_crockford_digits(value: int) -> None:
+    encoded = ids.encode(value)
+    assert len(encoded) == 26
+    decoded = 0
+    for char in encoded:
+        decoded = decoded * 32 + CROCKFORD.index(char)
+    assert decoded == value
+
+
+def test_the_first_id_of_a_moment_sorts_before_every_id_made_from_it_on() -> None:
+    at = datetime.now(UTC)
+    bound = ids.first_id_at(at)
+    assert milliseconds_of(bound) == int(at.timestamp() * 1000)
+    assert bound <= new_job_id()
+
+
+def test_a_forked_child_does_not_reuse_its_parents_random_bytes() -> None:
+    new_job_id()  # the parent now holds random bytes for its next ids
+    read_end, write_end = os.pipe()
+    child = os.fork()
+    if child == 0:  # pragma: no cover - the child process
+        os.write(write_end, new_job_id().encode())
+        os._exit(0)
+    os.close(write_end)
+    os.waitpid(child, 0)
+    child_id = os.read(read_end, 64).decode()
+    os.close(read_end)
+    parent_id = new_job_id()
+    # Ids made in one millisecond from the same bytes would share their 80 random bits.
+    assert JOB_ID_PATTERN.fullmatch(child_id)
+    assert child_id[10:] != parent_id[10:]

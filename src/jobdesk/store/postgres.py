@@ -135,29 +135,24 @@ class PostgresStore(PostgresWebhooks, PostgresSchedules):
             check_daily(current.created_today, current.max_daily, now, count=len(specs))
             check_waiting(current.waiting, current.max_waiting, count=len(specs))
             jobs = [lifecycle.create(spec, now) for spec in specs]
-            rows = [
-                {
-                    "id": job.id,
-                    "user_id": job.user_id,
-                    "project_id": job.project_id,
-                    "type": job.type,
-                    "input": job.input,
-                    "priority": job.priority,
-                    "max_attempts": job.max_attempts,
-                    "created_at": time_text(job.created_at),
-                    "run_at": time_text(job.run_at),
-                }
-                for job in jobs
-            ]
-            await connection.execute(Q["insert_jobs"], {"jobs": json.dumps(rows)})
-            traced = [
-                {"id": job.id, "traceparent": job.traceparent}
-                for job in jobs
-                if job.traceparent is not None
-            ]
-            if traced:
-                async with connection.cursor() as cursor:
-                    await cursor.executemany(Q["set_traceparent"], traced)
+            # Every job of a batch starts alike (lifecycle.create: one status, attempt
+            # and time); the SQL writes those once, and the columns that vary as arrays.
+            first = jobs[0]
+            columns = {
+                "user_id": user_id,
+                "created_at": now,
+                "status": first.status.value,
+                "attempt": first.attempt,
+                "ids": json.dumps([job.id for job in jobs]),
+                "project_ids": json.dumps([job.project_id for job in jobs]),
+                "types": json.dumps([job.type for job in jobs]),
+                "inputs": "[" + ",".join([spec.input_json for spec in specs]) + "]",
+                "priorities": json.dumps([job.priority for job in jobs]),
+                "max_attempts": json.dumps([job.max_attempts for job in jobs]),
+                "run_ats": json.dumps([time_text(spec.run_at) for spec in specs]),
+                "traceparents": json.dumps([job.traceparent for job in jobs]),
+            }
+            await connection.execute(Q["insert_jobs"], columns)
             await connection.execute(
                 Q["count_created"],
                 {

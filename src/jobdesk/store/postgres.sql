@@ -70,28 +70,36 @@ RETURNING max_running, max_waiting, max_daily, weight, usage_day, created_on_day
 
 -- name: insert_jobs
 -- twin of: jobdesk.lifecycle.create
--- New jobs as jobdesk.lifecycle.create made them, with their first history entries.
+-- A bulk create's jobs of one user, as jobdesk.lifecycle.create made them, with their first
+-- history entries. Each column that varies is one JSON array (the client joins the inputs'
+-- JSON as validation serialized them, and json.dumps the rest in C), zipped by ROWS FROM;
+-- what every job shares (user, time, status, attempt) is one parameter. run_at NULL: as
+-- soon as possible, that is created_at.
 WITH n AS MATERIALIZED (
     SELECT * FROM ROWS FROM (
-        jsonb_to_recordset(%(jobs)s::jsonb) AS (
-            id text, user_id text, project_id text, type text, input jsonb, priority integer,
-            max_attempts integer, created_at timestamptz, run_at timestamptz
-        )
+        json_array_elements_text(%(ids)s::json),
+        json_array_elements_text(%(project_ids)s::json),
+        json_array_elements_text(%(types)s::json),
+        jsonb_array_elements(%(inputs)s::jsonb),
+        json_array_elements_text(%(priorities)s::json),
+        json_array_elements_text(%(max_attempts)s::json),
+        json_array_elements_text(%(run_ats)s::json),
+        json_array_elements_text(%(traceparents)s::json)
     ) WITH ORDINALITY AS n (
-        id, user_id, project_id, type, input, priority, max_attempts, created_at, run_at,
-        position
+        id, project_id, type, input, priority, max_attempts, run_at, traceparent, position
     )
 ), inserted AS (
     INSERT INTO jobdesk.jobs (
         id, user_id, project_id, type, status, input, priority, attempt, max_attempts,
-        attempt_offset, created_at, run_at, updated_at, cancel_requested
+        attempt_offset, created_at, run_at, updated_at, cancel_requested, traceparent
     )
-    SELECT id, user_id, project_id, type, 'pending', coalesce(input, 'null'::jsonb), priority,
-           0, max_attempts, 0, created_at, run_at, created_at, false
+    SELECT id, %(user_id)s, project_id, type, %(status)s, input, priority::integer,
+           %(attempt)s, max_attempts::integer, 0, %(created_at)s,
+           coalesce(run_at::timestamptz, %(created_at)s), %(created_at)s, false, traceparent
     FROM n ORDER BY position
 )
 INSERT INTO jobdesk.job_events (job_id, at, status, attempt)
-SELECT id, created_at, 'pending', 0 FROM n ORDER BY position;
+SELECT id, %(created_at)s, %(status)s, %(attempt)s FROM n ORDER BY position;
 
 -- name: count_created
 -- twin of: jobdesk.scheduling.vtime_on_arrival
