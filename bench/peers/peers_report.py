@@ -81,7 +81,8 @@ class Results:
         self.keys: list[Key] = []
         for row in rows:
             self.by[(row["lib"], row["scenario"], row["variant"])][row["rep"]] = row
-            if row["scenario"] != "enqueue" and (row["lib"], row["variant"]) not in self.keys:
+            per_library = row["scenario"] in ("enqueue", "http_post")
+            if not per_library and (row["lib"], row["variant"]) not in self.keys:
                 self.keys.append((row["lib"], row["variant"]))
         order = [*JOBDESKS, "pgqueuer", "procrastinate", "celery", "rq"]
         self.keys.sort(key=lambda key: (order.index(key[0]) if key[0] in order else 99, key[1]))
@@ -138,10 +139,95 @@ def ratio_table(results: Results, mine: Key) -> list[str]:
     return lines
 
 
+#: issue 17's goals: (path, ours (lib, variant, scenario, metric), reference (the same),
+#: goal on ours / reference, higher is better). Enqueue rows have variant "-".
+GOALS = (
+    (
+        "drain, one `jobdesk worker`, PostgreSQL / PgQueuer",
+        ("jobdesk_rt_pg", "x1", "drain", "drain_per_s"),
+        ("pgqueuer", "default", "drain", "drain_per_s"),
+        2.0,
+        True,
+    ),
+    (
+        "drain, `serve` + one remote worker / the same worker on the database",
+        ("jobdesk_rt_pg", "http_x1", "drain", "drain_per_s"),
+        ("jobdesk_rt_pg", "x1", "drain", "drain_per_s"),
+        0.9,
+        True,
+    ),
+    (
+        "`create_job` one at a time (limits on) / PgQueuer",
+        ("jobdesk_rt_pg", "-", "enqueue", "enqueue_per_s"),
+        ("pgqueuer", "-", "enqueue", "enqueue_per_s"),
+        1.0,
+        True,
+    ),
+    (
+        "`create_jobs` bulk / PgQueuer",
+        ("jobdesk_rt_pg", "-", "enqueue", "bulk_enqueue_per_s"),
+        ("pgqueuer", "-", "enqueue", "bulk_enqueue_per_s"),
+        1.0,
+        True,
+    ),
+    (
+        "create→start latency p50, 1 worker / PgQueuer",
+        ("jobdesk_rt_pg", "x1", "latency", "p50_ms"),
+        ("pgqueuer", "default", "latency", "p50_ms"),
+        1.0,
+        False,
+    ),
+    (
+        "create→start latency p99, 1 worker / PgQueuer",
+        ("jobdesk_rt_pg", "x1", "latency", "p99_ms"),
+        ("pgqueuer", "default", "latency", "p99_ms"),
+        1.0,
+        False,
+    ),
+    (
+        "HTTP `POST /api/v1/jobs` req/s, 1 uvicorn process, 16 connections / library `create_job`",
+        ("jobdesk_rt_pg", "-", "http_post", "requests_per_second"),
+        ("jobdesk_rt_pg", "-", "enqueue", "enqueue_per_s"),
+        0.8,
+        True,
+    ),
+)
+
+
+def goals_table(results: Results) -> list[str]:
+    """Issue 17's table: each path's ratio (median (min-max) of the per-repetition ratios)."""
+    lines = [
+        "Goals (issue 17): ratio per repetition, then median (min-max).",
+        "",
+        "| path | ratio | goal | met |",
+        "|---|---|---|---|",
+    ]
+    for title, ours, reference, goal, higher in GOALS:
+        mine = results.values((ours[0], ours[1]), ours[2], ours[3])
+        theirs = results.values((reference[0], reference[1]), reference[2], reference[3])
+        ratios = [mine[rep] / theirs[rep] for rep in mine if theirs.get(rep)]
+        if not ratios:
+            lines.append(f"| {title} | not measured | {'≥' if higher else '≤'} {goal} | |")
+            continue
+        median = statistics.median(ratios)
+        met = median >= goal if higher else median <= goal
+        sign = "≥" if higher else "≤"
+        lines.append(f"| {title} | {cell(ratios, 2)} | {sign} {goal} | {'yes' if met else 'no'} |")
+    p99 = results.values(("jobdesk_rt_pg", "-"), "http_post", "p99_ms")
+    if p99:
+        met = statistics.median(p99.values()) < 50
+        lines.append(
+            f"| HTTP `POST /api/v1/jobs` p99 ms at 16 connections | {cell(list(p99.values()), 1)}"
+            f" | < 50 ms | {'yes' if met else 'no'} |"
+        )
+    return lines
+
+
 def report(path: Path) -> str:
     """The whole Markdown report of one results file."""
     results = Results(load(path))
     lines = [f"Source: `{path}`", "", *main_table(results), ""]
+    lines += [*goals_table(results), ""]
     for mine in results.keys:
         if mine[0] in JOBDESKS:
             lines += [*ratio_table(results, mine), ""]

@@ -78,6 +78,16 @@ for rep in $(seq 1 "$REPS"); do
       timeout 300 $PY bench.py "$lib" latency --variant "$v" --rep "$rep"
     done
   done
+  # issue 17's HTTP row: POST /api/v1/jobs on one `jobdesk serve`, beside this repetition's
+  # library create_job rate (the enqueue scenario above); needs wrk (Debian's package)
+  case " $LIBS " in *" jobdesk_rt_pg "*)
+    if command -v wrk >/dev/null; then
+      url=$($PY -c "from jobdesk_adapter import CONFIGURATIONS as c; print(c['jobdesk_rt_pg'].url)")
+      timeout 300 $PY "$HERE/http_post.py" "$url" "$rep" results/results.jsonl
+    else
+      echo "wrk not installed: no HTTP POST row (apt-get install -y wrk)"
+    fi ;;
+  esac
   echo "rep $rep done after $(( $(date +%s) - started )) s; load $(cut -d' ' -f1-3 /proc/loadavg)"
 done
 echo "load at end: $(cut -d' ' -f1-3 /proc/loadavg); total $(( $(date +%s) - started )) s" \
