@@ -164,10 +164,27 @@ class AttemptRunner:
             await self._report(context, outcome)
 
     async def _supervise(self, context: JobContext, handler: Handler) -> _Outcome:
-        """Run the handler beside its heartbeat; how the attempt ended."""
+        """Run the handler beside its heartbeat; how the attempt ended.
+
+        The handler runs in a task of its own (a ``def`` handler: a future of its thread).
+        A stop (the context's: cancelled, lease lost, shutting down; or the handler's
+        timeout) cancels it and waits for it a while (:meth:`_stop_handler`), so that one
+        that ignores its cancellation is abandoned, not waited for forever.
+        """
         loop = asyncio.get_running_loop()
-        running = loop.create_task(self._call(handler, context))
-        context.attach(running)
+        job = context.job
+        running: asyncio.Future[JSONValue]
+        if handler.is_async:
+            running = loop.create_task(
+                handler.function(context, job.input), name=f"jobdesk-handler-{job.id}"
+            )
+        else:
+            # A thread cannot be cancelled: cancelling the future only stops waiting for it.
+            running = in_thread(handler.function, SyncJobContext(context, loop), job.input)
+        # What context.stop cancels: a stand-in, so that this attempt hears of the stop
+        # even if the handler would not.
+        stopped: asyncio.Future[None] = loop.create_future()
+        context.attach(stopped)
         # The heartbeat's task starts when the first beat is due: most handlers end long
         # before a third of their lease, and a timer costs far less than a task.
         beats: list[asyncio.Task[None]] = []
@@ -175,54 +192,48 @@ class AttemptRunner:
             context.last_write + context.lease_seconds / 3,
             lambda: beats.append(loop.create_task(self._heartbeat(context))),
         )
+        stopping = False
         try:
-            done, _ = await asyncio.wait({running}, timeout=handler.timeout)
+            done, _ = await asyncio.wait(
+                {running, stopped}, timeout=handler.timeout, return_when=asyncio.FIRST_COMPLETED
+            )
             if not done:
                 context.stop("timed out")
-                await asyncio.wait({running})
+            if not running.done():
+                stopping = True
+                await self._stop_handler(context, running)
         finally:
             due.cancel()
             for heartbeat in beats:
                 heartbeat.cancel()
-            running.cancel()  # only if this task itself was cancelled: the handler goes too
-            ended = await asyncio.gather(*beats, running, return_exceptions=True)
-            for beat in ended[:-1]:
+            if not stopping and not running.done():
+                # This task itself was cancelled: the handler goes too.
+                await asyncio.shield(self._stop_handler(context, running))
+            ended = await asyncio.gather(*beats, return_exceptions=True)
+            for beat in ended:
                 if isinstance(beat, Exception):
-                    _log.error("job %s: its heartbeat failed", context.job.id, exc_info=beat)
+                    _log.error("job %s: its heartbeat failed", job.id, exc_info=beat)
         return self._outcome(context, handler, running)
 
-    async def _call(self, handler: Handler, context: JobContext) -> JSONValue:
-        if handler.is_async:
-            return await self._call_async(handler, context)
-        sync_context = SyncJobContext(context, asyncio.get_running_loop())
-        # A thread cannot be cancelled: cancelling the future only stops waiting for it.
-        return await in_thread(handler.function, sync_context, context.job.input)
-
-    async def _call_async(self, handler: Handler, context: JobContext) -> JSONValue:
-        """The handler in a task of its own, so that cancelling this one always ends it:
-        the handler's task is cancelled too and gets ``ABANDON_AFTER`` seconds to end."""
-        patience = min(ABANDON_AFTER, context.lease_seconds / 3)
+    async def _stop_handler(self, context: JobContext, running: asyncio.Future[JSONValue]) -> None:
+        """Cancel the handler and give it ``ABANDON_AFTER`` seconds (at most a third of
+        its lease) to end; a task that goes on after that is abandoned (its writes are
+        ignored), a thread is left to finish on its own."""
+        running.cancel()
+        if not isinstance(running, asyncio.Task):
+            return
         job = context.job
-        task: asyncio.Task[JSONValue] = asyncio.get_running_loop().create_task(
-            handler.function(context, job.input), name=f"jobdesk-handler-{job.id}"
-        )
-        try:
-            await asyncio.wait({task})
-        except asyncio.CancelledError:
-            task.cancel()
-            await asyncio.wait({task}, timeout=patience)
-            if not task.done():
-                _log.error(
-                    "job %s attempt %d: its handler went on %g s after it was cancelled; "
-                    "abandoning it (its writes are ignored)",
-                    job.id,
-                    job.attempt,
-                    patience,
-                )
-                self.abandoned.add(task)
-                task.add_done_callback(self._forget)
-            raise
-        return task.result()
+        await asyncio.wait({running}, timeout=min(ABANDON_AFTER, context.lease_seconds / 3))
+        if not running.done():
+            _log.error(
+                "job %s attempt %d: its handler went on %g s after it was cancelled; "
+                "abandoning it (its writes are ignored)",
+                job.id,
+                job.attempt,
+                min(ABANDON_AFTER, context.lease_seconds / 3),
+            )
+            self.abandoned.add(running)
+            running.add_done_callback(self._forget)
 
     def _forget(self, task: asyncio.Task[JSONValue]) -> None:
         self.abandoned.discard(task)
@@ -244,7 +255,7 @@ class AttemptRunner:
                 await asyncio.sleep(interval / 4)
 
     def _outcome(  # noqa: PLR0911 - one return for each way an attempt can end
-        self, context: JobContext, handler: Handler, running: asyncio.Task[Any]
+        self, context: JobContext, handler: Handler, running: asyncio.Future[Any]
     ) -> _Outcome:
         reason = context.stop_reason
         if reason in ("cancelled", "lease lost"):
@@ -256,7 +267,7 @@ class AttemptRunner:
         if reason == "timed out":
             message = f"the handler ran longer than its timeout of {handler.timeout:g} s"
             return _Fail({"message": message, "code": "timeout"}, retryable=not final)
-        if running.cancelled():
+        if not running.done() or running.cancelled():  # abandoned, or cancelled
             return _Fail({"message": "the handler was cancelled", "code": "cancelled"}, not final)
         exc = running.exception()
         if exc is None:
