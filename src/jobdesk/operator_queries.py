@@ -20,7 +20,7 @@ from jobdesk import scheduling, validation
 from jobdesk.desk_base import DeskBase
 from jobdesk.errors import InvalidInput, JobNotFound
 from jobdesk.models import Job, JobStatus, QueueStats, ThroughputMinute, UserLoad
-from jobdesk.retention import RetentionPolicy, RetentionReport, RetentionState
+from jobdesk.retention import Cutoff, RetentionPolicy, RetentionReport, RetentionState
 
 __all__ = ["OperatorQueries"]
 
@@ -132,36 +132,56 @@ class OperatorQueries(DeskBase):
             counted = await self.store.count_expired(cutoffs)
             return RetentionReport(started_at, await self.store.now(), counted, dry_run=True)
         holder = f"{socket.gethostname()[:64]}/{os.getpid()}/{secrets.token_hex(4)}"
-        if not await self.store.take_retention_lease(holder, RETENTION_LEASE_SECONDS):
-            return RetentionReport(started_at, started_at, {}, ran=False)
-        deleted: dict[JobStatus, int] = {}
-        batches = 0
-        more = False
         try:
-            while True:
-                if max_batches is not None and batches >= max_batches:
-                    more = True
-                    break
-                if batches and not await self.store.take_retention_lease(
-                    holder, RETENTION_LEASE_SECONDS
-                ):
-                    break  # the lease ran out under us and another runner took it
-                counts = await self.store.delete_expired(cutoffs, batch_size)
-                batches += 1
-                for status, count in counts.items():
-                    deleted[status] = deleted.get(status, 0) + count
-                if sum(counts.values()) < batch_size:
-                    break
-                await asyncio.sleep(pause)  # at least yield: serve's requests go first
-            report = RetentionReport(
-                started_at, await self.store.now(), deleted, batches=batches, more=more
+            # Inside the try: a cancellation may land after the store took the lease.
+            if not await self.store.take_retention_lease(holder, RETENTION_LEASE_SECONDS):
+                return RetentionReport(started_at, started_at, {}, ran=False)
+            report = await self._retention_batches(
+                holder,
+                started_at,
+                cutoffs,
+                batch_size=batch_size,
+                max_batches=max_batches,
+                pause=pause,
             )
+            await self.store.end_retention_run(holder, report)
         except BaseException:
             with contextlib.suppress(Exception):
                 await self.store.end_retention_run(holder, None)
             raise
-        await self.store.end_retention_run(holder, report)
         return report
+
+    async def _retention_batches(
+        self,
+        holder: str,
+        started_at: datetime,
+        cutoffs: list[Cutoff],
+        *,
+        batch_size: int,
+        max_batches: int | None,
+        pause: float,
+    ) -> RetentionReport:
+        deleted: dict[JobStatus, int] = {}
+        batches = 0
+        more = False
+        while True:
+            if max_batches is not None and batches >= max_batches:
+                more = True
+                break
+            if batches and not await self.store.take_retention_lease(
+                holder, RETENTION_LEASE_SECONDS
+            ):
+                break  # the lease ran out under us and another runner took it
+            counts = await self.store.delete_expired(cutoffs, batch_size)
+            batches += 1
+            for status, count in counts.items():
+                deleted[status] = deleted.get(status, 0) + count
+            if sum(counts.values()) < batch_size:
+                break
+            await asyncio.sleep(pause)  # at least yield: serve's requests go first
+        return RetentionReport(
+            started_at, await self.store.now(), deleted, batches=batches, more=more
+        )
 
     async def get_retention_state(self) -> RetentionState:
         """For operators: who runs retention now, if anyone, and what its last pass did."""

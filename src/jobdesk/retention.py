@@ -229,7 +229,7 @@ def format_period(period: timedelta | None) -> str:
     if period is None:
         return _FOREVER
     seconds = int(period.total_seconds())
-    for unit, size in (("w", 604_800), ("d", 86_400), ("h", 3600), ("min", 60)):
+    for unit, size in (("d", 86_400), ("h", 3600), ("min", 60)):
         if seconds % size == 0:
             return f"{seconds // size}{unit}"
     return f"{seconds}s"
