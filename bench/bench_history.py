@@ -380,6 +380,7 @@ async def run_history(
                 await db.execute("VACUUM ANALYZE jobdesk.jobs")
                 await db.execute("VACUUM ANALYZE jobdesk.job_events")
             results["sizes_after_vacuum"] = await sizes(name)
+            print(json.dumps(results, default=str), flush=True)  # so far, if the rest fails
             print("  live load after retention", flush=True)
             results["live_after_retention"] = await measure_live(desk, claims, drain, users)
             if soak_minutes > 0:

@@ -164,6 +164,7 @@ class OperatorQueries(DeskBase):
         deleted: dict[JobStatus, int] = {}
         batches = 0
         more = False
+        after: datetime | None = None  # each batch walks on from where the last one ended
         while True:
             if max_batches is not None and batches >= max_batches:
                 more = True
@@ -172,7 +173,7 @@ class OperatorQueries(DeskBase):
                 holder, RETENTION_LEASE_SECONDS
             ):
                 break  # the lease ran out under us and another runner took it
-            counts = await self.store.delete_expired(cutoffs, batch_size)
+            counts, after = await self.store.delete_expired(cutoffs, batch_size, after)
             batches += 1
             for status, count in counts.items():
                 deleted[status] = deleted.get(status, 0) + count

@@ -192,11 +192,13 @@ class Store(Protocol):
         """Delete up to ``batch_size`` jobs finished before ``older_than``, with their history."""
 
     async def delete_expired(
-        self, cutoffs: Sequence[Cutoff], batch_size: int
-    ) -> dict[JobStatus, int]:
+        self, cutoffs: Sequence[Cutoff], batch_size: int, after: datetime | None = None
+    ) -> tuple[dict[JobStatus, int], datetime | None]:
         """Delete up to ``batch_size`` finished jobs that ``cutoffs`` (a
-        :meth:`~jobdesk.retention.RetentionPolicy.cutoffs`) make expired, oldest first, with
-        their history, in one transaction; how many of each status."""
+        :meth:`~jobdesk.retention.RetentionPolicy.cutoffs`) make expired and that finished
+        at ``after`` or later, oldest first, with their history, in one transaction; how
+        many of each status, and the newest ``finished_at`` deleted (``after`` if none):
+        the ``after`` of the pass's next batch."""
 
     async def count_expired(self, cutoffs: Sequence[Cutoff]) -> dict[JobStatus, int]:
         """How many jobs :meth:`delete_expired` would delete in all, by status."""

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 from collections import Counter
 from collections.abc import Sequence
+from datetime import datetime
 from typing import Any
 
 from jobdesk.models import JobStatus
@@ -41,16 +42,18 @@ class PostgresRetention(PostgresConnections):
     """The retention operations of :class:`~jobdesk.store.postgres.PostgresStore`."""
 
     async def delete_expired(
-        self, cutoffs: Sequence[Cutoff], batch_size: int
-    ) -> dict[JobStatus, int]:
+        self, cutoffs: Sequence[Cutoff], batch_size: int, after: datetime | None = None
+    ) -> tuple[dict[JobStatus, int], datetime | None]:
         params = cutoff_params(cutoffs)
         if params is None:
-            return {}
+            return {}, after
         params["limit"] = batch_size
+        params["after"] = after
 
-        async def work(connection: Connection) -> dict[JobStatus, int]:
+        async def work(connection: Connection) -> tuple[dict[JobStatus, int], datetime | None]:
             rows = await self._fetch_all(RQ["delete_expired"], params, connection)
-            return dict(Counter(JobStatus(row["status"]) for row in rows))
+            newest = max((row["finished_at"] for row in rows), default=after)
+            return dict(Counter(JobStatus(row["status"]) for row in rows)), newest
 
         return await self._run(work, single=True)
 

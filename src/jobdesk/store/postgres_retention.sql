@@ -30,14 +30,18 @@ SELECT * FROM jobdesk.retention_runs WHERE name = 'retention';
 -- The policy arrives as jobdesk.retention.RetentionPolicy.cutoffs' rows (status, type or
 -- NULL for every other type, before or NULL for "keep forever"): a job's own type's row
 -- wins over its status's row, and NULL compares as false, so kept-forever jobs stay.
--- %(latest)s, the latest cutoff, bounds the walk of the jobs_finished index. The oldest
--- go first, SKIP LOCKED: a job another transaction holds waits for the next pass.
+-- %(latest)s, the latest cutoff, bounds the walk of the jobs_finished index from above;
+-- %(after)s (the newest finished_at the pass's last batch deleted) from below: a job the
+-- pass walked past stays unexpired for the rest of the pass (its cutoffs are fixed), so
+-- no batch walks again over the jobs the policy keeps. The oldest go first, SKIP LOCKED:
+-- a job another transaction holds waits for the next pass.
 WITH rules AS MATERIALIZED (
     SELECT * FROM unnest(%(statuses)s::text[], %(types)s::text[], %(befores)s::timestamptz[])
         AS r (status, type, before)
 ), doomed AS MATERIALIZED (
     SELECT j.id FROM jobdesk.jobs AS j
     WHERE j.status IN ('completed', 'failed', 'cancelled') AND j.finished_at < %(latest)s
+      AND j.finished_at >= coalesce(%(after)s::timestamptz, '-infinity')
       AND j.finished_at < (
           SELECT r.before FROM rules AS r
           WHERE r.status = j.status AND (r.type = j.type OR r.type IS NULL)
@@ -51,7 +55,7 @@ WITH rules AS MATERIALIZED (
     DELETE FROM jobdesk.job_events AS e USING doomed WHERE e.job_id = doomed.id
 )
 DELETE FROM jobdesk.jobs AS j USING doomed WHERE j.id = doomed.id
-RETURNING j.status;
+RETURNING j.status, j.finished_at;
 
 -- name: count_expired
 -- twin of: jobdesk.retention.is_expired

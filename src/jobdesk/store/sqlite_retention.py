@@ -12,7 +12,7 @@ import json
 import sqlite3
 from collections import Counter
 from collections.abc import Sequence
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from jobdesk.models import JobStatus
@@ -43,19 +43,24 @@ class SQLiteRetention(SQLiteConnection):
     """The retention operations of :class:`~jobdesk.store.sqlite.SQLiteStore`."""
 
     async def delete_expired(
-        self, cutoffs: Sequence[Cutoff], batch_size: int
-    ) -> dict[JobStatus, int]:
+        self, cutoffs: Sequence[Cutoff], batch_size: int, after: datetime | None = None
+    ) -> tuple[dict[JobStatus, int], datetime | None]:
         params = cutoff_params(cutoffs)
         if params is None:
-            return {}
+            return {}, after
         params["limit"] = batch_size
+        params["after"] = time_text(after)
 
-        def work(connection: sqlite3.Connection) -> dict[JobStatus, int]:
+        def work(connection: sqlite3.Connection) -> tuple[dict[JobStatus, int], datetime | None]:
             rows = connection.execute(RQ["expired_jobs"], params).fetchall()
             ids = json.dumps([row["id"] for row in rows])
             connection.execute(Q["delete_events_of"], {"ids": ids})
             connection.execute(Q["delete_jobs"], {"ids": ids})
-            return dict(Counter(JobStatus(row["status"]) for row in rows))
+            newest = max((row["finished_at"] for row in rows), default=None)
+            return (
+                dict(Counter(JobStatus(row["status"]) for row in rows)),
+                after if newest is None else parse_time(newest),
+            )
 
         return await self._write(work)
 
@@ -64,6 +69,7 @@ class SQLiteRetention(SQLiteConnection):
         if params is None:
             return {}
         params["limit"] = -1  # SQLite's "no limit"
+        params["after"] = None
 
         def work(connection: sqlite3.Connection) -> dict[JobStatus, int]:
             rows = connection.execute(RQ["expired_jobs"], params)

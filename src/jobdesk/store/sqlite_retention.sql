@@ -25,9 +25,12 @@ SELECT * FROM retention_runs WHERE name = 'retention';
 -- The policy arrives as jobdesk.retention.RetentionPolicy.cutoffs' rows, a JSON array of
 -- {status, type or null for every other type, before or null for "keep forever"}: a
 -- job's own type's row wins over its status's row, and NULL compares as false, so
--- kept-forever jobs stay. :latest, the latest cutoff, bounds the walk of jobs_finished.
-SELECT j.id, j.status FROM jobs AS j
+-- kept-forever jobs stay. :latest, the latest cutoff, bounds the walk of jobs_finished
+-- from above; :after (the newest finished_at the pass's last batch deleted) from below,
+-- so no batch walks again over the jobs the policy keeps.
+SELECT j.id, j.status, j.finished_at FROM jobs AS j
 WHERE j.status IN ('completed', 'failed', 'cancelled') AND j.finished_at < :latest
+  AND (:after IS NULL OR j.finished_at >= :after)
   AND j.finished_at < (
       SELECT json_extract(r.value, '$.before') FROM json_each(:rules) AS r
       WHERE json_extract(r.value, '$.status') = j.status
