@@ -169,12 +169,27 @@ async def fill_history(database: str, count: int, users: int) -> float:
 
 
 async def sizes(database: str) -> dict[str, dict[str, int]]:
+    """Heap, index and total bytes of jobs and job_events, and the heap's reusable bytes
+    (``pg_freespacemap``, where the server has it: deletes free space for new rows, they
+    do not shrink the file)."""
     async with await psycopg.AsyncConnection.connect(url_of(database), autocommit=True) as db:
         cursor = await db.execute(SIZES)
-        return {
+        found = {
             row[0]: {"heap": row[1], "indexes": row[2], "total": row[3]}
             for row in await cursor.fetchall()
         }
+        try:
+            await db.execute("CREATE EXTENSION IF NOT EXISTS pg_freespacemap")
+        except psycopg.Error:
+            return found
+        for table, figures in found.items():
+            cursor = await db.execute(
+                "SELECT coalesce(sum(avail), 0) FROM pg_freespace(%s::regclass)",
+                (f"jobdesk.{table}",),
+            )
+            row = await cursor.fetchone()
+            figures["heap_free"] = int(row[0]) if row else 0
+        return found
 
 
 async def make_live(desk: JobDesk, per_user: int, users: int, prefix: str) -> None:
