@@ -110,7 +110,7 @@ class OperatorQueries(DeskBase):
 
         It works in batches of ``batch_size`` jobs, oldest first, each its own short
         transaction, sleeping ``pause`` seconds between them, and stops after
-        ``max_batches`` (``more`` then tells whether expired jobs were left). Only one
+        ``max_batches`` (``more`` then says expired jobs may be left). Only one
         process runs a pass at a time: when another holds the deployment's retention
         lease, the report says ``ran=False`` and nothing was deleted. ``dry_run``
         counts the expired jobs instead, deleting nothing. Pending and processing jobs

@@ -280,7 +280,7 @@ class RetentionReport:
     ran: bool = True
     #: True when it only counted
     dry_run: bool = False
-    #: True when it stopped at ``max_batches`` with expired jobs left
+    #: True when it stopped at ``max_batches`` after a full batch: expired jobs may be left
     more: bool = False
 
     @property
