@@ -106,6 +106,10 @@ def postgres_url(postgres_server: str, postgres_module_database: str) -> str:
             "TRUNCATE jobdesk.groups, jobdesk.group_jobs, jobdesk.webhooks, "
             "jobdesk.webhook_outbox RESTART IDENTITY"
         )
+        connection.execute(
+            "UPDATE jobdesk.retention_runs SET holder = NULL, held_until = NULL, "
+            "last_started_at = NULL, last_finished_at = NULL, last_deleted = NULL"
+        )
         # With no webhook left, the outbox trigger is off again (as remove_webhook leaves it).
         connection.execute("ALTER TABLE jobdesk.job_events DISABLE TRIGGER job_events_to_webhooks")
     return url + "?pool_max=4"

@@ -27,6 +27,7 @@ from jobdesk.models import (
     WorkerSeen,
     WorkerTokenInfo,
 )
+from jobdesk.retention import RetentionPolicy, RetentionReport, RetentionState
 from jobdesk.schedules import Missed, Schedule
 from jobdesk.scheduling import Rate, TypeLimits
 
@@ -48,6 +49,9 @@ __all__ = [
     "QueueCount",
     "QueueStats",
     "Rate",
+    "RetentionPolicy",
+    "RetentionReport",
+    "RetentionState",
     "Schedule",
     "ThroughputMinute",
     "TypeLimits",

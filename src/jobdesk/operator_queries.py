@@ -2,24 +2,35 @@
 
 Queue depth and throughput, failed jobs and the busiest users, any job by id,
 the job types' pools and rates, and the housekeeping every deployment runs:
-returning expired leases to the queue and pruning finished jobs. None of it is
-scoped to a user: never call it on a user's behalf.
+returning expired leases to the queue, retention passes (:mod:`jobdesk.retention`)
+and pruning finished jobs. None of it is scoped to a user: never call it on a user's
+behalf.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import os
+import secrets
+import socket
 from datetime import datetime, timedelta
 
 from jobdesk import scheduling, validation
 from jobdesk.desk_base import DeskBase
 from jobdesk.errors import InvalidInput, JobNotFound
-from jobdesk.models import Job, QueueStats, ThroughputMinute, UserLoad
+from jobdesk.models import Job, JobStatus, QueueStats, ThroughputMinute, UserLoad
+from jobdesk.retention import Cutoff, RetentionPolicy, RetentionReport, RetentionState
 
 __all__ = ["OperatorQueries"]
 
 _REAPER_BATCH = 500
 _PRUNE_BATCH = 1000
 _MAX_WINDOW = timedelta(days=1)
+#: how long a retention pass's lease lasts without renewal (each batch renews it)
+RETENTION_LEASE_SECONDS = 120.0
+#: the most jobs one retention batch (one transaction) may delete
+MAX_RETENTION_BATCH = 10_000
 
 
 class OperatorQueries(DeskBase):
@@ -83,6 +94,99 @@ class OperatorQueries(DeskBase):
             total += count
             if count < _PRUNE_BATCH:
                 return total
+
+    async def apply_retention(
+        self,
+        policy: RetentionPolicy | None = None,
+        *,
+        batch_size: int = 500,
+        max_batches: int | None = None,
+        dry_run: bool = False,
+        pause: float = 0.0,
+    ) -> RetentionReport:
+        """Delete the finished jobs ``policy`` says are expired (default
+        :class:`~jobdesk.retention.RetentionPolicy`: completed after 7 days, failed and
+        cancelled after 30), with their history; what it did.
+
+        It works in batches of ``batch_size`` jobs, oldest first, each its own short
+        transaction, sleeping ``pause`` seconds between them, and stops after
+        ``max_batches`` (``more`` then says expired jobs may be left). Only one
+        process runs a pass at a time: when another holds the deployment's retention
+        lease, the report says ``ran=False`` and nothing was deleted. ``dry_run``
+        counts the expired jobs instead, deleting nothing. Pending and processing jobs
+        are never deleted; groups keep their other jobs.
+        """
+        if policy is None:
+            policy = RetentionPolicy()
+        elif not isinstance(policy, RetentionPolicy):
+            raise InvalidInput("policy", "must be a RetentionPolicy or None (the defaults)")
+        batch_size = validation.integer("batch_size", batch_size, 1, MAX_RETENTION_BATCH)
+        if max_batches is not None:
+            max_batches = validation.integer("max_batches", max_batches, 1, 1_000_000_000)
+        if not isinstance(dry_run, bool):
+            raise InvalidInput("dry_run", "must be true or false")
+        pause = validation.seconds("pause", pause, 60.0)
+        started_at = await self.store.now()
+        cutoffs = policy.cutoffs(started_at)
+        if dry_run:
+            counted = await self.store.count_expired(cutoffs)
+            return RetentionReport(started_at, await self.store.now(), counted, dry_run=True)
+        holder = f"{socket.gethostname()[:64]}/{os.getpid()}/{secrets.token_hex(4)}"
+        try:
+            # Inside the try: a cancellation may land after the store took the lease.
+            if not await self.store.take_retention_lease(holder, RETENTION_LEASE_SECONDS):
+                return RetentionReport(started_at, started_at, {}, ran=False)
+            report = await self._retention_batches(
+                holder,
+                started_at,
+                cutoffs,
+                batch_size=batch_size,
+                max_batches=max_batches,
+                pause=pause,
+            )
+            await self.store.end_retention_run(holder, report)
+        except BaseException:
+            with contextlib.suppress(Exception):
+                await self.store.end_retention_run(holder, None)
+            raise
+        return report
+
+    async def _retention_batches(
+        self,
+        holder: str,
+        started_at: datetime,
+        cutoffs: list[Cutoff],
+        *,
+        batch_size: int,
+        max_batches: int | None,
+        pause: float,
+    ) -> RetentionReport:
+        deleted: dict[JobStatus, int] = {}
+        batches = 0
+        more = False
+        after: datetime | None = None  # each batch walks on from where the last one ended
+        while True:
+            if max_batches is not None and batches >= max_batches:
+                more = True
+                break
+            if batches and not await self.store.take_retention_lease(
+                holder, RETENTION_LEASE_SECONDS
+            ):
+                break  # the lease ran out under us and another runner took it
+            counts, after = await self.store.delete_expired(cutoffs, batch_size, after)
+            batches += 1
+            for status, count in counts.items():
+                deleted[status] = deleted.get(status, 0) + count
+            if sum(counts.values()) < batch_size:
+                break
+            await asyncio.sleep(pause)  # at least yield: serve's requests go first
+        return RetentionReport(
+            started_at, await self.store.now(), deleted, batches=batches, more=more
+        )
+
+    async def get_retention_state(self) -> RetentionState:
+        """For operators: who runs retention now, if anyone, and what its last pass did."""
+        return await self.store.retention_state()
 
     async def get_queue_stats(self, window: timedelta = timedelta(minutes=5)) -> QueueStats:
         """For operators: queue depth by type and status, workers seen, recent throughput.

@@ -180,6 +180,8 @@ class JobDesk:
     requeue_expired = _Blocking(AsyncJobDesk.requeue_expired)
     get_queue_stats = _Blocking(AsyncJobDesk.get_queue_stats)
     prune_finished = _Blocking(AsyncJobDesk.prune_finished)
+    apply_retention = _Blocking(AsyncJobDesk.apply_retention)
+    get_retention_state = _Blocking(AsyncJobDesk.get_retention_state)
     ping = _Blocking(AsyncJobDesk.ping)
     create_worker_token = _Blocking(AsyncJobDesk.create_worker_token)
     revoke_worker_token = _Blocking(AsyncJobDesk.revoke_worker_token)

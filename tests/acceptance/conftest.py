@@ -76,6 +76,7 @@ def make_app(desk: JobDesk) -> MakeApp:
         settings.setdefault("reap_interval_seconds", 0)
         settings.setdefault("schedule_interval_seconds", 0)
         settings.setdefault("webhook_interval_seconds", 0)
+        settings.setdefault("retention_interval_seconds", 0)
         settings.setdefault("jwt_secret", JWT_SECRET)
         return create_app(desk, Settings(**settings))
 

@@ -137,6 +137,7 @@ def fuzzed_app(fuzzed_url: str, principals: Principals) -> Iterator[Any]:
         reap_interval_seconds=0,
         schedule_interval_seconds=0,
         webhook_interval_seconds=0,
+        retention_interval_seconds=0,
         sse_keepalive_seconds=0.1,
     )
     yield create_app(fuzzed_url, settings)

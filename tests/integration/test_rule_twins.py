@@ -25,6 +25,9 @@ PostgreSQL (``store/postgres.sql``, and migration 0007's functions)
     user's own order (``scheduling.user_order_key``);
   - ``expired_leases``: which jobs ``lifecycle.expire`` requeues;
   - ``prune_finished``: ``JobStatus.is_finished``;
+  - ``delete_expired`` and ``count_expired`` (``postgres_retention.sql``):
+    ``retention.is_expired``, over ``RetentionPolicy.cutoffs``' rows; its case table is
+    ``test_retention.py``'s;
   - ``top_users``: ``JobStatus.is_active`` and ``limits.usage``.
 
 SQLite (``store/sqlite.sql``: the store runs the Python rule itself, these read for it)
@@ -34,6 +37,7 @@ SQLite (``store/sqlite.sql``: the store runs the Python rule itself, these read 
     ``lifecycle.start`` accepts;
   - ``expired_leases``: which jobs ``lifecycle.expire`` requeues;
   - ``finished_before``: ``JobStatus.is_finished``;
+  - ``expired_jobs`` (``sqlite_retention.sql``): ``retention.is_expired``;
   - ``top_users``: ``JobStatus.is_active`` and ``limits.usage``.
 
 The claim order's Python side here is ``scheduling.candidates`` then
@@ -754,7 +758,9 @@ TWINS = {
         "walk",
         "write_jobs",
     },
+    "postgres_retention.sql": {"count_expired", "delete_expired"},
     "postgres_schedules.sql": {"any_due", "due_schedules"},
+    "sqlite_retention.sql": {"expired_jobs"},
     "sqlite_schedules.sql": {"any_due", "due_schedules"},
     "sqlite.sql": {
         "arrival_floor",

@@ -238,6 +238,10 @@ CASES: list[tuple[str, str, Call]] = [
     # maintenance
     ("prune_finished", "older_than", lambda d, w, j: d.prune_finished(bad(3600))),
     ("prune_finished", "older_than", lambda d, w, j: d.prune_finished(timedelta(seconds=-1))),
+    ("apply_retention", "policy", lambda d, w, j: d.apply_retention(bad("completed=7d"))),
+    ("apply_retention", "batch_size", lambda d, w, j: d.apply_retention(batch_size=0)),
+    ("apply_retention", "max_batches", lambda d, w, j: d.apply_retention(max_batches=0)),
+    ("apply_retention", "pause", lambda d, w, j: d.apply_retention(pause=-1)),
     ("get_queue_stats", "window", lambda d, w, j: d.get_queue_stats(bad(300))),
     ("get_queue_stats", "window", lambda d, w, j: d.get_queue_stats(timedelta(0))),
     ("set_type_limits", "type", lambda d, w, j: d.set_type_limits("Bad Type", max_running=1)),
@@ -356,6 +360,7 @@ def test_every_public_operation_is_spot_checked() -> None:
         "run_due_schedules",
         "finish_groups",
         "get_webhooks",
+        "get_retention_state",
     }
     # These refuse a bad token with Unauthorized.
     tokens_only = {

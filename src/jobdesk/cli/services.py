@@ -27,6 +27,7 @@ from jobdesk.cli.app import (
     safe_url,
     settings,
 )
+from jobdesk.cli.retention import Policy, policy_from, retaining
 from jobdesk.errors import InvalidInput
 
 __all__ = ["serve", "worker"]
@@ -93,7 +94,9 @@ def serve(
     (`--max-waiting`, `--max-daily`), remote workers' claims (`--max-running`) and
     failures, and the leases its reaper finds expired. Give every process the same,
     or set them per user with `jobdesk limits user`. It fires due schedules every
-    `JOBDESK_SCHEDULE_INTERVAL_SECONDS` (1; 0 turns it off). `JOBDESK_TRACING=on`
+    `JOBDESK_SCHEDULE_INTERVAL_SECONDS` (1; 0 turns it off), and deletes expired
+    finished jobs every `JOBDESK_RETENTION_INTERVAL_SECONDS` (300; 0 turns it off) as
+    `JOBDESK_RETENTION` says (docs/operations.md). `JOBDESK_TRACING=on`
     makes OpenTelemetry spans (docs/tracing.md).
     """
     from jobdesk.http import serve as serve_http  # noqa: PLC0415 - FastAPI loads only here
@@ -226,6 +229,15 @@ def worker(
             min=0,
         ),
     ] = 1.0,
+    retention_interval: Annotated[
+        float,
+        typer.Option(
+            help="Seconds between retention passes (with --db only; 0 turns them off; one "
+            "process at a time runs one).",
+            min=0,
+        ),
+    ] = 300.0,
+    retention: Policy = None,
     lease_seconds: Annotated[
         float | None,
         typer.Option(help="The lease of the jobs it claims (default: the desk's, 300).", min=0.1),
@@ -257,9 +269,10 @@ def worker(
     server's HTTP API (--server, with only the worker token). On the first
     signal it claims nothing more and gives running jobs `--grace` seconds,
     then hands the unfinished ones back (their attempt is not spent); a second
-    signal hands them back at once. With --db it also requeues expired leases
-    and fires due schedules (a server does both itself). `JOBDESK_TRACING=on`
-    makes OpenTelemetry spans for each attempt (docs/tracing.md).
+    signal hands them back at once. With --db it also requeues expired leases,
+    fires due schedules and runs retention passes (a server does all three
+    itself). `JOBDESK_TRACING=on` makes OpenTelemetry spans for each attempt
+    (docs/tracing.md).
     """
     from jobdesk.worker import (  # noqa: PLC0415 - only this command
         DeskTransport,
@@ -303,7 +316,10 @@ def worker(
                 await serve_jobs(registry, remote, server)
             return
         limits = _limits(lease_seconds, retry_backoff, running)
-        async with open_desk(db, create=True, limits=limits) as desk:
+        async with (
+            open_desk(db, create=True, limits=limits) as desk,
+            retaining(desk, policy_from(retention), retention_interval),
+        ):
             direct = await DeskTransport.connect(desk, token)
             await serve_jobs(registry, direct, safe_url(database_url(db)))
 

@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator
+from functools import partial
 from typing import Any
 
 import httpx
@@ -48,6 +49,7 @@ from jobdesk.http.schemas_groups import GroupEvent
 from jobdesk.http.schemas_problems import PROBLEM_SCHEMAS
 from jobdesk.http.settings import Settings
 from jobdesk.limits import Limits
+from jobdesk.retention import RetentionPolicy
 
 __all__ = ["create_app"]
 
@@ -96,6 +98,11 @@ def create_app(
                 (_reap, settings.reap_interval_seconds, "jobdesk-reaper"),
                 (_run_schedules, settings.schedule_interval_seconds, "jobdesk-schedules"),
                 (_deliver_webhooks, settings.webhook_interval_seconds, "jobdesk-webhooks"),
+                (
+                    partial(_apply_retention, settings.retention, metrics),
+                    settings.retention_interval_seconds,
+                    "jobdesk-retention",
+                ),
             ):
                 # The server's own loops, each off when its interval is 0.
                 if interval > 0:
@@ -223,6 +230,28 @@ async def _deliver_webhooks(desk: JobDesk, interval: float) -> None:
                 raise asyncio.CancelledError
             if not sent:
                 await asyncio.sleep(interval)
+
+
+#: how long a retention pass of the server rests between batches, so that requests and
+#: workers' commits never queue behind a run of deletes
+RETENTION_PAUSE_SECONDS = 0.05
+
+
+async def _apply_retention(
+    policy: RetentionPolicy, metrics: Metrics, desk: JobDesk, interval: float
+) -> None:
+    """A retention pass every ``interval``: in small batches, one process at a time."""
+    while True:
+        await asyncio.sleep(interval)
+        try:
+            report = await desk.apply_retention(policy, pause=RETENTION_PAUSE_SECONDS)
+        except JobdeskError as exc:
+            metrics.retention_failed()
+            _log.warning("the retention pass failed: %s", exc)
+            continue
+        metrics.retention(report)
+        if report.total:
+            _log.info("retention deleted %d finished job(s): %s", report.total, report.deleted)
 
 
 async def _stop(task: asyncio.Task[None]) -> None:

@@ -24,6 +24,7 @@ from prometheus_client.process_collector import ProcessCollector
 
 from jobdesk.desk import JobDesk
 from jobdesk.models import Job, JobStatus
+from jobdesk.retention import FINISHED, RetentionReport
 
 __all__ = ["CONTENT_TYPE_LATEST", "Metrics"]
 
@@ -97,6 +98,45 @@ class Metrics:
         self.event_streams = Gauge(
             "jobdesk_event_streams", "Server-Sent Event streams open now.", registry=r
         )
+        self.retention_deleted = Counter(
+            "jobdesk_retention_deleted",
+            "Finished jobs this process's retention passes deleted, by status.",
+            ["status"],
+            registry=r,
+        )
+        self.retention_runs = Counter(
+            "jobdesk_retention_runs",
+            "This process's retention passes, by outcome: ran, skipped (another process "
+            "held the retention lease) or failed.",
+            ["outcome"],
+            registry=r,
+        )
+        self.retention_last_run = Gauge(
+            "jobdesk_retention_last_run_timestamp_seconds",
+            "When the deployment's last retention pass ended (any process; read at each "
+            "scrape); 0 before the first.",
+            registry=r,
+        )
+        self.retention_last_duration = Gauge(
+            "jobdesk_retention_last_run_duration_seconds",
+            "How long the deployment's last retention pass took (read at each scrape).",
+            registry=r,
+        )
+        self.retention_last_deleted = Gauge(
+            "jobdesk_retention_last_run_deleted",
+            "Jobs the deployment's last retention pass deleted, by status (read at each scrape).",
+            ["status"],
+            registry=r,
+        )
+        self.retention_held = Gauge(
+            "jobdesk_retention_lease_held",
+            "1 while some process holds the retention lease, running a pass (read at each scrape).",
+            registry=r,
+        )
+        for status in FINISHED:
+            self.retention_deleted.labels(status.value)
+        for outcome in ("ran", "skipped", "failed"):
+            self.retention_runs.labels(outcome)
 
     # -- what routes report ----------------------------------------------------------------
 
@@ -128,6 +168,16 @@ class Metrics:
         """A user cancelled a job."""
         self.jobs_cancelled.labels(job.type).inc()
 
+    def retention(self, report: RetentionReport) -> None:
+        """This process ran a retention pass (or found another process running one)."""
+        self.retention_runs.labels("ran" if report.ran else "skipped").inc()
+        for status, count in report.deleted.items():
+            self.retention_deleted.labels(status.value).inc(count)
+
+    def retention_failed(self) -> None:
+        """This process's retention pass failed (the database was unreachable, say)."""
+        self.retention_runs.labels("failed").inc()
+
     def request(self, method: str, route: str, status: int, seconds: float) -> None:
         """One HTTP request (the request context middleware reports every one).
 
@@ -147,6 +197,17 @@ class Metrics:
             if count.status.is_active:
                 self.queue_depth.labels(count.type, count.status.value).set(count.count)
         self.workers_seen.set(len(stats.workers))
+        state = await desk.get_retention_state()
+        self.retention_held.set(0 if state.holder is None else 1)
+        last = state.last_run
+        self.retention_last_run.set(0 if last is None else last.finished_at.timestamp())
+        self.retention_last_duration.set(
+            0 if last is None else _seconds(last.started_at, last.finished_at)
+        )
+        for status in FINISHED:
+            self.retention_last_deleted.labels(status.value).set(
+                0 if last is None else last.deleted.get(status, 0)
+            )
         return generate_latest(self.registry)
 
 

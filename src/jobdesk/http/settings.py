@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import math
 import os
-from collections.abc import Mapping
-from dataclasses import dataclass, fields
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, fields
 
+from jobdesk import retention
 from jobdesk.errors import InvalidInput
+from jobdesk.retention import RetentionPolicy
 
 __all__ = ["MIN_JWT_SECRET_BYTES", "Settings"]
 
@@ -52,6 +54,13 @@ class Settings:
     #: ``JOBDESK_WEBHOOK_INTERVAL_SECONDS``: how often the server looks for webhook
     #: deliveries to send when it found none the last time; 0 turns its sender off
     webhook_interval_seconds: float = 1.0
+    #: ``JOBDESK_RETENTION_INTERVAL_SECONDS``: how often the server runs a retention pass
+    #: (:mod:`jobdesk.retention`; one process at a time across the deployment); 0 turns
+    #: it off
+    retention_interval_seconds: float = 300.0
+    #: ``JOBDESK_RETENTION`` (``completed=7d,failed=30d,render.failed=forever``): how long
+    #: finished jobs are kept; statuses not named keep the defaults (7, 30, 30 days)
+    retention: RetentionPolicy = field(default_factory=RetentionPolicy)
     #: the ``Retry-After`` hint for limits with no known reset time: the waiting limit,
     #: open streams (the name is older than the waiting limit; kept for deployments)
     active_limit_retry_after_seconds: int = 5
@@ -99,6 +108,9 @@ class Settings:
         _positive("reap_interval_seconds", self.reap_interval_seconds, zero_allowed=True)
         _positive("schedule_interval_seconds", self.schedule_interval_seconds, zero_allowed=True)
         _positive("webhook_interval_seconds", self.webhook_interval_seconds, zero_allowed=True)
+        _positive("retention_interval_seconds", self.retention_interval_seconds, zero_allowed=True)
+        if not isinstance(self.retention, RetentionPolicy):
+            raise InvalidInput("retention", "must be a jobdesk.RetentionPolicy")
         _positive("jwt_leeway_seconds", self.jwt_leeway_seconds, zero_allowed=True)
         for name in ("sse_resume_scan_limit", "active_limit_retry_after_seconds", "max_streams"):
             value = getattr(self, name)
@@ -122,24 +134,9 @@ class Settings:
         for name, variable in _NUMBERS.items():
             if environ.get(variable):
                 values[name] = _number(name, variable, environ[variable])
-        if environ.get("JOBDESK_MAX_BODY_BYTES"):
-            text = environ["JOBDESK_MAX_BODY_BYTES"]
-            if not text.strip().isdigit():
-                raise InvalidInput("JOBDESK_MAX_BODY_BYTES", "must be a whole number of bytes")
-            values["max_body_bytes"] = int(text)
-        if environ.get("JOBDESK_MAX_STREAMS"):
-            text = environ["JOBDESK_MAX_STREAMS"]
-            if not text.strip().isdigit():
-                raise InvalidInput("JOBDESK_MAX_STREAMS", "must be a whole number of streams")
-            values["max_streams"] = int(text)
-        if environ.get("JOBDESK_API_DOCS"):
-            text = environ["JOBDESK_API_DOCS"].strip().lower()
-            if text not in _BOOLEANS:
-                raise InvalidInput("JOBDESK_API_DOCS", "must be 1/0, true/false, yes/no or on/off")
-            values["api_docs"] = _BOOLEANS[text]
-        if environ.get("JOBDESK_CORS_ORIGINS"):
-            origins = environ["JOBDESK_CORS_ORIGINS"].split(",")
-            values["cors_origins"] = tuple(origin.strip() for origin in origins if origin.strip())
+        for name, (variable, parser) in _PARSED.items():
+            if environ.get(variable):
+                values[name] = parser(environ[variable])
         known = {field.name for field in fields(cls)}
         unknown = sorted(set(overrides) - known)
         if unknown:
@@ -159,10 +156,41 @@ _NUMBERS = {
     "reap_interval_seconds": "JOBDESK_REAP_INTERVAL_SECONDS",
     "schedule_interval_seconds": "JOBDESK_SCHEDULE_INTERVAL_SECONDS",
     "webhook_interval_seconds": "JOBDESK_WEBHOOK_INTERVAL_SECONDS",
+    "retention_interval_seconds": "JOBDESK_RETENTION_INTERVAL_SECONDS",
     "sse_recheck_seconds": "JOBDESK_SSE_RECHECK_SECONDS",
     "header_timeout_seconds": "JOBDESK_HEADER_TIMEOUT_SECONDS",
     "body_timeout_seconds": "JOBDESK_BODY_TIMEOUT_SECONDS",
     "keepalive_timeout_seconds": "JOBDESK_KEEPALIVE_TIMEOUT_SECONDS",
+}
+
+
+def _origins(text: str) -> tuple[str, ...]:
+    return tuple(origin.strip() for origin in text.split(",") if origin.strip())
+
+
+def _whole(variable: str, unit: str) -> Callable[[str], int]:
+    def parse(text: str) -> int:
+        if not text.strip().isdigit():
+            raise InvalidInput(variable, f"must be a whole number of {unit}")
+        return int(text)
+
+    return parse
+
+
+def _api_docs(text: str) -> bool:
+    text = text.strip().lower()
+    if text not in _BOOLEANS:
+        raise InvalidInput("JOBDESK_API_DOCS", "must be 1/0, true/false, yes/no or on/off")
+    return _BOOLEANS[text]
+
+
+#: settings read from one variable each by a parser of their own
+_PARSED: dict[str, tuple[str, Callable[[str], object]]] = {
+    "max_body_bytes": ("JOBDESK_MAX_BODY_BYTES", _whole("JOBDESK_MAX_BODY_BYTES", "bytes")),
+    "max_streams": ("JOBDESK_MAX_STREAMS", _whole("JOBDESK_MAX_STREAMS", "streams")),
+    "api_docs": ("JOBDESK_API_DOCS", _api_docs),
+    "cors_origins": ("JOBDESK_CORS_ORIGINS", _origins),
+    "retention": ("JOBDESK_RETENTION", retention.parse),
 }
 _BOOLEANS = {
     "1": True,

@@ -35,6 +35,7 @@ from jobdesk.models import (
     Worker,
     WorkerSeen,
 )
+from jobdesk.retention import Cutoff, RetentionReport, RetentionState
 from jobdesk.schedules import NewSchedule, Schedule
 from jobdesk.scheduling import TypeLimits, WaitFacts
 
@@ -189,6 +190,28 @@ class Store(Protocol):
 
     async def prune_finished(self, older_than: datetime, batch_size: int) -> int:
         """Delete up to ``batch_size`` jobs finished before ``older_than``, with their history."""
+
+    async def delete_expired(
+        self, cutoffs: Sequence[Cutoff], batch_size: int, after: datetime | None = None
+    ) -> tuple[dict[JobStatus, int], datetime | None]:
+        """Delete up to ``batch_size`` finished jobs that ``cutoffs`` (a
+        :meth:`~jobdesk.retention.RetentionPolicy.cutoffs`) make expired and that finished
+        at ``after`` or later, oldest first, with their history, in one transaction; how
+        many of each status, and the newest ``finished_at`` deleted (``after`` if none):
+        the ``after`` of the pass's next batch."""
+
+    async def count_expired(self, cutoffs: Sequence[Cutoff]) -> dict[JobStatus, int]:
+        """How many jobs :meth:`delete_expired` would delete in all, by status."""
+
+    async def take_retention_lease(self, holder: str, seconds: float) -> bool:
+        """Take (or renew) the deployment's one retention lease for ``seconds`` of the
+        store's time, if it is free, expired or ``holder``'s own; whether it is now held."""
+
+    async def end_retention_run(self, holder: str, report: RetentionReport | None) -> None:
+        """Give up ``holder``'s retention lease, recording ``report`` as the last pass."""
+
+    async def retention_state(self) -> RetentionState:
+        """The retention lease's holder and the last recorded pass."""
 
     async def queue_stats(self, since: datetime) -> tuple[list[QueueCount], list[WorkerSeen]]:
         """Counts of pending and processing jobs, and of jobs finished since ``since``, by

@@ -46,6 +46,7 @@ from jobdesk.models import (
 from jobdesk.store import Change
 from jobdesk.store.common import ABOVE_EVERY_ID, completion_changes
 from jobdesk.store.postgres_connections import Connection, Q, migrations
+from jobdesk.store.postgres_retention import PostgresRetention
 from jobdesk.store.postgres_rows import (
     NeedsLock,
     decide,
@@ -64,7 +65,7 @@ from jobdesk.store.postgres_webhooks import PostgresWebhooks
 __all__ = ["PostgresStore", "Q", "job_from_row", "migrations"]
 
 
-class PostgresStore(PostgresWebhooks, PostgresSchedules):
+class PostgresStore(PostgresWebhooks, PostgresSchedules, PostgresRetention):
     """The :class:`~jobdesk.store.Store` on PostgreSQL (``postgresql://user@host/db``)."""
 
     # -- jobs -------------------------------------------------------------------------------

@@ -42,6 +42,7 @@ from jobdesk.store import Change
 from jobdesk.store import sqlite_scheduling as scheduler
 from jobdesk.store.common import ABOVE_EVERY_ID, completion_changes, throughput_minutes
 from jobdesk.store.sqlite_connection import Q, migrations
+from jobdesk.store.sqlite_retention import SQLiteRetention
 from jobdesk.store.sqlite_rows import (
     event_params,
     job_from_row,
@@ -58,7 +59,7 @@ from jobdesk.store.sqlite_webhooks import SQLiteWebhooks
 __all__ = ["Q", "SQLiteStore", "job_from_row", "migrations"]
 
 
-class SQLiteStore(SQLiteWebhooks, SQLiteSchedules):
+class SQLiteStore(SQLiteWebhooks, SQLiteSchedules, SQLiteRetention):
     """The :class:`~jobdesk.store.Store` on an SQLite file (``sqlite:///path.db``)."""
 
     # -- jobs -------------------------------------------------------------------------------

@@ -105,7 +105,7 @@ SCHEDULES_SHOWN = 100
 @router.get("")
 async def overview(request: Request) -> Response:
     """Queue depth, oldest pending job, throughput, workers, failures, busiest users,
-    types' limits, schedules and their next runs."""
+    types' limits, schedules and their next runs, the retention policy and its last pass."""
     current = await visit(request)
     refused = _refused(current)
     if refused is not None:
@@ -130,6 +130,9 @@ async def overview(request: Request) -> Response:
             top_users=await desk.get_top_users(limit=10),
             type_limits=await desk.get_type_limits(),
             schedules=await desk.list_schedules(limit=SCHEDULES_SHOWN),
+            retention_policy=runtime_of(request).settings.retention,
+            retention_interval=runtime_of(request).settings.retention_interval_seconds,
+            retention_state=await desk.get_retention_state(),
             query="",
             search_error=None,
         )
