@@ -54,6 +54,8 @@ def parse_time(value: object, field: str = "time") -> datetime:
         except ValueError:
             pass
         else:
+            if moment.tzinfo is UTC:  # what the wire writes ("Z")
+                return moment
             if moment.tzinfo is not None:
                 return moment.astimezone(UTC)
     raise InvalidInput(field, "must be an ISO 8601 time with a time zone")
@@ -297,6 +299,25 @@ def _optional_time_member(data: Mapping[str, Any], name: str) -> datetime | None
     return None if data.get(name) is None else _time_member(data, name)
 
 
+#: the members of a job that :func:`decode_job` reads as they are, and the types each may
+#: have (a bool is not an int here)
+_JOB_MEMBERS: dict[str, tuple[type, ...]] = {
+    "id": (str,),
+    "user_id": (str,),
+    "type": (str,),
+    "project_id": (str, type(None)),
+    "error": (dict, type(None)),
+    "progress": (int, float),
+    "progress_message": (str, type(None)),
+    "priority": (int,),
+    "attempt": (int,),
+    "max_attempts": (int,),
+    "worker_id": (str, type(None)),
+    "cancel_requested": (bool,),
+    "idempotency_key": (str, type(None)),
+}
+
+
 def decode_job(data: Mapping[str, Any]) -> Job:
     """The :class:`~jobdesk.models.Job` that :func:`encode_job` wrote.
 
@@ -304,9 +325,12 @@ def decode_job(data: Mapping[str, Any]) -> Job:
     that does not send it, from ``attempts_left``). A member missing or of the
     wrong type raises :class:`~jobdesk.errors.InvalidInput` naming it.
     """
-    none = type(None)
-    attempt = _member(data, "attempt", int)
-    max_attempts = _member(data, "max_attempts", int)
+    members: dict[str, Any] = {}
+    for name, kinds in _JOB_MEMBERS.items():
+        value = data.get(name)
+        # JSON gives exactly these types: the full check (subclasses, the error) otherwise
+        members[name] = value if type(value) in kinds else _member(data, name, kinds)
+    attempt, max_attempts = members["attempt"], members["max_attempts"]
     if "attempts_used" in data:
         used = _member(data, "attempts_used", int)
     else:
@@ -315,30 +339,19 @@ def decode_job(data: Mapping[str, Any]) -> Job:
         status = JobStatus(str(data.get("status")))
     except ValueError:
         raise InvalidInput("job.status", "must be a job status") from None
+    members["progress"] = float(members["progress"])
     return Job(
-        id=_member(data, "id", str),
-        user_id=_member(data, "user_id", str),
-        type=_member(data, "type", str),
+        **members,
         status=status,
         input=data.get("input"),
+        result=data.get("result"),
         created_at=_time_member(data, "created_at"),
         run_at=_time_member(data, "run_at"),
         updated_at=_time_member(data, "updated_at"),
-        project_id=_member(data, "project_id", (str, none)),
-        result=data.get("result"),
-        error=_member(data, "error", (dict, none)),
-        progress=float(_member(data, "progress", (int, float))),
-        progress_message=_member(data, "progress_message", (str, none)),
-        priority=_member(data, "priority", int),
-        attempt=attempt,
-        max_attempts=max_attempts,
         attempt_offset=max(0, attempt - used),
         started_at=_optional_time_member(data, "started_at"),
         finished_at=_optional_time_member(data, "finished_at"),
-        worker_id=_member(data, "worker_id", (str, none)),
         lease_expires_at=_optional_time_member(data, "lease_expires_at"),
-        cancel_requested=_member(data, "cancel_requested", bool),
-        idempotency_key=_member(data, "idempotency_key", (str, none)),
         waiting=decode_waiting(data.get("waiting")),
     )
 
