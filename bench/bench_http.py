@@ -3,6 +3,7 @@
     .venv/bin/python bench/bench_http.py                  # both stores, wrk if installed
     .venv/bin/python bench/bench_http.py --quick          # a smoke run (seconds)
     .venv/bin/python bench/bench_http.py --store sqlite --client httpx
+    .venv/bin/python bench/bench_http.py --store postgres --creates   # creates: HTTP vs library
 
 For each store (SQLite file, PostgreSQL database) the server is started with
 ``python -m jobdesk.http`` (one process, uvloop + httptools, log level warning so
@@ -13,6 +14,11 @@ that access logs are not what is measured) on a fresh database. Then:
   ``GET /api/v1/jobs/{id}`` (random ids among 1,000 jobs) and
   ``GET /api/v1/jobs?limit=20``, driven by ``wrk`` (Debian's package) or, with
   ``--client httpx`` or without wrk, an async httpx client in a child process;
+* **the library's own rate** (``--creates``: only this and ``POST /api/v1/jobs``):
+  ``create_job`` one at a time over the same users from one process, on the same
+  database in the same run, before the HTTP creates; the report gives their ratio
+  (issue 17's goal: the HTTP rate at least 0.8 of it, p99 under 50 ms at 16
+  connections);
 * **SSE fan-out**: N clients follow one job's event stream (raw sockets, in this
   process); a worker reports progress over HTTP; the time from sending that
   report to each client's receipt of the event is measured. N grows until the
@@ -114,7 +120,7 @@ class Prepared:
 async def prepare(database_url: str) -> Prepared:
     """Tokens, room in the limits, and jobs to read."""
     async with JobDesk.open(database_url) as desk:
-        await desk.set_user_limits(USER, max_active=1_000_000, max_daily=100_000_000)
+        await desk.set_user_limits(USER, max_waiting=1_000_000, max_daily=100_000_000)
         user_token = await desk.create_user_token(USER)
         worker_token = await desk.create_worker_token("bench-worker", types=["sse"])
         ids = [
@@ -124,7 +130,7 @@ async def prepare(database_url: str) -> Prepared:
         creators = []
         for n in range(CREATORS):
             creator = f"creator-{n:03}"
-            await desk.set_user_limits(creator, max_active=1_000_000, max_daily=100_000_000)
+            await desk.set_user_limits(creator, max_waiting=1_000_000, max_daily=100_000_000)
             creators.append(await desk.create_user_token(creator))
     return Prepared(user_token, worker_token, ids, creators)
 
@@ -320,6 +326,34 @@ def run_httpx(scenario: str, server: Server, plan: Plan) -> Figures:
     }
 
 
+# -- the library's own creates ---------------------------------------------------------------
+
+
+async def library_creates(database_url: str, creators: int, seconds: float) -> Figures:
+    """``create_job`` one at a time for ``seconds``, round-robin over the creators of
+    :func:`prepare`, with the body of ``POST /api/v1/jobs``: the rate the HTTP creates
+    are measured against."""
+    body = json.loads(CREATE_BODY)
+    latencies: list[float] = []
+    async with JobDesk.open(database_url) as desk:
+        await desk.create_job("creator-000", body["type"], body["input"])  # warm the pool
+        started = time.perf_counter()
+        until = started + seconds
+        while (start := time.perf_counter()) < until:
+            user = f"creator-{len(latencies) % creators:03}"
+            await desk.create_job(user, body["type"], body["input"])
+            latencies.append((time.perf_counter() - start) * 1000)
+        elapsed = time.perf_counter() - started
+    latencies.sort()
+    return {
+        "requests_per_second": len(latencies) / elapsed,
+        "p50_ms": latencies[len(latencies) // 2],
+        "p99_ms": latencies[int(len(latencies) * 0.99)],
+        "errors": 0,
+        "client": "library",
+    }
+
+
 # -- SSE fan-out -----------------------------------------------------------------------------
 
 
@@ -430,6 +464,33 @@ async def fan_out(server: Server, followers: int, rounds: int) -> Figures:
 # -- the run ---------------------------------------------------------------------------------
 
 
+def bench_creates(store: str, plan: Plan, client: str) -> Figures:
+    """``POST /api/v1/jobs`` against the library's own ``create_job`` in the same run."""
+    figures: Figures = {"requests": {}}
+    with tempfile.TemporaryDirectory() as tmp, database(store, Path(tmp)) as url:
+        prepared = asyncio.run(prepare(url))
+        library = asyncio.run(library_creates(url, CREATORS, plan.seconds))
+        figures["requests"]["create_job (library, 1 at a time)"] = library
+        with serving(url, prepared) as server:
+            scenario = SCENARIOS[0]
+            if client == "wrk":
+                result = run_wrk(scenario, server, plan, Path(tmp))
+            else:
+                result = run_httpx(scenario, server, plan)
+        figures["requests"][scenario] = result
+        ratio = result["requests_per_second"] / library["requests_per_second"]
+        figures["http_to_library"] = ratio
+        for name, figure in figures["requests"].items():
+            print(
+                f"{store:8} {name:34} {figure['requests_per_second']:8.0f} req/s  "
+                f"p50 {figure['p50_ms']:6.2f} ms  p99 {figure['p99_ms']:7.2f} ms  "
+                f"errors {figure['errors']}",
+                flush=True,
+            )
+        print(f"{store:8} HTTP creates / library creates: {ratio:.2f}x", flush=True)
+    return figures
+
+
 def bench_store(store: str, plan: Plan, client: str) -> Figures:
     figures: Figures = {"requests": {}, "sse": []}
     with tempfile.TemporaryDirectory() as tmp, database(store, Path(tmp)) as url:
@@ -471,7 +532,13 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="a smoke run")
     parser.add_argument("--store", choices=["sqlite", "postgres", "both"], default="both")
     parser.add_argument("--client", choices=["wrk", "httpx"], default=None)
+    parser.add_argument(
+        "--creates",
+        action="store_true",
+        help="only POST /api/v1/jobs, against the library's own create_job in the same run",
+    )
     options = parser.parse_args()
+    run = bench_creates if options.creates else bench_store
     plan = QUICK if options.quick else FULL
     client = options.client or ("wrk" if shutil.which("wrk") else "httpx")
     stores = ["sqlite", "postgres"] if options.store == "both" else [options.store]
@@ -484,7 +551,7 @@ def main() -> None:
         },
         "plan": asdict(plan),
         "client": client,
-        "stores": {store: bench_store(store, plan, client) for store in stores},
+        "stores": {store: run(store, plan, client) for store in stores},
     }
     figures["machine"]["load_average_after"] = os.getloadavg()
     print(

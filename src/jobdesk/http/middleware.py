@@ -89,23 +89,29 @@ class RequestContext:
             route = scope.get("route")
             template = getattr(route, "path", None) or "unmatched"
             self.metrics.request(scope["method"], template, status, seconds)
-            _access.info(
-                "%s %s %d %.1fms",
-                scope["method"],
-                scope["path"],
-                status,
-                seconds * 1000,
-                extra={
-                    "request_id": request_id,
-                    "method": scope["method"],
-                    "path": scope["path"],
-                    "route": template,
-                    "status": status,
-                    "duration_ms": round(seconds * 1000, 3),
-                    "client": _client(scope),
-                    "principal": scope.get(PRINCIPAL_KEY),
-                },
-            )
+            if _access.isEnabledFor(logging.INFO):  # off under `--log-level warning`: no cost
+                _log_access(scope, request_id, template, status, seconds)
+
+
+def _log_access(scope: Scope, request_id: str, template: str, status: int, seconds: float) -> None:
+    """One access-log line, with the request's fields for JSON logs."""
+    _access.info(
+        "%s %s %d %.1fms",
+        scope["method"],
+        scope["path"],
+        status,
+        seconds * 1000,
+        extra={
+            "request_id": request_id,
+            "method": scope["method"],
+            "path": scope["path"],
+            "route": template,
+            "status": status,
+            "duration_ms": round(seconds * 1000, 3),
+            "client": _client(scope),
+            "principal": scope.get(PRINCIPAL_KEY),
+        },
+    )
 
 
 def _client(scope: Scope) -> str | None:

@@ -7,9 +7,10 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Header, Query
 from starlette.responses import Response
 
-from jobdesk import tracing
+from jobdesk import tracing, wire
 from jobdesk.errors import InvalidInput
 from jobdesk.http.auth import CurrentUser, JobReader
+from jobdesk.http.responses import json_response
 from jobdesk.http.runtime import RuntimeDep
 from jobdesk.http.schemas import (
     EVENT_SCHEMA,
@@ -70,6 +71,7 @@ _EVENT_STREAM: dict[int | str, dict[str, Any]] = {
     "/jobs",
     status_code=201,
     operation_id="createJob",
+    response_model=JobOut,
     responses={201: {"links": _JOB_LINKS}, **documented(401, 403, 413, 422, 429, 503)},
 )
 async def create_job(
@@ -81,7 +83,7 @@ async def create_job(
         Header(alias="Idempotency-Key", description="Works like the `idempotency_key` field."),
     ] = None,
     traceparent: TraceParent = None,
-) -> JobOut:
+) -> Response:
     """Create a pending job for the caller, within the caller's limits."""
     key = body.idempotency_key
     if idempotency_header is not None:
@@ -102,7 +104,7 @@ async def create_job(
             idempotency_key=key,
         )
     runtime.metrics.created(job)
-    return JobOut.of(job)
+    return json_response(wire.job_values(job), status_code=201)
 
 
 @router.post(

@@ -11,10 +11,11 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Request
 from starlette.responses import Response
 
-from jobdesk import validation
+from jobdesk import validation, wire
 from jobdesk.errors import JobdeskError
 from jobdesk.http.auth import CurrentWorker
 from jobdesk.http.problems import Problem, problem_document
+from jobdesk.http.responses import json_response
 from jobdesk.http.runtime import Runtime, RuntimeDep
 from jobdesk.http.schemas import (
     WORK_EVENT_SCHEMA,
@@ -34,7 +35,6 @@ from jobdesk.http.schemas_worker import (
     BatchOutcome,
     CompleteAndClaimRequest,
     CompleteBatchRequest,
-    CompletionOutcome,
     CycleOutcome,
     WorkerOut,
 )
@@ -121,63 +121,67 @@ async def get_pending_jobs(
 @router.post(
     "/jobs/claim",
     operation_id="claimJobs",
+    response_model=list[JobOut],
     responses={200: {"links": _attempt_links("/0")}, **documented(401, 413, 422, 503)},
 )
-async def claim_jobs(
-    body: ClaimRequest, worker: CurrentWorker, runtime: RuntimeDep
-) -> list[JobOut]:
+async def claim_jobs(body: ClaimRequest, worker: CurrentWorker, runtime: RuntimeDep) -> Response:
     """Atomically start up to ``limit`` due jobs, in queue order (the fast path)."""
     jobs = await runtime.require_desk().claim_jobs(worker, types=body.types, limit=body.limit)
     runtime.metrics.started(jobs)
-    return [JobOut.of(job) for job in jobs]
+    return json_response([wire.job_values(job) for job in jobs])
 
 
 @router.post(
     "/jobs/complete",
     operation_id="completeJobs",
+    response_model=BatchOutcome,
     responses=documented(401, 413, 422, 503),
 )
 async def complete_jobs(
     body: CompleteBatchRequest, worker: CurrentWorker, runtime: RuntimeDep, request: Request
-) -> BatchOutcome:
+) -> Response:
     """Complete many jobs in one transaction; each outcome is the job or its problem."""
     completions = [Completion(item.job_id, item.attempt, item.result) for item in body.completions]
     outcomes = await runtime.require_desk().complete_jobs(worker, completions)
-    return BatchOutcome(outcomes=_completion_outcomes(outcomes, runtime, request))
+    return json_response({"outcomes": _completion_outcomes(outcomes, runtime, request)})
 
 
 @router.post(
     "/jobs/complete-and-claim",
     operation_id="completeAndClaimJobs",
+    response_model=CycleOutcome,
     responses={200: {"links": _attempt_links("/claimed/0")}, **documented(401, 413, 422, 503)},
 )
 async def complete_and_claim_jobs(
     body: CompleteAndClaimRequest, worker: CurrentWorker, runtime: RuntimeDep, request: Request
-) -> CycleOutcome:
+) -> Response:
     """A worker's cycle in one transaction: complete what finished, claim up to ``limit``."""
     completions = [Completion(item.job_id, item.attempt, item.result) for item in body.completions]
     outcomes, claimed = await runtime.require_desk().complete_and_claim_jobs(
         worker, completions, types=body.types, limit=body.limit
     )
     runtime.metrics.started(claimed)
-    return CycleOutcome(
-        outcomes=_completion_outcomes(outcomes, runtime, request),
-        claimed=[JobOut.of(job) for job in claimed],
+    return json_response(
+        {
+            "outcomes": _completion_outcomes(outcomes, runtime, request),
+            "claimed": [wire.job_values(job) for job in claimed],
+        }
     )
 
 
 def _completion_outcomes(
     outcomes: list[Job | JobdeskError], runtime: Runtime, request: Request
-) -> list[CompletionOutcome]:
-    """Each completion's outcome: the completed job, or the problem that refused it."""
-    answers: list[CompletionOutcome] = []
+) -> list[dict[str, Any]]:
+    """Each completion's outcome (a :class:`CompletionOutcome`'s document): the completed
+    job, or the problem that refused it."""
+    answers: list[dict[str, Any]] = []
     for outcome in outcomes:
         if isinstance(outcome, JobdeskError):
             problem = Problem.model_validate(problem_document(outcome, request.scope))
-            answers.append(CompletionOutcome(problem=problem))
+            answers.append({"job": None, "problem": problem.model_dump(mode="json")})
         else:
             runtime.metrics.ended(outcome)
-            answers.append(CompletionOutcome(job=JobOut.of(outcome)))
+            answers.append({"job": wire.job_values(outcome), "problem": None})
     return answers
 
 

@@ -8,7 +8,9 @@ web framework. It needs nothing but the core and the standard library.
 - **Values**: :func:`encode` turns any core value (a :class:`~jobdesk.models.Job`,
   a page, an event, usage, a type's limits...) into JSON-ready data;
   :func:`decode_job`, :func:`decode_waiting` and :func:`decode_progress_reply`
-  read them back. Times are ISO 8601 in UTC with a ``Z`` (:func:`timestamp`).
+  read them back. Times are ISO 8601 in UTC with a ``Z`` (:func:`timestamp`);
+  :func:`job_values` is a job's document with its times still datetimes, for a
+  JSON writer that writes them so (the HTTP face's hot routes).
 - **Errors**: :data:`PROBLEMS` is the one table from each :mod:`jobdesk.errors`
   class to its RFC 9457 problem type (``urn:jobdesk:problem:<slug>``), HTTP
   status, title and extra members; :func:`encode_error` writes a problem
@@ -37,6 +39,7 @@ from jobdesk.wire.values import (
     encode_type_limits,
     encode_usage,
     encode_waiting,
+    job_values,
     parse_time,
     timestamp,
     waiting_label,
@@ -58,6 +61,7 @@ __all__ = [
     "encode_usage",
     "encode_waiting",
     "error_from_problem",
+    "job_values",
     "parse_time",
     "problem_type",
     "status_of",

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable, Mapping
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from enum import Enum
 from typing import Any
 
@@ -31,6 +31,8 @@ from jobdesk.models import (
 )
 from jobdesk.scheduling import Rate, TypeLimits
 
+_ZERO = timedelta(0)
+
 # -- values ---------------------------------------------------------------------------
 
 
@@ -40,7 +42,8 @@ def timestamp(value: datetime) -> str:
     Microseconds appear when there are any: ``2026-03-01T12:00:00Z``,
     ``2026-03-01T12:00:00.250000Z`` (the form pydantic writes too).
     """
-    return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
+    utc = value if value.utcoffset() == _ZERO else value.astimezone(UTC)
+    return utc.isoformat().replace("+00:00", "Z")
 
 
 def parse_time(value: object, field: str = "time") -> datetime:
@@ -51,6 +54,8 @@ def parse_time(value: object, field: str = "time") -> datetime:
         except ValueError:
             pass
         else:
+            if moment.tzinfo is UTC:  # what the wire writes ("Z")
+                return moment
             if moment.tzinfo is not None:
                 return moment.astimezone(UTC)
     raise InvalidInput(field, "must be an ISO 8601 time with a time zone")
@@ -97,11 +102,32 @@ _WAIT_WORDS = {
 }
 
 
+#: the members of a job's document that are times (the others are JSON values already)
+JOB_TIMES = ("created_at", "run_at", "started_at", "finished_at", "updated_at", "lease_expires_at")
+
+
 def encode_job(job: Job) -> dict[str, JSONValue]:
     """A job as JSON-ready data (the HTTP API's ``Job``).
 
     ``attempt_offset`` does not travel: ``attempts_used`` and ``attempts_left``
     say what it means for the job's budget.
+    """
+    document = job_values(job)
+    for name in JOB_TIMES:
+        document[name] = _optional_time(document[name])
+    waiting = document["waiting"]
+    if waiting is not None:
+        waiting["until"] = _optional_time(waiting["until"])
+    return document
+
+
+def job_values(job: Job) -> dict[str, Any]:
+    """:func:`encode_job`'s document with its times (:data:`JOB_TIMES`, and the
+    wait's ``until``) still datetimes, in UTC.
+
+    For a JSON writer that writes a UTC time as :func:`timestamp` does
+    (``2026-03-01T12:00:00Z``, microseconds when there are any), such as the HTTP
+    face's: it skips formatting each time as a string first.
     """
     return {
         "id": job.id,
@@ -119,17 +145,24 @@ def encode_job(job: Job) -> dict[str, JSONValue]:
         "max_attempts": job.max_attempts,
         "attempts_left": job.attempts_left,
         "attempts_used": job.attempts_used,
-        "created_at": timestamp(job.created_at),
-        "run_at": timestamp(job.run_at),
-        "started_at": _optional_time(job.started_at),
-        "finished_at": _optional_time(job.finished_at),
-        "updated_at": timestamp(job.updated_at),
+        "created_at": _utc(job.created_at),
+        "run_at": _utc(job.run_at),
+        "started_at": _utc(job.started_at),
+        "finished_at": _utc(job.finished_at),
+        "updated_at": _utc(job.updated_at),
         "worker_id": job.worker_id,
-        "lease_expires_at": _optional_time(job.lease_expires_at),
+        "lease_expires_at": _utc(job.lease_expires_at),
         "cancel_requested": job.cancel_requested,
         "idempotency_key": job.idempotency_key,
-        "waiting": encode_waiting(job.waiting),
+        "waiting": _waiting_values(job.waiting),
     }
+
+
+def _utc(value: datetime | None) -> datetime | None:
+    """``value`` in UTC: as it is when it already is (the stores give UTC times)."""
+    if value is None or value.utcoffset() == _ZERO:
+        return value
+    return value.astimezone(UTC)
 
 
 def encode_group(group: Group) -> dict[str, JSONValue]:
@@ -158,11 +191,19 @@ def encode_group(group: Group) -> dict[str, JSONValue]:
 def encode_waiting(waiting: Waiting | None) -> dict[str, JSONValue] | None:
     """Why a pending job waits, as JSON-ready data (None: not asked, or not pending):
     ``{reason, until, running, limit, ahead}``, null where its reason has no figure."""
+    document = _waiting_values(waiting)
+    if document is not None:
+        document["until"] = _optional_time(document["until"])
+    return document
+
+
+def _waiting_values(waiting: Waiting | None) -> dict[str, Any] | None:
+    """:func:`encode_waiting`'s document with ``until`` still a datetime (in UTC)."""
     if waiting is None:
         return None
     return {
         "reason": waiting.reason.value,
-        "until": _optional_time(waiting.until),
+        "until": _utc(waiting.until),
         "running": waiting.running,
         "limit": waiting.limit,
         "ahead": waiting.ahead,
@@ -258,6 +299,25 @@ def _optional_time_member(data: Mapping[str, Any], name: str) -> datetime | None
     return None if data.get(name) is None else _time_member(data, name)
 
 
+#: the members of a job that :func:`decode_job` reads as they are, and the types each may
+#: have (a bool is not an int here)
+_JOB_MEMBERS: dict[str, tuple[type, ...]] = {
+    "id": (str,),
+    "user_id": (str,),
+    "type": (str,),
+    "project_id": (str, type(None)),
+    "error": (dict, type(None)),
+    "progress": (int, float),
+    "progress_message": (str, type(None)),
+    "priority": (int,),
+    "attempt": (int,),
+    "max_attempts": (int,),
+    "worker_id": (str, type(None)),
+    "cancel_requested": (bool,),
+    "idempotency_key": (str, type(None)),
+}
+
+
 def decode_job(data: Mapping[str, Any]) -> Job:
     """The :class:`~jobdesk.models.Job` that :func:`encode_job` wrote.
 
@@ -265,9 +325,12 @@ def decode_job(data: Mapping[str, Any]) -> Job:
     that does not send it, from ``attempts_left``). A member missing or of the
     wrong type raises :class:`~jobdesk.errors.InvalidInput` naming it.
     """
-    none = type(None)
-    attempt = _member(data, "attempt", int)
-    max_attempts = _member(data, "max_attempts", int)
+    members: dict[str, Any] = {}
+    for name, kinds in _JOB_MEMBERS.items():
+        value = data.get(name)
+        # JSON gives exactly these types: the full check (subclasses, the error) otherwise
+        members[name] = value if type(value) in kinds else _member(data, name, kinds)
+    attempt, max_attempts = members["attempt"], members["max_attempts"]
     if "attempts_used" in data:
         used = _member(data, "attempts_used", int)
     else:
@@ -276,30 +339,19 @@ def decode_job(data: Mapping[str, Any]) -> Job:
         status = JobStatus(str(data.get("status")))
     except ValueError:
         raise InvalidInput("job.status", "must be a job status") from None
+    members["progress"] = float(members["progress"])
     return Job(
-        id=_member(data, "id", str),
-        user_id=_member(data, "user_id", str),
-        type=_member(data, "type", str),
+        **members,
         status=status,
         input=data.get("input"),
+        result=data.get("result"),
         created_at=_time_member(data, "created_at"),
         run_at=_time_member(data, "run_at"),
         updated_at=_time_member(data, "updated_at"),
-        project_id=_member(data, "project_id", (str, none)),
-        result=data.get("result"),
-        error=_member(data, "error", (dict, none)),
-        progress=float(_member(data, "progress", (int, float))),
-        progress_message=_member(data, "progress_message", (str, none)),
-        priority=_member(data, "priority", int),
-        attempt=attempt,
-        max_attempts=max_attempts,
         attempt_offset=max(0, attempt - used),
         started_at=_optional_time_member(data, "started_at"),
         finished_at=_optional_time_member(data, "finished_at"),
-        worker_id=_member(data, "worker_id", (str, none)),
         lease_expires_at=_optional_time_member(data, "lease_expires_at"),
-        cancel_requested=_member(data, "cancel_requested", bool),
-        idempotency_key=_member(data, "idempotency_key", (str, none)),
         waiting=decode_waiting(data.get("waiting")),
     )
 

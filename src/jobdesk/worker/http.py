@@ -47,6 +47,8 @@ _PREFIX = "/api/v1/worker"
 DEFAULT_MAX_BODY = 1024 * 1024
 #: reconnection delays of the event stream, in seconds: from the first to the longest
 _RECONNECT_FIRST, _RECONNECT_MAX = 0.5, 15.0
+#: how long an idle connection to the server is kept for the next request, in seconds
+_KEEPALIVE_SECONDS = 2.0
 
 
 def _completions_body(chunk: list[tuple[str, bytes]]) -> bytes:
@@ -125,8 +127,18 @@ class HttpTransport:
             base_url=base,
             headers={"Authorization": f"Bearer {token.strip()}", "User-Agent": "jobdesk-worker"},
             timeout=httpx.Timeout(seconds),
-            # retries=1: a connection that could not be opened carried nothing; try again
-            transport=httpx.AsyncHTTPTransport(retries=1),
+            # retries=1: a connection that could not be opened carried nothing; try again.
+            # Idle connections are dropped before the server's keep-alive timeout (5 s by
+            # default) can close one under a request sent on it: that write's outcome
+            # would be unknown.
+            transport=httpx.AsyncHTTPTransport(
+                retries=1,
+                limits=httpx.Limits(
+                    max_connections=100,  # httpx's defaults, but for the expiry
+                    max_keepalive_connections=20,
+                    keepalive_expiry=_KEEPALIVE_SECONDS,
+                ),
+            ),
         )
         async with client:
             me = await cls._request(client, "GET", "/me")
