@@ -27,15 +27,14 @@ from jobdesk import validation, wire
 from jobdesk.desk_base import DeskBase
 from jobdesk.errors import InvalidInput
 from jobdesk.ids import new_job_id
-from jobdesk.models import JobStatus
 from jobdesk.webhooks import (
-    EVENTS,
     Delivery,
     Webhook,
     check_address,
     check_url,
     new_secret,
     next_delay,
+    parse_events,
     parse_secret,
     sign,
 )
@@ -84,7 +83,10 @@ class WebhookOperations(DeskBase):
         Exactly one of ``user_id`` and ``project_id``; one webhook each (a new call
         replaces it, keeping its undelivered deliveries). ``secret``: ``whsec_`` and at
         least 24 bytes in base64 (None makes one: read it from the returned webhook).
-        ``events``: the ``job.<status>`` events to send (None: every one). ``url`` must
+        ``events``: the ``job.<status>`` and ``group.<status>`` events to send (None:
+        every one); a group event is sent when the group's status
+        (:func:`jobdesk.groups.summarize`) changes, in the transaction of the job change
+        (or cancel) that changed it. ``url`` must
         be https and must not resolve to a loopback, link-local or private address,
         unless ``allow_http`` / ``allow_private`` (an operator's choice, for a receiver
         inside the network).
@@ -98,20 +100,13 @@ class WebhookOperations(DeskBase):
         project_id = validation.optional_principal_id("project_id", project_id)
         secret = new_secret() if secret is None else secret
         parse_secret(secret)
-        if events is None:
-            statuses = frozenset(JobStatus)
-        else:
-            if isinstance(events, str) or not isinstance(events, Sequence) or not events:
-                raise InvalidInput("events", f"must be a non-empty list of {list(EVENTS)}")
-            unknown = [event for event in events if event not in EVENTS]
-            if unknown:
-                raise InvalidInput("events", f"unknown events {unknown}: use {list(EVENTS)}")
-            statuses = frozenset(JobStatus(event.removeprefix("job.")) for event in events)
+        statuses, group_statuses = parse_events(events)
         await _check_endpoint(url, allow_private=allow_private)
         webhook = Webhook(
             id=new_job_id(),
             url=url,
             statuses=statuses,
+            group_statuses=group_statuses,
             created_at=await self.store.now(),
             user_id=user_id,
             project_id=project_id,
@@ -269,6 +264,8 @@ class WebhookOperations(DeskBase):
         return delivered
 
     async def _payload(self, delivery: Delivery) -> bytes:
+        if delivery.subject == "group":
+            return await self._group_payload(delivery)
         job = await self.store.get_job(delivery.job_id)
         document = {
             "type": delivery.event,
@@ -279,6 +276,20 @@ class WebhookOperations(DeskBase):
                 "attempt": delivery.attempt,
                 "at": wire.timestamp(delivery.at),
                 "job": None if job is None else wire.encode_job(job),
+            },
+        }
+        return json.dumps(document, separators=(",", ":"), ensure_ascii=False).encode()
+
+    async def _group_payload(self, delivery: Delivery) -> bytes:
+        group = await self.store.get_group(delivery.job_id)
+        document = {
+            "type": delivery.event,
+            "timestamp": wire.timestamp(delivery.at),
+            "data": {
+                "group_id": delivery.job_id,
+                "status": delivery.status.value,
+                "at": wire.timestamp(delivery.at),
+                "group": None if group is None else wire.encode_group(group),
             },
         }
         return json.dumps(document, separators=(",", ":"), ensure_ascii=False).encode()

@@ -79,7 +79,7 @@ def webhooks_list(db: Db = None, as_json: AsJson = False, debug: Debug = False) 
         table.add_column(column)
     for webhook in webhooks:
         owner = f"user {webhook.user_id}" if webhook.user_id else f"project {webhook.project_id}"
-        events = ", ".join(sorted(status.value for status in webhook.statuses))
+        events = ", ".join(webhook.events)
         table.add_row(cell(webhook.id), cell(owner), cell(webhook.url), cell(events))
     out.print(table)
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from jobdesk.groups import GroupStatus
 from jobdesk.models import JobStatus
 from jobdesk.store.common import load_queries
 from jobdesk.store.postgres_connections import Connection
@@ -27,6 +28,7 @@ def webhook_from_row(row: Row) -> Webhook:
         id=row["id"],
         url=row["url"],
         statuses=frozenset(JobStatus(status) for status in row["statuses"]),
+        group_statuses=frozenset(GroupStatus(status) for status in row["group_statuses"]),
         created_at=row["created_at"],
         user_id=row["user_id"],
         project_id=row["project_id"],
@@ -42,7 +44,10 @@ def delivery_from_row(row: Row) -> Delivery:
         id=str(row["id"]),
         webhook_id=row["webhook_id"],
         job_id=row["job_id"],
-        status=JobStatus(row["status"]),
+        status=(
+            GroupStatus(row["status"]) if row["subject"] == "group" else JobStatus(row["status"])
+        ),
+        subject=row["subject"],
         attempt=row["attempt"],
         at=row["at"],
         state=row["state"],
@@ -77,12 +82,14 @@ class PostgresWebhooks(PostgresGroups):
                     "url": webhook.url,
                     "secret": webhook.secret,
                     "statuses": sorted(status.value for status in webhook.statuses),
+                    "group_statuses": sorted(status.value for status in webhook.group_statuses),
                     "allow_http": webhook.allow_http,
                     "allow_private": webhook.allow_private,
                     "now": self._now_param(),
                 },
             )
             await connection.execute(W["enable_outbox_trigger"])
+            await self._switch_group_triggers(connection)
             [row] = await self._fetch_all(
                 "SELECT * FROM jobdesk.webhooks WHERE id = %(id)s", {"id": webhook_id}, connection
             )
@@ -97,9 +104,19 @@ class PostgresWebhooks(PostgresGroups):
             await connection.execute(W["delete_outbox_of_webhook"], {"webhook_id": webhook_id})
             if not await self._fetch_value(W["count_webhooks"], {}, connection):
                 await connection.execute(W["disable_outbox_trigger"])
+            await self._switch_group_triggers(connection)
             return bool(removed)
 
         return await self._run(work)
+
+    async def _switch_group_triggers(self, connection: Connection) -> None:
+        """The group triggers on while a webhook asks for group events, off otherwise;
+        every tally forgotten (it may be from before a time they were off)."""
+        await connection.execute(W["forget_group_tallies"])
+        if await self._fetch_value(W["count_group_webhooks"], {}, connection):
+            await connection.execute(W["enable_group_outbox_triggers"])
+        else:
+            await connection.execute(W["disable_group_outbox_triggers"])
 
     async def list_webhooks(self) -> list[Webhook]:
         async def work(connection: Connection) -> list[Webhook]:

@@ -1,10 +1,30 @@
--- jobdesk's webhook queries for PostgreSQL (schema version 10), each by name.
+-- jobdesk's webhook queries for PostgreSQL (schema version 14), each by name.
 
 -- name: enable_outbox_trigger
 ALTER TABLE jobdesk.job_events ENABLE TRIGGER job_events_to_webhooks;
 
 -- name: disable_outbox_trigger
 ALTER TABLE jobdesk.job_events DISABLE TRIGGER job_events_to_webhooks;
+
+-- name: enable_group_outbox_triggers
+-- While a webhook asks for group events (migration 0014).
+ALTER TABLE jobdesk.job_events ENABLE TRIGGER job_events_to_group_webhooks;
+ALTER TABLE jobdesk.groups ENABLE TRIGGER group_cancel_to_webhooks;
+
+-- name: disable_group_outbox_triggers
+ALTER TABLE jobdesk.job_events DISABLE TRIGGER job_events_to_group_webhooks;
+ALTER TABLE jobdesk.groups DISABLE TRIGGER group_cancel_to_webhooks;
+
+-- name: forget_group_tallies
+-- Every group is counted again from its jobs the next time it is judged: the webhooks
+-- changed, so a tally may be from before a time its triggers were off.
+UPDATE jobdesk.groups SET
+    tally_pending = NULL, tally_processing = NULL, tally_completed = NULL,
+    tally_failed = NULL, tally_cancelled = NULL
+WHERE tally_pending IS NOT NULL;
+
+-- name: count_group_webhooks
+SELECT count(*) FROM jobdesk.webhooks WHERE cardinality(group_statuses) > 0;
 
 -- name: delete_webhook_of_owner
 DELETE FROM jobdesk.webhooks
@@ -13,10 +33,11 @@ WHERE (%(user_id)s::text IS NOT NULL AND user_id = %(user_id)s)
 
 -- name: insert_webhook
 INSERT INTO jobdesk.webhooks (
-    id, user_id, project_id, url, secret, statuses, allow_http, allow_private, created_at
+    id, user_id, project_id, url, secret, statuses, group_statuses, allow_http, allow_private,
+    created_at
 ) VALUES (
-    %(id)s, %(user_id)s, %(project_id)s, %(url)s, %(secret)s, %(statuses)s, %(allow_http)s,
-    %(allow_private)s, coalesce(%(now)s::timestamptz, now())
+    %(id)s, %(user_id)s, %(project_id)s, %(url)s, %(secret)s, %(statuses)s,
+    %(group_statuses)s, %(allow_http)s, %(allow_private)s, coalesce(%(now)s::timestamptz, now())
 )
 RETURNING created_at;
 

@@ -11,6 +11,7 @@ import json
 import sqlite3
 from datetime import datetime, timedelta
 
+from jobdesk.groups import GroupStatus
 from jobdesk.models import JobStatus
 from jobdesk.store.common import load_queries
 from jobdesk.store.sqlite_groups import SQLiteGroups, datetime_of
@@ -28,6 +29,9 @@ def webhook_from_row(row: sqlite3.Row) -> Webhook:
         id=row["id"],
         url=row["url"],
         statuses=frozenset(JobStatus(status) for status in json.loads(row["statuses"])),
+        group_statuses=frozenset(
+            GroupStatus(status) for status in json.loads(row["group_statuses"])
+        ),
         created_at=datetime_of(row["created_at"]),
         user_id=row["user_id"],
         project_id=row["project_id"],
@@ -43,7 +47,10 @@ def delivery_from_row(row: sqlite3.Row) -> Delivery:
         id=str(row["id"]),
         webhook_id=row["webhook_id"],
         job_id=row["job_id"],
-        status=JobStatus(row["status"]),
+        status=(
+            GroupStatus(row["status"]) if row["subject"] == "group" else JobStatus(row["status"])
+        ),
+        subject=row["subject"],
         attempt=row["attempt"],
         at=datetime_of(row["at"]),
         state=row["state"],
@@ -76,12 +83,14 @@ class SQLiteWebhooks(SQLiteGroups):
                     "url": webhook.url,
                     "secret": webhook.secret,
                     "statuses": json.dumps(sorted(s.value for s in webhook.statuses)),
+                    "group_statuses": json.dumps(sorted(s.value for s in webhook.group_statuses)),
                     "allow_http": webhook.allow_http,
                     "allow_private": webhook.allow_private,
                     "created_at": time_text(now),
                 },
             )
             connection.execute(W["create_outbox_trigger"])
+            _switch_group_triggers(connection)
             row = connection.execute(
                 "SELECT * FROM webhooks WHERE id = :id", {"id": webhook_id}
             ).fetchone()
@@ -96,6 +105,7 @@ class SQLiteWebhooks(SQLiteGroups):
             (left,) = connection.execute(W["count_webhooks"]).fetchone()
             if not left:
                 connection.execute(W["drop_outbox_trigger"])
+            _switch_group_triggers(connection)
             return bool(removed)
 
         return await self._write(work)
@@ -167,6 +177,19 @@ class SQLiteWebhooks(SQLiteGroups):
             return bool(connection.execute(W["redeliver"], params).rowcount)
 
         return await self._write(work)
+
+
+def _switch_group_triggers(connection: sqlite3.Connection) -> None:
+    """The group triggers made while a webhook asks for group events, dropped otherwise;
+    every tally forgotten (it may be from before a time there were none)."""
+    connection.execute(W["forget_group_tallies"])
+    (wanted,) = connection.execute(W["count_group_webhooks"]).fetchone()
+    if wanted:
+        connection.execute(W["create_group_outbox_trigger"])
+        connection.execute(W["create_group_cancel_trigger"])
+    else:
+        connection.execute(W["drop_group_outbox_trigger"])
+        connection.execute(W["drop_group_cancel_trigger"])
 
 
 def _webhook_of_claim(row: sqlite3.Row) -> Webhook:
