@@ -25,7 +25,7 @@ import httpx
 
 from jobdesk import validation, wire
 from jobdesk.desk_base import DeskBase
-from jobdesk.errors import InvalidInput
+from jobdesk.errors import InvalidInput, JobdeskError
 from jobdesk.ids import new_job_id
 from jobdesk.webhooks import (
     Delivery,
@@ -149,9 +149,14 @@ class WebhookOperations(DeskBase):
         limit: int = 100,
         concurrency: int = 16,
         send_timeout: float = 10.0,
+        lease_seconds: float = _LEASE_SECONDS,
     ) -> int:
         """Send the due deliveries (at most ``limit``, ``concurrency`` at once); how many
         were sent (whatever the answer; one job's stop at its first failure).
+
+        ``lease_seconds``: how long the deliveries it claims are kept from other senders
+        (a sender killed mid-batch leaves them to the next after that); make it longer
+        than a batch takes to send.
 
         A 2xx answer delivers; anything else (or no answer within ``timeout``) is tried
         again after :func:`jobdesk.webhooks.next_delay`, then is dead (``send_timeout``: seconds
@@ -162,7 +167,9 @@ class WebhookOperations(DeskBase):
         """
         limit = validation.integer("limit", limit, 1, 1000)
         concurrency = validation.integer("concurrency", concurrency, 1, 256)
-        claimed = await self.store.claim_deliveries(limit, _LEASE_SECONDS)
+        lease_seconds = validation.seconds("lease_seconds", lease_seconds, 86400.0)
+        send_timeout = validation.seconds("send_timeout", send_timeout, 3600.0)
+        claimed = await self.store.claim_deliveries(limit, lease_seconds)
         if not claimed:
             return 0
         owned = client is None
@@ -185,6 +192,50 @@ class WebhookOperations(DeskBase):
             if owned:
                 await sender.aclose()
         return sum(send.result() for send in sends)
+
+    async def send_webhooks(
+        self,
+        *,
+        interval: float = 1.0,
+        limit: int = 100,
+        concurrency: int = 16,
+        send_timeout: float = 10.0,
+        lease_seconds: float = _LEASE_SECONDS,
+    ) -> None:
+        """Send due deliveries until cancelled: again at once while there were some, else
+        after ``interval`` seconds (the sender of ``jobdesk serve`` and ``jobdesk worker``).
+
+        At most ``concurrency`` sends at once (one HTTP connection pool of that size).
+        A failure to reach the database is logged and tried again after ``interval``.
+        Safe beside other senders (see :meth:`deliver_webhooks`).
+        """
+        interval = validation.seconds("interval", interval, 3600.0)
+        if interval <= 0:
+            raise InvalidInput("interval", "must be more than 0 seconds")
+        concurrency = validation.integer("concurrency", concurrency, 1, 256)
+        task = asyncio.current_task()
+        pool = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+        async with httpx.AsyncClient(
+            follow_redirects=False, timeout=send_timeout, limits=pool
+        ) as client:
+            while True:
+                try:
+                    sent = await self.deliver_webhooks(
+                        client=client,
+                        limit=limit,
+                        concurrency=concurrency,
+                        send_timeout=send_timeout,
+                        lease_seconds=lease_seconds,
+                    )
+                except JobdeskError as exc:
+                    _log.warning("sending webhook deliveries failed: %s", exc)
+                    sent = 0
+                # A cancellation that arrived mid-query may have been absorbed below (the
+                # driver's pool); the task still knows it is being stopped.
+                if task is not None and task.cancelling():
+                    raise asyncio.CancelledError
+                if not sent:
+                    await asyncio.sleep(interval)
 
     async def _send_chain(
         self,
