@@ -18,7 +18,7 @@ import logging
 import socket
 import time
 from collections.abc import Sequence
-from datetime import timedelta
+from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
 import httpx
@@ -27,8 +27,10 @@ from jobdesk import validation, wire
 from jobdesk.desk_base import DeskBase
 from jobdesk.errors import InvalidInput, JobdeskError
 from jobdesk.ids import new_job_id
+from jobdesk.models import Job
 from jobdesk.webhooks import (
     Delivery,
+    Outcome,
     Webhook,
     check_address,
     check_url,
@@ -62,6 +64,32 @@ async def _check_endpoint(url: str, *, allow_private: bool) -> None:
     host = parts.hostname or ""
     port = parts.port or (443 if parts.scheme == "https" else 80)
     check_address(host, await _resolve(host, port), allow_private=allow_private)
+
+
+@dataclass
+class _Batch:
+    """What the sends of one claimed batch share: its jobs (read at once), the gate,
+    each endpoint's address check (once per URL), and the outcomes to record."""
+
+    jobs: dict[str, Job]
+    gate: asyncio.Semaphore
+    send_timeout: float
+    outcomes: list[Outcome] = field(default_factory=list)
+    #: each (URL, allow_private) checked so far: None (fine) or why it is refused
+    checked: dict[tuple[str, bool], InvalidInput | None] = field(default_factory=dict)
+
+    async def check_endpoint(self, webhook: Webhook) -> None:
+        """The SSRF check of ``webhook``'s URL, resolved once per batch; InvalidInput."""
+        key = (webhook.url, webhook.allow_private)
+        if key not in self.checked:
+            try:
+                await _check_endpoint(webhook.url, allow_private=webhook.allow_private)
+                self.checked[key] = None
+            except InvalidInput as exc:
+                self.checked[key] = exc
+        refused = self.checked[key]
+        if refused is not None:
+            raise refused
 
 
 class WebhookOperations(DeskBase):
@@ -172,9 +200,18 @@ class WebhookOperations(DeskBase):
         claimed = await self.store.claim_deliveries(limit, lease_seconds)
         if not claimed:
             return 0
+        batch = _Batch(
+            jobs={
+                job.id: job
+                for job in await self.store.get_jobs(
+                    sorted({d.job_id for d, _ in claimed if d.subject == "job"})
+                )
+            },
+            gate=asyncio.Semaphore(concurrency),
+            send_timeout=send_timeout,
+        )
         owned = client is None
         sender = client or httpx.AsyncClient(timeout=send_timeout, follow_redirects=False)
-        gate = asyncio.Semaphore(concurrency)
         # One job's deliveries go one after the other, in order, and stop at a failure
         # (the rest wait for it); different jobs' go side by side.
         chains: dict[tuple[str, str], list[tuple[Delivery, Webhook]]] = {}
@@ -185,12 +222,16 @@ class WebhookOperations(DeskBase):
         try:
             async with asyncio.TaskGroup() as tasks:
                 sends = [
-                    tasks.create_task(self._send_chain(sender, gate, chain, send_timeout))
+                    tasks.create_task(self._send_chain(sender, batch, chain))
                     for chain in chains.values()
                 ]
         finally:
             if owned:
                 await sender.aclose()
+        # Recorded together, once the batch is sent: one write for the batch. A sender
+        # killed before this leaves the whole batch to the next after its lease (sent
+        # again: at least once, deduplicable by webhook-id).
+        await self.store.record_deliveries(batch.outcomes)
         return sum(send.result() for send in sends)
 
     async def send_webhooks(
@@ -238,42 +279,33 @@ class WebhookOperations(DeskBase):
                     await asyncio.sleep(interval)
 
     async def _send_chain(
-        self,
-        client: httpx.AsyncClient,
-        gate: asyncio.Semaphore,
-        chain: list[tuple[Delivery, Webhook]],
-        send_timeout: float,
+        self, client: httpx.AsyncClient, batch: _Batch, chain: list[tuple[Delivery, Webhook]]
     ) -> int:
         for index, (delivery, webhook) in enumerate(chain):
-            if not await self._send(client, gate, delivery, webhook, send_timeout):
+            if not await self._send(client, batch, delivery, webhook):
                 # Those after it were claimed too: due again now, behind it in order.
-                now = await self.store.now()
-                for later, _ in chain[index + 1 :]:
-                    await self.store.record_delivery(
+                batch.outcomes.extend(
+                    Outcome(
                         later.id,
                         state="pending",
-                        next_attempt_at=now,
+                        delay=0.0,
                         last_status=later.last_status,
                         last_response=later.last_response,
-                        delivered=False,
                         counted=False,
                     )
+                    for later, _ in chain[index + 1 :]
+                )
                 return index + 1
         return len(chain)
 
     async def _send(
-        self,
-        client: httpx.AsyncClient,
-        gate: asyncio.Semaphore,
-        delivery: Delivery,
-        webhook: Webhook,
-        send_timeout: float,
+        self, client: httpx.AsyncClient, batch: _Batch, delivery: Delivery, webhook: Webhook
     ) -> bool:
-        async with gate:
+        async with batch.gate:
             status: int | None = None
             try:
-                body = await self._payload(delivery)
-                await _check_endpoint(webhook.url, allow_private=webhook.allow_private)
+                body = await self._payload(delivery, batch)
+                await batch.check_endpoint(webhook)
                 # The send's own moment, on this machine's clock: the receiver judges
                 # replays by its clock, not by the database's.
                 stamp = int(time.time())
@@ -287,13 +319,12 @@ class WebhookOperations(DeskBase):
                     ),
                 }
                 response = await client.post(
-                    webhook.url, content=body, headers=headers, timeout=send_timeout
+                    webhook.url, content=body, headers=headers, timeout=batch.send_timeout
                 )
                 status, answer = response.status_code, response.text[:_RESPONSE_KEPT]
             except (httpx.HTTPError, InvalidInput, OSError) as exc:
                 answer = f"{type(exc).__name__}: {exc}"[:_RESPONSE_KEPT]
             delivered = status is not None and 200 <= status < 300
-            now = await self.store.now()
             delay = next_delay(delivery.tries + 1)
             state = "delivered" if delivered else ("pending" if delay is not None else "dead")
             if not delivered:
@@ -304,20 +335,21 @@ class WebhookOperations(DeskBase):
                     status or answer,
                     "dead" if delay is None else f"next try in {delay:.0f} s",
                 )
-            await self.store.record_delivery(
-                delivery.id,
-                state=state,
-                next_attempt_at=now + timedelta(seconds=delay or 0.0),
-                last_status=status,
-                last_response=answer,
-                delivered=delivered,
+            batch.outcomes.append(
+                Outcome(
+                    delivery.id,
+                    state=state,
+                    delay=0.0 if delivered else (delay or 0.0),
+                    last_status=status,
+                    last_response=answer,
+                )
             )
         return delivered
 
-    async def _payload(self, delivery: Delivery) -> bytes:
+    async def _payload(self, delivery: Delivery, batch: _Batch) -> bytes:
         if delivery.subject == "group":
             return await self._group_payload(delivery)
-        job = await self.store.get_job(delivery.job_id)
+        job = batch.jobs.get(delivery.job_id)
         document = {
             "type": delivery.event,
             "timestamp": wire.timestamp(delivery.at),

@@ -39,6 +39,7 @@ __all__ = [
     "SECRET_PREFIX",
     "Delivery",
     "DeliveryState",
+    "Outcome",
     "Webhook",
     "check_address",
     "check_url",
@@ -130,6 +131,26 @@ class Delivery:
     def event(self) -> str:
         """The event type: ``job.<status>`` or ``group.<status>``."""
         return f"{self.subject}.{self.status.value}"
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """What became of one claimed delivery, for the store to record."""
+
+    delivery_id: str
+    #: delivered, pending (to send again) or dead
+    state: DeliveryState
+    #: seconds from now to the next try (when pending)
+    delay: float
+    last_status: int | None
+    last_response: str | None
+    #: a send was made (False: handed back unsent, behind a failure of its job)
+    counted: bool = True
+
+    @property
+    def delivered(self) -> bool:
+        """Whether the receiver took it (a 2xx answer)."""
+        return self.state == "delivered"
 
 
 def parse_events(events: object) -> tuple[frozenset[JobStatus], frozenset[GroupStatus]]:

@@ -40,7 +40,7 @@ from jobdesk.scheduling import TypeLimits, WaitFacts
 
 # Kept importable here for code written before jobdesk.store.common existed.
 from jobdesk.store.common import load_queries as load_queries
-from jobdesk.webhooks import Delivery, Webhook
+from jobdesk.webhooks import Delivery, Outcome, Webhook
 
 __all__ = ["Change", "Clock", "ScheduleChange", "Store", "open_store"]
 
@@ -293,20 +293,13 @@ class Store(Protocol):
         job (in order per job), put off by ``lease_seconds`` so that no other sender takes
         them meanwhile (a sender that dies leaves them to the next: at least once)."""
 
-    async def record_delivery(
-        self,
-        delivery_id: str,
-        *,
-        state: str,
-        next_attempt_at: datetime,
-        last_status: int | None,
-        last_response: str | None,
-        delivered: bool,
-        counted: bool = True,
-    ) -> None:
-        """Record a send's outcome: ``delivered``, ``pending`` again at ``next_attempt_at``,
-        or ``dead``; one more try (unless not ``counted``: handed back unsent), the
-        response kept."""
+    async def record_deliveries(self, outcomes: Sequence[Outcome]) -> None:
+        """Record sends' outcomes, in one write: ``delivered``, ``pending`` again after
+        ``delay`` seconds, or ``dead``; one more try each (unless not ``counted``: handed
+        back unsent), the response kept. A delivery no longer pending is left alone."""
+
+    async def get_jobs(self, job_ids: Sequence[str]) -> list[Job]:
+        """The jobs of ``job_ids`` that exist, in no particular order (any user's)."""
 
     async def list_deliveries(
         self, *, state: str | None, webhook_id: str | None, limit: int

@@ -7,15 +7,17 @@ and complete paths pay nothing for webhooks they do not have.
 
 from __future__ import annotations
 
-from datetime import datetime
+from collections.abc import Sequence
+
+from psycopg.types.json import Jsonb
 
 from jobdesk.groups import GroupStatus
-from jobdesk.models import JobStatus
+from jobdesk.models import Job, JobStatus
 from jobdesk.store.common import load_queries
 from jobdesk.store.postgres_connections import Connection
 from jobdesk.store.postgres_groups import PostgresGroups
-from jobdesk.store.postgres_rows import Row
-from jobdesk.webhooks import Delivery, Webhook
+from jobdesk.store.postgres_rows import Row, job_from_row
+from jobdesk.webhooks import Delivery, Outcome, Webhook
 
 __all__ = ["PostgresWebhooks"]
 
@@ -153,32 +155,36 @@ class PostgresWebhooks(PostgresGroups):
 
         return await self._run(work, single=True)
 
-    async def record_delivery(
-        self,
-        delivery_id: str,
-        *,
-        state: str,
-        next_attempt_at: datetime,
-        last_status: int | None,
-        last_response: str | None,
-        delivered: bool,
-        counted: bool = True,
-    ) -> None:
-        params = {
-            "id": int(delivery_id),
-            "counted": int(counted),
-            "state": state,
-            "next_attempt_at": next_attempt_at,
-            "last_status": last_status,
-            "last_response": last_response,
-            "delivered": delivered,
-            "now": self._now_param(),
-        }
+    async def record_deliveries(self, outcomes: Sequence[Outcome]) -> None:
+        if not outcomes:
+            return
+        rows = [
+            {
+                "id": int(outcome.delivery_id),
+                "state": outcome.state,
+                "counted": int(outcome.counted),
+                "delay": outcome.delay,
+                "last_status": outcome.last_status,
+                "last_response": outcome.last_response,
+            }
+            for outcome in outcomes
+        ]
+        params = {"outcomes": Jsonb(rows), "now": self._now_param()}
 
         async def work(connection: Connection) -> None:
-            await connection.execute(W["record_delivery"], params)
+            await connection.execute(W["record_deliveries"], params)
 
         await self._run(work, single=True)
+
+    async def get_jobs(self, job_ids: Sequence[str]) -> list[Job]:
+        if not job_ids:
+            return []
+
+        async def work(connection: Connection) -> list[Job]:
+            rows = await self._fetch_all(W["get_jobs"], {"ids": list(job_ids)}, connection)
+            return [job_from_row(row) for row in rows]
+
+        return await self._run(work, write=False, single=True)
 
     async def list_deliveries(
         self, *, state: str | None, webhook_id: str | None, limit: int

@@ -74,12 +74,24 @@ FROM due, jobdesk.webhooks AS w
 WHERE o.id = due.id AND w.id = o.webhook_id
 RETURNING o.*, w.url, w.secret, w.allow_http, w.allow_private;
 
--- name: record_delivery
-UPDATE jobdesk.webhook_outbox SET
-    state = %(state)s, tries = tries + %(counted)s, next_attempt_at = %(next_attempt_at)s,
-    last_status = %(last_status)s, last_response = %(last_response)s,
-    delivered_at = CASE WHEN %(delivered)s THEN coalesce(%(now)s::timestamptz, now()) END
-WHERE id = %(id)s AND state = 'pending';
+-- name: record_deliveries
+-- A batch's outcomes in one statement; the next try r.delay seconds from the
+-- database's now (jobdesk.webhooks.next_delay chose it).
+UPDATE jobdesk.webhook_outbox AS o SET
+    state = r.state, tries = o.tries + r.counted,
+    next_attempt_at = coalesce(%(now)s::timestamptz, now()) + make_interval(secs => r.delay),
+    last_status = r.last_status, last_response = r.last_response,
+    delivered_at = CASE WHEN r.state = 'delivered'
+                        THEN coalesce(%(now)s::timestamptz, now()) END
+FROM jsonb_to_recordset(%(outcomes)s::jsonb) AS r (
+    id bigint, state text, counted integer, delay double precision, last_status integer,
+    last_response text
+)
+WHERE o.id = r.id AND o.state = 'pending';
+
+-- name: get_jobs
+SELECT j.*, NULL::timestamptz AS store_now FROM jobdesk.jobs AS j
+WHERE j.id = ANY(%(ids)s::text[]);
 
 -- name: list_deliveries
 SELECT * FROM jobdesk.webhook_outbox

@@ -9,14 +9,15 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from datetime import datetime, timedelta
+from collections.abc import Sequence
+from datetime import timedelta
 
 from jobdesk.groups import GroupStatus
-from jobdesk.models import JobStatus
+from jobdesk.models import Job, JobStatus
 from jobdesk.store.common import load_queries
 from jobdesk.store.sqlite_groups import SQLiteGroups, datetime_of
-from jobdesk.store.sqlite_rows import parse_time, time_text
-from jobdesk.webhooks import Delivery, Webhook
+from jobdesk.store.sqlite_rows import job_from_row, parse_time, time_text
+from jobdesk.webhooks import Delivery, Outcome, Webhook
 
 __all__ = ["SQLiteWebhooks"]
 
@@ -132,32 +133,39 @@ class SQLiteWebhooks(SQLiteGroups):
 
         return await self._write(work)
 
-    async def record_delivery(
-        self,
-        delivery_id: str,
-        *,
-        state: str,
-        next_attempt_at: datetime,
-        last_status: int | None,
-        last_response: str | None,
-        delivered: bool,
-        counted: bool = True,
-    ) -> None:
+    async def record_deliveries(self, outcomes: Sequence[Outcome]) -> None:
+        if not outcomes:
+            return
+
         def work(connection: sqlite3.Connection) -> None:
-            connection.execute(
+            now = self._clock()
+            connection.executemany(
                 W["record_delivery"],
-                {
-                    "id": int(delivery_id),
-                    "counted": int(counted),
-                    "state": state,
-                    "next_attempt_at": time_text(next_attempt_at),
-                    "last_status": last_status,
-                    "last_response": last_response,
-                    "delivered_at": time_text(self._clock()) if delivered else None,
-                },
+                [
+                    {
+                        "id": int(outcome.delivery_id),
+                        "counted": int(outcome.counted),
+                        "state": outcome.state,
+                        "next_attempt_at": time_text(now + timedelta(seconds=outcome.delay)),
+                        "last_status": outcome.last_status,
+                        "last_response": outcome.last_response,
+                        "delivered_at": time_text(now) if outcome.delivered else None,
+                    }
+                    for outcome in outcomes
+                ],
             )
 
         await self._write(work)
+
+    async def get_jobs(self, job_ids: Sequence[str]) -> list[Job]:
+        if not job_ids:
+            return []
+
+        def work(connection: sqlite3.Connection) -> list[Job]:
+            rows = connection.execute(W["get_jobs"], {"ids": json.dumps(list(job_ids))})
+            return [job_from_row(row) for row in rows]
+
+        return await self._run(work)
 
     async def list_deliveries(
         self, *, state: str | None, webhook_id: str | None, limit: int

@@ -191,6 +191,9 @@ UPDATE webhook_outbox SET
     last_status = :last_status, last_response = :last_response, delivered_at = :delivered_at
 WHERE id = :id AND state = 'pending';
 
+-- name: get_jobs
+SELECT * FROM jobs WHERE id IN (SELECT value FROM json_each(:ids));
+
 -- name: list_deliveries
 SELECT * FROM webhook_outbox
 WHERE (:state IS NULL OR state = :state) AND (:webhook_id IS NULL OR webhook_id = :webhook_id)
