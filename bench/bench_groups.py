@@ -145,7 +145,7 @@ async def senders(url: str, count: int, concurrency: int) -> AsyncIterator[None]
     command = [sys.executable, "-m", "jobdesk", "webhooks", "deliver", "--forever", "--db", url,
                "--interval", "0.05", "--concurrency", str(concurrency)]  # fmt: skip
     processes = [
-        subprocess.Popen(command, cwd=REPOSITORY)  # noqa: ASYNC220 - start-up
+        subprocess.Popen(command, cwd=REPOSITORY, stderr=subprocess.DEVNULL)  # noqa: ASYNC220
         for _ in range(count)
     ]
     try:

@@ -17,6 +17,7 @@ import json
 import logging
 import socket
 import time
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
@@ -75,6 +76,8 @@ class _Batch:
     gate: asyncio.Semaphore
     send_timeout: float
     outcomes: list[Outcome] = field(default_factory=list)
+    #: failed sends by (URL, answer, what next): logged once per batch, not once each
+    failures: Counter[tuple[str, str, str]] = field(default_factory=Counter)
     #: each (URL, allow_private) checked so far: None (fine) or why it is refused
     checked: dict[tuple[str, bool], InvalidInput | None] = field(default_factory=dict)
 
@@ -232,6 +235,8 @@ class WebhookOperations(DeskBase):
         # killed before this leaves the whole batch to the next after its lease (sent
         # again: at least once, deduplicable by webhook-id).
         await self.store.record_deliveries(batch.outcomes)
+        for (url, answer, outcome), count in sorted(batch.failures.items()):
+            _log.warning("%d webhook deliveries to %s failed (%s), %s", count, url, answer, outcome)
         return sum(send.result() for send in sends)
 
     async def send_webhooks(
@@ -328,13 +333,8 @@ class WebhookOperations(DeskBase):
             delay = next_delay(delivery.tries + 1)
             state = "delivered" if delivered else ("pending" if delay is not None else "dead")
             if not delivered:
-                _log.warning(
-                    "webhook delivery %s to %s failed (%s), %s",
-                    delivery.id,
-                    webhook.url,
-                    status or answer,
-                    "dead" if delay is None else f"next try in {delay:.0f} s",
-                )
+                outcome = "dead" if delay is None else f"next try in {delay:.0f} s"
+                batch.failures[(webhook.url, str(status or answer)[:200], outcome)] += 1
             batch.outcomes.append(
                 Outcome(
                     delivery.id,
