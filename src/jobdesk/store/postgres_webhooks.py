@@ -1,8 +1,9 @@
-"""PostgresWebhooks: webhooks and their outbox on PostgreSQL (migration 0010).
+"""PostgresWebhooks: webhooks and their outbox on PostgreSQL (migrations 0010 and 0014).
 
 A statement trigger on ``job_events`` copies each job's history entries to the outbox in
 the transaction that wrote them; it is enabled only while a webhook exists, so the claim
-and complete paths pay nothing for webhooks they do not have.
+and complete paths pay nothing for webhooks they do not have. Two more (migration 0014)
+announce groups' status changes, enabled only while a webhook asks for group events.
 """
 
 from __future__ import annotations

@@ -1,8 +1,9 @@
-"""SQLiteWebhooks: webhooks and their outbox on SQLite (migration 0007).
+"""SQLiteWebhooks: webhooks and their outbox on SQLite (migrations 7 and 10).
 
 While a webhook exists, a trigger copies each job's history entry to the outbox in the
 transaction that wrote it; with none, the trigger is dropped, so the claim and complete
-paths pay nothing for webhooks they do not have.
+paths pay nothing for webhooks they do not have. Two more (migration 10) announce groups'
+status changes, made only while a webhook asks for group events.
 """
 
 from __future__ import annotations
