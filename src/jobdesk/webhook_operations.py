@@ -231,10 +231,11 @@ class WebhookOperations(DeskBase):
         finally:
             if owned:
                 await sender.aclose()
-        # Recorded together, once the batch is sent: one write for the batch. A sender
-        # killed before this leaves the whole batch to the next after its lease (sent
-        # again: at least once, deduplicable by webhook-id).
-        await self.store.record_deliveries(batch.outcomes)
+            # Recorded together, once the batch is sent: one write for the batch; also
+            # when the sender is stopped mid-batch (what was sent is not sent again).
+            # A sender killed before this leaves the whole batch to the next after its
+            # lease (sent again: at least once, deduplicable by webhook-id).
+            await self.store.record_deliveries(batch.outcomes)
         for (url, answer, outcome), count in sorted(batch.failures.items()):
             _log.warning("%d webhook deliveries to %s failed (%s), %s", count, url, answer, outcome)
         return sum(send.result() for send in sends)

@@ -5,17 +5,21 @@ once per change, and delivered signed like a job's, to the receiver that asked f
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
+import json
 import sqlite3
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
+from fastapi import FastAPI, Request
 
 from jobdesk import JobDesk, JobSpec, Worker
 from jobdesk.groups import GroupStatus, summarize
 from jobdesk.models import JobStatus
 from jobdesk.webhooks import GROUP_EVENTS, JOB_EVENTS
+from tests.acceptance.conftest import served
 from tests.acceptance.test_webhooks import SECRET, Receiver, finish, receiver
 
 __all__ = ["receiver"]  # the fixture, shared with test_webhooks
@@ -226,3 +230,43 @@ async def test_the_stores_sql_group_status_agrees_with_summarize(
                 found.append(status)
     assert found == expected
     assert set(expected) == {status.value for status in GroupStatus}
+
+
+async def test_a_sender_stopped_mid_batch_records_what_it_sent(
+    desk: JobDesk, worker: Worker
+) -> None:
+    """Cancelled while a send hangs: the sends already answered are recorded (not sent
+    again), the one cut short stays pending for the next sender."""
+    hanging, release = asyncio.Event(), asyncio.Event()
+    app = FastAPI()
+
+    @app.post("/hook")
+    async def receive(request: Request) -> dict[str, bool]:
+        if json.loads(await request.body())["type"] == "job.processing":
+            hanging.set()
+            await release.wait()  # no answer until the sender has gone
+        return {"ok": True}
+
+    async with served(app) as url:
+        await desk.set_webhook(
+            f"{url}/hook",
+            user_id="alice",
+            secret=SECRET,
+            events=["job.pending", "job.processing"],
+            allow_http=True,
+            allow_private=True,
+        )
+        job = await desk.create_job("alice", "extract", {})
+        await desk.start_job(worker, job.id)
+        # One job's deliveries go in order: pending answered, then processing hangs.
+        sender = asyncio.create_task(desk.deliver_webhooks())
+        async with asyncio.timeout(10):
+            await hanging.wait()
+        sender.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await sender
+        release.set()
+    [delivered] = await desk.get_webhook_deliveries(state="delivered")
+    assert (delivered.event, delivered.tries) == ("job.pending", 1)
+    [cut_short] = await desk.get_webhook_deliveries(state="pending")
+    assert (cut_short.event, cut_short.tries) == ("job.processing", 0)
