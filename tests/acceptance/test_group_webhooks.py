@@ -8,14 +8,17 @@ import asyncio
 import contextlib
 import itertools
 import json
+import random
 import sqlite3
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
+import pytest
 from fastapi import FastAPI, Request
 
 from jobdesk import JobDesk, JobSpec, Worker
+from jobdesk.errors import JobdeskError
 from jobdesk.groups import GroupStatus, summarize
 from jobdesk.models import JobStatus
 from jobdesk.webhooks import GROUP_EVENTS, JOB_EVENTS
@@ -270,3 +273,53 @@ async def test_a_sender_stopped_mid_batch_records_what_it_sent(
     assert (delivered.event, delivered.tries) == ("job.pending", 1)
     [cut_short] = await desk.get_webhook_deliveries(state="pending")
     assert (cut_short.event, cut_short.tries) == ("job.processing", 0)
+
+
+@pytest.mark.parametrize("seed", [18, 7, 2026])
+async def test_the_last_group_event_is_always_the_group_s_status(
+    desk: JobDesk, worker: Worker, seed: int
+) -> None:
+    """A script of starts, completions, failures, cancels and retries of a group's jobs
+    (and of the group; a retried job brings a finished group back): after each step, the
+    group's last announced status is the one get_group derives from its jobs (the
+    triggers' tally never drifts from summarize)."""
+    await desk.set_webhook(
+        "http://127.0.0.1:9/hook",
+        user_id="alice",
+        events=list(GROUP_EVENTS),
+        allow_http=True,
+        allow_private=True,
+    )
+    group_id, jobs = await group_of(desk, 3)
+    chooser = random.Random(seed)
+    seen: set[GroupStatus] = set()
+    steps = ["start", "start", "complete", "complete", "fail", "retry", "retry", "cancel"]
+    for _ in range(120):
+        step = chooser.choice([*steps, "retry_group"])
+        job_id = chooser.choice(jobs)
+        job = await desk.get_job_status(job_id, "alice")
+        with contextlib.suppress(JobdeskError):
+            if step == "start" and job.status is JobStatus.PENDING:
+                await desk.start_job(worker, job_id)
+            elif step in ("complete", "fail") and job.status is JobStatus.PROCESSING:
+                if step == "complete":
+                    await desk.complete_job(worker, job_id, None, attempt=job.attempt)
+                else:
+                    await desk.fail_job(
+                        worker, job_id, "no", retryable=chooser.random() < 0.5, attempt=job.attempt
+                    )
+            elif step == "retry" and job.status in (JobStatus.FAILED, JobStatus.CANCELLED):
+                await desk.retry_job(job_id, "alice")
+            elif step == "cancel":
+                await (
+                    desk.cancel_group(group_id, "alice")
+                    if chooser.random() < 0.1
+                    else desk.cancel_job(job_id, "alice")
+                )
+            elif step == "retry_group":
+                await desk.retry_group(group_id, "alice")
+        announced = [d for d in await desk.get_webhook_deliveries() if d.subject == "group"]
+        last = announced[0].status if announced else GroupStatus.PENDING
+        assert last == (await desk.get_group(group_id, "alice")).status
+        seen.add(GroupStatus(last))
+    assert len(seen) >= 3  # the script went through several statuses

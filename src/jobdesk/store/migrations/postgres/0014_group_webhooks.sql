@@ -37,8 +37,11 @@ ALTER TABLE jobdesk.group_jobs ADD COLUMN tallied_status text;
 CREATE FUNCTION jobdesk.group_status(
     pending integer, processing integer, completed integer, failed integer,
     cancelled integer, group_cancelled boolean
-) RETURNS text LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
-    SELECT CASE
+) RETURNS text LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE AS $$
+-- plpgsql, not sql: called once per judged change, its plan is kept (an sql function
+-- called from plpgsql is planned again at every call).
+BEGIN
+    RETURN CASE
         WHEN pending + processing = 0 THEN CASE
             WHEN completed = completed + failed + cancelled AND completed > 0 THEN 'completed'
             WHEN group_cancelled OR cancelled = completed + failed + cancelled THEN 'cancelled'
@@ -47,7 +50,8 @@ CREATE FUNCTION jobdesk.group_status(
         END
         WHEN pending = pending + processing + completed + failed + cancelled THEN 'pending'
         ELSE 'running'
-    END
+    END;
+END
 $$;
 
 -- Judge one group again after its jobs in p_moves (job id -> the status it entered)
@@ -81,28 +85,35 @@ BEGIN
              g.tally_cancelled
         FROM jobdesk.group_jobs AS gj WHERE gj.group_id = p_group_id;
     ELSE
+        -- Each moved job by its own index entry: O(1) per move, whatever the group's size.
+        -- (By job_id alone: with group_id in the condition the planner may prefer the
+        -- group's whole primary-key range.)
         FOR moved IN
-            WITH moves AS (
-                SELECT m.key AS job_id, m.value AS status
-                FROM jsonb_each_text(p_moves) AS m
-            )
-            UPDATE jobdesk.group_jobs AS gj SET tallied_status = moves.status
-            FROM moves, jobdesk.group_jobs AS before
-            WHERE gj.group_id = p_group_id AND gj.job_id = moves.job_id
-              AND before.group_id = gj.group_id AND before.position = gj.position
-              AND before.tallied_status IS DISTINCT FROM moves.status
-            RETURNING before.tallied_status AS was, moves.status AS now
+            SELECT gj.position, gj.tallied_status AS was, m.value AS now
+            FROM jsonb_each_text(p_moves) AS m
+            CROSS JOIN LATERAL (
+                SELECT group_jobs.group_id, position, tallied_status FROM jobdesk.group_jobs
+                WHERE job_id = m.key OFFSET 0
+            ) AS gj
+            WHERE gj.group_id = p_group_id AND gj.tallied_status IS DISTINCT FROM m.value
         LOOP
+            UPDATE jobdesk.group_jobs SET tallied_status = moved.now
+            WHERE group_id = p_group_id AND position = moved.position;
             g.tally_pending := g.tally_pending
-                + (moved.now = 'pending')::int - (moved.was IS NOT DISTINCT FROM 'pending')::int;
+                + (moved.now = 'pending')::int
+                - (moved.was IS NOT DISTINCT FROM 'pending')::int;
             g.tally_processing := g.tally_processing
-                + (moved.now = 'processing')::int - (moved.was IS NOT DISTINCT FROM 'processing')::int;
+                + (moved.now = 'processing')::int
+                - (moved.was IS NOT DISTINCT FROM 'processing')::int;
             g.tally_completed := g.tally_completed
-                + (moved.now = 'completed')::int - (moved.was IS NOT DISTINCT FROM 'completed')::int;
+                + (moved.now = 'completed')::int
+                - (moved.was IS NOT DISTINCT FROM 'completed')::int;
             g.tally_failed := g.tally_failed
-                + (moved.now = 'failed')::int - (moved.was IS NOT DISTINCT FROM 'failed')::int;
+                + (moved.now = 'failed')::int
+                - (moved.was IS NOT DISTINCT FROM 'failed')::int;
             g.tally_cancelled := g.tally_cancelled
-                + (moved.now = 'cancelled')::int - (moved.was IS NOT DISTINCT FROM 'cancelled')::int;
+                + (moved.now = 'cancelled')::int
+                - (moved.was IS NOT DISTINCT FROM 'cancelled')::int;
         END LOOP;
     END IF;
     status := jobdesk.group_status(
