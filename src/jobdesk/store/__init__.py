@@ -278,8 +278,9 @@ class Store(Protocol):
         """Store the webhook of its user or project (replacing theirs, keeping its id and
         outbox), and make every later job transition of theirs go to the outbox, in the
         transition's own transaction (a trigger on the jobs' history, on only while some
-        webhook exists); and, while a webhook asks for ``group.*`` events, every change of
-        a group's status too (triggers on the history and on the cancel mark)."""
+        webhook asks for a job event); and, while a webhook asks for ``group.*`` events,
+        every change of a group's status too (triggers on the history and the cancel
+        mark)."""
 
     async def remove_webhook(self, webhook_id: str) -> bool:
         """Forget a webhook and its undelivered deliveries; whether it existed."""

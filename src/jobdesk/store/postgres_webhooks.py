@@ -1,9 +1,10 @@
 """PostgresWebhooks: webhooks and their outbox on PostgreSQL (migrations 0010 and 0014).
 
 A statement trigger on ``job_events`` copies each job's history entries to the outbox in
-the transaction that wrote them; it is enabled only while a webhook exists, so the claim
-and complete paths pay nothing for webhooks they do not have. Two more (migration 0014)
-announce groups' status changes, enabled only while a webhook asks for group events.
+the transaction that wrote them; it is enabled only while a webhook asks for a job
+event, so the claim and complete paths pay nothing for webhooks they do not have. Two
+more (migration 0014) announce groups' status changes, enabled only while a webhook asks
+for group events.
 """
 
 from __future__ import annotations
@@ -91,8 +92,7 @@ class PostgresWebhooks(PostgresGroups):
                     "now": self._now_param(),
                 },
             )
-            await connection.execute(W["enable_outbox_trigger"])
-            await self._switch_group_triggers(connection)
+            await self._switch_triggers(connection)
             [row] = await self._fetch_all(
                 "SELECT * FROM jobdesk.webhooks WHERE id = %(id)s", {"id": webhook_id}, connection
             )
@@ -105,16 +105,19 @@ class PostgresWebhooks(PostgresGroups):
             cursor = await connection.execute(W["delete_webhook"], {"id": webhook_id})
             removed = cursor.rowcount
             await connection.execute(W["delete_outbox_of_webhook"], {"webhook_id": webhook_id})
-            if not await self._fetch_value(W["count_webhooks"], {}, connection):
-                await connection.execute(W["disable_outbox_trigger"])
-            await self._switch_group_triggers(connection)
+            await self._switch_triggers(connection)
             return bool(removed)
 
         return await self._run(work)
 
-    async def _switch_group_triggers(self, connection: Connection) -> None:
-        """The group triggers on while a webhook asks for group events, off otherwise;
-        every tally forgotten (it may be from before a time they were off)."""
+    async def _switch_triggers(self, connection: Connection) -> None:
+        """The job trigger on while a webhook asks for a job event, the group triggers
+        while one asks for a group event, off otherwise; every group tally forgotten (it
+        may be from before a time they were off)."""
+        if await self._fetch_value(W["count_job_webhooks"], {}, connection):
+            await connection.execute(W["enable_outbox_trigger"])
+        else:
+            await connection.execute(W["disable_outbox_trigger"])
         await connection.execute(W["forget_group_tallies"])
         if await self._fetch_value(W["count_group_webhooks"], {}, connection):
             await connection.execute(W["enable_group_outbox_triggers"])

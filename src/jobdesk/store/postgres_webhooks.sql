@@ -44,8 +44,9 @@ RETURNING created_at;
 -- name: delete_webhook
 DELETE FROM jobdesk.webhooks WHERE id = %(id)s;
 
--- name: count_webhooks
-SELECT count(*) FROM jobdesk.webhooks;
+-- name: count_job_webhooks
+-- Webhooks that ask for a job event: the job trigger is on only while there is one.
+SELECT count(*) FROM jobdesk.webhooks WHERE cardinality(statuses) > 0;
 
 -- name: list_webhooks
 SELECT * FROM jobdesk.webhooks ORDER BY created_at, id;

@@ -1,9 +1,9 @@
 """SQLiteWebhooks: webhooks and their outbox on SQLite (migrations 7 and 10).
 
-While a webhook exists, a trigger copies each job's history entry to the outbox in the
-transaction that wrote it; with none, the trigger is dropped, so the claim and complete
-paths pay nothing for webhooks they do not have. Two more (migration 10) announce groups'
-status changes, made only while a webhook asks for group events.
+While a webhook asks for a job event, a trigger copies each job's history entry to the
+outbox in the transaction that wrote it; with none, the trigger is dropped, so the claim
+and complete paths pay nothing for webhooks they do not have. Two more (migration 10)
+announce groups' status changes, made only while a webhook asks for group events.
 """
 
 from __future__ import annotations
@@ -91,8 +91,7 @@ class SQLiteWebhooks(SQLiteGroups):
                     "created_at": time_text(now),
                 },
             )
-            connection.execute(W["create_outbox_trigger"])
-            _switch_group_triggers(connection)
+            _switch_triggers(connection)
             row = connection.execute(
                 "SELECT * FROM webhooks WHERE id = :id", {"id": webhook_id}
             ).fetchone()
@@ -104,10 +103,7 @@ class SQLiteWebhooks(SQLiteGroups):
         def work(connection: sqlite3.Connection) -> bool:
             removed = connection.execute(W["delete_webhook"], {"id": webhook_id}).rowcount
             connection.execute(W["delete_outbox_of_webhook"], {"webhook_id": webhook_id})
-            (left,) = connection.execute(W["count_webhooks"]).fetchone()
-            if not left:
-                connection.execute(W["drop_outbox_trigger"])
-            _switch_group_triggers(connection)
+            _switch_triggers(connection)
             return bool(removed)
 
         return await self._write(work)
@@ -188,9 +184,12 @@ class SQLiteWebhooks(SQLiteGroups):
         return await self._write(work)
 
 
-def _switch_group_triggers(connection: sqlite3.Connection) -> None:
-    """The group triggers made while a webhook asks for group events, dropped otherwise;
-    every tally forgotten (it may be from before a time there were none)."""
+def _switch_triggers(connection: sqlite3.Connection) -> None:
+    """The job trigger made while a webhook asks for a job event, the group triggers
+    while one asks for a group event, dropped otherwise; every group tally forgotten (it
+    may be from before a time there were none)."""
+    (job_webhooks,) = connection.execute(W["count_job_webhooks"]).fetchone()
+    connection.execute(W["create_outbox_trigger" if job_webhooks else "drop_outbox_trigger"])
     connection.execute(W["forget_group_tallies"])
     (wanted,) = connection.execute(W["count_group_webhooks"]).fetchone()
     if wanted:

@@ -160,8 +160,9 @@ INSERT INTO webhooks (
 -- name: delete_webhook
 DELETE FROM webhooks WHERE id = :id;
 
--- name: count_webhooks
-SELECT count(*) FROM webhooks;
+-- name: count_job_webhooks
+-- Webhooks that ask for a job event: the job trigger exists only while there is one.
+SELECT count(*) FROM webhooks WHERE statuses <> '[]';
 
 -- name: list_webhooks
 SELECT * FROM webhooks ORDER BY created_at, id;
