@@ -46,7 +46,8 @@ def create_receiver(secret: str, handle: Handler) -> FastAPI:
 
 
 async def _print_event(event: dict[str, Any]) -> None:
-    print(event["type"], event["data"]["job_id"])
+    data = event["data"]  # a job's event has job_id, a group's group_id
+    print(event["type"], data.get("job_id") or data.get("group_id"))
 
 
 if "JOBDESK_WEBHOOK_SECRET" in os.environ:

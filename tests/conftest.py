@@ -112,6 +112,10 @@ def postgres_url(postgres_server: str, postgres_module_database: str) -> str:
         )
         # With no webhook left, the outbox trigger is off again (as remove_webhook leaves it).
         connection.execute("ALTER TABLE jobdesk.job_events DISABLE TRIGGER job_events_to_webhooks")
+        connection.execute(
+            "ALTER TABLE jobdesk.job_events DISABLE TRIGGER job_events_to_group_webhooks"
+        )
+        connection.execute("ALTER TABLE jobdesk.groups DISABLE TRIGGER group_cancel_to_webhooks")
     return url + "?pool_max=4"
 
 

@@ -192,15 +192,20 @@ class GroupOperations(UserOperations):
             now = await self.store.now()
             check_daily(usage.created_today, usage.max_daily, now, len(failed))
             check_waiting(usage.waiting, usage.max_waiting, len(failed))
-        await self.store.set_group_cancelled(group.id, False)
-        if failed:
-            outcomes = await self.store.update_jobs(
+        outcomes = (
+            await self.store.update_jobs(
                 [(job_id, lifecycle.retry) for job_id in failed], self.limits, user_id=group.user_id
             )
-            refused = [outcome for outcome in outcomes if isinstance(outcome, RateLimited)]
-            if refused:
-                # Another create took the room between the check and the retries.
-                raise refused[0]
+            if failed
+            else []
+        )
+        # Cleared after the retries: the group goes from cancelled straight to running
+        # (a group.* webhook sees no failed in between), not through its finished status.
+        await self.store.set_group_cancelled(group.id, False)
+        refused = [outcome for outcome in outcomes if isinstance(outcome, RateLimited)]
+        if refused:
+            # Another create took the room between the check and the retries.
+            raise refused[0]
         return await self.get_group(group.id, group.user_id)
 
     async def finish_groups(self) -> int:

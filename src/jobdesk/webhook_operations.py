@@ -17,25 +17,27 @@ import json
 import logging
 import socket
 import time
+from collections import Counter
 from collections.abc import Sequence
-from datetime import timedelta
+from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
 import httpx
 
 from jobdesk import validation, wire
 from jobdesk.desk_base import DeskBase
-from jobdesk.errors import InvalidInput
+from jobdesk.errors import InvalidInput, JobdeskError
 from jobdesk.ids import new_job_id
-from jobdesk.models import JobStatus
+from jobdesk.models import Job
 from jobdesk.webhooks import (
-    EVENTS,
     Delivery,
+    Outcome,
     Webhook,
     check_address,
     check_url,
     new_secret,
     next_delay,
+    parse_events,
     parse_secret,
     sign,
 )
@@ -65,6 +67,34 @@ async def _check_endpoint(url: str, *, allow_private: bool) -> None:
     check_address(host, await _resolve(host, port), allow_private=allow_private)
 
 
+@dataclass
+class _Batch:
+    """What the sends of one claimed batch share: its jobs (read at once), the gate,
+    each endpoint's address check (once per URL), and the outcomes to record."""
+
+    jobs: dict[str, Job]
+    gate: asyncio.Semaphore
+    send_timeout: float
+    outcomes: list[Outcome] = field(default_factory=list)
+    #: failed sends by (URL, answer, what next): logged once per batch, not once each
+    failures: Counter[tuple[str, str, str]] = field(default_factory=Counter)
+    #: each (URL, allow_private) checked so far: None (fine) or why it is refused
+    checked: dict[tuple[str, bool], InvalidInput | None] = field(default_factory=dict)
+
+    async def check_endpoint(self, webhook: Webhook) -> None:
+        """The SSRF check of ``webhook``'s URL, resolved once per batch; InvalidInput."""
+        key = (webhook.url, webhook.allow_private)
+        if key not in self.checked:
+            try:
+                await _check_endpoint(webhook.url, allow_private=webhook.allow_private)
+                self.checked[key] = None
+            except InvalidInput as exc:
+                self.checked[key] = exc
+        refused = self.checked[key]
+        if refused is not None:
+            raise refused
+
+
 class WebhookOperations(DeskBase):
     """The webhook operations of :class:`jobdesk.JobDesk` (for operators)."""
 
@@ -84,7 +114,10 @@ class WebhookOperations(DeskBase):
         Exactly one of ``user_id`` and ``project_id``; one webhook each (a new call
         replaces it, keeping its undelivered deliveries). ``secret``: ``whsec_`` and at
         least 24 bytes in base64 (None makes one: read it from the returned webhook).
-        ``events``: the ``job.<status>`` events to send (None: every one). ``url`` must
+        ``events``: the ``job.<status>`` and ``group.<status>`` events to send (None:
+        every one); a group event is sent when the group's status
+        (:func:`jobdesk.groups.summarize`) changes, in the transaction of the job change
+        (or cancel) that changed it. ``url`` must
         be https and must not resolve to a loopback, link-local or private address,
         unless ``allow_http`` / ``allow_private`` (an operator's choice, for a receiver
         inside the network).
@@ -98,20 +131,13 @@ class WebhookOperations(DeskBase):
         project_id = validation.optional_principal_id("project_id", project_id)
         secret = new_secret() if secret is None else secret
         parse_secret(secret)
-        if events is None:
-            statuses = frozenset(JobStatus)
-        else:
-            if isinstance(events, str) or not isinstance(events, Sequence) or not events:
-                raise InvalidInput("events", f"must be a non-empty list of {list(EVENTS)}")
-            unknown = [event for event in events if event not in EVENTS]
-            if unknown:
-                raise InvalidInput("events", f"unknown events {unknown}: use {list(EVENTS)}")
-            statuses = frozenset(JobStatus(event.removeprefix("job.")) for event in events)
+        statuses, group_statuses = parse_events(events)
         await _check_endpoint(url, allow_private=allow_private)
         webhook = Webhook(
             id=new_job_id(),
             url=url,
             statuses=statuses,
+            group_statuses=group_statuses,
             created_at=await self.store.now(),
             user_id=user_id,
             project_id=project_id,
@@ -154,9 +180,14 @@ class WebhookOperations(DeskBase):
         limit: int = 100,
         concurrency: int = 16,
         send_timeout: float = 10.0,
+        lease_seconds: float = _LEASE_SECONDS,
     ) -> int:
         """Send the due deliveries (at most ``limit``, ``concurrency`` at once); how many
         were sent (whatever the answer; one job's stop at its first failure).
+
+        ``lease_seconds``: how long the deliveries it claims are kept from other senders
+        (a sender killed mid-batch leaves them to the next after that); make it longer
+        than a batch takes to send.
 
         A 2xx answer delivers; anything else (or no answer within ``timeout``) is tried
         again after :func:`jobdesk.webhooks.next_delay`, then is dead (``send_timeout``: seconds
@@ -167,12 +198,23 @@ class WebhookOperations(DeskBase):
         """
         limit = validation.integer("limit", limit, 1, 1000)
         concurrency = validation.integer("concurrency", concurrency, 1, 256)
-        claimed = await self.store.claim_deliveries(limit, _LEASE_SECONDS)
+        lease_seconds = validation.seconds("lease_seconds", lease_seconds, 86400.0)
+        send_timeout = validation.seconds("send_timeout", send_timeout, 3600.0)
+        claimed = await self.store.claim_deliveries(limit, lease_seconds)
         if not claimed:
             return 0
+        batch = _Batch(
+            jobs={
+                job.id: job
+                for job in await self.store.get_jobs(
+                    sorted({d.job_id for d, _ in claimed if d.subject == "job"})
+                )
+            },
+            gate=asyncio.Semaphore(concurrency),
+            send_timeout=send_timeout,
+        )
         owned = client is None
         sender = client or httpx.AsyncClient(timeout=send_timeout, follow_redirects=False)
-        gate = asyncio.Semaphore(concurrency)
         # One job's deliveries go one after the other, in order, and stop at a failure
         # (the rest wait for it); different jobs' go side by side.
         chains: dict[tuple[str, str], list[tuple[Delivery, Webhook]]] = {}
@@ -183,51 +225,93 @@ class WebhookOperations(DeskBase):
         try:
             async with asyncio.TaskGroup() as tasks:
                 sends = [
-                    tasks.create_task(self._send_chain(sender, gate, chain, send_timeout))
+                    tasks.create_task(self._send_chain(sender, batch, chain))
                     for chain in chains.values()
                 ]
         finally:
             if owned:
                 await sender.aclose()
+            # Recorded together, once the batch is sent: one write for the batch; also
+            # when the sender is stopped mid-batch (what was sent is not sent again).
+            # A sender killed before this leaves the whole batch to the next after its
+            # lease (sent again: at least once, deduplicable by webhook-id).
+            await self.store.record_deliveries(batch.outcomes)
+        for (url, answer, outcome), count in sorted(batch.failures.items()):
+            _log.warning("%d webhook deliveries to %s failed (%s), %s", count, url, answer, outcome)
         return sum(send.result() for send in sends)
 
-    async def _send_chain(
+    async def send_webhooks(
         self,
-        client: httpx.AsyncClient,
-        gate: asyncio.Semaphore,
-        chain: list[tuple[Delivery, Webhook]],
-        send_timeout: float,
+        *,
+        interval: float = 1.0,
+        limit: int = 100,
+        concurrency: int = 16,
+        send_timeout: float = 10.0,
+        lease_seconds: float = _LEASE_SECONDS,
+    ) -> None:
+        """Send due deliveries until cancelled: again at once while there were some, else
+        after ``interval`` seconds (the sender of ``jobdesk serve`` and ``jobdesk worker``).
+
+        At most ``concurrency`` sends at once (one HTTP connection pool of that size).
+        A failure to reach the database is logged and tried again after ``interval``.
+        Safe beside other senders (see :meth:`deliver_webhooks`).
+        """
+        interval = validation.seconds("interval", interval, 3600.0)
+        if interval <= 0:
+            raise InvalidInput("interval", "must be more than 0 seconds")
+        concurrency = validation.integer("concurrency", concurrency, 1, 256)
+        task = asyncio.current_task()
+        pool = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+        async with httpx.AsyncClient(
+            follow_redirects=False, timeout=send_timeout, limits=pool
+        ) as client:
+            while True:
+                try:
+                    sent = await self.deliver_webhooks(
+                        client=client,
+                        limit=limit,
+                        concurrency=concurrency,
+                        send_timeout=send_timeout,
+                        lease_seconds=lease_seconds,
+                    )
+                except JobdeskError as exc:
+                    _log.warning("sending webhook deliveries failed: %s", exc)
+                    sent = 0
+                # A cancellation that arrived mid-query may have been absorbed below (the
+                # driver's pool); the task still knows it is being stopped.
+                if task is not None and task.cancelling():
+                    raise asyncio.CancelledError
+                if not sent:
+                    await asyncio.sleep(interval)
+
+    async def _send_chain(
+        self, client: httpx.AsyncClient, batch: _Batch, chain: list[tuple[Delivery, Webhook]]
     ) -> int:
         for index, (delivery, webhook) in enumerate(chain):
-            if not await self._send(client, gate, delivery, webhook, send_timeout):
+            if not await self._send(client, batch, delivery, webhook):
                 # Those after it were claimed too: due again now, behind it in order.
-                now = await self.store.now()
-                for later, _ in chain[index + 1 :]:
-                    await self.store.record_delivery(
+                batch.outcomes.extend(
+                    Outcome(
                         later.id,
                         state="pending",
-                        next_attempt_at=now,
+                        delay=0.0,
                         last_status=later.last_status,
                         last_response=later.last_response,
-                        delivered=False,
                         counted=False,
                     )
+                    for later, _ in chain[index + 1 :]
+                )
                 return index + 1
         return len(chain)
 
     async def _send(
-        self,
-        client: httpx.AsyncClient,
-        gate: asyncio.Semaphore,
-        delivery: Delivery,
-        webhook: Webhook,
-        send_timeout: float,
+        self, client: httpx.AsyncClient, batch: _Batch, delivery: Delivery, webhook: Webhook
     ) -> bool:
-        async with gate:
+        async with batch.gate:
             status: int | None = None
             try:
-                body = await self._payload(delivery)
-                await _check_endpoint(webhook.url, allow_private=webhook.allow_private)
+                body = await self._payload(delivery, batch)
+                await batch.check_endpoint(webhook)
                 # The send's own moment, on this machine's clock: the receiver judges
                 # replays by its clock, not by the database's.
                 stamp = int(time.time())
@@ -241,35 +325,32 @@ class WebhookOperations(DeskBase):
                     ),
                 }
                 response = await client.post(
-                    webhook.url, content=body, headers=headers, timeout=send_timeout
+                    webhook.url, content=body, headers=headers, timeout=batch.send_timeout
                 )
                 status, answer = response.status_code, response.text[:_RESPONSE_KEPT]
             except (httpx.HTTPError, InvalidInput, OSError) as exc:
                 answer = f"{type(exc).__name__}: {exc}"[:_RESPONSE_KEPT]
             delivered = status is not None and 200 <= status < 300
-            now = await self.store.now()
             delay = next_delay(delivery.tries + 1)
             state = "delivered" if delivered else ("pending" if delay is not None else "dead")
             if not delivered:
-                _log.warning(
-                    "webhook delivery %s to %s failed (%s), %s",
+                outcome = "dead" if delay is None else f"next try in {delay:.0f} s"
+                batch.failures[(webhook.url, str(status or answer)[:200], outcome)] += 1
+            batch.outcomes.append(
+                Outcome(
                     delivery.id,
-                    webhook.url,
-                    status or answer,
-                    "dead" if delay is None else f"next try in {delay:.0f} s",
+                    state=state,
+                    delay=0.0 if delivered else (delay or 0.0),
+                    last_status=status,
+                    last_response=answer,
                 )
-            await self.store.record_delivery(
-                delivery.id,
-                state=state,
-                next_attempt_at=now + timedelta(seconds=delay or 0.0),
-                last_status=status,
-                last_response=answer,
-                delivered=delivered,
             )
         return delivered
 
-    async def _payload(self, delivery: Delivery) -> bytes:
-        job = await self.store.get_job(delivery.job_id)
+    async def _payload(self, delivery: Delivery, batch: _Batch) -> bytes:
+        if delivery.subject == "group":
+            return await self._group_payload(delivery)
+        job = batch.jobs.get(delivery.job_id)
         document = {
             "type": delivery.event,
             "timestamp": wire.timestamp(delivery.at),
@@ -279,6 +360,20 @@ class WebhookOperations(DeskBase):
                 "attempt": delivery.attempt,
                 "at": wire.timestamp(delivery.at),
                 "job": None if job is None else wire.encode_job(job),
+            },
+        }
+        return json.dumps(document, separators=(",", ":"), ensure_ascii=False).encode()
+
+    async def _group_payload(self, delivery: Delivery) -> bytes:
+        group = await self.store.get_group(delivery.job_id)
+        document = {
+            "type": delivery.event,
+            "timestamp": wire.timestamp(delivery.at),
+            "data": {
+                "group_id": delivery.job_id,
+                "status": delivery.status.value,
+                "at": wire.timestamp(delivery.at),
+                "group": None if group is None else wire.encode_group(group),
             },
         }
         return json.dumps(document, separators=(",", ":"), ensure_ascii=False).encode()

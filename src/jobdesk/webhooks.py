@@ -1,4 +1,4 @@
-"""Webhooks: job transitions delivered to the host application, signed, at least once.
+"""Webhooks: job and group transitions delivered to the host application, signed, at least once.
 
 The rules, all here: what an endpoint may be (:func:`check_url`, :func:`check_address`:
 https, and no loopback, link-local or private address unless the operator allows it),
@@ -28,19 +28,24 @@ from datetime import datetime
 from urllib.parse import urlsplit
 
 from jobdesk.errors import InvalidInput, Unauthorized
+from jobdesk.groups import GroupStatus
 from jobdesk.models import JobStatus
 
 __all__ = [
     "BACKOFF_SECONDS",
     "EVENTS",
+    "GROUP_EVENTS",
+    "JOB_EVENTS",
     "SECRET_PREFIX",
     "Delivery",
     "DeliveryState",
+    "Outcome",
     "Webhook",
     "check_address",
     "check_url",
     "new_secret",
     "next_delay",
+    "parse_events",
     "parse_secret",
     "sign",
     "verify",
@@ -49,8 +54,12 @@ __all__ = [
 SECRET_PREFIX = "whsec_"  # noqa: S105 - the secrets' prefix, not a secret
 #: the fewest bytes a secret may hold
 MIN_SECRET_BYTES = 24
-#: the events a webhook may ask for: ``job.<status>``, one per status a job enters
-EVENTS = tuple(f"job.{status.value}" for status in JobStatus)
+#: ``job.<status>``: a job entered that status (one per status a job enters)
+JOB_EVENTS = tuple(f"job.{status.value}" for status in JobStatus)
+#: ``group.<status>``: a group's status (:func:`jobdesk.groups.summarize`) became that one
+GROUP_EVENTS = tuple(f"group.{status.value}" for status in GroupStatus)
+#: the events a webhook may ask for
+EVENTS = JOB_EVENTS + GROUP_EVENTS
 #: the wait before each retry of a failed delivery: 28.6 hours in all, then dead
 BACKOFF_SECONDS = (5, 30, 120, 600, 1800, 3600, 7200, 14400, 28800, 46800)
 #: how far a receiver accepts a ``webhook-timestamp`` from its own clock, in seconds
@@ -62,7 +71,7 @@ DeliveryState = str
 
 @dataclass(frozen=True, slots=True)
 class Webhook:
-    """An endpoint of a user's or a project's job transitions (exactly one of the two)."""
+    """An endpoint of a user's or a project's transitions (exactly one of the two)."""
 
     id: str
     url: str
@@ -77,17 +86,33 @@ class Webhook:
     allow_private: bool = False
     #: ``whsec_...``; shown to operators, never in a delivery
     secret: str = ""
+    #: the group statuses it receives (``group.<status>`` events)
+    group_statuses: frozenset[GroupStatus] = frozenset()
+
+    @property
+    def events(self) -> list[str]:
+        """The events it receives, as :func:`parse_events` reads them."""
+        return sorted(
+            [f"job.{status.value}" for status in self.statuses]
+            + [f"group.{status.value}" for status in self.group_statuses]
+        )
 
 
 @dataclass(frozen=True, slots=True)
 class Delivery:
-    """One transition to deliver to one webhook: its outbox row."""
+    """One transition to deliver to one webhook: its outbox row.
+
+    A job's (``subject`` ``job``: ``job_id`` is the job's id, ``status`` a
+    :class:`~jobdesk.models.JobStatus`) or a group's (``subject`` ``group``: ``job_id``
+    is the group's id, ``status`` a :class:`~jobdesk.groups.GroupStatus`).
+    """
 
     id: str
     webhook_id: str
+    #: the job's id, or the group's for a group event
     job_id: str
-    #: the status the job entered (the event is ``job.<status>``)
-    status: JobStatus
+    #: the status the job (or group) entered (the event is ``<subject>.<status>``)
+    status: JobStatus | GroupStatus
     attempt: int
     #: when the transition happened
     at: datetime
@@ -99,11 +124,54 @@ class Delivery:
     #: the start of the last response's body, or the error that stopped the send
     last_response: str | None = None
     delivered_at: datetime | None = None
+    #: ``job`` or ``group``
+    subject: str = "job"
 
     @property
     def event(self) -> str:
-        """The event type: ``job.<status>``."""
-        return f"job.{self.status.value}"
+        """The event type: ``job.<status>`` or ``group.<status>``."""
+        return f"{self.subject}.{self.status.value}"
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """What became of one claimed delivery, for the store to record."""
+
+    delivery_id: str
+    #: delivered, pending (to send again) or dead
+    state: DeliveryState
+    #: seconds from now to the next try (when pending)
+    delay: float
+    last_status: int | None
+    last_response: str | None
+    #: a send was made (False: handed back unsent, behind a failure of its job)
+    counted: bool = True
+
+    @property
+    def delivered(self) -> bool:
+        """Whether the receiver took it (a 2xx answer)."""
+        return self.state == "delivered"
+
+
+def parse_events(events: object) -> tuple[frozenset[JobStatus], frozenset[GroupStatus]]:
+    """The job and group statuses a webhook's ``events`` ask for (None: every event);
+    InvalidInput naming ``events`` for an empty list or an unknown event."""
+    if events is None:
+        return frozenset(JobStatus), frozenset(GroupStatus)
+    if isinstance(events, str | bytes) or not isinstance(events, Iterable):
+        raise InvalidInput("events", f"must be a non-empty list of {list(EVENTS)}")
+    found = list(events)
+    if not found:
+        raise InvalidInput("events", f"must be a non-empty list of {list(EVENTS)}")
+    unknown = [event for event in found if event not in EVENTS]
+    if unknown:
+        raise InvalidInput("events", f"unknown events {unknown}: use {list(EVENTS)}")
+    return (
+        frozenset(JobStatus(event.removeprefix("job.")) for event in found if event in JOB_EVENTS),
+        frozenset(
+            GroupStatus(event.removeprefix("group.")) for event in found if event in GROUP_EVENTS
+        ),
+    )
 
 
 def new_secret() -> str:

@@ -7,8 +7,9 @@ import inspect
 from jobdesk import JobDesk
 from jobdesk.sync import JobDesk as SyncJobDesk
 
-#: async-only: the change feed (an async iterator), and the desk's own life cycle
-ASYNC_ONLY = {"subscribe", "start", "open", "close"}
+#: async-only: the change feed (an async iterator), the desk's own life cycle, and the
+#: webhook sender that runs until cancelled (a task beside a server or a worker)
+ASYNC_ONLY = {"subscribe", "start", "open", "close", "send_webhooks"}
 
 
 def test_every_operation_of_the_async_desk_has_a_blocking_twin() -> None:

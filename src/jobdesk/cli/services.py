@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import dataclasses
 import importlib
 import importlib.util
@@ -245,6 +247,19 @@ def worker(
     retry_backoff: RetryBackoff = None,
     max_running: MaxRunning = None,
     max_active: MaxActive = None,
+    webhook_interval: Annotated[
+        float,
+        typer.Option(
+            envvar="JOBDESK_WEBHOOK_INTERVAL_SECONDS",
+            help="With --db: seconds between looks for webhook deliveries to send when "
+            "there were none (0 turns this worker's sender off).",
+            min=0,
+        ),
+    ] = 1.0,
+    webhook_concurrency: Annotated[
+        int,
+        typer.Option(help="With --db: webhook deliveries sent at once.", min=1, max=256),
+    ] = 16,
     until_empty: Annotated[
         bool,
         typer.Option("--until-empty", help="Stop once no due job is left and none is running."),
@@ -270,9 +285,9 @@ def worker(
     signal it claims nothing more and gives running jobs `--grace` seconds,
     then hands the unfinished ones back (their attempt is not spent); a second
     signal hands them back at once. With --db it also requeues expired leases,
-    fires due schedules and runs retention passes (a server does all three
-    itself). `JOBDESK_TRACING=on` makes OpenTelemetry spans for each attempt
-    (docs/tracing.md).
+    fires due schedules, runs retention passes and sends webhook deliveries,
+    beside the jobs (a server does all three itself). `JOBDESK_TRACING=on`
+    makes OpenTelemetry spans for each attempt (docs/tracing.md).
     """
     from jobdesk.worker import (  # noqa: PLC0415 - only this command
         DeskTransport,
@@ -321,7 +336,21 @@ def worker(
             retaining(desk, policy_from(retention), retention_interval),
         ):
             direct = await DeskTransport.connect(desk, token)
-            await serve_jobs(registry, direct, safe_url(database_url(db)))
+            if not webhook_interval:
+                await serve_jobs(registry, direct, safe_url(database_url(db)))
+                return
+            # The webhook sender is a task of its own beside the worker, off its claim
+            # and complete path; it stops when the worker has stopped.
+            sender = asyncio.create_task(
+                desk.send_webhooks(interval=webhook_interval, concurrency=webhook_concurrency),
+                name="jobdesk-webhooks",
+            )
+            try:
+                await serve_jobs(registry, direct, safe_url(database_url(db)))
+            finally:
+                sender.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await sender
 
     async def serve_jobs(registry: Registry, transport: Transport, where: str) -> None:
         runtime = WorkerRuntime(

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from typing import Annotated
 
 import typer
@@ -79,7 +78,7 @@ def webhooks_list(db: Db = None, as_json: AsJson = False, debug: Debug = False) 
         table.add_column(column)
     for webhook in webhooks:
         owner = f"user {webhook.user_id}" if webhook.user_id else f"project {webhook.project_id}"
-        events = ", ".join(sorted(status.value for status in webhook.statuses))
+        events = ", ".join(webhook.events)
         table.add_row(cell(webhook.id), cell(owner), cell(webhook.url), cell(events))
     out.print(table)
 
@@ -171,22 +170,37 @@ def webhooks_deliver(
     interval: Annotated[
         float, typer.Option(help="With --forever: seconds between looks when idle.", min=0.05)
     ] = 1.0,
+    concurrency: Annotated[int, typer.Option(help="Sends at once.", min=1, max=256)] = 16,
+    send_timeout: Annotated[
+        float, typer.Option(help="Seconds a receiver has to answer a send.", min=0.01)
+    ] = 10.0,
+    lease_seconds: Annotated[
+        float,
+        typer.Option(
+            help="Seconds the deliveries it claims are kept from other senders (if this "
+            "sender dies, they wait that long).",
+            min=0.1,
+        ),
+    ] = 60.0,
     db: Db = None,
     as_json: AsJson = False,
     debug: Debug = False,
 ) -> None:
-    """Send the due deliveries now (jobdesk serve does this by itself); prints how many."""
+    """Send the due deliveries now (jobdesk serve and jobdesk worker do this by themselves);
+    prints how many."""
 
     async def work() -> int:
-        total = 0
         async with open_desk(db) as desk:
-            while True:
-                sent = await desk.deliver_webhooks()
-                total += sent
-                if not forever:
-                    return total
-                if not sent:
-                    await asyncio.sleep(interval)
+            if forever:
+                await desk.send_webhooks(
+                    interval=interval,
+                    concurrency=concurrency,
+                    send_timeout=send_timeout,
+                    lease_seconds=lease_seconds,
+                )
+            return await desk.deliver_webhooks(
+                concurrency=concurrency, send_timeout=send_timeout, lease_seconds=lease_seconds
+            )
 
     sent = run(work(), as_json=as_json)
     if as_json:

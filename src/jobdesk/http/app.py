@@ -16,7 +16,6 @@ from collections.abc import AsyncIterator
 from functools import partial
 from typing import Any
 
-import httpx
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 from pydantic import BaseModel
@@ -214,22 +213,8 @@ async def _run_schedules(desk: JobDesk, interval: float) -> None:
 
 
 async def _deliver_webhooks(desk: JobDesk, interval: float) -> None:
-    """Send due webhook deliveries, again at once while there were some, else after
-    ``interval``: never in the request that made the transition."""
-    task = asyncio.current_task()
-    async with httpx.AsyncClient(follow_redirects=False, timeout=10.0) as client:
-        while True:
-            try:
-                sent = await desk.deliver_webhooks(client=client)
-            except JobdeskError as exc:
-                _log.warning("sending webhook deliveries failed: %s", exc)
-                sent = 0
-            # A cancellation that arrived mid-query may have been absorbed below (the
-            # driver's pool); the task still knows it is being stopped.
-            if task is not None and task.cancelling():
-                raise asyncio.CancelledError
-            if not sent:
-                await asyncio.sleep(interval)
+    """Send due webhook deliveries (never in the request that made the transition)."""
+    await desk.send_webhooks(interval=interval)
 
 
 #: how long a retention pass of the server rests between batches, so that requests and

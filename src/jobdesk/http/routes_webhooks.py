@@ -70,7 +70,7 @@ class WebhookOut(Out):
             url=webhook.url,
             user_id=webhook.user_id,
             project_id=webhook.project_id,
-            events=sorted(f"job.{status.value}" for status in webhook.statuses),
+            events=webhook.events,
             allow_http=webhook.allow_http,
             allow_private=webhook.allow_private,
             created_at=webhook.created_at,
@@ -83,7 +83,8 @@ class DeliveryOut(Out):
 
     id: str
     webhook_id: str
-    job_id: str
+    job_id: Annotated[str, Field(description="The job's id, or the group's for a group event.")]
+    subject: Literal["job", "group"]
     event: str
     attempt: int
     at: datetime
@@ -105,7 +106,8 @@ class DeliveryOut(Out):
 
 @router.put("", operation_id="setWebhook", responses=documented(401, 422, 503))
 async def set_webhook(body: WebhookRequest, admin: CurrentAdmin, runtime: RuntimeDep) -> WebhookOut:
-    """Send one user's (or project's) job transitions to an endpoint; answers its secret."""
+    """Send one user's (or project's) job and group transitions to an endpoint; answers its
+    secret."""
     webhook = await runtime.require_desk().set_webhook(
         body.url,
         user_id=body.user_id,

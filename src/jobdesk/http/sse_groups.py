@@ -18,6 +18,7 @@ browser's EventSource).
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import re
@@ -50,17 +51,33 @@ def encode_group_state(
     counts: dict[JobStatus, int],
 ) -> bytes:
     """One ``group`` event: the group's status, progress and counts."""
-    data = json.dumps(
+    data = _group_data(
+        group_id, status, progress, tuple((job_status.value, n) for job_status, n in counts.items())
+    )
+    return f"id: {sequence}-{group_id}-{status.value}\nevent: group\ndata: {data}\n\n".encode()
+
+
+# One change reaches every follower of the group at once, and each would render the
+# same JSON: rendered once (a follower's own part is its event id's sequence).
+@functools.lru_cache(maxsize=1024)
+def _group_data(
+    group_id: str, status: GroupStatus, progress: float, counts: tuple[tuple[str, int], ...]
+) -> str:
+    return json.dumps(
         {
             "id": group_id,
             "status": status.value,
             "progress": progress,
-            "size": sum(counts.values()),
-            "counts": {job_status.value: count for job_status, count in counts.items()},
+            "size": sum(count for _, count in counts),
+            "counts": dict(counts),
         },
         separators=(",", ":"),
     )
-    return f"id: {sequence}-{group_id}-{status.value}\nevent: group\ndata: {data}\n\n".encode()
+
+
+@functools.lru_cache(maxsize=1024)
+def _change_event(change: JobChange) -> bytes:
+    return encode_change(change)
 
 
 def _final(group: Group, sequence: int) -> bytes:
@@ -129,6 +146,7 @@ async def _group_events(
 ) -> AsyncGenerator[bytes, None]:
     seen = {job_id: job.updated_at for job_id, job in jobs.items()}
     sequence = 1
+    change = b""
     try:
         status, progress, counts = tally.summary()
         yield encode_group_state(group.id, sequence, status, progress, counts)
@@ -149,13 +167,18 @@ async def _group_events(
                 seen[item.job_id] = item.updated_at
                 if not tally.apply(item.job_id, item.status, item.progress):
                     continue
-                yield encode_change(item)
+                change = _change_event(item)
             else:
                 continue
             sequence += 1
             status, progress, counts = tally.summary()
-            if not status.is_finished:
-                yield encode_group_state(group.id, sequence, status, progress, counts)
+            if status.is_finished:
+                if change:
+                    yield change
+            else:
+                # The job's event and the group's in one write.
+                yield change + encode_group_state(group.id, sequence, status, progress, counts)
+            change = b""
         # The stored word on the finished group (a cancel_group, say, names it cancelled).
         yield _final(await desk.get_group(group.id, group.user_id), sequence)
     except JobdeskError as exc:

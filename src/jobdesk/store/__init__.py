@@ -41,7 +41,7 @@ from jobdesk.scheduling import TypeLimits, WaitFacts
 
 # Kept importable here for code written before jobdesk.store.common existed.
 from jobdesk.store.common import load_queries as load_queries
-from jobdesk.webhooks import Delivery, Webhook
+from jobdesk.webhooks import Delivery, Outcome, Webhook
 
 __all__ = ["Change", "Clock", "ScheduleChange", "Store", "open_store"]
 
@@ -301,7 +301,9 @@ class Store(Protocol):
         """Store the webhook of its user or project (replacing theirs, keeping its id and
         outbox), and make every later job transition of theirs go to the outbox, in the
         transition's own transaction (a trigger on the jobs' history, on only while some
-        webhook exists)."""
+        webhook asks for a job event); and, while a webhook asks for ``group.*`` events,
+        every change of a group's status too (triggers on the history and the cancel
+        mark)."""
 
     async def remove_webhook(self, webhook_id: str) -> bool:
         """Forget a webhook and its undelivered deliveries; whether it existed."""
@@ -316,20 +318,13 @@ class Store(Protocol):
         job (in order per job), put off by ``lease_seconds`` so that no other sender takes
         them meanwhile (a sender that dies leaves them to the next: at least once)."""
 
-    async def record_delivery(
-        self,
-        delivery_id: str,
-        *,
-        state: str,
-        next_attempt_at: datetime,
-        last_status: int | None,
-        last_response: str | None,
-        delivered: bool,
-        counted: bool = True,
-    ) -> None:
-        """Record a send's outcome: ``delivered``, ``pending`` again at ``next_attempt_at``,
-        or ``dead``; one more try (unless not ``counted``: handed back unsent), the
-        response kept."""
+    async def record_deliveries(self, outcomes: Sequence[Outcome]) -> None:
+        """Record sends' outcomes, in one write: ``delivered``, ``pending`` again after
+        ``delay`` seconds, or ``dead``; one more try each (unless not ``counted``: handed
+        back unsent), the response kept. A delivery no longer pending is left alone."""
+
+    async def get_jobs(self, job_ids: Sequence[str]) -> list[Job]:
+        """The jobs of ``job_ids`` that exist, in no particular order (any user's)."""
 
     async def list_deliveries(
         self, *, state: str | None, webhook_id: str | None, limit: int

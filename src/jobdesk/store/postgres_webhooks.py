@@ -1,20 +1,25 @@
-"""PostgresWebhooks: webhooks and their outbox on PostgreSQL (migration 0010).
+"""PostgresWebhooks: webhooks and their outbox on PostgreSQL (migrations 0010 and 0013).
 
 A statement trigger on ``job_events`` copies each job's history entries to the outbox in
-the transaction that wrote them; it is enabled only while a webhook exists, so the claim
-and complete paths pay nothing for webhooks they do not have.
+the transaction that wrote them; it is enabled only while a webhook asks for a job
+event, so the claim and complete paths pay nothing for webhooks they do not have. Two
+more (migration 0013) announce groups' status changes, enabled only while a webhook asks
+for group events.
 """
 
 from __future__ import annotations
 
-from datetime import datetime
+from collections.abc import Sequence
 
-from jobdesk.models import JobStatus
+from psycopg.types.json import Jsonb
+
+from jobdesk.groups import GroupStatus
+from jobdesk.models import Job, JobStatus
 from jobdesk.store.common import load_queries
 from jobdesk.store.postgres_connections import Connection
 from jobdesk.store.postgres_groups import PostgresGroups
-from jobdesk.store.postgres_rows import Row
-from jobdesk.webhooks import Delivery, Webhook
+from jobdesk.store.postgres_rows import Row, job_from_row
+from jobdesk.webhooks import Delivery, Outcome, Webhook
 
 __all__ = ["PostgresWebhooks"]
 
@@ -27,6 +32,7 @@ def webhook_from_row(row: Row) -> Webhook:
         id=row["id"],
         url=row["url"],
         statuses=frozenset(JobStatus(status) for status in row["statuses"]),
+        group_statuses=frozenset(GroupStatus(status) for status in row["group_statuses"]),
         created_at=row["created_at"],
         user_id=row["user_id"],
         project_id=row["project_id"],
@@ -42,7 +48,10 @@ def delivery_from_row(row: Row) -> Delivery:
         id=str(row["id"]),
         webhook_id=row["webhook_id"],
         job_id=row["job_id"],
-        status=JobStatus(row["status"]),
+        status=(
+            GroupStatus(row["status"]) if row["subject"] == "group" else JobStatus(row["status"])
+        ),
+        subject=row["subject"],
         attempt=row["attempt"],
         at=row["at"],
         state=row["state"],
@@ -77,12 +86,13 @@ class PostgresWebhooks(PostgresGroups):
                     "url": webhook.url,
                     "secret": webhook.secret,
                     "statuses": sorted(status.value for status in webhook.statuses),
+                    "group_statuses": sorted(status.value for status in webhook.group_statuses),
                     "allow_http": webhook.allow_http,
                     "allow_private": webhook.allow_private,
                     "now": self._now_param(),
                 },
             )
-            await connection.execute(W["enable_outbox_trigger"])
+            await self._switch_triggers(connection)
             [row] = await self._fetch_all(
                 "SELECT * FROM jobdesk.webhooks WHERE id = %(id)s", {"id": webhook_id}, connection
             )
@@ -95,11 +105,24 @@ class PostgresWebhooks(PostgresGroups):
             cursor = await connection.execute(W["delete_webhook"], {"id": webhook_id})
             removed = cursor.rowcount
             await connection.execute(W["delete_outbox_of_webhook"], {"webhook_id": webhook_id})
-            if not await self._fetch_value(W["count_webhooks"], {}, connection):
-                await connection.execute(W["disable_outbox_trigger"])
+            await self._switch_triggers(connection)
             return bool(removed)
 
         return await self._run(work)
+
+    async def _switch_triggers(self, connection: Connection) -> None:
+        """The job trigger on while a webhook asks for a job event, the group triggers
+        while one asks for a group event, off otherwise; every group tally forgotten (it
+        may be from before a time they were off)."""
+        if await self._fetch_value(W["count_job_webhooks"], {}, connection):
+            await connection.execute(W["enable_outbox_trigger"])
+        else:
+            await connection.execute(W["disable_outbox_trigger"])
+        await connection.execute(W["forget_group_tallies"])
+        if await self._fetch_value(W["count_group_webhooks"], {}, connection):
+            await connection.execute(W["enable_group_outbox_triggers"])
+        else:
+            await connection.execute(W["disable_group_outbox_triggers"])
 
     async def list_webhooks(self) -> list[Webhook]:
         async def work(connection: Connection) -> list[Webhook]:
@@ -136,32 +159,36 @@ class PostgresWebhooks(PostgresGroups):
 
         return await self._run(work, single=True)
 
-    async def record_delivery(
-        self,
-        delivery_id: str,
-        *,
-        state: str,
-        next_attempt_at: datetime,
-        last_status: int | None,
-        last_response: str | None,
-        delivered: bool,
-        counted: bool = True,
-    ) -> None:
-        params = {
-            "id": int(delivery_id),
-            "counted": int(counted),
-            "state": state,
-            "next_attempt_at": next_attempt_at,
-            "last_status": last_status,
-            "last_response": last_response,
-            "delivered": delivered,
-            "now": self._now_param(),
-        }
+    async def record_deliveries(self, outcomes: Sequence[Outcome]) -> None:
+        if not outcomes:
+            return
+        rows = [
+            {
+                "id": int(outcome.delivery_id),
+                "state": outcome.state,
+                "counted": int(outcome.counted),
+                "delay": outcome.delay,
+                "last_status": outcome.last_status,
+                "last_response": outcome.last_response,
+            }
+            for outcome in outcomes
+        ]
+        params = {"outcomes": Jsonb(rows), "now": self._now_param()}
 
         async def work(connection: Connection) -> None:
-            await connection.execute(W["record_delivery"], params)
+            await connection.execute(W["record_deliveries"], params)
 
         await self._run(work, single=True)
+
+    async def get_jobs(self, job_ids: Sequence[str]) -> list[Job]:
+        if not job_ids:
+            return []
+
+        async def work(connection: Connection) -> list[Job]:
+            rows = await self._fetch_all(W["get_jobs"], {"ids": list(job_ids)}, connection)
+            return [job_from_row(row) for row in rows]
+
+        return await self._run(work, write=False, single=True)
 
     async def list_deliveries(
         self, *, state: str | None, webhook_id: str | None, limit: int

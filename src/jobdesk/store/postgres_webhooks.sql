@@ -1,10 +1,30 @@
--- jobdesk's webhook queries for PostgreSQL (schema version 10), each by name.
+-- jobdesk's webhook queries for PostgreSQL (schema version 14), each by name.
 
 -- name: enable_outbox_trigger
 ALTER TABLE jobdesk.job_events ENABLE TRIGGER job_events_to_webhooks;
 
 -- name: disable_outbox_trigger
 ALTER TABLE jobdesk.job_events DISABLE TRIGGER job_events_to_webhooks;
+
+-- name: enable_group_outbox_triggers
+-- While a webhook asks for group events (migration 0013).
+ALTER TABLE jobdesk.job_events ENABLE TRIGGER job_events_to_group_webhooks;
+ALTER TABLE jobdesk.groups ENABLE TRIGGER group_cancel_to_webhooks;
+
+-- name: disable_group_outbox_triggers
+ALTER TABLE jobdesk.job_events DISABLE TRIGGER job_events_to_group_webhooks;
+ALTER TABLE jobdesk.groups DISABLE TRIGGER group_cancel_to_webhooks;
+
+-- name: forget_group_tallies
+-- Every group is counted again from its jobs the next time it is judged: the webhooks
+-- changed, so a tally may be from before a time its triggers were off.
+UPDATE jobdesk.groups SET
+    tally_pending = NULL, tally_processing = NULL, tally_completed = NULL,
+    tally_failed = NULL, tally_cancelled = NULL
+WHERE tally_pending IS NOT NULL;
+
+-- name: count_group_webhooks
+SELECT count(*) FROM jobdesk.webhooks WHERE cardinality(group_statuses) > 0;
 
 -- name: delete_webhook_of_owner
 DELETE FROM jobdesk.webhooks
@@ -13,18 +33,20 @@ WHERE (%(user_id)s::text IS NOT NULL AND user_id = %(user_id)s)
 
 -- name: insert_webhook
 INSERT INTO jobdesk.webhooks (
-    id, user_id, project_id, url, secret, statuses, allow_http, allow_private, created_at
+    id, user_id, project_id, url, secret, statuses, group_statuses, allow_http, allow_private,
+    created_at
 ) VALUES (
-    %(id)s, %(user_id)s, %(project_id)s, %(url)s, %(secret)s, %(statuses)s, %(allow_http)s,
-    %(allow_private)s, coalesce(%(now)s::timestamptz, now())
+    %(id)s, %(user_id)s, %(project_id)s, %(url)s, %(secret)s, %(statuses)s,
+    %(group_statuses)s, %(allow_http)s, %(allow_private)s, coalesce(%(now)s::timestamptz, now())
 )
 RETURNING created_at;
 
 -- name: delete_webhook
 DELETE FROM jobdesk.webhooks WHERE id = %(id)s;
 
--- name: count_webhooks
-SELECT count(*) FROM jobdesk.webhooks;
+-- name: count_job_webhooks
+-- Webhooks that ask for a job event: the job trigger is on only while there is one.
+SELECT count(*) FROM jobdesk.webhooks WHERE cardinality(statuses) > 0;
 
 -- name: list_webhooks
 SELECT * FROM jobdesk.webhooks ORDER BY created_at, id;
@@ -53,12 +75,24 @@ FROM due, jobdesk.webhooks AS w
 WHERE o.id = due.id AND w.id = o.webhook_id
 RETURNING o.*, w.url, w.secret, w.allow_http, w.allow_private;
 
--- name: record_delivery
-UPDATE jobdesk.webhook_outbox SET
-    state = %(state)s, tries = tries + %(counted)s, next_attempt_at = %(next_attempt_at)s,
-    last_status = %(last_status)s, last_response = %(last_response)s,
-    delivered_at = CASE WHEN %(delivered)s THEN coalesce(%(now)s::timestamptz, now()) END
-WHERE id = %(id)s AND state = 'pending';
+-- name: record_deliveries
+-- A batch's outcomes in one statement; the next try r.delay seconds from the
+-- database's now (jobdesk.webhooks.next_delay chose it).
+UPDATE jobdesk.webhook_outbox AS o SET
+    state = r.state, tries = o.tries + r.counted,
+    next_attempt_at = coalesce(%(now)s::timestamptz, now()) + make_interval(secs => r.delay),
+    last_status = r.last_status, last_response = r.last_response,
+    delivered_at = CASE WHEN r.state = 'delivered'
+                        THEN coalesce(%(now)s::timestamptz, now()) END
+FROM jsonb_to_recordset(%(outcomes)s::jsonb) AS r (
+    id bigint, state text, counted integer, delay double precision, last_status integer,
+    last_response text
+)
+WHERE o.id = r.id AND o.state = 'pending';
+
+-- name: get_jobs
+SELECT j.*, NULL::timestamptz AS store_now FROM jobdesk.jobs AS j
+WHERE j.id = ANY(%(ids)s::text[]);
 
 -- name: list_deliveries
 SELECT * FROM jobdesk.webhook_outbox

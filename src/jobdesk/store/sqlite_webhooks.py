@@ -1,21 +1,24 @@
-"""SQLiteWebhooks: webhooks and their outbox on SQLite (migration 0007).
+"""SQLiteWebhooks: webhooks and their outbox on SQLite (migrations 7 and 10).
 
-While a webhook exists, a trigger copies each job's history entry to the outbox in the
-transaction that wrote it; with none, the trigger is dropped, so the claim and complete
-paths pay nothing for webhooks they do not have.
+While a webhook asks for a job event, a trigger copies each job's history entry to the
+outbox in the transaction that wrote it; with none, the trigger is dropped, so the claim
+and complete paths pay nothing for webhooks they do not have. Two more (migration 10)
+announce groups' status changes, made only while a webhook asks for group events.
 """
 
 from __future__ import annotations
 
 import json
 import sqlite3
-from datetime import datetime, timedelta
+from collections.abc import Sequence
+from datetime import timedelta
 
-from jobdesk.models import JobStatus
+from jobdesk.groups import GroupStatus
+from jobdesk.models import Job, JobStatus
 from jobdesk.store.common import load_queries
 from jobdesk.store.sqlite_groups import SQLiteGroups, datetime_of
-from jobdesk.store.sqlite_rows import parse_time, time_text
-from jobdesk.webhooks import Delivery, Webhook
+from jobdesk.store.sqlite_rows import job_from_row, parse_time, time_text
+from jobdesk.webhooks import Delivery, Outcome, Webhook
 
 __all__ = ["SQLiteWebhooks"]
 
@@ -28,6 +31,9 @@ def webhook_from_row(row: sqlite3.Row) -> Webhook:
         id=row["id"],
         url=row["url"],
         statuses=frozenset(JobStatus(status) for status in json.loads(row["statuses"])),
+        group_statuses=frozenset(
+            GroupStatus(status) for status in json.loads(row["group_statuses"])
+        ),
         created_at=datetime_of(row["created_at"]),
         user_id=row["user_id"],
         project_id=row["project_id"],
@@ -43,7 +49,10 @@ def delivery_from_row(row: sqlite3.Row) -> Delivery:
         id=str(row["id"]),
         webhook_id=row["webhook_id"],
         job_id=row["job_id"],
-        status=JobStatus(row["status"]),
+        status=(
+            GroupStatus(row["status"]) if row["subject"] == "group" else JobStatus(row["status"])
+        ),
+        subject=row["subject"],
         attempt=row["attempt"],
         at=datetime_of(row["at"]),
         state=row["state"],
@@ -76,12 +85,13 @@ class SQLiteWebhooks(SQLiteGroups):
                     "url": webhook.url,
                     "secret": webhook.secret,
                     "statuses": json.dumps(sorted(s.value for s in webhook.statuses)),
+                    "group_statuses": json.dumps(sorted(s.value for s in webhook.group_statuses)),
                     "allow_http": webhook.allow_http,
                     "allow_private": webhook.allow_private,
                     "created_at": time_text(now),
                 },
             )
-            connection.execute(W["create_outbox_trigger"])
+            _switch_triggers(connection)
             row = connection.execute(
                 "SELECT * FROM webhooks WHERE id = :id", {"id": webhook_id}
             ).fetchone()
@@ -93,9 +103,7 @@ class SQLiteWebhooks(SQLiteGroups):
         def work(connection: sqlite3.Connection) -> bool:
             removed = connection.execute(W["delete_webhook"], {"id": webhook_id}).rowcount
             connection.execute(W["delete_outbox_of_webhook"], {"webhook_id": webhook_id})
-            (left,) = connection.execute(W["count_webhooks"]).fetchone()
-            if not left:
-                connection.execute(W["drop_outbox_trigger"])
+            _switch_triggers(connection)
             return bool(removed)
 
         return await self._write(work)
@@ -122,32 +130,39 @@ class SQLiteWebhooks(SQLiteGroups):
 
         return await self._write(work)
 
-    async def record_delivery(
-        self,
-        delivery_id: str,
-        *,
-        state: str,
-        next_attempt_at: datetime,
-        last_status: int | None,
-        last_response: str | None,
-        delivered: bool,
-        counted: bool = True,
-    ) -> None:
+    async def record_deliveries(self, outcomes: Sequence[Outcome]) -> None:
+        if not outcomes:
+            return
+
         def work(connection: sqlite3.Connection) -> None:
-            connection.execute(
+            now = self._clock()
+            connection.executemany(
                 W["record_delivery"],
-                {
-                    "id": int(delivery_id),
-                    "counted": int(counted),
-                    "state": state,
-                    "next_attempt_at": time_text(next_attempt_at),
-                    "last_status": last_status,
-                    "last_response": last_response,
-                    "delivered_at": time_text(self._clock()) if delivered else None,
-                },
+                [
+                    {
+                        "id": int(outcome.delivery_id),
+                        "counted": int(outcome.counted),
+                        "state": outcome.state,
+                        "next_attempt_at": time_text(now + timedelta(seconds=outcome.delay)),
+                        "last_status": outcome.last_status,
+                        "last_response": outcome.last_response,
+                        "delivered_at": time_text(now) if outcome.delivered else None,
+                    }
+                    for outcome in outcomes
+                ],
             )
 
         await self._write(work)
+
+    async def get_jobs(self, job_ids: Sequence[str]) -> list[Job]:
+        if not job_ids:
+            return []
+
+        def work(connection: sqlite3.Connection) -> list[Job]:
+            rows = connection.execute(W["get_jobs"], {"ids": json.dumps(list(job_ids))})
+            return [job_from_row(row) for row in rows]
+
+        return await self._run(work)
 
     async def list_deliveries(
         self, *, state: str | None, webhook_id: str | None, limit: int
@@ -167,6 +182,22 @@ class SQLiteWebhooks(SQLiteGroups):
             return bool(connection.execute(W["redeliver"], params).rowcount)
 
         return await self._write(work)
+
+
+def _switch_triggers(connection: sqlite3.Connection) -> None:
+    """The job trigger made while a webhook asks for a job event, the group triggers
+    while one asks for a group event, dropped otherwise; every group tally forgotten (it
+    may be from before a time there were none)."""
+    (job_webhooks,) = connection.execute(W["count_job_webhooks"]).fetchone()
+    connection.execute(W["create_outbox_trigger" if job_webhooks else "drop_outbox_trigger"])
+    connection.execute(W["forget_group_tallies"])
+    (wanted,) = connection.execute(W["count_group_webhooks"]).fetchone()
+    if wanted:
+        connection.execute(W["create_group_outbox_trigger"])
+        connection.execute(W["create_group_cancel_trigger"])
+    else:
+        connection.execute(W["drop_group_outbox_trigger"])
+        connection.execute(W["drop_group_cancel_trigger"])
 
 
 def _webhook_of_claim(row: sqlite3.Row) -> Webhook:
