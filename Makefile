@@ -51,10 +51,12 @@ bench: $(STAMP)
 bench-peers:
 	bench/peers/run_peers.sh
 
-## faults: the long fault-injection run on each store (10,000+ jobs, tens of faults; ~13 min)
+## faults: the long fault-injection run on each store (10,000+ jobs, tens of faults; ~13 min),
+##         then the long fault tests (webhooks under killed senders, outages, a database crash; ~15 min)
 faults: $(STAMP)
 	$(BIN)/python bench/faults.py --store sqlite --jobs 12500 --duration 330
 	$(BIN)/python bench/faults.py --store postgres --jobs 12500 --duration 330
+	$(BIN)/python -m pytest -m long tests/faults -q
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .coverage jobdesk-demo.db*

@@ -10,8 +10,9 @@ crash of the server (``restart_postgres``, unless ``JOBDESK_FAULTS`` leaves it o
 spare a shared server). Then every delivery in the outbox must have arrived answered 200,
 each id's arrivals the same event, and each job's first arrivals in order.
 
-The standalone twin that is safe on a shared machine (no database restart) is
-tests/acceptance/test_webhook_crash.py.
+The standalone twin that is safe on a shared machine (no database restart), and quick
+enough for ``make test``, is tests/acceptance/test_webhook_crash.py; this one is ``long``:
+``make faults`` runs it.
 """
 
 from __future__ import annotations
@@ -73,7 +74,7 @@ def make_transitions(db: SyncJobDesk, stop: threading.Event) -> None:
         stop.wait(1.0)
 
 
-@pytest.mark.slow
+@pytest.mark.long  # up to ~12 minutes a store: make faults runs it, make test does not
 @pytest.mark.timeout(900)
 def test_webhooks_lose_nothing_to_killed_senders_outages_and_a_database_crash(
     store_url: str, db: SyncJobDesk, processes: Processes, tmp_path: Path
