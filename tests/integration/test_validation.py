@@ -311,6 +311,8 @@ CASES: list[tuple[str, str, Call]] = [
     ("get_webhook_deliveries", "state", lambda d, w, j: d.get_webhook_deliveries(state="x")),
     ("redeliver_webhook", "delivery_id", lambda d, w, j: d.redeliver_webhook("x")),
     ("deliver_webhooks", "limit", lambda d, w, j: d.deliver_webhooks(limit=0)),
+    ("send_webhooks", "interval", lambda d, w, j: d.send_webhooks(interval=0)),
+    ("send_webhooks", "concurrency", lambda d, w, j: d.send_webhooks(concurrency=0)),
 ]
 
 
