@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: run test lint typecheck unit bench bench-peers faults clean
+.PHONY: run test lint typecheck unit bench bench-peers bench-cpu faults clean
 
 # The PostgreSQL server the tests create their databases on (trust auth on this machine).
 export JOBDESK_TEST_POSTGRES_URL ?= postgresql://root@127.0.0.1:5432/postgres
@@ -50,6 +50,10 @@ bench: $(STAMP)
 ## bench-peers: jobdesk beside PgQueuer, Procrastinate, Celery and RQ (~20 min; REPS, N, LIBS: bench/peers/README.md)
 bench-peers:
 	bench/peers/run_peers.sh
+
+## bench-cpu: CPU per job of each process (producer, workers, server, PostgreSQL) beside PgQueuer (~5 min)
+bench-cpu:
+	REPS=$${REPS:-3} bench/peers/run_peers.sh cpu
 
 ## faults: the long fault-injection run on each store (10,000+ jobs, tens of faults; ~13 min),
 ##         then the long fault tests (webhooks under killed senders, outages, a database crash; ~15 min)

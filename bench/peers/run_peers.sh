@@ -5,6 +5,7 @@
 #
 #   bench/peers/run_peers.sh          # REPS=2 N=10000, the table of RESULTS.md: ~20 min on 2 cores
 #   REPS=1 N=2000 LIBS="jobdesk_rt_pg pgqueuer" bench/peers/run_peers.sh   # a quick look
+#   bench/peers/run_peers.sh cpu      # CPU per job per process (cpu_per_job.py; CPU_LIBS)
 #
 # Settings (environment):
 #   JOBDESK_PEERS_HARNESS  the shared harness (default: ../shared/bench beside the repository)
@@ -67,6 +68,12 @@ echo "harness copy: $peers"
   echo "pkg: jobdesk from $($PY -c 'import jobdesk, os; print(os.path.dirname(jobdesk.__file__))')"
 } > "$RESULTS/peers-$stamp.env.txt"
 cat "$RESULTS/peers-$stamp.env.txt"
+
+# `run_peers.sh cpu` (make bench-cpu): CPU per job per process instead of the rates
+if [ "${1:-}" = cpu ]; then
+  PYTHONPATH="$HERE:$PWD" exec $PY "$HERE/cpu_per_job.py" --reps "$REPS" --n "$N" --results "$RESULTS" --stamp "$stamp" \
+    ${CPU_LIBS:+--libs "$CPU_LIBS"}
+fi
 
 started=$(date +%s)
 for rep in $(seq 1 "$REPS"); do
