@@ -15,7 +15,7 @@ import json
 import logging
 import os
 import sys
-from collections.abc import AsyncIterator, Coroutine, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Sequence
 from datetime import datetime
 from enum import StrEnum
 from typing import Annotated, Any, NoReturn, TypeVar
@@ -366,6 +366,28 @@ def _missing_sqlite_file(url: str) -> str | None:
     if not path or path == ":memory:" or os.path.exists(path):
         return None
     return os.path.abspath(path)
+
+
+def act(
+    action: Callable[[JobDesk], Awaitable[T]],
+    db: str | None,
+    *,
+    as_json: bool,
+    said: Callable[[T], str],
+) -> None:
+    """One operation on the desk of ``--db``, and what it answered: as JSON with
+    ``--json``, else the line ``said(answer)``. For the commands that change one thing
+    (cancel, retry) and print a word about it."""
+
+    async def work() -> T:
+        async with open_desk(db) as desk:
+            return await action(desk)
+
+    answer = run(work(), as_json=as_json)
+    if as_json:
+        print_json(answer)
+    else:
+        out.print(Text(said(answer)))
 
 
 @contextlib.asynccontextmanager

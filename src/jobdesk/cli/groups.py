@@ -19,6 +19,7 @@ from jobdesk.cli.app import (
     Db,
     Debug,
     User,
+    act,
     app,
     aware,
     cell,
@@ -206,16 +207,12 @@ def groups_cancel(
     group_id: GroupId, user: User, db: Db = None, as_json: AsJson = False, debug: Debug = False
 ) -> None:
     """Cancel every pending and processing job of a group; finished ones keep their end."""
-
-    async def work() -> Group:
-        async with open_desk(db) as desk:
-            return await desk.cancel_group(group_id, user)
-
-    group = run(work(), as_json=as_json)
-    if as_json:
-        print_json(group)
-    else:
-        out.print(Text(f"group {group.id} is {group.status}"))
+    act(
+        lambda desk: desk.cancel_group(group_id, user),
+        db,
+        as_json=as_json,
+        said=lambda group: f"group {group.id} is {group.status}",
+    )
 
 
 @groups_app.command("retry")
@@ -223,16 +220,12 @@ def groups_retry(
     group_id: GroupId, user: User, db: Db = None, as_json: AsJson = False, debug: Debug = False
 ) -> None:
     """Put a group's failed jobs back in the queue, all within the user's limits or none."""
-
-    async def work() -> Group:
-        async with open_desk(db) as desk:
-            return await desk.retry_group(group_id, user)
-
-    group = run(work(), as_json=as_json)
-    if as_json:
-        print_json(group)
-    else:
-        out.print(Text(f"group {group.id} is {group.status}"))
+    act(
+        lambda desk: desk.retry_group(group_id, user),
+        db,
+        as_json=as_json,
+        said=lambda group: f"group {group.id} is {group.status}",
+    )
 
 
 @groups_app.command("watch")

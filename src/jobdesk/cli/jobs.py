@@ -26,6 +26,7 @@ from jobdesk.cli.app import (
     Debug,
     JobId,
     User,
+    act,
     aware,
     cell,
     err,
@@ -267,16 +268,12 @@ def jobs_cancel(
     job_id: JobId, user: User, db: Db = None, as_json: AsJson = False, debug: Debug = False
 ) -> None:
     """Cancel a pending or processing job; its worker is told on its next report."""
-
-    async def work() -> Job:
-        async with open_desk(db) as desk:
-            return await desk.cancel_job(job_id, user)
-
-    job = run(work(), as_json=as_json)
-    if as_json:
-        print_json(job)
-    else:
-        out.print(Text(f"job {job.id} is {job.status}"))
+    act(
+        lambda desk: desk.cancel_job(job_id, user),
+        db,
+        as_json=as_json,
+        said=lambda job: f"job {job.id} is {job.status}",
+    )
 
 
 @jobs_app.command("retry")
@@ -284,16 +281,12 @@ def jobs_retry(
     job_id: JobId, user: User, db: Db = None, as_json: AsJson = False, debug: Debug = False
 ) -> None:
     """Put a failed or cancelled job back in the queue with a fresh budget of attempts."""
-
-    async def work() -> Job:
-        async with open_desk(db) as desk:
-            return await desk.retry_job(job_id, user)
-
-    job = run(work(), as_json=as_json)
-    if as_json:
-        print_json(job)
-    else:
-        out.print(Text(f"job {job.id} is {job.status} again"))
+    act(
+        lambda desk: desk.retry_job(job_id, user),
+        db,
+        as_json=as_json,
+        said=lambda job: f"job {job.id} is {job.status} again",
+    )
 
 
 async def _next_change_of(changes: Subscription, job_id: str, within: float) -> None:
