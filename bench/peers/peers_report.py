@@ -23,6 +23,7 @@ from jobdesk_adapter import CONFIGURATIONS
 
 Result = dict[str, Any]
 Key = tuple[str, str]  # (lib, variant)
+Measure = tuple[Key, str, str]  # (lib, variant), scenario, metric
 
 #: every jobdesk configuration the harness can run (one ``lib_jobdesk*`` module each)
 JOBDESKS = tuple(CONFIGURATIONS)
@@ -93,6 +94,11 @@ class Results:
         found = self.by.get((key[0], scenario, variant), {})
         return {rep: row[metric] for rep, row in found.items() if row.get(metric) is not None}
 
+    def ratios(self, ours: Measure, theirs: Measure) -> list[float]:
+        """ours / theirs for each repetition that measured both."""
+        mine, other = self.values(*ours), self.values(*theirs)
+        return [mine[rep] / other[rep] for rep in mine if other.get(rep)]
+
 
 def main_table(results: Results) -> list[str]:
     """Every library and variant, median (min-max) per column."""
@@ -131,9 +137,7 @@ def ratio_table(results: Results, mine: Key) -> list[str]:
             continue
         cells = []
         for _, scenario, metric, _, _ in COLUMNS:
-            ours = results.values(mine, scenario, metric)
-            theirs = results.values(key, scenario, metric)
-            ratios = [ours[rep] / theirs[rep] for rep in ours if theirs.get(rep)]
+            ratios = results.ratios((mine, scenario, metric), (key, scenario, metric))
             cells.append(cell(ratios, 2))
         lines.append(f"| {key[0]} | {key[1]} | " + " | ".join(cells) + " |")
     return lines
@@ -203,9 +207,10 @@ def goals_table(results: Results) -> list[str]:
         "|---|---|---|---|",
     ]
     for title, ours, reference, goal, higher in GOALS:
-        mine = results.values((ours[0], ours[1]), ours[2], ours[3])
-        theirs = results.values((reference[0], reference[1]), reference[2], reference[3])
-        ratios = [mine[rep] / theirs[rep] for rep in mine if theirs.get(rep)]
+        ratios = results.ratios(
+            ((ours[0], ours[1]), ours[2], ours[3]),
+            ((reference[0], reference[1]), reference[2], reference[3]),
+        )
         if not ratios:
             lines.append(f"| {title} | not measured | {'≥' if higher else '≤'} {goal} | |")
             continue
