@@ -40,22 +40,18 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
 import statistics
 import time
 import uuid
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
 
+from bench_postgres import fresh_database, percentile, url_of  # the database set-up they share
 from jobdesk import Completion, JobDesk, JobSpec, JobStatus, Limits, RetentionPolicy
 
-SERVER = os.environ.get("BENCH_POSTGRES_URL", "postgresql://root@127.0.0.1:5432/postgres")
 LIMITS = Limits(max_running_per_user=10**6, max_waiting_per_user=10**6, max_created_per_day=10**9)
 RESULTS = Path(__file__).resolve().parent / "results"
 LIVE_USERS = 1000
@@ -112,35 +108,8 @@ ORDER BY relname
 """
 
 
-def url_of(database: str, **query: str) -> str:
-    """The server URL pointed at ``database``."""
-    options = "&".join(f"{key}={value}" for key, value in query.items())
-    return urlunsplit(urlsplit(SERVER)._replace(path=f"/{database}", query=options))
-
-
 def hex_id(number: int) -> str:
     return "00" + f"{number:024X}"
-
-
-@asynccontextmanager
-async def fresh_database() -> AsyncIterator[str]:
-    """A new, migrated database, dropped afterwards."""
-    name = f"jobdesk_bench_{uuid.uuid4().hex[:10]}"
-    async with await psycopg.AsyncConnection.connect(SERVER, autocommit=True) as admin:
-        await admin.execute(f"CREATE DATABASE {name}")
-    try:
-        async with JobDesk.open(url_of(name), limits=LIMITS):
-            pass
-        yield name
-    finally:
-        async with await psycopg.AsyncConnection.connect(SERVER, autocommit=True) as admin:
-            await admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
-
-
-def percentile(values: list[float], fraction: float) -> float:
-    """The ``fraction`` quantile of ``values`` (nearest rank)."""
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]
 
 
 def summary_ms(values: list[float]) -> dict[str, float]:
@@ -373,7 +342,7 @@ async def soak(database: str, desk: JobDesk, minutes: float) -> dict[str, Any]:
 async def run_history(
     jobs: int, users: int, claims: int, drain: int, soak_minutes: float
 ) -> dict[str, Any]:
-    async with fresh_database() as name:
+    async with fresh_database(LIMITS) as name:
         print(f"history database {name}: filling {jobs:,} finished jobs", flush=True)
         fill_seconds = await fill_history(name, jobs, users)
         results: dict[str, Any] = {"fill_seconds": round(fill_seconds, 1)}
@@ -405,7 +374,7 @@ async def run_history(
 
 
 async def run_empty(claims: int, drain: int, users: int) -> dict[str, Any]:
-    async with fresh_database() as name:
+    async with fresh_database(LIMITS) as name:
         print(f"empty database {name}: live load", flush=True)
         async with JobDesk.open(url_of(name, pool_max="12"), limits=LIMITS) as desk:
             return {

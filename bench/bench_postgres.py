@@ -45,13 +45,13 @@ def url_of(database: str, **query: str) -> str:
 
 
 @asynccontextmanager
-async def fresh_database() -> AsyncIterator[str]:
+async def fresh_database(limits: Limits = UNLIMITED) -> AsyncIterator[str]:
     """A new, migrated database for one measurement, dropped afterwards."""
     name = f"jobdesk_bench_{uuid.uuid4().hex[:10]}"
     async with await psycopg.AsyncConnection.connect(SERVER, autocommit=True) as admin:
         await admin.execute(f"CREATE DATABASE {name}")
     try:
-        async with JobDesk.open(url_of(name), limits=UNLIMITED):
+        async with JobDesk.open(url_of(name), limits=limits):
             pass
         yield name
     finally:
