@@ -87,6 +87,11 @@ class HttpTransport:
     Open it with :meth:`connect`, which checks the token with the server.
     """
 
+    #: two completion batches may be on their way at once: while one request travels
+    #: and the server and its database work on it, the jobs that finish meanwhile go
+    #: in the next, instead of the worker, the server and the database taking turns
+    commits_in_flight = 2
+
     def __init__(
         self,
         client: httpx.AsyncClient,

@@ -10,6 +10,11 @@ runs them.
 Every method raises the errors of the :class:`~jobdesk.JobDesk` operation it
 stands for (:class:`~jobdesk.errors.LeaseLost`,
 :class:`~jobdesk.errors.StoreUnavailable`...), whatever carries it.
+
+A transport may say how many completion batches the runtime may have on their way
+at once with a ``commits_in_flight`` attribute (1 when it has none): the HTTP
+transport says 2, so that the next batch travels while the last one's request
+is answered.
 """
 
 from __future__ import annotations
@@ -117,6 +122,11 @@ class DeskTransport:
             transport = await DeskTransport.connect(desk, token)
             await WorkerRuntime(registry, transport).run()
     """
+
+    #: one completion batch at a time: on the database, the worker and PostgreSQL already
+    #: keep both cores of a small machine busy, and a second commit in flight only adds
+    #: smaller batches (``bench/RESULTS.md``)
+    commits_in_flight = 1
 
     def __init__(self, desk: JobDesk, worker: WorkerIdentity, token: str | None = None) -> None:
         self.desk = desk
