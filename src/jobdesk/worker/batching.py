@@ -27,7 +27,7 @@ from typing import Protocol
 
 from jobdesk.errors import InvalidInput, JobdeskError
 from jobdesk.models import Completion, Job
-from jobdesk.worker.transport import Transport
+from jobdesk.worker.transport import BriefCompletions, Transport
 
 __all__ = ["CompletionBatcher", "Refill"]
 
@@ -37,7 +37,9 @@ _log = logging.getLogger("jobdesk.worker")
 #: soon (``complete_jobs`` itself accepts up to ``validation.MAX_BATCH``, 1000)
 MAX_COMPLETIONS_PER_COMMIT = 100
 
-Outcome = Job | JobdeskError
+#: a completion's outcome: the completed job (None if the transport did not send it
+#: back: see :class:`~jobdesk.worker.transport.BriefCompletions`), or the error
+Outcome = Job | JobdeskError | None
 _Entry = tuple[Completion, "asyncio.Future[Outcome]"]
 
 
@@ -73,11 +75,17 @@ class CompletionBatcher:
         if in_flight < 1:
             raise InvalidInput("in_flight", "must be at least 1")
         self._transport = transport
+        #: the transport's completions without the jobs, when it has them
+        self._brief = transport if isinstance(transport, BriefCompletions) else None
         self._max_batch = max_batch
         self._refill = refill
         self._in_flight = in_flight
         self._queue: asyncio.Queue[_Entry] = asyncio.Queue()
         self._committing = 0
+        #: set when a completion queues up or a commit ends
+        self._changed = asyncio.Event()
+        #: how many completions the latest batch sent carried
+        self._sent = 0
         #: the size of every batch committed so far, in order of their answers (for logs
         #: and tests)
         self.batch_sizes: list[int] = []
@@ -96,6 +104,7 @@ class CompletionBatcher:
         """
         future: asyncio.Future[Outcome] = asyncio.get_running_loop().create_future()
         self._queue.put_nowait((completion, future))
+        self._changed.set()
         return await future
 
     async def run(self) -> None:
@@ -113,15 +122,28 @@ class CompletionBatcher:
                 self._committing += 1
                 # Let every job that finished in this turn of the loop queue up first.
                 await asyncio.sleep(0)
+                await self._worth_a_request()
                 while len(batch) < self._max_batch and not self._queue.empty():
                     batch.append(self._queue.get_nowait())
+                self._sent = len(batch)
                 commits.create_task(self._commit_in_turn(batch, room))
+
+    async def _worth_a_request(self) -> None:
+        """While another commit is on its way, wait until this one would carry as many
+        completions (or the other is answered). A request costs the server, its database
+        and the worker about as much for one job as for fifty: a second request sent
+        with a few would cost more per job than it saves in waiting (``bench/RESULTS.md``).
+        """
+        while self._committing > 1 and self._queue.qsize() + 1 < self._sent:
+            self._changed.clear()
+            await self._changed.wait()
 
     async def _commit_in_turn(self, batch: list[_Entry], room: asyncio.Semaphore) -> None:
         try:
             await self._commit(batch)
         finally:
             self._committing -= 1
+            self._changed.set()
             room.release()
 
     async def _commit(self, batch: list[_Entry]) -> None:
@@ -156,14 +178,22 @@ class CompletionBatcher:
     ) -> tuple[list[Outcome], list[Job] | None]:
         """The outcomes and the jobs claimed (None: the claim was not made)."""
         try:
-            return await self._transport.complete_and_claim(completions, types, limit)
+            if self._brief is not None:
+                brief, claimed = await self._brief.complete_and_claim_briefly(
+                    completions, types, limit
+                )
+                return list[Outcome](brief), claimed
+            full, claimed = await self._transport.complete_and_claim(completions, types, limit)
+            return list[Outcome](full), claimed
         except InvalidInput:
             # Refused before anything was written: one bad result; sort it out alone.
             return await self._complete(completions), None
 
     async def _complete(self, completions: Sequence[Completion]) -> list[Outcome]:
         try:
-            return await self._transport.complete(completions)
+            if self._brief is not None:
+                return list[Outcome](await self._brief.complete_briefly(completions))
+            return list[Outcome](await self._transport.complete(completions))
         except InvalidInput as refused:
             # One bad result (not JSON, too large) refuses the whole call before anything
             # is written: commit the others alone so that only the bad one is refused.

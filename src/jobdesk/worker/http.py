@@ -56,18 +56,38 @@ def _completions_body(chunk: list[tuple[str, bytes]]) -> bytes:
     return b'{"completions":[' + b",".join(item for _, item in chunk) + b"]}"
 
 
-def _outcomes(chunk: list[tuple[str, bytes]], answers: list[Any]) -> list[Job | JobdeskError]:
-    """The server's outcome of each completion of ``chunk``: the job or the error."""
-    outcomes: list[Job | JobdeskError] = []
+def _outcomes(
+    chunk: list[tuple[str, bytes]], answers: list[Any]
+) -> list[Job | JobdeskError | None]:
+    """The server's outcome of each completion of ``chunk``: the job, the error, or None
+    (completed, the job not sent back: the request said ``return_jobs: false``)."""
+    outcomes: list[Job | JobdeskError | None] = []
     for (job_id, _), outcome in zip(chunk, answers, strict=True):
-        if outcome.get("job") is not None:
+        problem = outcome.get("problem")
+        if problem is not None:
+            status = int(problem.get("status", 500))
+            outcomes.append(error_from_problem(status, problem, job_id=job_id))
+        elif outcome.get("job") is not None:
             outcomes.append(wire.decode_job(outcome["job"]))
         else:
-            problem = outcome.get("problem") or {}
-            outcomes.append(
-                error_from_problem(int(problem.get("status", 500)), problem, job_id=job_id)
-            )
+            outcomes.append(None)
     return outcomes
+
+
+def _with_jobs(
+    completions: Sequence[Completion], outcomes: list[Job | JobdeskError | None]
+) -> list[Job | JobdeskError]:
+    """Outcomes asked for with their jobs: one with neither a job nor a problem is the
+    server's error."""
+    return [
+        error_from_problem(500, {}, job_id=completion.job_id) if outcome is None else outcome
+        for completion, outcome in zip(completions, outcomes, strict=True)
+    ]
+
+
+def _brief(outcomes: Sequence[Job | JobdeskError | None]) -> list[JobdeskError | None]:
+    """Outcomes without their jobs (a server that sent them anyway is not wrong)."""
+    return [outcome if isinstance(outcome, JobdeskError) else None for outcome in outcomes]
 
 
 def _server_url(server: object) -> str:
@@ -105,6 +125,9 @@ class HttpTransport:
         #: the job types the token allows (None: any)
         self.token_types = types
         self._max_body = max_body_bytes
+        #: whether completions ask for answers without the completed jobs (until a server
+        #: that does not know ``return_jobs`` refuses it)
+        self._brief_answers = True
 
     @classmethod
     @contextlib.asynccontextmanager
@@ -229,7 +252,8 @@ class HttpTransport:
         requests (each its own transaction); a result too large by itself is
         refused with :class:`~jobdesk.errors.InvalidInput`.
         """
-        return await self._complete_chunks(self._chunks(completions))
+        outcomes = await self._complete_chunks(self._chunks(completions), return_jobs=True)
+        return _with_jobs(completions, outcomes)
 
     async def complete_and_claim(
         self, completions: Sequence[Completion], types: frozenset[str], limit: int
@@ -239,23 +263,74 @@ class HttpTransport:
         Completions that do not fit one request body go ahead through
         ``/jobs/complete``; the last of them travel with the claim.
         """
-        claim = json.dumps({"types": sorted(types), "limit": limit}).encode()
+        outcomes, claimed = await self._cycle(completions, types, limit, return_jobs=True)
+        return _with_jobs(completions, outcomes), claimed
+
+    async def complete_briefly(
+        self, completions: Sequence[Completion]
+    ) -> list[JobdeskError | None]:
+        """As :meth:`complete`, without the completed jobs in the answer (None for each)."""
+        if not self._brief_answers:
+            return _brief(await self.complete(completions))
+        chunks = self._chunks(completions)
+        try:
+            return _brief(await self._complete_chunks(chunks, return_jobs=False))
+        except InvalidInput as refused:
+            if self._server_knows_brief(refused):
+                raise
+            return _brief(await self.complete(completions))
+
+    async def complete_and_claim_briefly(
+        self, completions: Sequence[Completion], types: frozenset[str], limit: int
+    ) -> tuple[list[JobdeskError | None], list[Job]]:
+        """As :meth:`complete_and_claim`, without the completed jobs in the answer."""
+        if self._brief_answers:
+            try:
+                outcomes, claimed = await self._cycle(completions, types, limit, return_jobs=False)
+                return _brief(outcomes), claimed
+            except InvalidInput as refused:
+                if self._server_knows_brief(refused):
+                    raise
+        full, claimed = await self.complete_and_claim(completions, types, limit)
+        return _brief(full), claimed
+
+    def _server_knows_brief(self, refused: InvalidInput) -> bool:
+        """Whether ``refused`` is not a server's refusal of ``return_jobs`` (a server
+        older than the field): after one, this transport asks for the jobs again."""
+        if "return_jobs" not in str(refused):
+            return True
+        _log.warning("the server does not know return_jobs; completions bring their jobs back")
+        self._brief_answers = False
+        return False
+
+    async def _cycle(
+        self,
+        completions: Sequence[Completion],
+        types: frozenset[str],
+        limit: int,
+        *,
+        return_jobs: bool,
+    ) -> tuple[list[Job | JobdeskError | None], list[Job]]:
+        fields = {"types": sorted(types), "limit": limit}
+        if not return_jobs:
+            fields["return_jobs"] = False
+        claim = json.dumps(fields, separators=(",", ":")).encode()
         chunks = self._chunks(completions, envelope=len(claim))
         last = chunks.pop() if chunks else []
-        outcomes = await self._complete_chunks(chunks)
+        outcomes = await self._complete_chunks(chunks, return_jobs=return_jobs)
         body = _completions_body(last)[:-1] + b"," + claim[1:]
         answer = await self._request(self._client, "POST", "/jobs/complete-and-claim", content=body)
         outcomes.extend(_outcomes(last, answer["outcomes"]))
         return outcomes, [wire.decode_job(job) for job in answer["claimed"]]
 
     async def _complete_chunks(
-        self, chunks: list[list[tuple[str, bytes]]]
-    ) -> list[Job | JobdeskError]:
-        outcomes: list[Job | JobdeskError] = []
+        self, chunks: list[list[tuple[str, bytes]]], *, return_jobs: bool
+    ) -> list[Job | JobdeskError | None]:
+        outcomes: list[Job | JobdeskError | None] = []
+        tail = b"}" if return_jobs else b',"return_jobs":false}'
         for chunk in chunks:
-            answer = await self._request(
-                self._client, "POST", "/jobs/complete", content=_completions_body(chunk)
-            )
+            body = _completions_body(chunk)[:-1] + tail
+            answer = await self._request(self._client, "POST", "/jobs/complete", content=body)
             outcomes.extend(_outcomes(chunk, answer["outcomes"]))
         return outcomes
 

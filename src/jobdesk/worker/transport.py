@@ -21,14 +21,14 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from contextlib import AbstractAsyncContextManager
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from jobdesk.desk import JobDesk
 from jobdesk.errors import JobdeskError
 from jobdesk.models import Completion, Job, JSONValue, ProgressReply
 from jobdesk.models import Worker as WorkerIdentity
 
-__all__ = ["ChangeFeed", "DeskTransport", "Transport"]
+__all__ = ["BriefCompletions", "ChangeFeed", "DeskTransport", "Transport"]
 
 
 class ChangeFeed(Protocol):
@@ -110,6 +110,26 @@ class Transport(Protocol):
 
     def changes(self) -> AbstractAsyncContextManager[ChangeFeed]:
         """A feed of job changes for the ``async with`` block, to wake on new work."""
+        ...
+
+
+@runtime_checkable
+class BriefCompletions(Protocol):
+    """What a transport may offer besides :class:`Transport`: completions answered
+    without the completed jobs (None for each that completed), when sending them back
+    costs (the HTTP transport: rendering, the wire, parsing). The worker runtime uses
+    it when the transport has it; it needs only which completions held."""
+
+    async def complete_briefly(
+        self, completions: Sequence[Completion]
+    ) -> list[JobdeskError | None]:
+        """As :meth:`Transport.complete`; None for each job that completed."""
+        ...
+
+    async def complete_and_claim_briefly(
+        self, completions: Sequence[Completion], types: frozenset[str], limit: int
+    ) -> tuple[list[JobdeskError | None], list[Job]]:
+        """As :meth:`Transport.complete_and_claim`; None for each job that completed."""
         ...
 
 
