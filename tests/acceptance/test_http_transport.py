@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
 import httpx
 import pytest
 
-from jobdesk import Completion, JobDesk, JobStatus
+from jobdesk import Completion, Job, JobDesk, JobStatus
 from jobdesk.changes import RESYNC, JobChange
 from jobdesk.errors import (
     Forbidden,
@@ -74,6 +74,71 @@ async def test_a_remote_worker_drains_the_queue_with_batched_completions(
     assert worker.outcomes == {"completed": 8}
     assert sum(worker.batch_sizes) == 8
     assert max(worker.batch_sizes) > 1  # jobs that finished together went in one request
+
+
+class HeldRequests(HttpTransport):
+    """An :class:`HttpTransport` whose completion requests each wait for their own gate
+    before they are sent, counting how many were on their way at once."""
+
+    def __init__(self, *args: Any, **options: Any) -> None:
+        super().__init__(*args, **options)
+        self.gates: list[asyncio.Event] = []
+        self.batches: list[list[str]] = []
+        self.most_on_the_way = 0
+        self._on_the_way = 0
+
+    async def complete_and_claim_briefly(
+        self, completions: Sequence[Completion], types: frozenset[str], limit: int
+    ) -> tuple[list[JobdeskError | None], list[Job]]:
+        gate = asyncio.Event()
+        self.gates.append(gate)
+        self.batches.append([completion.job_id for completion in completions])
+        self._on_the_way += 1
+        self.most_on_the_way = max(self.most_on_the_way, self._on_the_way)
+        try:
+            await gate.wait()
+            return await super().complete_and_claim_briefly(completions, types, limit)
+        finally:
+            self._on_the_way -= 1
+
+
+async def test_a_remote_worker_sends_its_next_completions_while_the_last_are_answered(
+    desk: JobDesk, server: str
+) -> None:
+    registry = Registry()
+    second_may_end = asyncio.Event()
+
+    @registry.handler("pair")
+    async def pair(ctx: JobContext, payload: dict[str, bool]) -> str:
+        if payload["second"]:
+            await second_may_end.wait()
+        return "done"
+
+    first = await desk.create_job("user-1", "pair", {"second": False})
+    second = await desk.create_job("user-1", "pair", {"second": True})
+    token = await desk.create_worker_token("remote-1")
+    async with HeldRequests.connect(server, token) as transport:
+        assert isinstance(transport, HeldRequests)
+        worker = WorkerRuntime(registry, transport, concurrency=2, prefetch=0)
+        running = asyncio.create_task(worker.run(until_empty=True))
+        try:
+            await wait_until(lambda: len(transport.gates) == 1)
+            second_may_end.set()
+            await wait_until(lambda: len(transport.gates) == 2)  # beside the first
+            transport.gates[1].set()  # answered first: only the second job is acknowledged
+            await wait_until(lambda: worker.outcomes["completed"] == 1)
+            assert (await status(desk, second.id)).status is JobStatus.COMPLETED
+            assert (await status(desk, first.id)).status is JobStatus.PROCESSING
+            transport.gates[0].set()
+        finally:
+            second_may_end.set()
+            for gate in transport.gates:
+                gate.set()
+            await asyncio.wait_for(running, 30)
+    assert transport.batches == [[first.id], [second.id]]
+    assert transport.most_on_the_way == 2
+    assert worker.outcomes == {"completed": 2}
+    assert (await status(desk, first.id)).status is JobStatus.COMPLETED
 
 
 async def test_progress_from_a_remote_worker_reaches_the_users_event_stream(
@@ -343,6 +408,96 @@ async def test_large_batches_are_split_to_fit_the_servers_body_limit(
         [JobStatus.COMPLETED] * 6
     )
     assert {(await status(desk, job.id)).result for job in jobs} == {"x" * 500}
+
+
+async def test_brief_completions_say_which_held_and_claims_come_in_full(
+    desk: JobDesk, server: str
+) -> None:
+    jobs = [await desk.create_job("user-1", "extract", {"n": n}) for n in range(8)]
+    token = await desk.create_worker_token("w")
+    async with HttpTransport.connect(server, token, max_body_bytes=2048) as transport:
+        first, second = await transport.claim(frozenset({"extract"}), 2)
+        outcomes, claimed = await transport.complete_and_claim_briefly(
+            [Completion(first.id, 1, "done"), Completion(second.id, 2, "stale")],
+            frozenset({"extract"}),
+            5,
+        )
+        assert outcomes[0] is None
+        assert isinstance(outcomes[1], LeaseLost)
+        assert [job.id for job in claimed] == [job.id for job in jobs[2:7]]
+        assert all(job.status is JobStatus.PROCESSING for job in claimed)
+        # Too many for one body: split, each part answered without its jobs.
+        completions = [Completion(job.id, job.attempt, "x" * 500) for job in claimed]
+        assert await transport.complete_briefly(completions) == [None] * 5
+    finished = [await status(desk, job.id) for job in jobs]
+    assert [job.status for job in finished] == [
+        JobStatus.COMPLETED,
+        JobStatus.PROCESSING,  # its completion named a stale attempt
+        *[JobStatus.COMPLETED] * 5,
+        JobStatus.PENDING,
+    ]
+    assert finished[0].result == "done"
+    assert finished[2].result == "x" * 500
+
+
+class OlderServer:
+    """ASGI middleware: the server as it was before ``return_jobs``, which refused the
+    field as any unknown one (the app's own 422 for an unknown field, naming it)."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http" or scope["method"] != "POST":
+            await self.app(scope, receive, send)
+            return
+        body, more = b"", True
+        while more:
+            message = await receive()
+            body += message.get("body", b"")
+            more = message.get("more_body", False)
+        unknown = body.replace(b'"return_jobs"', b'"return_jobz"')  # as long: same length
+        replayed = False
+
+        async def replay() -> Any:
+            nonlocal replayed
+            if replayed:
+                return await receive()
+            replayed = True
+            return {"type": "http.request", "body": unknown, "more_body": False}
+
+        async def named_as_sent(message: Any) -> None:
+            if message["type"] == "http.response.body":
+                body = message.get("body", b"").replace(b"return_jobz", b"return_jobs")
+                message = {**message, "body": body}
+            await send(message)
+
+        await self.app(scope, replay, named_as_sent)
+
+
+async def test_against_an_older_server_completions_bring_their_jobs_back(
+    desk: JobDesk, make_app: MakeApp, caplog: pytest.LogCaptureFixture
+) -> None:
+    registry = Registry()
+
+    @registry.handler("extract")
+    async def extract(ctx: JobContext, payload: Any) -> str:
+        return "done"
+
+    jobs = [await desk.create_job("user-1", "extract", None) for _ in range(5)]
+    app = make_app()
+    app.add_middleware(OlderServer)
+    token = await desk.create_worker_token("w")
+    async with served(app) as older, HttpTransport.connect(older, token) as transport:
+        worker = WorkerRuntime(registry, transport, concurrency=2)
+        await asyncio.wait_for(worker.run(until_empty=True), 30)
+        # Refusals still arrive one by one, as the errors they are.
+        [again] = await transport.complete_briefly([Completion(jobs[0].id, 1, None)])
+        assert isinstance(again, LeaseLost | InvalidTransition)
+    assert worker.outcomes == {"completed": 5}
+    assert {(await status(desk, job.id)).status for job in jobs} == {JobStatus.COMPLETED}
+    fallbacks = [r for r in caplog.records if "does not know return_jobs" in r.getMessage()]
+    assert len(fallbacks) == 1  # the first refusal, then never asked again
 
 
 async def test_connecting_checks_the_url_the_token_and_the_server(

@@ -243,6 +243,47 @@ async def test_a_cycle_completes_and_claims_in_one_request(api: Api) -> None:
     assert_problem(stranger, 401, "unauthorized")
 
 
+async def test_completions_may_be_answered_without_their_jobs(api: Api) -> None:
+    alice = await api.user("alice")
+    worker = await api.worker("w1")
+    jobs = [await api.create(alice) for _ in range(4)]
+    claimed = (await api.client.post(f"{WORKER}/claim", json={"limit": 2}, headers=worker)).json()
+    response = await api.client.post(
+        f"{WORKER}/complete-and-claim",
+        json={
+            "completions": [
+                {"job_id": claimed[0]["id"], "attempt": 1, "result": {"n": 0}},
+                {"job_id": claimed[1]["id"], "attempt": 9, "result": {"n": 1}},
+            ],
+            "limit": 1,
+            "return_jobs": False,
+        },
+        headers=worker,
+    )
+    assert response.status_code == 200
+    body = response.json()
+    done, refused = body["outcomes"]
+    assert done == {"job": None, "problem": None}  # no problem: it completed
+    assert refused["job"] is None
+    assert refused["problem"]["type"] == "urn:jobdesk:problem:lease-lost"
+    assert [job["id"] for job in body["claimed"]] == [jobs[2]["id"]]  # claims come in full
+    assert body["claimed"][0]["status"] == "processing"
+    seen = (await api.client.get(f"/api/v1/jobs/{claimed[0]['id']}", headers=alice)).json()
+    assert (seen["status"], seen["result"]) == ("completed", {"n": 0})
+
+    response = await api.client.post(
+        f"{WORKER}/complete",
+        json={
+            "completions": [{"job_id": jobs[2]["id"], "attempt": 1, "result": None}],
+            "return_jobs": False,
+        },
+        headers=worker,
+    )
+    assert response.json() == {"outcomes": [{"job": None, "problem": None}]}
+    seen = (await api.client.get(f"/api/v1/jobs/{jobs[2]['id']}", headers=alice)).json()
+    assert seen["status"] == "completed"
+
+
 async def test_worker_bodies_are_checked_naming_the_field(api: Api) -> None:
     alice = await api.user("alice")
     worker = await api.worker("w1")

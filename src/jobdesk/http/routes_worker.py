@@ -143,7 +143,9 @@ async def complete_jobs(
     """Complete many jobs in one transaction; each outcome is the job or its problem."""
     completions = [Completion(item.job_id, item.attempt, item.result) for item in body.completions]
     outcomes = await runtime.require_desk().complete_jobs(worker, completions)
-    return json_response({"outcomes": _completion_outcomes(outcomes, runtime, request)})
+    return json_response(
+        {"outcomes": _completion_outcomes(outcomes, runtime, request, body.return_jobs)}
+    )
 
 
 @router.post(
@@ -163,17 +165,17 @@ async def complete_and_claim_jobs(
     runtime.metrics.started(claimed)
     return json_response(
         {
-            "outcomes": _completion_outcomes(outcomes, runtime, request),
+            "outcomes": _completion_outcomes(outcomes, runtime, request, body.return_jobs),
             "claimed": [wire.job_values(job) for job in claimed],
         }
     )
 
 
 def _completion_outcomes(
-    outcomes: list[Job | JobdeskError], runtime: Runtime, request: Request
+    outcomes: list[Job | JobdeskError], runtime: Runtime, request: Request, return_jobs: bool
 ) -> list[dict[str, Any]]:
     """Each completion's outcome (a :class:`CompletionOutcome`'s document): the completed
-    job, or the problem that refused it."""
+    job (or null, unless ``return_jobs``), or the problem that refused it."""
     answers: list[dict[str, Any]] = []
     for outcome in outcomes:
         if isinstance(outcome, JobdeskError):
@@ -181,7 +183,8 @@ def _completion_outcomes(
             answers.append({"job": None, "problem": problem.model_dump(mode="json")})
         else:
             runtime.metrics.ended(outcome)
-            answers.append({"job": wire.job_values(outcome), "problem": None})
+            job = wire.job_values(outcome) if return_jobs else None
+            answers.append({"job": job, "problem": None})
     return answers
 
 

@@ -43,14 +43,24 @@ class CompletionItem(Body):
     result: Annotated[Any, Field(description=JSON_VALUE)] = None
 
 
+#: the ``return_jobs`` field of both batch completions
+RETURN_JOBS_RULE = Field(
+    description='false: a completed job\'s outcome is `{"job": null, "problem": null}` '
+    "(no problem: it completed), for a worker that needs only which ones completed; "
+    "the answer is then a fraction of the size.",
+)
+
+
 class CompleteBatchRequest(Body):
     """``POST /api/v1/worker/jobs/complete``: many completions, one transaction."""
 
     completions: Annotated[list[CompletionItem], Field(json_schema_extra=BATCH_RULE)]
+    return_jobs: Annotated[bool, RETURN_JOBS_RULE] = True
 
 
 class CompletionOutcome(Out):
-    """One job of a batch completion: the completed job, or the problem that refused it."""
+    """One job of a batch completion: the completed job (null if the request said
+    ``return_jobs: false``), or the problem that refused it."""
 
     job: JobOut | None = None
     problem: Problem | None = None
@@ -79,6 +89,7 @@ class CompleteAndClaimRequest(ClaimRequest):
             json_schema_extra={"minimum": 0, "maximum": validation.MAX_PAGE},
         ),
     ] = 1
+    return_jobs: Annotated[bool, RETURN_JOBS_RULE] = True
 
 
 class CycleOutcome(Out):

@@ -26,7 +26,6 @@ import asyncio
 import contextlib
 import json
 import logging
-import random
 from collections.abc import AsyncIterator, Sequence
 from typing import Any
 from urllib.parse import urlsplit
@@ -34,10 +33,10 @@ from urllib.parse import urlsplit
 import httpx
 
 from jobdesk import validation, wire
-from jobdesk.changes import RESYNC, JobChange
 from jobdesk.errors import InvalidInput, JobdeskError, StoreUnavailable
-from jobdesk.models import Completion, Job, JobStatus, JSONValue, ProgressReply
+from jobdesk.models import Completion, Job, JSONValue, ProgressReply
 from jobdesk.wire import error_from_problem
+from jobdesk.worker.http_events import WorkFeed
 
 __all__ = ["HttpTransport", "error_from_problem"]
 
@@ -45,8 +44,6 @@ _log = logging.getLogger("jobdesk.worker.http")
 _PREFIX = "/api/v1/worker"
 #: the server's default request body limit (``JOBDESK_MAX_BODY_BYTES``)
 DEFAULT_MAX_BODY = 1024 * 1024
-#: reconnection delays of the event stream, in seconds: from the first to the longest
-_RECONNECT_FIRST, _RECONNECT_MAX = 0.5, 15.0
 #: how long an idle connection to the server is kept for the next request, in seconds
 _KEEPALIVE_SECONDS = 2.0
 
@@ -56,18 +53,38 @@ def _completions_body(chunk: list[tuple[str, bytes]]) -> bytes:
     return b'{"completions":[' + b",".join(item for _, item in chunk) + b"]}"
 
 
-def _outcomes(chunk: list[tuple[str, bytes]], answers: list[Any]) -> list[Job | JobdeskError]:
-    """The server's outcome of each completion of ``chunk``: the job or the error."""
-    outcomes: list[Job | JobdeskError] = []
+def _outcomes(
+    chunk: list[tuple[str, bytes]], answers: list[Any]
+) -> list[Job | JobdeskError | None]:
+    """The server's outcome of each completion of ``chunk``: the job, the error, or None
+    (completed, the job not sent back: the request said ``return_jobs: false``)."""
+    outcomes: list[Job | JobdeskError | None] = []
     for (job_id, _), outcome in zip(chunk, answers, strict=True):
-        if outcome.get("job") is not None:
+        problem = outcome.get("problem")
+        if problem is not None:
+            status = int(problem.get("status", 500))
+            outcomes.append(error_from_problem(status, problem, job_id=job_id))
+        elif outcome.get("job") is not None:
             outcomes.append(wire.decode_job(outcome["job"]))
         else:
-            problem = outcome.get("problem") or {}
-            outcomes.append(
-                error_from_problem(int(problem.get("status", 500)), problem, job_id=job_id)
-            )
+            outcomes.append(None)
     return outcomes
+
+
+def _with_jobs(
+    completions: Sequence[Completion], outcomes: list[Job | JobdeskError | None]
+) -> list[Job | JobdeskError]:
+    """Outcomes asked for with their jobs: one with neither a job nor a problem is the
+    server's error."""
+    return [
+        error_from_problem(500, {}, job_id=completion.job_id) if outcome is None else outcome
+        for completion, outcome in zip(completions, outcomes, strict=True)
+    ]
+
+
+def _brief(outcomes: Sequence[Job | JobdeskError | None]) -> list[JobdeskError | None]:
+    """Outcomes without their jobs (a server that sent them anyway is not wrong)."""
+    return [outcome if isinstance(outcome, JobdeskError) else None for outcome in outcomes]
 
 
 def _server_url(server: object) -> str:
@@ -87,6 +104,11 @@ class HttpTransport:
     Open it with :meth:`connect`, which checks the token with the server.
     """
 
+    #: two completion batches may be on their way at once: while one request travels
+    #: and the server and its database work on it, the jobs that finish meanwhile go
+    #: in the next, instead of the worker, the server and the database taking turns
+    commits_in_flight = 2
+
     def __init__(
         self,
         client: httpx.AsyncClient,
@@ -100,6 +122,9 @@ class HttpTransport:
         #: the job types the token allows (None: any)
         self.token_types = types
         self._max_body = max_body_bytes
+        #: whether completions ask for answers without the completed jobs (until a server
+        #: that does not know ``return_jobs`` refuses it)
+        self._brief_answers = True
 
     @classmethod
     @contextlib.asynccontextmanager
@@ -224,7 +249,8 @@ class HttpTransport:
         requests (each its own transaction); a result too large by itself is
         refused with :class:`~jobdesk.errors.InvalidInput`.
         """
-        return await self._complete_chunks(self._chunks(completions))
+        outcomes = await self._complete_chunks(self._chunks(completions), return_jobs=True)
+        return _with_jobs(completions, outcomes)
 
     async def complete_and_claim(
         self, completions: Sequence[Completion], types: frozenset[str], limit: int
@@ -234,23 +260,74 @@ class HttpTransport:
         Completions that do not fit one request body go ahead through
         ``/jobs/complete``; the last of them travel with the claim.
         """
-        claim = json.dumps({"types": sorted(types), "limit": limit}).encode()
+        outcomes, claimed = await self._cycle(completions, types, limit, return_jobs=True)
+        return _with_jobs(completions, outcomes), claimed
+
+    async def complete_briefly(
+        self, completions: Sequence[Completion]
+    ) -> list[JobdeskError | None]:
+        """As :meth:`complete`, without the completed jobs in the answer (None for each)."""
+        if not self._brief_answers:
+            return _brief(await self.complete(completions))
+        chunks = self._chunks(completions)
+        try:
+            return _brief(await self._complete_chunks(chunks, return_jobs=False))
+        except InvalidInput as refused:
+            if self._server_knows_brief(refused):
+                raise
+            return _brief(await self.complete(completions))
+
+    async def complete_and_claim_briefly(
+        self, completions: Sequence[Completion], types: frozenset[str], limit: int
+    ) -> tuple[list[JobdeskError | None], list[Job]]:
+        """As :meth:`complete_and_claim`, without the completed jobs in the answer."""
+        if self._brief_answers:
+            try:
+                outcomes, claimed = await self._cycle(completions, types, limit, return_jobs=False)
+                return _brief(outcomes), claimed
+            except InvalidInput as refused:
+                if self._server_knows_brief(refused):
+                    raise
+        full, claimed = await self.complete_and_claim(completions, types, limit)
+        return _brief(full), claimed
+
+    def _server_knows_brief(self, refused: InvalidInput) -> bool:
+        """Whether ``refused`` is not a server's refusal of ``return_jobs`` (a server
+        older than the field): after one, this transport asks for the jobs again."""
+        if "return_jobs" not in str(refused):
+            return True
+        _log.warning("the server does not know return_jobs; completions bring their jobs back")
+        self._brief_answers = False
+        return False
+
+    async def _cycle(
+        self,
+        completions: Sequence[Completion],
+        types: frozenset[str],
+        limit: int,
+        *,
+        return_jobs: bool,
+    ) -> tuple[list[Job | JobdeskError | None], list[Job]]:
+        fields = {"types": sorted(types), "limit": limit}
+        if not return_jobs:
+            fields["return_jobs"] = False
+        claim = json.dumps(fields, separators=(",", ":")).encode()
         chunks = self._chunks(completions, envelope=len(claim))
         last = chunks.pop() if chunks else []
-        outcomes = await self._complete_chunks(chunks)
+        outcomes = await self._complete_chunks(chunks, return_jobs=return_jobs)
         body = _completions_body(last)[:-1] + b"," + claim[1:]
         answer = await self._request(self._client, "POST", "/jobs/complete-and-claim", content=body)
         outcomes.extend(_outcomes(last, answer["outcomes"]))
         return outcomes, [wire.decode_job(job) for job in answer["claimed"]]
 
     async def _complete_chunks(
-        self, chunks: list[list[tuple[str, bytes]]]
-    ) -> list[Job | JobdeskError]:
-        outcomes: list[Job | JobdeskError] = []
+        self, chunks: list[list[tuple[str, bytes]]], *, return_jobs: bool
+    ) -> list[Job | JobdeskError | None]:
+        outcomes: list[Job | JobdeskError | None] = []
+        tail = b"}" if return_jobs else b',"return_jobs":false}'
         for chunk in chunks:
-            answer = await self._request(
-                self._client, "POST", "/jobs/complete", content=_completions_body(chunk)
-            )
+            body = _completions_body(chunk)[:-1] + tail
+            answer = await self._request(self._client, "POST", "/jobs/complete", content=body)
             outcomes.extend(_outcomes(chunk, answer["outcomes"]))
         return outcomes
 
@@ -326,9 +403,9 @@ class HttpTransport:
         return None
 
     @contextlib.asynccontextmanager
-    async def changes(self) -> AsyncIterator[_WorkFeed]:
+    async def changes(self) -> AsyncIterator[WorkFeed]:
         """The server's ``/events`` stream of work, reconnected as long as the block runs."""
-        feed = _WorkFeed(self._client)
+        feed = WorkFeed(self._client, _PREFIX + "/events")
         task = asyncio.create_task(feed.follow(), name="jobdesk-work-events")
         try:
             yield feed
@@ -336,82 +413,3 @@ class HttpTransport:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
-
-
-class _WorkFeed:
-    """Wake-ups from the server: each ``ready`` event as a JobChange, ``resync`` as RESYNC."""
-
-    def __init__(self, client: httpx.AsyncClient) -> None:
-        self._client = client
-        self._queue: asyncio.Queue[JobChange | object] = asyncio.Queue(1000)
-
-    async def next_change(self, within: float | None = None) -> object:
-        """The next wake-up, or None after ``within`` seconds."""
-        try:
-            async with asyncio.timeout(within):
-                return await self._queue.get()
-        except TimeoutError:
-            return None
-
-    def _offer(self, item: object) -> None:
-        try:
-            self._queue.put_nowait(item)
-        except asyncio.QueueFull:  # nobody is reading: one RESYNC says it all
-            while not self._queue.empty():
-                self._queue.get_nowait()
-            self._queue.put_nowait(RESYNC)
-
-    async def follow(self) -> None:
-        """Read the stream; after it breaks, reconnect with a growing, jittered delay."""
-        delay = _RECONNECT_FIRST
-        while True:
-            try:
-                async with self._client.stream(
-                    "GET", _PREFIX + "/events", timeout=httpx.Timeout(10.0, read=None)
-                ) as response:
-                    if response.status_code != 200:
-                        await response.aread()
-                        _log.warning("the event stream was refused (%d)", response.status_code)
-                    else:
-                        delay = _RECONNECT_FIRST
-                        await self._read(response)
-            except httpx.HTTPError as exc:
-                _log.debug("the event stream broke: %s", exc)
-            # Whatever was missed meanwhile: the runtime claims again on RESYNC.
-            self._offer(RESYNC)
-            await asyncio.sleep(delay * random.uniform(0.5, 1.0))  # noqa: S311 - not for security
-            delay = min(_RECONNECT_MAX, delay * 2)
-
-    async def _read(self, response: httpx.Response) -> None:
-        event, data = "message", ""
-        async for line in response.aiter_lines():
-            if not line:  # the end of one event
-                self._dispatch(event, data)
-                event, data = "message", ""
-            elif line.startswith("event:"):
-                event = line[6:].strip()
-            elif line.startswith("data:"):
-                data += line[5:].strip()
-            # ": keepalive" comments and unknown fields are skipped
-
-    def _dispatch(self, event: str, data: str) -> None:
-        if event == "resync":
-            self._offer(RESYNC)
-        elif event == "ready":
-            try:
-                fields = json.loads(data)
-                self._offer(
-                    JobChange(
-                        job_id=fields["id"],
-                        user_id=fields.get("user_id", ""),  # the server no longer sends it
-                        type=fields["type"],
-                        status=JobStatus(fields["status"]),
-                        progress=float(fields["progress"]),
-                        progress_message=fields["progress_message"],
-                        attempt=int(fields["attempt"]),
-                        updated_at=wire.parse_time(fields["updated_at"], "updated_at"),
-                    )
-                )
-            except (ValueError, KeyError, TypeError):
-                _log.warning("skipping a malformed ready event: %.200s", data)
-                self._offer(RESYNC)

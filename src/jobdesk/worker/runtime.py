@@ -141,7 +141,11 @@ class WorkerRuntime:
         # batch is written; at most a full batch (and a slot's worth) waits.
         self._writes = asyncio.Semaphore(self.concurrency + MAX_COMPLETIONS_PER_COMMIT)
         self._jobs: dict[asyncio.Task[None], JobContext] = {}
-        self._batcher = CompletionBatcher(transport, refill=_Refill(self))
+        self._batcher = CompletionBatcher(
+            transport,
+            refill=_Refill(self),
+            in_flight=getattr(transport, "commits_in_flight", 1),
+        )
         self._group: asyncio.TaskGroup | None = None
         self._attempts = AttemptRunner(transport, self._batcher, self.outcomes)
         self._stop = asyncio.Event()
@@ -235,14 +239,19 @@ class WorkerRuntime:
             await self._hand_back_stale()
             if self._batcher.busy:
                 # The commit on its way claims for the free slots: wait for it.
-                await self._wake.sleep(self.poll_interval, loop)
+                await self._wake.poll(self.poll_interval, loop)
                 continue
-            free = self._reserve()
+            # A claim that came back short since the last sign of work needs no twin: the
+            # batcher claims for the slots its completions free, so an idle worker would
+            # otherwise claim once more, for nothing, after each job it completes.
+            free = 0 if self._slots.seen_empty(self._wake.work_at) else self._reserve()
             asked_at = loop.time()  # the lease starts before the answer is read
             claimed: list[Job] = []
+            answered = False
             try:
                 if free:
                     claimed = await self.transport.claim(self.types, free)
+                    answered = True
             except Unauthorized as exc:
                 self._revoked(exc)
             except JobdeskError as exc:
@@ -252,7 +261,7 @@ class WorkerRuntime:
                     "could not claim jobs: %s; trying again in %g s", exc, self.poll_interval
                 )
             finally:
-                self._fill(claimed, free, asked_at)
+                self._fill(claimed, free, asked_at, answered=answered)
             if (
                 until_empty
                 and not claimed
@@ -261,7 +270,7 @@ class WorkerRuntime:
                 and not self._batcher.busy
             ):
                 return
-            await self._wake.sleep(self.poll_interval, loop)
+            await self._wake.poll(self.poll_interval, loop)
 
     def _reserve(self) -> int:
         """Room for one claim (:meth:`Slots.reserve`), none once stopping."""
@@ -269,14 +278,15 @@ class WorkerRuntime:
             return 0
         return self._slots.reserve()
 
-    def _fill(self, claimed: list[Job], reserved: int, asked_at: float) -> None:
+    def _fill(self, claimed: list[Job], reserved: int, asked_at: float, *, answered: bool) -> None:
         """Start each claimed job in a free slot, or keep it waiting for one.
 
         ``asked_at`` is when the claim was sent: the lease may have run since (a
         process paused while the answer travelled), so the job's time is counted
         from there, and a job whose claim is already stale is handed back.
+        ``answered`` says the claim was made and answered (not refused, not lost).
         """
-        self._slots.settle(claimed, reserved, asked_at)
+        self._slots.settle(claimed, reserved, asked_at, answered=answered)
         while not self._stop.is_set() and (waiting := self._slots.next_to_start()):
             self._start(*waiting)
         if claimed:
@@ -462,15 +472,12 @@ class _Refill:
     def __init__(self, worker: WorkerRuntime) -> None:
         self._worker = worker
         self.types = worker.types
-        #: loop time the batcher's last claim was sent
-        self._asked_at = 0.0
 
     def reserve(self) -> int:
-        self._asked_at = asyncio.get_running_loop().time()
         return self._worker._reserve()
 
-    def fill(self, jobs: list[Job], reserved: int) -> None:
-        self._worker._fill(jobs, reserved, self._asked_at)
+    def fill(self, jobs: list[Job], reserved: int, asked_at: float, *, answered: bool) -> None:
+        self._worker._fill(jobs, reserved, asked_at, answered=answered)
 
 
 def _allowed_types(types: frozenset[str], transport: Transport) -> frozenset[str]:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import logging
+import math
 
 from jobdesk.models import Job
 from jobdesk.worker.context import lease_seconds
@@ -57,6 +58,11 @@ class Slots:
         self._run_time: float | None = None
         #: the average time a claim took to come back, recently (None before the first)
         self._claim_time: float | None = None
+        #: the latest claim answered: when it was sent, and whether it came back short
+        #: (the queue had no more due jobs for this worker then)
+        self._last_claim: tuple[float, bool] | None = None
+        #: loop time a slot last freed up
+        self._freed_at = -math.inf
 
     @property
     def nothing_waiting(self) -> bool:
@@ -81,15 +87,30 @@ class Slots:
         self._claiming += reserved
         return reserved
 
-    def settle(self, claimed: list[Job], reserved: int, asked_at: float) -> None:
+    def settle(
+        self, claimed: list[Job], reserved: int, asked_at: float, *, answered: bool = True
+    ) -> None:
         """A claim of ``reserved`` sent at ``asked_at`` came back with ``claimed``: they
-        join the line, and the line's stale head is set aside to be handed back."""
+        join the line, and the line's stale head is set aside to be handed back.
+        ``answered`` is False when the claim failed (nothing is known of the queue)."""
         self._claiming -= reserved
-        took = asyncio.get_running_loop().time() - asked_at
-        self._claim_time = _averaged(self._claim_time, took)
+        if answered and reserved and (self._last_claim is None or asked_at >= self._last_claim[0]):
+            self._last_claim = (asked_at, len(claimed) < reserved)
+        if reserved:  # a claim was sent: how long it took counts
+            took = asyncio.get_running_loop().time() - asked_at
+            self._claim_time = _averaged(self._claim_time, took)
         for job in claimed:
             self._waiting.append((job, asked_at))
         self.set_aside_stale()
+
+    def seen_empty(self, work_at: float) -> bool:
+        """Whether the latest claim came back short after ``work_at`` (the latest sign
+        of new work) and after the latest slot freed up: a claim now would find what it
+        found, nothing more."""
+        if self._last_claim is None:
+            return False
+        sent_at, short = self._last_claim
+        return short and sent_at >= work_at and sent_at >= self._freed_at
 
     def next_to_start(self) -> tuple[Job, float] | None:
         """The head of the line, with the loop time of its claim, taking a free slot for it;
@@ -103,6 +124,7 @@ class Slots:
         """A handler stopped after ``run_time`` seconds: its slot is free."""
         self.busy -= 1
         self._run_time = _averaged(self._run_time, run_time)
+        self._freed_at = asyncio.get_running_loop().time()
 
     def set_aside_stale(self) -> None:
         """Take the jobs that waited too long out of the line, to be handed back."""

@@ -30,6 +30,9 @@ class Wakeup:
         self._event = asyncio.Event()
         self._resync_wake: asyncio.TimerHandle | None = None
         self._last_resync_wake = -math.inf
+        #: loop time of the latest sign that the queue may hold new work: a notification,
+        #: a RESYNC, or a poll interval gone by (a claim sent since has seen it)
+        self.work_at = -math.inf
 
     def set(self) -> None:
         """Wake the loop (a slot freed up, a stop, new work)."""
@@ -44,6 +47,15 @@ class Wakeup:
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout_at(loop.time() + seconds):
                 await self._event.wait()
+
+    async def poll(self, seconds: float, loop: asyncio.AbstractEventLoop) -> None:
+        """As :meth:`sleep`, but ``seconds`` gone by count as a sign of work: the poll
+        interval is how jobs that became due without a notification are found."""
+        try:
+            async with asyncio.timeout_at(loop.time() + seconds):
+                await self._event.wait()
+        except TimeoutError:
+            self.work_at = loop.time()
 
     async def listen(self, feed: ChangeFeed, types: frozenset[str], poll_interval: float) -> None:
         """Wake on every job of ``types`` that became pending, and on RESYNC (coalesced)."""
@@ -66,6 +78,7 @@ class Wakeup:
                 and change.status is JobStatus.PENDING
                 and change.type in types
             ):
+                self.work_at = loop.time()
                 self._event.set()
 
     def cancel(self) -> None:
@@ -75,5 +88,5 @@ class Wakeup:
 
     def _wake_on_resync(self) -> None:
         self._resync_wake = None
-        self._last_resync_wake = asyncio.get_running_loop().time()
+        self._last_resync_wake = self.work_at = asyncio.get_running_loop().time()
         self._event.set()
