@@ -51,7 +51,10 @@ async def _rest(coroutine: Coroutine[Any, Any, None], awaited: Any) -> None:
             if awaited is None:
                 await asyncio.sleep(0)
             else:
-                # What the coroutine waits on raises inside it too, when it resumes.
+                # What a task does with a future its coroutine yields: take it as waited
+                # on (else awaiting it again is refused), and wait for it. What it raises
+                # is raised inside the coroutine too, when that resumes.
+                awaited._asyncio_future_blocking = False
                 with contextlib.suppress(Exception):
                     await awaited
             awaited = coroutine.send(None)
