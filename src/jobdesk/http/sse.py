@@ -150,11 +150,8 @@ class EventStreamResponse(Response):
         self._prepare(metrics, settings, listener.broadcaster.slots)
 
     def _prepare(self, metrics: Metrics, settings: Settings, slots: StreamSlots) -> None:
-        self.status_code = 200
-        self.background = None
-        self._metrics = metrics
-        self._settings = settings
-        self._slots = slots
+        self.status_code, self.background = 200, None
+        self._metrics, self._settings, self._slots = metrics, settings, slots
         self.init_headers({"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
 
     async def _body(self, send: Send) -> None:
@@ -169,8 +166,8 @@ class EventStreamResponse(Response):
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         credential: Credential | None = scope.get(CREDENTIAL_KEY)
-        slots = self._slots
-        if credential is not None and not slots.take(credential.holder, self._settings.max_streams):
+        slots, limit = self._slots, self._settings.max_streams
+        if credential is not None and not slots.take(credential.holder, limit):
             await self._release()
             await self._refusal(scope)(scope, receive, send)
             return
