@@ -211,10 +211,14 @@ async def run(url: str, followers: int, servers: int, clients: int, updates: int
         for process, _ in client_processes:
             process.send_signal(signal.SIGTERM)
         latencies: list[float] = []
+        report_max: dict[str, float] = {}  # the last arrival of each report
         for process, out in client_processes:
             process.wait(30)
             for progress, times in json.loads(out.read_text()).items():
                 latencies.extend(moment - sent[progress] for moment in times)
+                report_max[progress] = max(
+                    [report_max.get(progress, 0.0), *(moment - sent[progress] for moment in times)]
+                )
         for process in server_processes:
             process.send_signal(signal.SIGTERM)
         for process in server_processes:
@@ -223,6 +227,11 @@ async def run(url: str, followers: int, servers: int, clients: int, updates: int
             if process.poll() is None:
                 process.kill()
     latencies.sort()
+    if os.environ.get("BENCH_PER_REPORT"):
+        print(
+            "last arrival per report:",
+            [f"{report_max.get(key, float('nan')) * 1000:.0f}" for key in sent],
+        )
 
     def cut(fraction: float) -> float:
         return latencies[min(len(latencies) - 1, int(fraction * len(latencies)))] * 1000
