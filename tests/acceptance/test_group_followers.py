@@ -37,8 +37,9 @@ async def test_streams_of_one_group_get_the_same_events_and_late_ones_the_state_
             await desk.update_job_progress(worker, first_job.id, 50, attempt=first_job.attempt)
             for stream in (one, two):
                 job, state = await next_event(stream), await next_event(stream)
-                assert (job.event, job.data["id"], job.data["progress"]) == (
+                assert (job.event, job.id, job.data["id"], job.data["progress"]) == (
                     "job",
+                    None,  # only group events carry an id: a stream resumes from those
                     first_job.id,
                     50.0,
                 )

@@ -86,7 +86,11 @@ def _group_data(
 
 @functools.lru_cache(maxsize=1024)
 def _change_event(change: JobChange) -> bytes:
-    return encode_change(change)
+    # Without the job's id line: EventSource keeps the last id it was sent, and a group
+    # stream resumes from a group event's (the job event before a group's final one
+    # would otherwise be what a connection cut between the two reconnects with).
+    event = encode_change(change)
+    return event[event.index(b"\n") + 1 :]
 
 
 def _final(group: Group, sequence: int) -> bytes:
