@@ -15,7 +15,9 @@ before the report's call to each stream's arrival (one machine, one clock) is ta
 the run prints p50, p99 and max over every (report, stream), and how many arrived,
 and the CPU time (user + system, from ``/proc``) the servers and the clients spent
 during the reports, per stream per report. ``BENCH_PYSPY=<directory>`` records each
-server with py-spy during the reports (raw flame-graph data, one file per server).
+server with py-spy during the reports (raw flame-graph data, one file per server);
+``BENCH_PER_REPORT=1`` prints each report's last arrival (a stall, such as a full garbage
+collection, shows as one late report among prompt ones).
 """
 
 from __future__ import annotations
