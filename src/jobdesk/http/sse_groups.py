@@ -66,8 +66,8 @@ def encode_group_state(
     return f"id: {sequence}-{group_id}-{status.value}\nevent: group\ndata: {data}\n\n".encode()
 
 
-# One change reaches every follower of the group at once, and each would render the
-# same JSON: rendered once (a follower's own part is its event id's sequence).
+# A feed renders each state once; cached as well, so that the final state (rendered from
+# the stored group) and a feed started again on an unchanged group reuse the JSON.
 @functools.lru_cache(maxsize=1024)
 def _group_data(
     group_id: str, status: GroupStatus, progress: float, counts: tuple[tuple[str, int], ...]
