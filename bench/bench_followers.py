@@ -7,12 +7,17 @@ On a fresh PostgreSQL database (made on ``JOBDESK_BENCH_POSTGRES_URL``, default
 ``postgresql://root@127.0.0.1:5432/postgres``, dropped at the end), ``--servers``
 ``python -m jobdesk.http`` processes serve one group of one job. ``--followers``
 streams (``GET /api/v1/groups/{id}/events?view_token=...``, as jobdesk.js opens them),
-spread evenly over the servers, are held by ``--clients`` client processes (plain
-asyncio sockets, to keep the clients' own cost low). Once every stream has its first
+spread evenly over the servers, are held by ``--clients`` client processes (asyncio
+protocols on uvloop, to keep the clients' own cost low). Once every stream has its first
 event, a worker reports the job's progress ``--updates`` times, one a second; each
 report is a ``group`` event on every stream. For each report, the time from just
 before the report's call to each stream's arrival (one machine, one clock) is taken;
-the run prints p50, p99 and max over every (report, stream), and how many arrived.
+the run prints p50, p99 and max over every (report, stream), and how many arrived,
+and the CPU time (user + system, from ``/proc``) the servers and the clients spent
+during the reports, per stream per report. ``BENCH_PYSPY=<directory>`` records each
+server with py-spy during the reports (raw flame-graph data, one file per server);
+``BENCH_PER_REPORT=1`` prints each report's last arrival (a stall, such as a full garbage
+collection, shows as one late report among prompt ones).
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ import asyncio
 import contextlib
 import json
 import os
+import resource
 import signal
 import socket
 import subprocess
@@ -29,7 +35,7 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
@@ -63,7 +69,42 @@ def database() -> Iterator[str]:
             connection.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of process ``pid`` so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 # -- a client process: many streams, each arrival's time per progress value ---------------
+
+
+class Stream(asyncio.Protocol):
+    """One follower: a callback per read (no task, no line splitting), so that a client
+    process costs little beside the server it measures."""
+
+    def __init__(self, request: bytes, arrivals: dict[str, list[float]], ready: Callable[[], None]):
+        self.request = request
+        self.arrivals = arrivals
+        self.ready = ready
+        self.first = True
+        self.pending = b""
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        transport.write(self.request)  # type: ignore[attr-defined]
+
+    def data_received(self, data: bytes) -> None:
+        now = time.time()
+        *events, self.pending = (self.pending + data).split(b"\n\n")
+        for event in events:
+            start = event.find(b"event: group\ndata: ")
+            if start < 0:
+                continue
+            progress = str(json.loads(event[start + 19 :])["progress"])
+            if self.first:
+                self.first = False
+                self.ready()
+            else:
+                self.arrivals.setdefault(progress, []).append(now)
 
 
 async def follow(port: int, path: str, count: int, out: Path) -> None:
@@ -71,37 +112,28 @@ async def follow(port: int, path: str, count: int, out: Path) -> None:
     arrivals: dict[str, list[float]] = {}
     ready = 0
     stop = asyncio.Event()
-    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
+    loop = asyncio.get_running_loop()
+    loop.add_signal_handler(signal.SIGTERM, stop.set)
+    request = (
+        f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nAccept: text/event-stream\r\n\r\n".encode()
+    )
 
-    async def one() -> None:
+    def one_ready() -> None:
         nonlocal ready
-        reader, writer = await asyncio.open_connection("127.0.0.1", port, limit=2**20)
-        writer.write(
-            f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nAccept: text/event-stream\r\n\r\n".encode()
-        )
-        await writer.drain()
-        first = True
-        event = ""
-        while line := await reader.readline():
-            if line.startswith(b"event: "):
-                event = line[7:].strip().decode()
-            elif line.startswith(b"data: ") and event == "group":
-                progress = str(json.loads(line[6:])["progress"])
-                if first:
-                    first = False
-                    ready += 1
-                    if ready == count:
-                        print("ready", flush=True)
-                else:
-                    arrivals.setdefault(progress, []).append(time.time())
+        ready += 1
+        if ready == count:
+            print("ready", flush=True)
 
-    tasks = []
+    transports = []
     for _ in range(count):
-        tasks.append(asyncio.create_task(one()))
+        transport, _ = await loop.create_connection(
+            lambda: Stream(request, arrivals, one_ready), "127.0.0.1", port
+        )
+        transports.append(transport)
         await asyncio.sleep(0.001)  # no thundering herd on the accept queue
     await stop.wait()
-    for task in tasks:
-        task.cancel()
+    for transport in transports:
+        transport.close()
     out.write_text(json.dumps(arrivals))  # noqa: ASYNC240 - once, at the end
 
 
@@ -131,7 +163,7 @@ def wait_listening(port: int) -> None:
     raise RuntimeError(f"nothing listens on {port}")
 
 
-async def run(url: str, followers: int, servers: int, clients: int, updates: int) -> None:
+async def run(url: str, followers: int, servers: int, clients: int, updates: int) -> None:  # noqa: PLR0912 - one straight run
     async with JobDesk.open(url) as desk:
         group = await desk.create_group("alice", [JobSpec("episode", {})])
         token = await desk.create_view_token("alice", group_id=group.id, ttl=3600)
@@ -157,6 +189,16 @@ async def run(url: str, followers: int, servers: int, clients: int, updates: int
             line = await asyncio.to_thread(process.stdout.readline)
             assert line.strip() == b"ready", line
         opened = time.monotonic() - started
+        servers_cpu = sum(cpu_seconds(process.pid) for process in server_processes)
+        clients_cpu = sum(cpu_seconds(process.pid) for process, _ in client_processes)
+        profilers = []
+        if os.environ.get("BENCH_PYSPY"):
+            for process in server_processes:
+                out = Path(os.environ["BENCH_PYSPY"]) / f"server-{followers}-{process.pid}.raw"
+                command = [str(Path(sys.executable).with_name("py-spy")), "record",
+                           "-p", str(process.pid), "-r", "200", "-f", "raw", "--nonblocking",
+                           "-d", str(updates + 1), "-o", str(out)]  # fmt: skip
+                profilers.append(subprocess.Popen(command, stdout=subprocess.DEVNULL))  # noqa: ASYNC220
         sent: dict[str, float] = {}
         for update in range(1, updates + 1):
             progress = float(update)
@@ -164,13 +206,21 @@ async def run(url: str, followers: int, servers: int, clients: int, updates: int
             await desk.update_job_progress(worker, job.id, progress, attempt=job.attempt)
             await asyncio.sleep(1.0)
         await asyncio.sleep(2.0)
+        servers_cpu = sum(cpu_seconds(process.pid) for process in server_processes) - servers_cpu
+        clients_cpu = sum(cpu_seconds(process.pid) for process, _ in client_processes) - clients_cpu
+        for profiler in profilers:
+            profiler.wait(60)
         for process, _ in client_processes:
             process.send_signal(signal.SIGTERM)
         latencies: list[float] = []
+        report_max: dict[str, float] = {}  # the last arrival of each report
         for process, out in client_processes:
             process.wait(30)
             for progress, times in json.loads(out.read_text()).items():
                 latencies.extend(moment - sent[progress] for moment in times)
+                report_max[progress] = max(
+                    [report_max.get(progress, 0.0), *(moment - sent[progress] for moment in times)]
+                )
         for process in server_processes:
             process.send_signal(signal.SIGTERM)
         for process in server_processes:
@@ -179,20 +229,31 @@ async def run(url: str, followers: int, servers: int, clients: int, updates: int
             if process.poll() is None:
                 process.kill()
     latencies.sort()
+    if os.environ.get("BENCH_PER_REPORT"):
+        print(
+            "last arrival per report:",
+            [f"{report_max.get(key, float('nan')) * 1000:.0f}" for key in sent],
+        )
 
     def cut(fraction: float) -> float:
         return latencies[min(len(latencies) - 1, int(fraction * len(latencies)))] * 1000
 
     expected = followers * updates
+    per_delivery = 1e6 / expected
     print(
         f"| {followers} | {servers} | {len(latencies)}/{expected} | {cut(0.5):.0f} ms "
-        f"| {cut(0.99):.0f} ms | {latencies[-1] * 1000:.0f} ms | {opened:.1f} s |"
+        f"| {cut(0.99):.0f} ms | {latencies[-1] * 1000:.0f} ms | {opened:.1f} s "
+        f"| {servers_cpu * per_delivery:.1f} µs | {clients_cpu * per_delivery:.1f} µs |"
     )
 
 
 def main() -> None:
     if len(sys.argv) > 1 and sys.argv[1] == "--follow":
         port, path, count, out = sys.argv[2:6]
+        with contextlib.suppress(ImportError):
+            import uvloop  # noqa: PLC0415 - the cheapest loop there is, when installed
+
+            asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
         asyncio.run(follow(int(port), path, int(count), Path(out)))
         return
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
@@ -201,8 +262,14 @@ def main() -> None:
     parser.add_argument("--clients", type=int, default=2, help="client processes")
     parser.add_argument("--updates", type=int, default=10)
     arguments = parser.parse_args()
-    print("| followers | servers | arrivals | p50 | p99 | max | all open in |")
-    print("|---|---|---|---|---|---|---|")
+    # Each stream is a socket in a server and in a client (both inherit this limit).
+    _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    print(
+        "| followers | servers | arrivals | p50 | p99 | max | all open in "
+        "| server CPU per stream per report | clients' CPU per stream per report |"
+    )
+    print("|---|---|---|---|---|---|---|---|---|")
     for followers in [int(n) for n in arguments.followers.split(",")]:
         with database() as url:
             asyncio.run(

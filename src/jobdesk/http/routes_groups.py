@@ -164,9 +164,7 @@ async def stream_group_events(
     the stream ends once the group has finished (or when the view token that opened it
     expires). A view token for this group (`view_token` query parameter) opens it too."""
     return await open_group_stream(
-        runtime.require_desk(),
-        runtime.broadcaster,
-        runtime.settings,
+        runtime.group_feeds,
         runtime.metrics,
         user_id=user_id,
         group_id=group_id,

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 from fastapi import Depends, Request
 
@@ -12,6 +12,9 @@ from jobdesk.errors import StoreUnavailable
 from jobdesk.http.broadcast import Broadcaster
 from jobdesk.http.metrics import Metrics
 from jobdesk.http.settings import Settings
+
+if TYPE_CHECKING:
+    from jobdesk.http.sse_groups import GroupFeeds
 
 __all__ = ["Runtime", "RuntimeDep", "get_runtime", "runtime_of"]
 
@@ -25,6 +28,7 @@ class Runtime:
     #: None until the lifespan opens it (when the app was given a URL)
     desk: JobDesk | None = None
     _broadcaster: Broadcaster | None = field(default=None, repr=False)
+    _group_feeds: GroupFeeds | None = field(default=None, repr=False)
 
     def require_desk(self) -> JobDesk:
         """The open desk, or :class:`StoreUnavailable` before the lifespan opened it."""
@@ -42,8 +46,21 @@ class Runtime:
             self._broadcaster = Broadcaster(self.require_desk())
         return self._broadcaster
 
+    @property
+    def group_feeds(self) -> GroupFeeds:
+        """The feeds of the groups followed here, one per group, fed by the broadcaster."""
+        if self._group_feeds is None:
+            # Imported here: the streams' module reads credentials (auth), which reads this.
+            from jobdesk.http.sse_groups import GroupFeeds  # noqa: PLC0415
+
+            self._group_feeds = GroupFeeds(self.require_desk(), self.broadcaster, self.settings)
+        return self._group_feeds
+
     async def close_broadcaster(self) -> None:
-        """Stop the change feed (the lifespan does, at shutdown)."""
+        """Stop the change feed and the group feeds on it (the lifespan does, at shutdown)."""
+        if self._group_feeds is not None:
+            await self._group_feeds.close()
+            self._group_feeds = None
         if self._broadcaster is not None:
             await self._broadcaster.close()
             self._broadcaster = None

@@ -37,7 +37,7 @@ from jobdesk.changes import JobChange
 from jobdesk.desk import JobDesk
 from jobdesk.errors import InvalidInput, JobdeskError, JobNotFound, Unauthorized
 from jobdesk.http.auth import CREDENTIAL_KEY, Credential
-from jobdesk.http.broadcast import Broadcaster, Listener, Signal
+from jobdesk.http.broadcast import Broadcaster, Listener, Signal, StreamSlots
 from jobdesk.http.metrics import Metrics
 from jobdesk.http.problems import problem_response
 from jobdesk.http.settings import Settings
@@ -145,20 +145,30 @@ class EventStreamResponse(Response):
         metrics: Metrics,
         settings: Settings,
     ) -> None:
-        self.status_code = 200
-        self.background = None
         self._events = events
         self._listener = listener
-        self._metrics = metrics
-        self._settings = settings
+        self._prepare(metrics, settings, listener.broadcaster.slots)
+
+    def _prepare(self, metrics: Metrics, settings: Settings, slots: StreamSlots) -> None:
+        self.status_code, self.background = 200, None
+        self._metrics, self._settings, self._slots = metrics, settings, slots
         self.init_headers({"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+
+    async def _body(self, send: Send) -> None:
+        """Send the stream's events (a subclass may be fed otherwise)."""
+        async for chunk in self._events:
+            await send({"type": "http.response.body", "body": chunk, "more_body": True})
+
+    async def _release(self) -> None:
+        """Let go of what feeds the stream (it ended, or was refused)."""
+        await self._events.aclose()
+        self._listener.close()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         credential: Credential | None = scope.get(CREDENTIAL_KEY)
-        slots = self._listener.broadcaster.slots
-        if credential is not None and not slots.take(credential.holder, self._settings.max_streams):
-            await self._events.aclose()
-            self._listener.close()
+        slots, limit = self._slots, self._settings.max_streams
+        if credential is not None and not slots.take(credential.holder, limit):
+            await self._release()
             await self._refusal(scope)(scope, receive, send)
             return
         self._metrics.event_streams.inc()
@@ -177,8 +187,7 @@ class EventStreamResponse(Response):
                         {"type": "http.response.start", "status": 200, "headers": self.raw_headers}
                     )
                     started = True
-                    async for chunk in self._events:
-                        await send({"type": "http.response.body", "body": chunk, "more_body": True})
+                    await self._body(send)
                     await send({"type": "http.response.body", "body": b"", "more_body": False})
                 finally:
                     watcher.cancel()
@@ -194,8 +203,7 @@ class EventStreamResponse(Response):
         except OSError:
             pass  # the client went away mid-write (what ASGI 2.4 servers raise)
         finally:
-            await self._events.aclose()
-            self._listener.close()
+            await self._release()
             self._metrics.event_streams.dec()
             if credential is not None:
                 slots.give_back(credential.holder)
