@@ -1,7 +1,7 @@
 """CPU per webhook delivery: of one sender process, of the receiver, and of PostgreSQL.
 
     .venv/bin/python bench/bench_webhook_cpu.py --store postgres --deliveries 3000 --rounds 3
-    .venv/bin/python bench/bench_webhook_cpu.py --sink starlette   # the receiver's other mode
+    .venv/bin/python bench/bench_webhook_cpu.py --src /tmp/main/src   # A/B: main's sender
 
 One ``jobdesk webhooks deliver --forever`` process (started first, idle) and one
 receiver process (tests/acceptance/webhook_sink.py) on a fresh database; each round
@@ -126,9 +126,8 @@ async def run(arguments: argparse.Namespace, url: str) -> None:
     sender_env = {"PGAPPNAME": application}
     if arguments.src:
         sender_env["PYTHONPATH"] = arguments.src
-    raw = ["--raw"] if arguments.sink == "raw" else []
     sink_command = [sys.executable, str(SINK), "--port", str(port), "--secret", SECRET,
-                    "--log", os.devnull, *raw]  # fmt: skip
+                    "--log", os.devnull]  # fmt: skip
     sender_command = [sys.executable, "-m", "jobdesk", "webhooks", "deliver", "--forever",
                       "--db", url, "--interval", "0.05",
                       "--concurrency", str(arguments.concurrency)]  # fmt: skip
@@ -172,7 +171,7 @@ async def run(arguments: argparse.Namespace, url: str) -> None:
                 print(
                     f"round {round_number + 1}: {arguments.deliveries} deliveries in {wall:.1f} s"
                     f" ({arguments.deliveries / wall:.0f}/s); CPU per delivery: sender"
-                    f" {per[0]:.0f} us, receiver ({arguments.sink}) {per[1]:.0f} us,"
+                    f" {per[0]:.0f} us, receiver {per[1]:.0f} us,"
                     f" database {per[2]:.0f} us",
                     flush=True,
                 )
@@ -184,7 +183,6 @@ def main() -> None:
     parser.add_argument("--deliveries", type=int, default=3000)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--concurrency", type=int, default=8)
-    parser.add_argument("--sink", choices=["raw", "starlette"], default="starlette")
     parser.add_argument("--src", help="the sender's jobdesk from this src directory")
     arguments = parser.parse_args()
     with database(arguments.store) as url:

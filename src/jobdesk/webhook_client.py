@@ -158,14 +158,21 @@ class _Connection(asyncio.Protocol):
 class WebhookClient:
     """Keep-alive connections per origin, for :meth:`post`; :meth:`aclose` at the end.
 
-    ``connections``: the most idle connections kept per origin (a sender's concurrency).
+    ``connections``: the most idle connections kept per origin (a sender's concurrency);
+    ``tls``: the context for https (None: httpx's, its trust store).
     """
 
-    def __init__(self, *, connections: int = 16, idle_seconds: float = 4.0) -> None:
+    def __init__(
+        self,
+        *,
+        connections: int = 16,
+        idle_seconds: float = 4.0,
+        tls: ssl.SSLContext | None = None,
+    ) -> None:
         self.connections = connections
         self.idle_seconds = idle_seconds
         self._idle: dict[tuple[str, str, int], deque[_Connection]] = {}
-        self._tls: ssl.SSLContext | None = None
+        self._tls = tls
 
     async def post(
         self,
