@@ -261,3 +261,30 @@ async def test_serve_sends_by_itself_and_operators_see_and_redeliver(
         removed = await client.delete(f"/api/v1/admin/webhooks/{listed[0]['id']}", headers=admin)
         assert removed.status_code == 204
     assert len(receiver.events) == 1  # the redelivery was deduplicated by webhook-id
+
+
+async def test_a_running_sender_keeps_each_job_s_events_in_order_across_its_batches(
+    desk: JobDesk, worker: Worker, receiver: Receiver
+) -> None:
+    await hook(desk, receiver, user_id="alice")
+    jobs = [await desk.create_job("alice", "extract", {"n": n}) for n in range(12)]
+    for job in jobs:
+        await finish(desk, worker, job.id)
+    # Batches of 5 split the jobs' three events between batches, and the sender has
+    # two batches in flight: a job's later event must still wait for its earlier ones.
+    sender = asyncio.create_task(desk.send_webhooks(interval=0.02, limit=5, concurrency=4))
+    try:
+        async with asyncio.timeout(30):
+            while await desk.get_webhook_deliveries(state="pending", limit=1):  # noqa: ASYNC110
+                await asyncio.sleep(0.02)
+    finally:
+        sender.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await sender
+    assert len(receiver.events) == 3 * len(jobs)
+    for job in jobs:
+        mine = [e["type"] for e in receiver.events if e["data"]["job_id"] == job.id]
+        assert mine == ["job.pending", "job.processing", "job.completed"]
+    delivered = await desk.get_webhook_deliveries(state="delivered", limit=1000)
+    assert len(delivered) == 3 * len(jobs)
+    assert all(d.tries == 1 for d in delivered)
