@@ -45,8 +45,6 @@ __all__ = ["WebhookOperations"]
 
 #: how long a claimed delivery is kept from other senders (longer than any send)
 _LEASE_SECONDS = 60.0
-#: batches one sender (send_webhooks) has in flight at once
-_BATCHES_IN_FLIGHT = 2
 _RESPONSE_KEPT = 1000
 _STATES = ("pending", "delivered", "dead")
 _log = logging.getLogger("jobdesk.webhooks")
@@ -219,34 +217,7 @@ class WebhookOperations(DeskBase):
         concurrency = validation.integer("concurrency", concurrency, 1, 256)
         lease_seconds = validation.seconds("lease_seconds", lease_seconds, 86400.0)
         send_timeout = validation.seconds("send_timeout", send_timeout, 3600.0)
-        sender = client or WebhookClient(connections=concurrency)
-        try:
-            return await self._deliver(
-                sender,
-                asyncio.Semaphore(concurrency),
-                limit=limit,
-                send_timeout=send_timeout,
-                lease_seconds=lease_seconds,
-            )
-        finally:
-            if client is None:
-                await sender.aclose()
-
-    async def _deliver(
-        self,
-        sender: WebhookClient,
-        gate: asyncio.Semaphore,
-        *,
-        limit: int,
-        send_timeout: float,
-        lease_seconds: float,
-        claiming: asyncio.Lock | None = None,
-    ) -> int:
-        if claiming is None:
-            claimed = await self.store.claim_deliveries(limit, lease_seconds)
-        else:
-            async with claiming:
-                claimed = await self.store.claim_deliveries(limit, lease_seconds)
+        claimed = await self.store.claim_deliveries(limit, lease_seconds)
         if not claimed:
             return 0
         batch = _Batch(
@@ -256,9 +227,11 @@ class WebhookOperations(DeskBase):
                     sorted({d.job_id for d, _ in claimed if d.subject == "job"})
                 )
             },
-            gate=gate,
+            gate=asyncio.Semaphore(concurrency),
             send_timeout=send_timeout,
         )
+        owned = client is None
+        sender = client or WebhookClient(connections=concurrency)
         # One job's deliveries go one after the other, in order, and stop at a failure
         # (the rest wait for it); different jobs' go side by side.
         chains: dict[tuple[str, str], list[tuple[Delivery, Webhook]]] = {}
@@ -273,6 +246,8 @@ class WebhookOperations(DeskBase):
                     for chain in chains.values()
                 ]
         finally:
+            if owned:
+                await sender.aclose()
             # Recorded together, once the batch is sent: one write for the batch; also
             # when the sender is stopped mid-batch (what was sent is not sent again).
             # A sender killed before this leaves the whole batch to the next after its
@@ -294,38 +269,25 @@ class WebhookOperations(DeskBase):
         """Send due deliveries until cancelled: again at once while there were some, else
         after ``interval`` seconds (the sender of ``jobdesk serve`` and ``jobdesk worker``).
 
-        At most ``concurrency`` sends at once (one pool of kept connections), from two
-        batches in flight: while one batch's last sends wait for their answers and its
-        outcomes are written, the next is claimed and sent (each batch's claim, read and
-        record are round trips to the database: one batch at a time left the sends idle
-        between them, and one sender fell behind 1,000 deliveries/s on a busy machine).
+        At most ``concurrency`` sends at once (one HTTP connection pool of that size).
         A failure to reach the database is logged and tried again after ``interval``.
         Safe beside other senders (see :meth:`deliver_webhooks`).
         """
         interval = validation.seconds("interval", interval, 3600.0)
         if interval <= 0:
             raise InvalidInput("interval", "must be more than 0 seconds")
-        limit = validation.integer("limit", limit, 1, 1000)
         concurrency = validation.integer("concurrency", concurrency, 1, 256)
-        lease_seconds = validation.seconds("lease_seconds", lease_seconds, 86400.0)
-        send_timeout = validation.seconds("send_timeout", send_timeout, 3600.0)
+        task = asyncio.current_task()
         client = WebhookClient(connections=concurrency)
-        gate = asyncio.Semaphore(concurrency)
-        # One claim at a time: a claim sees the one before it (a job's later delivery is
-        # not due while an earlier one is claimed), so one job's never go to both loops.
-        claiming = asyncio.Lock()
-
-        async def batches() -> None:
-            task = asyncio.current_task()
+        try:
             while True:
                 try:
-                    sent = await self._deliver(
-                        client,
-                        gate,
+                    sent = await self.deliver_webhooks(
+                        client=client,
                         limit=limit,
+                        concurrency=concurrency,
                         send_timeout=send_timeout,
                         lease_seconds=lease_seconds,
-                        claiming=claiming,
                     )
                 except JobdeskError as exc:
                     _log.warning("sending webhook deliveries failed: %s", exc)
@@ -336,16 +298,7 @@ class WebhookOperations(DeskBase):
                     raise asyncio.CancelledError
                 if not sent:
                     await asyncio.sleep(interval)
-
-        # Two loops, each its own batches (claims never overlap: see claim_deliveries),
-        # sharing the gate and the connections; an error in one stops both, as it is.
-        loops = [asyncio.ensure_future(batches()) for _ in range(_BATCHES_IN_FLIGHT)]
-        try:
-            await asyncio.gather(*loops)
         finally:
-            for loop in loops:
-                loop.cancel()
-            await asyncio.gather(*loops, return_exceptions=True)
             await client.aclose()
 
     async def _send_chain(

@@ -270,8 +270,8 @@ async def test_a_running_sender_keeps_each_job_s_events_in_order_across_its_batc
     jobs = [await desk.create_job("alice", "extract", {"n": n}) for n in range(12)]
     for job in jobs:
         await finish(desk, worker, job.id)
-    # Batches of 5 split the jobs' three events between batches, and the sender has
-    # two batches in flight: a job's later event must still wait for its earlier ones.
+    # Batches of 5 split the jobs' three events between batches: a job's later event
+    # must wait for its earlier ones, claimed by an earlier batch.
     sender = asyncio.create_task(desk.send_webhooks(interval=0.02, limit=5, concurrency=4))
     try:
         async with asyncio.timeout(30):
