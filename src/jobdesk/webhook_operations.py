@@ -77,6 +77,8 @@ class _Batch:
     jobs: dict[str, Job]
     gate: asyncio.Semaphore
     send_timeout: float
+    #: when the claim's lease ends (time.monotonic(), from before the claim)
+    lease_ends: float
     outcomes: list[Outcome] = field(default_factory=list)
     #: failed sends by (URL, answer, what next): logged once per batch, not once each
     failures: Counter[tuple[str, str, str]] = field(default_factory=Counter)
@@ -100,6 +102,10 @@ class _Batch:
         if isinstance(found, InvalidInput):
             raise found
         return found
+
+    def lease_running_out(self) -> bool:
+        """Whether a send begun now could end after the lease (another sender's by then)."""
+        return time.monotonic() + self.send_timeout > self.lease_ends
 
     def key(self, webhook: Webhook) -> bytes:
         """The key of ``webhook``'s secret (decoded once per batch)."""
@@ -203,8 +209,11 @@ class WebhookOperations(DeskBase):
         connections to use (None: one of this call's own).
 
         ``lease_seconds``: how long the deliveries it claims are kept from other senders
-        (a sender killed mid-batch leaves them to the next after that); make it longer
-        than a batch takes to send.
+        (a sender killed mid-batch leaves them to the next after that); longer than
+        ``send_timeout``, and better longer than a batch takes to send: a send that could
+        end after the lease is not begun (its delivery, unsent and not counted, is due
+        again when the lease ends), so that no two senders ever send one job's deliveries
+        at once, out of order.
 
         A 2xx answer delivers; anything else (or no answer within ``timeout``) is tried
         again after :func:`jobdesk.webhooks.next_delay`, then is dead (``send_timeout``: seconds
@@ -217,6 +226,9 @@ class WebhookOperations(DeskBase):
         concurrency = validation.integer("concurrency", concurrency, 1, 256)
         lease_seconds = validation.seconds("lease_seconds", lease_seconds, 86400.0)
         send_timeout = validation.seconds("send_timeout", send_timeout, 3600.0)
+        if lease_seconds <= send_timeout:
+            raise InvalidInput("lease_seconds", "must be longer than send_timeout")
+        claimed_at = time.monotonic()
         claimed = await self.store.claim_deliveries(limit, lease_seconds)
         if not claimed:
             return 0
@@ -229,6 +241,7 @@ class WebhookOperations(DeskBase):
             },
             gate=asyncio.Semaphore(concurrency),
             send_timeout=send_timeout,
+            lease_ends=claimed_at + lease_seconds,
         )
         owned = client is None
         sender = client or WebhookClient(connections=concurrency)
@@ -277,6 +290,10 @@ class WebhookOperations(DeskBase):
         if interval <= 0:
             raise InvalidInput("interval", "must be more than 0 seconds")
         concurrency = validation.integer("concurrency", concurrency, 1, 256)
+        lease_seconds = validation.seconds("lease_seconds", lease_seconds, 86400.0)
+        send_timeout = validation.seconds("send_timeout", send_timeout, 3600.0)
+        if lease_seconds <= send_timeout:
+            raise InvalidInput("lease_seconds", "must be longer than send_timeout")
         task = asyncio.current_task()
         client = WebhookClient(connections=concurrency)
         try:
@@ -305,7 +322,12 @@ class WebhookOperations(DeskBase):
         self, client: WebhookClient, batch: _Batch, chain: list[tuple[Delivery, Webhook]]
     ) -> int:
         for index, (delivery, webhook) in enumerate(chain):
-            if not await self._send(client, batch, delivery, webhook):
+            sent = await self._send(client, batch, delivery, webhook)
+            if sent is None:
+                # The lease ran out while it waited: it and those after it are left as
+                # claimed, unrecorded, due again when the lease ends.
+                return index
+            if not sent:
                 # Those after it were claimed too: due again now, behind it in order.
                 batch.outcomes.extend(
                     Outcome(
@@ -323,8 +345,11 @@ class WebhookOperations(DeskBase):
 
     async def _send(
         self, client: WebhookClient, batch: _Batch, delivery: Delivery, webhook: Webhook
-    ) -> bool:
+    ) -> bool | None:
+        """Send one delivery: whether it was delivered; None: not sent (the lease ran out)."""
         async with batch.gate:
+            if batch.lease_running_out():
+                return None
             status: int | None = None
             try:
                 body = await self._payload(delivery, batch)

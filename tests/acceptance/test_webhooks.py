@@ -23,11 +23,13 @@ SECRET = new_secret()
 
 @dataclass
 class Receiver:
-    """The example receiver, served; ``failing`` makes it answer 500."""
+    """The example receiver, served; ``failing`` makes it answer 500, ``delay`` slow."""
 
     url: str
     events: list[dict[str, Any]] = field(default_factory=list)
     failing: bool = False
+    #: seconds before each answer
+    delay: float = 0.0
 
 
 @pytest.fixture
@@ -35,6 +37,7 @@ async def receiver() -> AsyncIterator[Receiver]:
     state = Receiver("")
 
     async def handle(event: dict[str, Any]) -> None:
+        await asyncio.sleep(state.delay)
         if state.failing:
             raise RuntimeError("the receiver is down")
         state.events.append(event)
@@ -288,3 +291,24 @@ async def test_a_running_sender_keeps_each_job_s_events_in_order_across_its_batc
     delivered = await desk.get_webhook_deliveries(state="delivered", limit=1000)
     assert len(delivered) == 3 * len(jobs)
     assert all(d.tries == 1 for d in delivered)
+
+
+async def test_a_send_that_could_outlast_its_lease_is_not_begun(
+    desk: JobDesk, receiver: Receiver, clock: ManualClock
+) -> None:
+    await hook(desk, receiver, user_id="alice")
+    first = await desk.create_job("alice", "extract", {})
+    second = await desk.create_job("alice", "extract", {})
+    receiver.delay = 0.4
+    # One send at a time, each answered in 0.4 s, under a 1 s lease: the second would be
+    # begun 0.4 s in and could end 0.7 s later, after the lease (another sender's by then).
+    sent = await desk.deliver_webhooks(concurrency=1, send_timeout=0.7, lease_seconds=1.0)
+    assert sent == 1
+    assert [e["data"]["job_id"] for e in receiver.events] == [first.id]
+    [waiting] = await desk.get_webhook_deliveries(state="pending")
+    assert (waiting.job_id, waiting.tries, waiting.last_status) == (second.id, 0, None)
+    receiver.delay = 0.0
+    assert await desk.deliver_webhooks() == 0  # still claimed: due when the lease ends
+    clock.advance(1.0)
+    assert await desk.deliver_webhooks() == 1
+    assert [e["data"]["job_id"] for e in receiver.events] == [first.id, second.id]
