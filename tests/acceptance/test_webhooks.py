@@ -15,8 +15,9 @@ from examples.webhook_receiver import create_receiver
 from jobdesk import JobDesk, JobSpec, Worker
 from jobdesk.errors import InvalidInput
 from jobdesk.testing import ManualClock
-from jobdesk.webhooks import BACKOFF_SECONDS, new_secret
+from jobdesk.webhooks import BACKOFF_SECONDS, Outcome, new_secret
 from tests.acceptance.conftest import MakeApp, bearer, running, served
+from tests.conftest import OpenDesk
 
 SECRET = new_secret()
 
@@ -312,3 +313,29 @@ async def test_a_send_that_could_outlast_its_lease_is_not_begun(
     clock.advance(1.0)
     assert await desk.deliver_webhooks() == 1
     assert [e["data"]["job_id"] for e in receiver.events] == [first.id, second.id]
+
+
+async def test_claims_at_once_never_split_one_job_s_deliveries(
+    desk: JobDesk, open_desk: OpenDesk, worker: Worker, receiver: Receiver
+) -> None:
+    await hook(desk, receiver, user_id="alice")
+    await desk.set_user_limits("alice", max_running=100)
+    async with open_desk() as other, open_desk() as third:
+        for _ in range(15):
+            job = await desk.create_job("alice", "extract", {})
+            await desk.start_job(worker, job.id)  # two deliveries: pending, processing
+            # Senders claiming one delivery each at the same moment: the job's second is
+            # not due while its first is claimed, whoever claimed it.
+            claims = await asyncio.gather(
+                *(
+                    sender.store.claim_deliveries(1, 60.0)
+                    for sender in (desk, other, third, desk, other, third)
+                )
+            )
+            taken = [delivery.status.value for claim in claims for delivery, _ in claim]
+            assert taken == ["pending"], taken
+            await desk.store.record_deliveries(
+                [Outcome(d.id, "delivered", 0.0, 200, "") for claim in claims for d, _ in claim]
+            )
+            [rest] = await desk.store.claim_deliveries(10, 60.0)
+            await desk.store.record_deliveries([Outcome(rest[0].id, "delivered", 0.0, 200, "")])
