@@ -22,13 +22,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
-import httpx
-
 from jobdesk import validation, wire
 from jobdesk.desk_base import DeskBase
 from jobdesk.errors import InvalidInput, JobdeskError
 from jobdesk.ids import new_job_id
 from jobdesk.models import Job
+from jobdesk.webhook_client import SendFailed, WebhookClient
 from jobdesk.webhooks import (
     Delivery,
     Outcome,
@@ -60,39 +59,60 @@ async def _resolve(host: str, port: int) -> list[str]:
     return sorted({str(info[4][0]) for info in found})
 
 
-async def _check_endpoint(url: str, *, allow_private: bool) -> None:
+async def _check_endpoint(url: str, *, allow_private: bool) -> list[str]:
+    """The addresses ``url``'s host resolves to, all checked (SSRF); else InvalidInput."""
     parts = urlsplit(url)
     host = parts.hostname or ""
     port = parts.port or (443 if parts.scheme == "https" else 80)
-    check_address(host, await _resolve(host, port), allow_private=allow_private)
+    addresses = await _resolve(host, port)
+    check_address(host, addresses, allow_private=allow_private)
+    return addresses
 
 
 @dataclass
 class _Batch:
     """What the sends of one claimed batch share: its jobs (read at once), the gate,
-    each endpoint's address check (once per URL), and the outcomes to record."""
+    each endpoint's address check (once per URL), each secret's key, and the outcomes."""
 
     jobs: dict[str, Job]
     gate: asyncio.Semaphore
     send_timeout: float
+    #: when the claim's lease ends (time.monotonic(), from before the claim)
+    lease_ends: float
     outcomes: list[Outcome] = field(default_factory=list)
     #: failed sends by (URL, answer, what next): logged once per batch, not once each
     failures: Counter[tuple[str, str, str]] = field(default_factory=Counter)
-    #: each (URL, allow_private) checked so far: None (fine) or why it is refused
-    checked: dict[tuple[str, bool], InvalidInput | None] = field(default_factory=dict)
+    #: each (URL, allow_private) checked so far: its addresses, or why it is refused
+    checked: dict[tuple[str, bool], list[str] | InvalidInput] = field(default_factory=dict)
+    #: each secret's key bytes
+    keys: dict[str, bytes] = field(default_factory=dict)
 
-    async def check_endpoint(self, webhook: Webhook) -> None:
-        """The SSRF check of ``webhook``'s URL, resolved once per batch; InvalidInput."""
+    async def check_endpoint(self, webhook: Webhook) -> list[str]:
+        """The SSRF check of ``webhook``'s URL, resolved once per batch: the addresses to
+        connect to (only those); InvalidInput."""
         key = (webhook.url, webhook.allow_private)
         if key not in self.checked:
             try:
-                await _check_endpoint(webhook.url, allow_private=webhook.allow_private)
-                self.checked[key] = None
+                self.checked[key] = await _check_endpoint(
+                    webhook.url, allow_private=webhook.allow_private
+                )
             except InvalidInput as exc:
                 self.checked[key] = exc
-        refused = self.checked[key]
-        if refused is not None:
-            raise refused
+        found = self.checked[key]
+        if isinstance(found, InvalidInput):
+            raise found
+        return found
+
+    def lease_running_out(self) -> bool:
+        """Whether a send begun now could end after the lease (another sender's by then)."""
+        return time.monotonic() + self.send_timeout > self.lease_ends
+
+    def key(self, webhook: Webhook) -> bytes:
+        """The key of ``webhook``'s secret (decoded once per batch)."""
+        key = self.keys.get(webhook.secret)
+        if key is None:
+            key = self.keys[webhook.secret] = parse_secret(webhook.secret)
+        return key
 
 
 class WebhookOperations(DeskBase):
@@ -176,7 +196,7 @@ class WebhookOperations(DeskBase):
     async def deliver_webhooks(
         self,
         *,
-        client: httpx.AsyncClient | None = None,
+        client: WebhookClient | None = None,
         limit: int = 100,
         concurrency: int = 16,
         send_timeout: float = 10.0,
@@ -185,9 +205,15 @@ class WebhookOperations(DeskBase):
         """Send the due deliveries (at most ``limit``, ``concurrency`` at once); how many
         were sent (whatever the answer; one job's stop at its first failure).
 
+        ``client``: the :class:`~jobdesk.webhook_client.WebhookClient` whose kept
+        connections to use (None: one of this call's own).
+
         ``lease_seconds``: how long the deliveries it claims are kept from other senders
-        (a sender killed mid-batch leaves them to the next after that); make it longer
-        than a batch takes to send.
+        (a sender killed mid-batch leaves them to the next after that); longer than
+        ``send_timeout``, and better longer than a batch takes to send: a send that could
+        end after the lease is not begun (its delivery, unsent and not counted, is due
+        again when the lease ends), so that no two senders ever send one job's deliveries
+        at once, out of order.
 
         A 2xx answer delivers; anything else (or no answer within ``timeout``) is tried
         again after :func:`jobdesk.webhooks.next_delay`, then is dead (``send_timeout``: seconds
@@ -200,6 +226,9 @@ class WebhookOperations(DeskBase):
         concurrency = validation.integer("concurrency", concurrency, 1, 256)
         lease_seconds = validation.seconds("lease_seconds", lease_seconds, 86400.0)
         send_timeout = validation.seconds("send_timeout", send_timeout, 3600.0)
+        if lease_seconds <= send_timeout:
+            raise InvalidInput("lease_seconds", "must be longer than send_timeout")
+        claimed_at = time.monotonic()
         claimed = await self.store.claim_deliveries(limit, lease_seconds)
         if not claimed:
             return 0
@@ -212,9 +241,10 @@ class WebhookOperations(DeskBase):
             },
             gate=asyncio.Semaphore(concurrency),
             send_timeout=send_timeout,
+            lease_ends=claimed_at + lease_seconds,
         )
         owned = client is None
-        sender = client or httpx.AsyncClient(timeout=send_timeout, follow_redirects=False)
+        sender = client or WebhookClient(connections=concurrency)
         # One job's deliveries go one after the other, in order, and stop at a failure
         # (the rest wait for it); different jobs' go side by side.
         chains: dict[tuple[str, str], list[tuple[Delivery, Webhook]]] = {}
@@ -260,11 +290,13 @@ class WebhookOperations(DeskBase):
         if interval <= 0:
             raise InvalidInput("interval", "must be more than 0 seconds")
         concurrency = validation.integer("concurrency", concurrency, 1, 256)
+        lease_seconds = validation.seconds("lease_seconds", lease_seconds, 86400.0)
+        send_timeout = validation.seconds("send_timeout", send_timeout, 3600.0)
+        if lease_seconds <= send_timeout:
+            raise InvalidInput("lease_seconds", "must be longer than send_timeout")
         task = asyncio.current_task()
-        pool = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
-        async with httpx.AsyncClient(
-            follow_redirects=False, timeout=send_timeout, limits=pool
-        ) as client:
+        client = WebhookClient(connections=concurrency)
+        try:
             while True:
                 try:
                     sent = await self.deliver_webhooks(
@@ -283,12 +315,19 @@ class WebhookOperations(DeskBase):
                     raise asyncio.CancelledError
                 if not sent:
                     await asyncio.sleep(interval)
+        finally:
+            await client.aclose()
 
     async def _send_chain(
-        self, client: httpx.AsyncClient, batch: _Batch, chain: list[tuple[Delivery, Webhook]]
+        self, client: WebhookClient, batch: _Batch, chain: list[tuple[Delivery, Webhook]]
     ) -> int:
         for index, (delivery, webhook) in enumerate(chain):
-            if not await self._send(client, batch, delivery, webhook):
+            sent = await self._send(client, batch, delivery, webhook)
+            if sent is None:
+                # The lease ran out while it waited: it and those after it are left as
+                # claimed, unrecorded, due again when the lease ends.
+                return index
+            if not sent:
                 # Those after it were claimed too: due again now, behind it in order.
                 batch.outcomes.extend(
                     Outcome(
@@ -305,30 +344,32 @@ class WebhookOperations(DeskBase):
         return len(chain)
 
     async def _send(
-        self, client: httpx.AsyncClient, batch: _Batch, delivery: Delivery, webhook: Webhook
-    ) -> bool:
+        self, client: WebhookClient, batch: _Batch, delivery: Delivery, webhook: Webhook
+    ) -> bool | None:
+        """Send one delivery: whether it was delivered; None: not sent (the lease ran out)."""
         async with batch.gate:
+            if batch.lease_running_out():
+                return None
             status: int | None = None
             try:
                 body = await self._payload(delivery, batch)
-                await batch.check_endpoint(webhook)
+                addresses = await batch.check_endpoint(webhook)
                 # The send's own moment, on this machine's clock: the receiver judges
                 # replays by its clock, not by the database's.
                 stamp = int(time.time())
                 message_id = f"msg_{delivery.id}"
-                headers = {
-                    "content-type": "application/json",
-                    "webhook-id": message_id,
-                    "webhook-timestamp": str(stamp),
-                    "webhook-signature": sign(
-                        parse_secret(webhook.secret), message_id, stamp, body
-                    ),
-                }
-                response = await client.post(
-                    webhook.url, content=body, headers=headers, timeout=batch.send_timeout
+                headers = (
+                    ("content-type", "application/json"),
+                    ("webhook-id", message_id),
+                    ("webhook-timestamp", str(stamp)),
+                    ("webhook-signature", sign(batch.key(webhook), message_id, stamp, body)),
                 )
-                status, answer = response.status_code, response.text[:_RESPONSE_KEPT]
-            except (httpx.HTTPError, InvalidInput, OSError) as exc:
+                response = await client.post(
+                    webhook.url, addresses, headers, body, within=batch.send_timeout
+                )
+                status = response.status
+                answer = response.body.decode("utf-8", "replace")[:_RESPONSE_KEPT]
+            except (SendFailed, InvalidInput, OSError) as exc:
                 answer = f"{type(exc).__name__}: {exc}"[:_RESPONSE_KEPT]
             delivered = status is not None and 200 <= status < 300
             delay = next_delay(delivery.tries + 1)

@@ -15,19 +15,22 @@ from examples.webhook_receiver import create_receiver
 from jobdesk import JobDesk, JobSpec, Worker
 from jobdesk.errors import InvalidInput
 from jobdesk.testing import ManualClock
-from jobdesk.webhooks import BACKOFF_SECONDS, new_secret
+from jobdesk.webhooks import BACKOFF_SECONDS, Outcome, new_secret
 from tests.acceptance.conftest import MakeApp, bearer, running, served
+from tests.conftest import OpenDesk
 
 SECRET = new_secret()
 
 
 @dataclass
 class Receiver:
-    """The example receiver, served; ``failing`` makes it answer 500."""
+    """The example receiver, served; ``failing`` makes it answer 500, ``delay`` slow."""
 
     url: str
     events: list[dict[str, Any]] = field(default_factory=list)
     failing: bool = False
+    #: seconds before each answer
+    delay: float = 0.0
 
 
 @pytest.fixture
@@ -35,6 +38,7 @@ async def receiver() -> AsyncIterator[Receiver]:
     state = Receiver("")
 
     async def handle(event: dict[str, Any]) -> None:
+        await asyncio.sleep(state.delay)
         if state.failing:
             raise RuntimeError("the receiver is down")
         state.events.append(event)
@@ -261,3 +265,77 @@ async def test_serve_sends_by_itself_and_operators_see_and_redeliver(
         removed = await client.delete(f"/api/v1/admin/webhooks/{listed[0]['id']}", headers=admin)
         assert removed.status_code == 204
     assert len(receiver.events) == 1  # the redelivery was deduplicated by webhook-id
+
+
+async def test_a_running_sender_keeps_each_job_s_events_in_order_across_its_batches(
+    desk: JobDesk, worker: Worker, receiver: Receiver
+) -> None:
+    await hook(desk, receiver, user_id="alice")
+    jobs = [await desk.create_job("alice", "extract", {"n": n}) for n in range(12)]
+    for job in jobs:
+        await finish(desk, worker, job.id)
+    # Batches of 5 split the jobs' three events between batches: a job's later event
+    # must wait for its earlier ones, claimed by an earlier batch.
+    sender = asyncio.create_task(desk.send_webhooks(interval=0.02, limit=5, concurrency=4))
+    try:
+        async with asyncio.timeout(30):
+            while await desk.get_webhook_deliveries(state="pending", limit=1):  # noqa: ASYNC110
+                await asyncio.sleep(0.02)
+    finally:
+        sender.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await sender
+    assert len(receiver.events) == 3 * len(jobs)
+    for job in jobs:
+        mine = [e["type"] for e in receiver.events if e["data"]["job_id"] == job.id]
+        assert mine == ["job.pending", "job.processing", "job.completed"]
+    delivered = await desk.get_webhook_deliveries(state="delivered", limit=1000)
+    assert len(delivered) == 3 * len(jobs)
+    assert all(d.tries == 1 for d in delivered)
+
+
+async def test_a_send_that_could_outlast_its_lease_is_not_begun(
+    desk: JobDesk, receiver: Receiver, clock: ManualClock
+) -> None:
+    await hook(desk, receiver, user_id="alice")
+    first = await desk.create_job("alice", "extract", {})
+    second = await desk.create_job("alice", "extract", {})
+    receiver.delay = 0.4
+    # One send at a time, each answered in 0.4 s, under a 1 s lease: the second would be
+    # begun 0.4 s in and could end 0.7 s later, after the lease (another sender's by then).
+    sent = await desk.deliver_webhooks(concurrency=1, send_timeout=0.7, lease_seconds=1.0)
+    assert sent == 1
+    assert [e["data"]["job_id"] for e in receiver.events] == [first.id]
+    [waiting] = await desk.get_webhook_deliveries(state="pending")
+    assert (waiting.job_id, waiting.tries, waiting.last_status) == (second.id, 0, None)
+    receiver.delay = 0.0
+    assert await desk.deliver_webhooks() == 0  # still claimed: due when the lease ends
+    clock.advance(1.0)
+    assert await desk.deliver_webhooks() == 1
+    assert [e["data"]["job_id"] for e in receiver.events] == [first.id, second.id]
+
+
+async def test_claims_at_once_never_split_one_job_s_deliveries(
+    desk: JobDesk, open_desk: OpenDesk, worker: Worker, receiver: Receiver
+) -> None:
+    await hook(desk, receiver, user_id="alice")
+    await desk.set_user_limits("alice", max_running=100)
+    async with open_desk() as other, open_desk() as third:
+        for _ in range(15):
+            job = await desk.create_job("alice", "extract", {})
+            await desk.start_job(worker, job.id)  # two deliveries: pending, processing
+            # Senders claiming one delivery each at the same moment: the job's second is
+            # not due while its first is claimed, whoever claimed it.
+            claims = await asyncio.gather(
+                *(
+                    sender.store.claim_deliveries(1, 60.0)
+                    for sender in (desk, other, third, desk, other, third)
+                )
+            )
+            taken = [delivery.status.value for claim in claims for delivery, _ in claim]
+            assert taken == ["pending"], taken
+            await desk.store.record_deliveries(
+                [Outcome(d.id, "delivered", 0.0, 200, "") for claim in claims for d, _ in claim]
+            )
+            [rest] = await desk.store.claim_deliveries(10, 60.0)
+            await desk.store.record_deliveries([Outcome(rest[0].id, "delivered", 0.0, 200, "")])

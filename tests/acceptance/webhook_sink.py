@@ -11,7 +11,8 @@ had come before (a duplicate, as at-least-once allows). Faults, by a hash of the
 webhook-id so that they do not depend on arrival order: the first arrival of one id in
 ``--fail-every`` is answered 500; of one in ``--stall-every``, after ``--stall-seconds``
 (longer than the sender's timeout: it gives up, and sends it again later). Every answer
-waits ``--delay-seconds`` (a slow receiver).
+waits ``--delay-seconds`` (a slow receiver). A first arrival is first across restarts of
+the receiver (what came before is read back from ``--log``).
 
 Used by tests/acceptance/test_webhook_crash.py and bench/bench_groups.py.
 """
@@ -20,19 +21,90 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import time
 import zlib
+from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import JSONResponse
+from starlette.responses import Response
 from starlette.routing import Route
 
 from jobdesk.errors import Unauthorized
 from jobdesk.webhooks import verify
+
+
+class Sink:
+    """What the receiver does with one delivery.
+
+    What came before is read back from the log at start: a receiver started again
+    after an outage knows the ids that arrived (a fault strikes an id's first arrival
+    only, not its first after each restart) and those answered 200 (duplicates).
+    """
+
+    def __init__(
+        self,
+        secret: str,
+        log_path: str,
+        *,
+        fail_every: int = 0,
+        stall_every: int = 0,
+        stall_seconds: float = 0.0,
+        delay_seconds: float = 0.0,
+    ) -> None:
+        self.secret = secret
+        self.fail_every, self.stall_every = fail_every, stall_every
+        self.stall_seconds, self.delay_seconds = stall_seconds, delay_seconds
+        self.seen: set[str] = set()  # answered 200
+        self.arrived: set[str] = set()  # came at all: faults strike an id's first arrival only
+        with contextlib.suppress(FileNotFoundError):
+            for line in Path(log_path).read_text(encoding="utf-8").splitlines():
+                if line.endswith("}"):
+                    record = json.loads(line)
+                    self.arrived.add(record["id"])
+                    if record["answer"] == 200:
+                        self.seen.add(record["id"])
+        self.log = open(log_path, "a", encoding="utf-8", buffering=1)  # noqa: SIM115 - the app's life
+
+    def picked(self, message_id: str, every: int, salt: bytes) -> bool:
+        return every > 0 and zlib.crc32(salt + message_id.encode()) % every == 0
+
+    async def receive(self, headers: Mapping[str, str], body: bytes) -> tuple[int, bytes]:
+        """Verify, record, answer (or fail on purpose): the status and a JSON body."""
+        try:
+            message_id = verify(self.secret, headers, body, now=time.time())
+        except Unauthorized as exc:
+            return 401, json.dumps({"error": str(exc)}).encode()
+        event: dict[str, Any] = json.loads(body)
+        data = event["data"]
+        first = message_id not in self.arrived
+        self.arrived.add(message_id)
+        if self.delay_seconds:
+            await asyncio.sleep(self.delay_seconds)
+        answer = 200
+        if first and self.picked(message_id, self.stall_every, b"stall"):
+            await asyncio.sleep(self.stall_seconds)
+            answer = 504  # the sender stopped waiting before this: recorded, not delivered
+        elif first and self.picked(message_id, self.fail_every, b"fail"):
+            answer = 500
+        record = {
+            "id": message_id,
+            "type": event["type"],
+            "subject": data.get("job_id") or data.get("group_id"),
+            "at": data["at"],
+            "received": time.time(),
+            "answer": answer,
+            "duplicate": message_id in self.seen,
+        }
+        if answer == 200:
+            self.seen.add(message_id)
+        self.log.write(json.dumps(record) + "\n")
+        return answer, b'{"ok":true}' if answer == 200 else b'{"ok":false}'
 
 
 def create_sink(
@@ -45,44 +117,18 @@ def create_sink(
     delay_seconds: float = 0.0,
 ) -> Starlette:
     """The receiver app: verify, record, answer (or fail on purpose)."""
-    seen: set[str] = set()  # answered 200
-    arrived: set[str] = set()  # came at all: faults strike an id's first arrival only
-    log = open(log_path, "a", encoding="utf-8", buffering=1)  # noqa: SIM115 - the app's life
+    sink = Sink(
+        secret,
+        log_path,
+        fail_every=fail_every,
+        stall_every=stall_every,
+        stall_seconds=stall_seconds,
+        delay_seconds=delay_seconds,
+    )
 
-    def picked(message_id: str, every: int, salt: bytes) -> bool:
-        return every > 0 and zlib.crc32(salt + message_id.encode()) % every == 0
-
-    async def receive(request: Request) -> JSONResponse:
-        body = await request.body()
-        try:
-            message_id = verify(secret, request.headers, body, now=time.time())
-        except Unauthorized as exc:
-            return JSONResponse({"error": str(exc)}, status_code=401)
-        event: dict[str, Any] = json.loads(body)
-        data = event["data"]
-        first = message_id not in arrived
-        arrived.add(message_id)
-        if delay_seconds:
-            await asyncio.sleep(delay_seconds)
-        answer = 200
-        if first and picked(message_id, stall_every, b"stall"):
-            await asyncio.sleep(stall_seconds)
-            answer = 504  # the sender stopped waiting before this: recorded, not delivered
-        elif first and picked(message_id, fail_every, b"fail"):
-            answer = 500
-        record = {
-            "id": message_id,
-            "type": event["type"],
-            "subject": data.get("job_id") or data.get("group_id"),
-            "at": data["at"],
-            "received": time.time(),
-            "answer": answer,
-            "duplicate": message_id in seen,
-        }
-        if answer == 200:
-            seen.add(message_id)
-        log.write(json.dumps(record) + "\n")
-        return JSONResponse({"ok": answer == 200}, status_code=answer)
+    async def receive(request: Request) -> Response:
+        status, body = await sink.receive(request.headers, await request.body())
+        return Response(body, status_code=status, media_type="application/json")
 
     return Starlette(routes=[Route("/hook", receive, methods=["POST"])])
 

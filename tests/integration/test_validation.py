@@ -313,6 +313,12 @@ CASES: list[tuple[str, str, Call]] = [
     ("deliver_webhooks", "limit", lambda d, w, j: d.deliver_webhooks(limit=0)),
     ("send_webhooks", "interval", lambda d, w, j: d.send_webhooks(interval=0)),
     ("send_webhooks", "concurrency", lambda d, w, j: d.send_webhooks(concurrency=0)),
+    (
+        "deliver_webhooks",
+        "lease_seconds",
+        lambda d, w, j: d.deliver_webhooks(lease_seconds=5, send_timeout=10),
+    ),
+    ("send_webhooks", "lease_seconds", lambda d, w, j: d.send_webhooks(lease_seconds=10)),
 ]
 
 

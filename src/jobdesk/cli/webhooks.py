@@ -178,7 +178,7 @@ def webhooks_deliver(
         float,
         typer.Option(
             help="Seconds the deliveries it claims are kept from other senders (if this "
-            "sender dies, they wait that long).",
+            "sender dies, they wait that long); longer than --send-timeout.",
             min=0.1,
         ),
     ] = 60.0,

@@ -139,6 +139,7 @@ class PostgresWebhooks(PostgresGroups):
         params = {"limit": limit, "lease": lease_seconds, "now": self._now_param()}
 
         async def work(connection: Connection) -> list[tuple[Delivery, Webhook]]:
+            await connection.execute(W["lock_claims"])
             rows = await self._fetch_all(W["claim_deliveries"], params, connection)
             rows.sort(key=lambda row: (row["next_attempt_at"], row["id"]))
             return [
@@ -157,7 +158,7 @@ class PostgresWebhooks(PostgresGroups):
                 for row in rows
             ]
 
-        return await self._run(work, single=True)
+        return await self._run(work)
 
     async def record_deliveries(self, outcomes: Sequence[Outcome]) -> None:
         if not outcomes:

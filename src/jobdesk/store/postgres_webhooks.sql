@@ -51,6 +51,14 @@ SELECT count(*) FROM jobdesk.webhooks WHERE cardinality(statuses) > 0;
 -- name: list_webhooks
 SELECT * FROM jobdesk.webhooks ORDER BY created_at, id;
 
+-- name: lock_claims
+-- Claims of deliveries one at a time, across senders, until the claim commits: a claim
+-- must see the one before it. Alone, two claims at once each read the other's rows as
+-- not yet claimed (their snapshot predates the other's update; SKIP LOCKED passes over
+-- the locked row itself, not the NOT EXISTS below), so one could take a job's earlier
+-- delivery and the other its later one, and send them side by side, out of order.
+SELECT pg_advisory_xact_lock(7596556357093452389);
+
 -- name: claim_deliveries
 -- In order per job: a delivery is due only when no earlier one of its webhook and job is
 -- pending and not due (backing off, or claimed by a sender); a sender sends one job's
