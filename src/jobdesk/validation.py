@@ -147,6 +147,21 @@ def seconds(field: str, value: object, high: float) -> float:
     return float(value)
 
 
+def interval(field: str, value: object, *, zero: bool = False) -> float:
+    """A positive, finite number of seconds (``zero``: 0 allowed too), such as a poll
+    interval or a grace period; int or float, not a bool."""
+    if (
+        not isinstance(value, int | float)
+        or isinstance(value, bool)
+        or not math.isfinite(value)
+        or value < 0
+        or (value == 0 and not zero)
+    ):
+        kind = "non-negative" if zero else "positive"
+        raise InvalidInput(field, f"must be a {kind}, finite number of seconds")
+    return float(value)
+
+
 def page_limit(value: object) -> int:
     """A page size or claim batch: 1-100."""
     return integer("limit", value, 1, MAX_PAGE)

@@ -11,8 +11,10 @@ import functools
 from collections.abc import Sequence
 from typing import Any
 
+import pytest
+
 from jobdesk import Completion, Job, JobDesk, JobStatus
-from jobdesk.errors import JobdeskError
+from jobdesk.errors import InvalidInput, JobdeskError
 from jobdesk.worker import DeskTransport, JobContext, Registry, WorkerRuntime
 from tests.integration.worker_support import runtime, wait_until
 
@@ -57,7 +59,12 @@ async def status_of(desk: JobDesk, job: Job) -> JobStatus:
     return (await desk.get_job_status(job.id, job.user_id)).status
 
 
-async def test_a_second_batch_travels_while_the_first_is_answered(desk: JobDesk) -> None:
+@pytest.mark.parametrize("asked_by", ["transport", "runtime"])
+async def test_a_second_batch_travels_while_the_first_is_answered(
+    desk: JobDesk, asked_by: str
+) -> None:
+    """Two commits in flight, as the transport says or as the runtime's
+    ``commits_in_flight`` (``jobdesk worker --commits-in-flight``) overrides it."""
     registry = Registry()
     second_may_end = asyncio.Event()
 
@@ -71,8 +78,12 @@ async def test_a_second_batch_travels_while_the_first_is_answered(desk: JobDesk)
     second = await desk.create_job("user-2", "pair", {"second": True})
     plain = await runtime(desk, registry)
     assert isinstance(plain.transport, DeskTransport)
-    transport = HeldCommits(plain.transport, in_flight=2)
-    worker = WorkerRuntime(registry, transport, concurrency=2, prefetch=0)
+    if asked_by == "transport":
+        transport = HeldCommits(plain.transport, in_flight=2)
+        worker = WorkerRuntime(registry, transport, concurrency=2, prefetch=0)
+    else:
+        transport = HeldCommits(plain.transport, in_flight=1)
+        worker = WorkerRuntime(registry, transport, concurrency=2, prefetch=0, commits_in_flight=2)
     running = asyncio.create_task(worker.run(until_empty=True))
     try:
         await wait_until(lambda: len(transport.gates) == 1)  # the first job's commit is out
@@ -95,6 +106,20 @@ async def test_a_second_batch_travels_while_the_first_is_answered(desk: JobDesk)
         await asyncio.wait_for(running, 15)
     assert worker.outcomes == {"completed": 2}
     assert await status_of(desk, first) is JobStatus.COMPLETED
+
+
+@pytest.mark.parametrize("bad", [0, 5, True, "2", 1.5])
+async def test_commits_in_flight_is_1_to_4(desk: JobDesk, bad: object) -> None:
+    registry = Registry()
+
+    @registry.handler("noop")
+    async def noop(ctx: JobContext, payload: Any) -> None:
+        return None
+
+    plain = await runtime(desk, registry)
+    with pytest.raises(InvalidInput) as refused:
+        WorkerRuntime(registry, plain.transport, commits_in_flight=bad)  # type: ignore[arg-type]
+    assert refused.value.field == "commits_in_flight"
 
 
 async def test_one_commit_at_a_time_gathers_what_finishes_meanwhile(desk: JobDesk) -> None:

@@ -209,6 +209,16 @@ def worker(
             show_default=False,
         ),
     ] = None,
+    commits_in_flight: Annotated[
+        int | None,
+        typer.Option(
+            help="Completion batches on their way at once (default: 1 with --db, 2 with "
+            "--server); 2 drains faster, at more of the database's CPU per job.",
+            min=1,
+            max=4,
+            show_default=False,
+        ),
+    ] = None,
     types: Annotated[
         str | None, typer.Option(help="Only these job types, comma-separated.")
     ] = None,
@@ -363,6 +373,7 @@ def worker(
             cancel_grace=cancel_grace,
             reap_interval=reap_interval,
             prefetch=prefetch,
+            commits_in_flight=commits_in_flight,
             schedule_interval=schedule_interval or None,
         )
         logging.getLogger("jobdesk.worker").info(

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import math
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
 
-from jobdesk import retention
+from jobdesk import retention, validation
 from jobdesk.errors import InvalidInput
 from jobdesk.retention import RetentionPolicy
 
@@ -104,14 +103,17 @@ class Settings:
             "body_timeout_seconds",
             "keepalive_timeout_seconds",
         ):
-            _positive(name, getattr(self, name))
-        _positive("reap_interval_seconds", self.reap_interval_seconds, zero_allowed=True)
-        _positive("schedule_interval_seconds", self.schedule_interval_seconds, zero_allowed=True)
-        _positive("webhook_interval_seconds", self.webhook_interval_seconds, zero_allowed=True)
-        _positive("retention_interval_seconds", self.retention_interval_seconds, zero_allowed=True)
+            validation.interval(name, getattr(self, name))
+        for name in (  # 0 turns these off
+            "reap_interval_seconds",
+            "schedule_interval_seconds",
+            "webhook_interval_seconds",
+            "retention_interval_seconds",
+            "jwt_leeway_seconds",
+        ):
+            validation.interval(name, getattr(self, name), zero=True)
         if not isinstance(self.retention, RetentionPolicy):
             raise InvalidInput("retention", "must be a jobdesk.RetentionPolicy")
-        _positive("jwt_leeway_seconds", self.jwt_leeway_seconds, zero_allowed=True)
         for name in ("sse_resume_scan_limit", "active_limit_retry_after_seconds", "max_streams"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
@@ -209,15 +211,3 @@ def _number(name: str, variable: str, text: str) -> float:
         return float(text)
     except ValueError:
         raise InvalidInput(variable, "must be a number of seconds") from None
-
-
-def _positive(name: str, value: object, *, zero_allowed: bool = False) -> None:
-    if (
-        isinstance(value, bool)
-        or not isinstance(value, int | float)
-        or not math.isfinite(value)
-        or value < 0
-        or (value == 0 and not zero_allowed)
-    ):
-        rule = "a finite number of seconds, 0 or more" if zero_allowed else "a positive number"
-        raise InvalidInput(name, f"must be {rule}")

@@ -24,7 +24,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import math
 import random
 import signal
 from collections import Counter
@@ -48,19 +47,6 @@ _log = logging.getLogger("jobdesk.worker")
 
 #: the longest a free slot waits for others to free up before it is claimed alone
 SLOT_GATHER = 0.005
-
-
-def _positive(field: str, value: object, *, zero: bool = False) -> float:
-    if (
-        not isinstance(value, int | float)
-        or isinstance(value, bool)
-        or not math.isfinite(value)
-        or value < 0
-        or (value == 0 and not zero)
-    ):
-        kind = "non-negative" if zero else "positive"
-        raise InvalidInput(field, f"must be a {kind}, finite number of seconds")
-    return float(value)
 
 
 class WorkerRuntime:
@@ -90,6 +76,13 @@ class WorkerRuntime:
     guess was wrong: slower jobs came) is handed back unspent for any worker to
     take, and a stop hands back the rest.
 
+    ``commits_in_flight`` (1 to 4; None: the transport's, 1 on the database, 2 over
+    HTTP) is how many completion batches may be on their way at once: with 2, the
+    next goes out while the last is being answered, so the worker and the store work
+    at the same time. One worker drains faster (bench/RESULTS.md: about a quarter,
+    on the database, 2 cores), at the price of smaller batches and more of the
+    database's CPU per job: where many workers share one database, 1 leaves it more.
+
     The worker checks its token as often as it reaps (and the server checks
     each request of a remote worker): once the token is revoked it stops at
     once, hands its jobs back, and :meth:`run` raises
@@ -110,6 +103,7 @@ class WorkerRuntime:
         reap_interval: float = 30.0,
         prefetch: int | None = None,
         schedule_interval: float | None = 1.0,
+        commits_in_flight: int | None = None,
     ) -> None:
         if not isinstance(registry, Registry):
             raise InvalidInput("registry", "must be a jobdesk.worker.Registry")
@@ -123,13 +117,13 @@ class WorkerRuntime:
         self.transport = transport
         self.types = _allowed_types(asked or registry.types, transport)
         self.concurrency = validation.integer("concurrency", concurrency, 1, 10_000)
-        self.poll_interval = _positive("poll_interval", poll_interval)
-        self.grace = _positive("grace", grace, zero=True)
-        self.cancel_grace = _positive("cancel_grace", cancel_grace, zero=True)
-        self.reap_interval = _positive("reap_interval", reap_interval)
-        self.schedule_interval = (
-            None if schedule_interval is None else _positive("schedule_interval", schedule_interval)
-        )
+        self.poll_interval = validation.interval("poll_interval", poll_interval)
+        self.grace = validation.interval("grace", grace, zero=True)
+        self.cancel_grace = validation.interval("cancel_grace", cancel_grace, zero=True)
+        self.reap_interval = validation.interval("reap_interval", reap_interval)
+        self.schedule_interval = None
+        if schedule_interval is not None:
+            self.schedule_interval = validation.interval("schedule_interval", schedule_interval)
         self.prefetch = (
             None if prefetch is None else validation.integer("prefetch", prefetch, 0, 10_000)
         )
@@ -144,7 +138,14 @@ class WorkerRuntime:
         self._batcher = CompletionBatcher(
             transport,
             refill=_Refill(self),
-            in_flight=getattr(transport, "commits_in_flight", 1),
+            in_flight=validation.integer(
+                "commits_in_flight",
+                getattr(transport, "commits_in_flight", 1)
+                if commits_in_flight is None
+                else commits_in_flight,
+                1,
+                4,
+            ),
         )
         self._group: asyncio.TaskGroup | None = None
         self._attempts = AttemptRunner(transport, self._batcher, self.outcomes)
