@@ -21,7 +21,8 @@ A configuration is three options:
   - ``runtime_c10``: the worker runtime in one process
     (``jobdesk_runtime_worker.py``, concurrency 10);
   - ``x1``, ``x2``: one or two ``jobdesk worker --concurrency 10`` processes on
-    the database, the CLI as users run it;
+    the database, the CLI as users run it; ``x1_cif2``: one, with
+    ``--commits-in-flight 2``;
   - ``http_x1``, ``http_x2``: ``jobdesk serve`` on the database and one or two
     remote ``jobdesk worker`` processes that reach it only over HTTP.
 
@@ -74,7 +75,7 @@ RUNTIME_APP = "jobdesk_runtime_worker:registry"
 #: variants run by the bench loop, and how each completes and waits
 LOOP_VARIANTS = ("c10", "c10_batch", "c10_listen", "c10_overlap")
 #: variants run by ``jobdesk worker`` processes (on the database, or over HTTP)
-CLI_VARIANTS = ("x1", "x2", "http_x1", "http_x2")
+CLI_VARIANTS = ("x1", "x1_cif2", "x2", "http_x1", "http_x2")
 RUNTIME_VARIANT = "runtime_c10"
 
 #: where the SQLite files go unless a configuration's URL variable says otherwise
@@ -89,7 +90,8 @@ NOTES_BY_RUNTIME = {
     "c10_overlap commits a batch while claiming the next",
     "runtime": "runtime_c10: jobdesk.worker in one process, concurrency 10",
     "cli": "workers: the real `jobdesk worker --concurrency 10` CLI, 1 or 2 processes on "
-    "the database (x1, x2), or `jobdesk serve` + remote workers over HTTP (http_x1, http_x2)",
+    "the database (x1, x2; x1_cif2: --commits-in-flight 2), or `jobdesk serve` + remote "
+    "workers over HTTP (http_x1, http_x2)",
 }
 
 
@@ -256,6 +258,8 @@ def worker_commands(url: str, variant: str, python: str) -> list[list[str]]:
         "--app", RUNTIME_APP, "--app-dir", str(HERE), "--concurrency", str(CONCURRENCY),
         "--log-level", "warning",
     ]  # fmt: skip
+    if variant == "x1_cif2":
+        common += ["--commits-in-flight", "2"]
     if not variant.startswith("http"):
         return [
             [python, "-m", "jobdesk", "worker", *common, "--db", url, "--token", token]

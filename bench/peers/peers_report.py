@@ -161,6 +161,13 @@ GOALS = (
         True,
     ),
     (
+        "drain, one `jobdesk worker --commits-in-flight 2` / PgQueuer",
+        ("jobdesk_rt_pg", "x1_cif2", "drain", "drain_per_s"),
+        ("pgqueuer", "default", "drain", "drain_per_s"),
+        2.0,
+        True,
+    ),
+    (
         "drain, `serve` + one remote worker / the same worker on the database",
         ("jobdesk_rt_pg", "http_x1", "drain", "drain_per_s"),
         ("jobdesk_rt_pg", "x1", "drain", "drain_per_s"),
