@@ -56,7 +56,7 @@ bench-cpu:
 	REPS=$${REPS:-3} bench/peers/run_peers.sh cpu
 
 ## faults: the long fault-injection run on each store (10,000+ jobs, tens of faults; ~13 min),
-##         then the long fault tests (webhooks under killed senders, outages, a database crash; ~15 min)
+##         then the long fault tests (webhooks under killed senders, outages, a database crash; ~3 min a store)
 faults: $(STAMP)
 	$(BIN)/python bench/faults.py --store sqlite --jobs 12500 --duration 330
 	$(BIN)/python bench/faults.py --store postgres --jobs 12500 --duration 330
