@@ -22,7 +22,7 @@ from __future__ import annotations
 import hashlib
 import re
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Hashable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Annotated
@@ -144,6 +144,9 @@ class Credential:
     expires_at: float | None
     #: raises :class:`Unauthorized` once the token is revoked or expired
     check: Callable[[], Awaitable[object]] = field(repr=False, compare=False)
+    #: what tells this credential apart (its token): the streams it opened share one
+    #: check a round; None: not shared
+    key: Hashable | None = field(default=None, repr=False, compare=False)
 
 
 def credential_for(runtime: Runtime, token: str, holder: str) -> Credential:
@@ -151,16 +154,16 @@ def credential_for(runtime: Runtime, token: str, holder: str) -> Credential:
     desk = runtime.require_desk()
     settings = runtime.settings
     if token.startswith(_WORKER_PREFIX):
-        return Credential(holder, None, lambda: desk.verify_worker_token(token))
+        return Credential(holder, None, lambda: desk.verify_worker_token(token), token)
     if token.startswith(PREFIXES["admin"]):
-        return Credential(holder, None, lambda: desk.verify_admin_token(token))
+        return Credential(holder, None, lambda: desk.verify_admin_token(token), token)
     if _looks_like_jwt(token):
 
         async def check() -> str:
             return user_from_jwt(token, settings)
 
-        return Credential(holder, _jwt_expiry(token, settings), check)
-    return Credential(holder, None, lambda: desk.verify_user_token(token))
+        return Credential(holder, _jwt_expiry(token, settings), check, token)
+    return Credential(holder, None, lambda: desk.verify_user_token(token), token)
 
 
 async def current_user(
@@ -252,7 +255,7 @@ async def _reader(request: Request, kind: str) -> str:
         return view_tokens.verify_view(desk.signing_key("view-token"), token, now)
 
     request.scope[PRINCIPAL_KEY] = f"user:{grant.user_id}"
-    request.scope[CREDENTIAL_KEY] = Credential(holder, time.time() + left, check)
+    request.scope[CREDENTIAL_KEY] = Credential(holder, time.time() + left, check, token)
     return grant.user_id
 
 

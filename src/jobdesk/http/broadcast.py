@@ -25,6 +25,7 @@ from typing import Any, TypeVar
 from jobdesk.changes import JobChange
 from jobdesk.desk import JobDesk
 from jobdesk.errors import StoreUnavailable
+from jobdesk.http.guards import Guards
 from jobdesk.models import JobStatus
 
 __all__ = ["Broadcaster", "Item", "Listener", "Shared", "Signal", "StreamSlots"]
@@ -168,6 +169,8 @@ class Broadcaster:
         self.slots = StreamSlots()
         #: reads and renders shared by the streams a change reaches
         self.shared = Shared()
+        #: the open streams' credentials, checked again by one task
+        self.guards = Guards()
 
     @property
     def listener_count(self) -> int:
@@ -237,6 +240,7 @@ class Broadcaster:
 
     async def close(self) -> None:
         """Stop the feed; open streams end."""
+        await self.guards.close()
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):

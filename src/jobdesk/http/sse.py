@@ -24,7 +24,6 @@ import functools
 import json
 import logging
 import re
-import time
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 
@@ -35,9 +34,9 @@ from starlette.types import Receive, Scope, Send
 from jobdesk import wire
 from jobdesk.changes import JobChange
 from jobdesk.desk import JobDesk
-from jobdesk.errors import InvalidInput, JobdeskError, JobNotFound, Unauthorized
+from jobdesk.errors import InvalidInput, JobdeskError, JobNotFound
 from jobdesk.http.auth import CREDENTIAL_KEY, Credential
-from jobdesk.http.broadcast import Broadcaster, Listener, Signal, StreamSlots
+from jobdesk.http.broadcast import Broadcaster, Listener, Signal
 from jobdesk.http.metrics import Metrics
 from jobdesk.http.problems import problem_response
 from jobdesk.http.settings import Settings
@@ -147,11 +146,12 @@ class EventStreamResponse(Response):
     ) -> None:
         self._events = events
         self._listener = listener
-        self._prepare(metrics, settings, listener.broadcaster.slots)
+        self._prepare(metrics, settings, listener.broadcaster)
 
-    def _prepare(self, metrics: Metrics, settings: Settings, slots: StreamSlots) -> None:
+    def _prepare(self, metrics: Metrics, settings: Settings, broadcaster: Broadcaster) -> None:
         self.status_code, self.background = 200, None
-        self._metrics, self._settings, self._slots = metrics, settings, slots
+        self._metrics, self._settings = metrics, settings
+        self._slots, self._guards = broadcaster.slots, broadcaster.guards
         self.init_headers({"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
 
     async def _body(self, send: Send) -> None:
@@ -176,12 +176,16 @@ class EventStreamResponse(Response):
         started = False
         try:
             with anyio.CancelScope() as cancel_scope:
+
+                def end(reason: str, detail: str) -> None:
+                    ended.append(_end_event(reason, detail))
+                    cancel_scope.cancel()
+
                 watcher = asyncio.create_task(_cancel_on_disconnect(receive, cancel_scope))
-                guard = None
+                watch = None
                 if credential is not None:
-                    guard = asyncio.create_task(
-                        _guard(credential, self._settings.sse_recheck_seconds, cancel_scope, ended)
-                    )
+                    every = self._settings.sse_recheck_seconds
+                    watch = self._guards.watch(credential, every, end)
                 try:
                     await send(
                         {"type": "http.response.start", "status": 200, "headers": self.raw_headers}
@@ -191,8 +195,8 @@ class EventStreamResponse(Response):
                     await send({"type": "http.response.body", "body": b"", "more_body": False})
                 finally:
                     watcher.cancel()
-                    if guard is not None:
-                        guard.cancel()
+                    if watch is not None:
+                        watch.close()
             if ended:
                 if not started:
                     await send(
@@ -225,35 +229,6 @@ async def _cancel_on_disconnect(receive: Receive, cancel_scope: anyio.CancelScop
     while (await receive())["type"] != "http.disconnect":
         pass
     cancel_scope.cancel()
-
-
-async def _guard(
-    credential: Credential, every: float, cancel_scope: anyio.CancelScope, ended: list[bytes]
-) -> None:
-    """Check ``credential`` every ``every`` seconds and at its expiry; end the stream when
-    it fails, with the ``end`` event in ``ended``."""
-    while True:
-        wait = every
-        if credential.expires_at is not None:
-            wait = min(wait, credential.expires_at - time.time())
-        await asyncio.sleep(max(wait, 0.0))
-        if credential.expires_at is not None and time.time() >= credential.expires_at:
-            reason, detail = "expired", "the token expired: get a new one and reconnect"
-        else:
-            try:
-                await credential.check()
-            except Unauthorized as exc:
-                reason, detail = "unauthorized", str(exc)
-            except JobdeskError as exc:
-                # The store is away: a stream cannot tell a revoked token from a down
-                # database, and dropping every stream at each blip would storm reconnects.
-                _log.warning("could not check a stream's credential again: %s", exc)
-                continue
-            else:
-                continue
-        ended.append(_end_event(reason, detail))
-        cancel_scope.cancel()
-        return
 
 
 # -- the two streams -----------------------------------------------------------------------

@@ -38,7 +38,7 @@ from jobdesk.changes import JobChange
 from jobdesk.desk import JobDesk
 from jobdesk.errors import InvalidInput, JobdeskError
 from jobdesk.groups import MAX_GROUP_JOBS, Group, GroupStatus, GroupTally
-from jobdesk.http.broadcast import Broadcaster, Listener, Signal, StreamSlots
+from jobdesk.http.broadcast import Broadcaster, Listener, Signal
 from jobdesk.http.fanout import Follower
 from jobdesk.http.metrics import Metrics
 from jobdesk.http.settings import Settings
@@ -301,10 +301,10 @@ class _GroupStreamResponse(EventStreamResponse):
     """A stream written by its group's feed."""
 
     def __init__(
-        self, feed: GroupFeed, metrics: Metrics, settings: Settings, slots: StreamSlots
+        self, feed: GroupFeed, metrics: Metrics, settings: Settings, broadcaster: Broadcaster
     ) -> None:
         self._feed: GroupFeed | None = feed
-        self._prepare(metrics, settings, slots)
+        self._prepare(metrics, settings, broadcaster)
 
     async def _body(self, send: Send) -> None:
         feed, self._feed = self._feed, None
@@ -346,7 +346,7 @@ async def open_group_stream(
             if group.status.is_finished and resumed == group.status.value:
                 return Response(status_code=204)
     feed = await feeds.feed(user_id, group_id)
-    return _GroupStreamResponse(feed, metrics, feeds.settings, feeds.broadcaster.slots)
+    return _GroupStreamResponse(feed, metrics, feeds.settings, feeds.broadcaster)
 
 
 _FINISHED = frozenset(status.value for status in GroupStatus if status.is_finished)
