@@ -7,7 +7,6 @@ import os
 import queue
 import re
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -21,6 +20,7 @@ import pytest
 
 from jobdesk import JobStatus
 from jobdesk.sync import JobDesk as SyncJobDesk
+from tests.processes import free_port
 
 REPOSITORY = Path(__file__).resolve().parents[2]
 MISSING_ID = "01HZZZZZZZZZZZZZZZZZZZZZZZ"
@@ -440,13 +440,6 @@ def test_the_worker_command_explains_a_bad_setup(
     result = jobdesk("worker", "--app", *args, db=sqlite_url, **env)
     assert result.returncode == 2
     assert one_error_line(result).startswith(message)
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
 
 
 @pytest.fixture

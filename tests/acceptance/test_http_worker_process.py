@@ -9,10 +9,7 @@ running job back through the server.
 from __future__ import annotations
 
 import json
-import os
 import signal
-import socket
-import subprocess
 import sys
 import time
 from collections.abc import Iterator
@@ -24,55 +21,17 @@ import pytest
 
 from jobdesk import JobStatus
 from jobdesk.sync import JobDesk as SyncJobDesk
+from tests.processes import Processes, free_port, running
 
-REPOSITORY = Path(__file__).resolve().parents[2]
 APP = "examples.character_extraction.jobs:registry"
 DEADLINE = 30.0
 #: the server's lease (``jobdesk serve --lease-seconds``): remote workers' jobs get it
 LEASE_SECONDS = 20.0
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
-
-
-class Processes:
-    """The test's subprocesses, each logging to a file; killed at the end."""
-
-    def __init__(self, directory: Path) -> None:
-        self.directory = directory
-        self.started: list[tuple[subprocess.Popen[bytes], Path]] = []
-
-    def start(self, name: str, *arguments: str, env: dict[str, str]) -> subprocess.Popen[bytes]:
-        log = self.directory / f"{name}.log"
-        with log.open("wb") as output:
-            child = subprocess.Popen(
-                [sys.executable, "-m", "jobdesk", *arguments],
-                cwd=REPOSITORY,
-                env={**os.environ, **env},
-                stdout=output,
-                stderr=subprocess.STDOUT,
-            )
-        self.started.append((child, log))
-        return child
-
-    def logs(self) -> str:
-        return "\n".join(
-            f"--- {log.name}\n{log.read_text(errors='replace')}" for _, log in self.started
-        )
-
-
 @pytest.fixture
 def processes(tmp_path: Path) -> Iterator[Processes]:
-    running = Processes(tmp_path)
-    yield running
-    for child, _ in running.started:
-        if child.poll() is None:
-            child.kill()
-            child.wait(timeout=DEADLINE)
+    yield from running(tmp_path, DEADLINE)
 
 
 @pytest.fixture
@@ -82,9 +41,10 @@ def server(store_url: str, processes: Processes) -> str:
         pass  # migrated before the server starts
     port = free_port()
     child = processes.start(
-        "serve", "serve", "--db", store_url, "--port", str(port), "--log-level", "warning",
-        "--lease-seconds", str(LEASE_SECONDS), "--max-waiting", "3",
-        env={"JOBDESK_REAP_INTERVAL_SECONDS": "0.5"},
+        "serve", [sys.executable, "-m", "jobdesk", "serve", "--db", store_url,
+                  "--port", str(port), "--log-level", "warning",
+                  "--lease-seconds", str(LEASE_SECONDS), "--max-waiting", "3"],
+        JOBDESK_REAP_INTERVAL_SECONDS="0.5",
     )  # fmt: skip
     base = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + DEADLINE
@@ -101,8 +61,9 @@ def server(store_url: str, processes: Processes) -> str:
 
 def start_worker(processes: Processes, server: str, token: str, *options: str) -> None:
     processes.start(
-        "worker", "worker", "--app", APP, "--server", server, "--poll-interval", "5", *options,
-        env={"JOBDESK_WORKER_TOKEN": token},
+        "worker", [sys.executable, "-m", "jobdesk", "worker", "--app", APP, "--server", server,
+                   "--poll-interval", "5", *options],
+        JOBDESK_WORKER_TOKEN=token,
     )  # fmt: skip
 
 

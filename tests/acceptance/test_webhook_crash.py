@@ -13,47 +13,25 @@ sink's log with a deadline; nothing sleeps a fixed time to let something happen.
 from __future__ import annotations
 
 import json
-import os
 import signal
 import socket
-import subprocess
 import sys
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import pytest
 
 from jobdesk import JobSpec
 from jobdesk.sync import JobDesk as SyncJobDesk
 from jobdesk.webhooks import GROUP_EVENTS, new_secret
+from tests.processes import REPOSITORY, Processes, free_port, running, wait_for
 
-T = TypeVar("T")
-REPOSITORY = Path(__file__).resolve().parents[2]
 SINK = REPOSITORY / "tests" / "acceptance" / "webhook_sink.py"
 SECRET = new_secret()
 #: how long a test waits for a state before it fails (a bound, not a sleep): a delivery
 #: that failed twice waits 5 + 30 s (jobdesk.webhooks.BACKOFF_SECONDS)
 DEADLINE = 90.0
-
-
-def wait_for(read: Callable[[], T | None], within: float = DEADLINE) -> T:
-    """Poll ``read()`` until it returns something other than None; fail after ``within`` s."""
-    deadline = time.monotonic() + within
-    while time.monotonic() < deadline:
-        value = read()
-        if value is not None:
-            return value
-        time.sleep(0.05)
-    pytest.fail(f"no such state within {within} s")
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
 
 
 def arrivals(log: Path) -> list[dict[str, Any]]:
@@ -63,49 +41,22 @@ def arrivals(log: Path) -> list[dict[str, Any]]:
     return [json.loads(line) for line in lines if line.endswith("}")]
 
 
-class Processes:
-    """The test's subprocesses, killed at its end."""
+def start_sink(processes: Processes, port: int, log: Path, *faults: str) -> None:
+    """The receiver, once it listens on ``port``."""
+    command = [sys.executable, str(SINK), "--port", str(port), "--secret", SECRET,
+               "--log", str(log), *faults]  # fmt: skip
+    processes.start("sink", command)
 
-    def __init__(self, tmp_path: Path) -> None:
-        self.tmp_path = tmp_path
-        self.started: list[subprocess.Popen[bytes]] = []
+    def listening() -> bool | None:
+        with socket.socket() as probe:
+            return True if probe.connect_ex(("127.0.0.1", port)) == 0 else None
 
-    def start(self, name: str, command: list[str], **env: str) -> subprocess.Popen[bytes]:
-        with (self.tmp_path / f"{name}.log").open("wb") as output:
-            process = subprocess.Popen(
-                command,
-                cwd=REPOSITORY,
-                env={**os.environ, **env},
-                stdout=output,
-                stderr=subprocess.STDOUT,
-            )
-        self.started.append(process)
-        return process
-
-    def sink(self, port: int, log: Path, *faults: str) -> subprocess.Popen[bytes]:
-        command = [sys.executable, str(SINK), "--port", str(port), "--secret", SECRET,
-                   "--log", str(log), *faults]  # fmt: skip
-        process = self.start("sink", command)
-
-        def listening() -> bool | None:
-            with socket.socket() as probe:
-                return True if probe.connect_ex(("127.0.0.1", port)) == 0 else None
-
-        wait_for(listening)
-        return process
-
-    def output(self, name: str) -> str:
-        return (self.tmp_path / f"{name}.log").read_text(encoding="utf-8", errors="replace")
+    wait_for(listening, DEADLINE)
 
 
 @pytest.fixture
 def processes(tmp_path: Path) -> Iterator[Processes]:
-    started = Processes(tmp_path)
-    yield started
-    for process in started.started:
-        if process.poll() is None:
-            process.kill()
-            process.wait(timeout=30)
+    yield from running(tmp_path)
 
 
 @pytest.fixture
@@ -166,14 +117,13 @@ def test_no_delivery_is_lost_to_a_killed_sender_outages_500s_or_timeouts(
             True
             if any(d.tries for d in db.get_webhook_deliveries(state="pending", limit=1000))
             else None
-        )
+        ),
+        DEADLINE,
     )
-    processes.sink(
-        port, log, "--fail-every", "7", "--stall-every", "13", "--stall-seconds", "1.0",
-        "--delay-seconds", "0.02",
-    )  # fmt: skip
+    start_sink(processes, port, log, "--fail-every", "7", "--stall-every", "13",
+               "--stall-seconds", "1.0", "--delay-seconds", "0.02")  # fmt: skip
     # Mid-batch (100 claimed at once, 8 in flight): SIGKILL.
-    wait_for(lambda: True if len(arrivals(log)) >= 20 else None)
+    wait_for(lambda: True if len(arrivals(log)) >= 20 else None, DEADLINE)
     first.send_signal(signal.SIGKILL)
     first.wait(timeout=30)
     processes.start("sender-2", sender)
@@ -182,7 +132,8 @@ def test_no_delivery_is_lost_to_a_killed_sender_outages_500s_or_timeouts(
             True
             if all(d.state == "delivered" for d in db.get_webhook_deliveries(limit=1000))
             else None
-        )
+        ),
+        DEADLINE,
     )
     received = check_every_delivery_arrived(db, log)
     assert len({arrival["id"] for arrival in received}) == expected
@@ -195,7 +146,7 @@ def test_jobdesk_worker_on_the_database_sends_deliveries(
     store_url: str, db: SyncJobDesk, processes: Processes, tmp_path: Path
 ) -> None:
     port, log = free_port(), tmp_path / "sink.jsonl"
-    processes.sink(port, log)
+    start_sink(processes, port, log)
     hook(db, port, ["job.completed", *GROUP_EVENTS])
     group = db.create_group(
         "alice",
@@ -228,7 +179,7 @@ def test_jobdesk_worker_on_the_database_sends_deliveries(
         types = [arrival["type"] for arrival in arrivals(log) if arrival["answer"] == 200]
         return types if "group.completed" in types and types.count("job.completed") == 3 else None
 
-    types = wait_for(finished)
+    types = wait_for(finished, DEADLINE)
     assert sorted(types) == ["group.completed", "group.running", *["job.completed"] * 3]
     assert all(arrival["subject"] for arrival in arrivals(log))
     check_every_delivery_arrived(db, log)

@@ -15,20 +15,17 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import pytest
 
 from jobdesk import Job, JobStatus
 from jobdesk.sync import JobDesk as SyncJobDesk
+from tests.processes import DEADLINE, REPOSITORY, wait_for
 
-T = TypeVar("T")
-REPOSITORY = Path(__file__).resolve().parents[2]
 APP = "examples.character_extraction.jobs:registry"
 LEASE_SECONDS = 1.5
 REAP_INTERVAL = 0.3
-#: how long a test waits for a state before it fails (a bound, not a sleep)
-DEADLINE = 30.0
 USER = "user-1"
 
 
@@ -51,17 +48,6 @@ class WorkerProcess:
 
 
 StartWorker = Callable[..., WorkerProcess]
-
-
-def wait_for(read: Callable[[], T | None], within: float = DEADLINE) -> T:
-    """Poll ``read()`` until it returns something other than None; fail after ``within`` s."""
-    deadline = time.monotonic() + within
-    while time.monotonic() < deadline:
-        value = read()
-        if value is not None:
-            return value
-        time.sleep(0.05)
-    pytest.fail(f"no such state within {within} s")
 
 
 @pytest.fixture
