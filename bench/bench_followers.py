@@ -262,6 +262,8 @@ def main() -> None:
     parser.add_argument("--clients", type=int, default=2, help="client processes")
     parser.add_argument("--updates", type=int, default=10)
     arguments = parser.parse_args()
+    if os.environ.get("BENCH_PYSPY") and not Path(sys.executable).with_name("py-spy").exists():
+        parser.error("BENCH_PYSPY needs py-spy beside this Python: pip install py-spy")
     # Each stream is a socket in a server and in a client (both inherit this limit).
     _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
