@@ -10,7 +10,6 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
-import socket
 import sqlite3
 import subprocess
 import sys
@@ -26,6 +25,7 @@ import httpx
 import psycopg
 
 from tests.faults.mutant import VARIABLE as MUTANT_VARIABLE
+from tests.processes import free_port
 
 __all__ = ["REPOSITORY", "Cluster", "Database", "Process", "restart_postgres"]
 
@@ -106,13 +106,6 @@ class Process:
         except subprocess.TimeoutExpired:
             self.child.kill()
             self.child.wait(timeout=within)
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
 
 
 class Database:
@@ -205,7 +198,7 @@ class Cluster:
         lease_seconds: float,
         mutant: str | None = None,
     ) -> None:
-        self.port = _free_port()
+        self.port = free_port()
         self.base = f"http://127.0.0.1:{self.port}"
         limits = ["--lease-seconds", str(lease_seconds), "--retry-backoff", "0.2"]
         self.server = Process(
