@@ -131,3 +131,14 @@ async def test_the_task_stops_with_no_stream_and_starts_with_the_next() -> None:
     await asyncio.sleep(EVERY * 3)
     assert ends.reasons == {1: ["unauthorized"]}
     await guards.close()
+
+
+async def test_a_check_that_breaks_ends_its_stream_and_the_others_are_checked_on() -> None:
+    guards, broken, fine, ends = Guards(), Token(), Token(), Ends()
+    broken.fails_with = RuntimeError("a bug in the check")
+    guards.watch(broken.credential("broken"), EVERY, ends.of(0))
+    guards.watch(fine.credential("fine"), EVERY, ends.of(1))
+    await asyncio.sleep(EVERY * 3)
+    assert ends.reasons == {0: ["unauthorized"]}
+    assert fine.calls >= 2
+    await guards.close()

@@ -153,4 +153,9 @@ class Guards:
             return "unauthorized", str(exc)
         except (JobdeskError, TimeoutError) as exc:
             _log.warning("could not check a stream's credential again: %r", exc)
+        except Exception:
+            # A check that breaks is not a check that passed: the stream ends (its client
+            # reconnects, and is authenticated afresh), and the others are checked on.
+            _log.exception("checking a stream's credential again failed; ending the stream")
+            return "unauthorized", "the credential could not be checked again: reconnect"
         return None
