@@ -23,7 +23,7 @@ import httpx
 import pytest
 
 from jobdesk import JobDesk
-from tests.acceptance.test_http_serve import free_port
+from tests.processes import free_port
 
 CLIENT = Path(__file__).resolve().parents[2] / "clients" / "typescript"
 NODE_TIMEOUT = 120  # seconds: generating and type-checking on a busy 2-core machine

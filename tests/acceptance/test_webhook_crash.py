@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import signal
 import socket
+import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -41,17 +42,18 @@ def arrivals(log: Path) -> list[dict[str, Any]]:
     return [json.loads(line) for line in lines if line.endswith("}")]
 
 
-def start_sink(processes: Processes, port: int, log: Path, *faults: str) -> None:
+def start_sink(processes: Processes, port: int, log: Path, *faults: str) -> subprocess.Popen[bytes]:
     """The receiver, once it listens on ``port``."""
     command = [sys.executable, str(SINK), "--port", str(port), "--secret", SECRET,
                "--log", str(log), *faults]  # fmt: skip
-    processes.start("sink", command)
+    sink = processes.start("sink", command)
 
     def listening() -> bool | None:
         with socket.socket() as probe:
             return True if probe.connect_ex(("127.0.0.1", port)) == 0 else None
 
     wait_for(listening, DEADLINE)
+    return sink
 
 
 @pytest.fixture

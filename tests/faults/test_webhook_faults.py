@@ -31,15 +31,14 @@ from jobdesk import JobSpec
 from jobdesk.errors import JobdeskError
 from jobdesk.sync import JobDesk as SyncJobDesk
 from tests.acceptance.test_webhook_crash import (
-    Processes,
     check_every_delivery_arrived,
     db,
-    free_port,
     hook,
     processes,
-    wait_for,
+    start_sink,
 )
 from tests.faults.cluster import restart_postgres
+from tests.processes import Processes, free_port, wait_for
 
 __all__ = ["db", "processes"]  # the fixtures, shared with test_webhook_crash
 
@@ -86,7 +85,7 @@ def test_webhooks_lose_nothing_to_killed_senders_outages_and_a_database_crash(
     sender = [sys.executable, "-m", "jobdesk", "webhooks", "deliver", "--forever",
               "--db", store_url, "--interval", "0.05", "--concurrency", "8",
               "--send-timeout", "0.5", "--lease-seconds", "3"]  # fmt: skip
-    sink = processes.sink(port, log, *SINK_FAULTS)
+    sink = start_sink(processes, port, log, *SINK_FAULTS)
     senders = [processes.start(f"sender-{n}", sender) for n in range(2)]
     stop = threading.Event()
     maker = threading.Thread(target=make_transitions, args=(db, stop), daemon=True)
@@ -107,7 +106,7 @@ def test_webhooks_lose_nothing_to_killed_senders_outages_and_a_database_crash(
                 sink.send_signal(signal.SIGKILL)
                 sink.wait(timeout=30)
                 time.sleep(3.0)  # the outage itself: the receiver is down
-                sink = processes.sink(port, log, *SINK_FAULTS)
+                sink = start_sink(processes, port, log, *SINK_FAULTS)
             else:
                 restart_postgres()
             done.append(fault)
