@@ -31,6 +31,7 @@ from jobdesk.cli.app import (
 )
 from jobdesk.cli.retention import Policy, policy_from, retaining
 from jobdesk.errors import InvalidInput
+from jobdesk.heap import freeze_startup_heap
 
 __all__ = ["serve", "worker"]
 
@@ -383,6 +384,7 @@ def worker(
             ",".join(sorted(runtime.types)),
             where,
         )
+        freeze_startup_heap()  # the handlers' modules, the connections: never walked again
         await runtime.run(until_empty=until_empty, handle_signals=True)
 
     run(work())
